@@ -1,0 +1,42 @@
+# gamut: `make train` trains the default experiment, `make test` runs the tests.
+# Both create .venv and install the pinned dependencies on first use.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 5000
+LOG_DIR ?= logs
+
+.PHONY: train test test-fast dashboard benchmark clean-logs help
+
+help:
+	@echo "make train      train the default experiment (experiment=quickstart) on the built-in shapes data"
+	@echo "make test       run the test suite (slow tests included)"
+	@echo "make test-fast  run the tests not marked slow"
+	@echo "make dashboard  serve the MLflow UI for $(LOG_DIR)/mlflow.db on http://$(HOST):$(PORT)"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+train: $(STAMP)
+	$(PY) -m src.train $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
+
+dashboard: $(STAMP)
+	mkdir -p $(LOG_DIR)
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(abspath $(LOG_DIR))/mlflow.db --host $(HOST) --port $(PORT)
+
+benchmark: $(STAMP)
+	$(PY) scripts/benchmark.py stylegan2 $(ARGS)
+
+clean-logs:
+	rm -rf $(LOG_DIR)
