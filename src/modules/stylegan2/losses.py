@@ -1,0 +1,77 @@
+"""StyleGAN2 losses and regularizers as plain functions of tensors (spec stylegan2 §1.4).
+
+Each returns per-sample values; the LightningModule takes the mean and applies the lazy gain.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def g_nonsaturating(fake_logits: Tensor) -> Tensor:
+    """``L_G = softplus(-D(G(z)))`` per sample."""
+    return F.softplus(-fake_logits)
+
+
+def d_logistic(real_logits: Tensor | None, fake_logits: Tensor | None) -> Tensor:
+    """``L_D = softplus(D(G(z))) + softplus(-D(x))`` per sample (either term may be omitted)."""
+    loss = 0
+    if fake_logits is not None:
+        loss = loss + F.softplus(fake_logits)
+    if real_logits is not None:
+        loss = loss + F.softplus(-real_logits)
+    return loss
+
+
+def r1_penalty(real_logits: Tensor, real_img: Tensor) -> Tensor:
+    """``||grad_x D(x)||^2`` per sample (sum over C, H, W), differentiable (create_graph).
+
+    ``real_img`` must have ``requires_grad=True`` and be the tensor ``real_logits`` was computed
+    from. Multiply by ``gamma / 2`` for ``L_R1``.
+    """
+    (grads,) = torch.autograd.grad(real_logits.sum(), real_img, create_graph=True)
+    return grads.square().sum(dim=[1, 2, 3])
+
+
+def path_length_noise(img: Tensor) -> Tensor:
+    """``y ~ N(0, I) / sqrt(H * W)`` shaped like the image."""
+    return torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
+
+
+def path_lengths(img: Tensor, ws: Tensor, noise: Tensor) -> Tensor:
+    """``sqrt(mean_over_ws(sum_over_w_dim(g^2)))`` with ``g = grad_ws sum(img * noise)``; per sample."""
+    (grads,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
+    return grads.square().sum(dim=2).mean(dim=1).sqrt()
+
+
+def path_length_penalty(lengths: Tensor, pl_mean: Tensor, decay: float = 0.01) -> tuple[Tensor, Tensor]:
+    """Return ``((len - a')^2, a')`` with ``a' = a + decay * (mean(len) - a)`` (the updated mean).
+
+    As in the reference, the penalty uses the updated running mean, and the caller stores
+    ``a'.detach()`` as the new ``pl_mean``.
+    """
+    new_mean = pl_mean.lerp(lengths.mean(), decay)
+    return (lengths - new_mean).square(), new_mean
+
+
+def lazy_adam_params(lr: float, betas: tuple[float, float], interval: int | None) -> tuple[float, tuple[float, float]]:
+    """Adam ``lr`` and ``betas`` for lazy regularization every ``interval`` steps (spec §1.4).
+
+    ``c = k / (k + 1)``: ``lr * c`` and ``beta ** c``. ``interval`` None or 0 means no lazy reg.
+    """
+    if not interval:
+        return lr, tuple(betas)
+    c = interval / (interval + 1)
+    return lr * c, (betas[0] ** c, betas[1] ** c)
+
+
+def ema_beta(batch_size: int, ema_kimg: float, cur_nimg: int, rampup: float | None = None) -> float:
+    """G_ema decay ``0.5 ** (batch / max(ema_nimg, 1e-8))``, ``ema_nimg = min(ema_kimg*1000, nimg*rampup)``."""
+    ema_nimg = ema_kimg * 1000
+    if rampup is not None and rampup > 0:
+        ema_nimg = min(ema_nimg, cur_nimg * rampup)
+    return 0.5 ** (batch_size / max(ema_nimg, 1e-8))
