@@ -1,0 +1,241 @@
+"""StyleGAN2 LightningModule: four-phase manual optimization with lazy regularization.
+
+Phases per iteration (spec stylegan2 §1.4, §7, in the order of stylegan2-ada-pytorch):
+``Gmain`` (non-saturating loss), ``Greg`` (path length, every ``pl_interval`` iterations, gain =
+interval), ``Dmain`` (logistic loss), ``Dreg`` (R1, every ``r1_interval`` iterations, gain = interval).
+Each phase draws its own z and steps its optimizer; each Adam is built with the lazy-regularization
+scaling ``c = k/(k+1)``. The module counts images seen (``cur_nimg``) and iterations itself,
+because Lightning's ``global_step`` advances once per optimizer step.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from src.datamodules.colorspaces import get_colorspace
+from src.modules.stylegan2 import losses
+from src.modules.stylegan2.discriminator import Discriminator
+from src.modules.stylegan2.generator import Generator
+from src.utils.resolution import parse_resolution
+
+DEFAULT_LOSS = dict(r1_gamma=10.0, r1_interval=16, pl_weight=2.0, pl_decay=0.01, pl_batch_shrink=2,
+                    pl_interval=4, style_mixing_prob=0.9)
+DEFAULT_OPTIM = dict(g_lr=0.0025, d_lr=0.0025, betas=(0.0, 0.99), eps=1e-8)
+DEFAULT_EMA = dict(kimg=10.0, rampup=0.05)
+
+
+def _merge(defaults: dict, given: dict | None, key: str) -> dict:
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(f'{key}.{u}' for u in unknown)}; "
+                         f"allowed: {', '.join(f'{key}.{k}' for k in defaults)}")
+    return {**defaults, **given}
+
+
+class StyleGAN2(pl.LightningModule):
+    """StyleGAN2 (config F generator with skip outputs, ResNet D) for any channel count and aspect."""
+
+    def __init__(self, img_channels: int = 3, resolution: Any = 64, colorspace: str = "rgb",
+                 num_classes: int = 0, z_dim: int = 512, w_dim: int = 512, map_depth: int = 2,
+                 map_lr_multiplier: float = 0.01, w_avg_beta: float = 0.995, channel_base: int = 16384,
+                 channel_max: int = 512, use_noise: bool = True, mbstd_group: int = 4, mbstd_channels: int = 1,
+                 loss: dict | None = None, optim: dict | None = None, ema: dict | None = None,
+                 check_finite_every: int = 50) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False)  # the train script logs the whole composed config
+        self.automatic_optimization = False
+        self.resolution = parse_resolution(resolution, "model.resolution")
+        cs = get_colorspace(colorspace)
+        if cs.channels != img_channels:
+            raise ValueError(f"model.img_channels={img_channels} does not match colorspace.name={colorspace!r} "
+                             f"({cs.channels} channels)")
+        self.colorspace = cs
+        self.loss_cfg = _merge(DEFAULT_LOSS, loss, "model.loss")
+        self.optim_cfg = _merge(DEFAULT_OPTIM, optim, "model.optim")
+        self.ema_cfg = _merge(DEFAULT_EMA, ema, "model.ema")
+        self.num_classes = num_classes
+        self.G = Generator(z_dim, w_dim, num_classes, self.resolution, img_channels, map_depth,
+                           map_lr_multiplier, w_avg_beta, channel_base, channel_max, use_noise)
+        self.D = Discriminator(self.resolution, img_channels, num_classes, channel_base, channel_max,
+                               mbstd_group, mbstd_channels)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.register_buffer("pl_mean", torch.zeros([]))
+        self.register_buffer("_nonfinite", torch.zeros([], dtype=torch.bool), persistent=False)
+        self.cur_nimg = 0
+        self.iteration = 0
+        self.check_finite_every = check_finite_every
+        self._pending_rng: dict | None = None
+
+    # ------------------------------------------------------------------------------------------
+    # Inference helpers (used by callbacks and scripts).
+
+    @property
+    def kimg(self) -> float:
+        return self.cur_nimg / 1000.0
+
+    def labels_to_onehot(self, labels: Tensor | None) -> Tensor | None:
+        if self.num_classes == 0 or labels is None:
+            return None
+        return F.one_hot(labels.long(), self.num_classes).to(torch.float32)
+
+    @torch.no_grad()
+    def sample(self, z: Tensor, labels: Tensor | None = None, psi: float = 1.0, cutoff: int | None = None,
+               noise_mode: str = "const", ema: bool = True) -> Tensor:
+        """Images in the model's color space from ``G_ema`` (or ``G``), no grad, fp32."""
+        g = self.G_ema if ema else self.G
+        return g(z, self.labels_to_onehot(labels), psi=psi, cutoff=cutoff, noise_mode=noise_mode).float()
+
+    # ------------------------------------------------------------------------------------------
+    # Training.
+
+    def configure_optimizers(self):
+        o = self.optim_cfg
+        g_lr, g_betas = losses.lazy_adam_params(o["g_lr"], o["betas"],
+                                                self.loss_cfg["pl_interval"] if self.loss_cfg["pl_weight"] > 0 else None)
+        d_lr, d_betas = losses.lazy_adam_params(o["d_lr"], o["betas"],
+                                                self.loss_cfg["r1_interval"] if self.loss_cfg["r1_gamma"] > 0 else None)
+        opt_g = torch.optim.Adam(self.G.parameters(), lr=g_lr, betas=g_betas, eps=o["eps"])
+        opt_d = torch.optim.Adam(self.D.parameters(), lr=d_lr, betas=d_betas, eps=o["eps"])
+        return [opt_g, opt_d]
+
+    def _mapping(self, z: Tensor, c: Tensor | None, update_w_avg: bool = False) -> Tensor:
+        """Mapping with style mixing (prob ``style_mixing_prob``, cutoff ~ U[1, num_ws-1]), no host sync."""
+        ws = self.G.mapping(z, c, update_w_avg=update_w_avg)
+        prob = self.loss_cfg["style_mixing_prob"]
+        if prob > 0:
+            num_ws = ws.shape[1]
+            cutoff = torch.randint(1, num_ws, (), device=ws.device)
+            cutoff = torch.where(torch.rand((), device=ws.device) < prob, cutoff, torch.full_like(cutoff, num_ws))
+            ws2 = self.G.mapping(torch.randn_like(z), c)
+            mix = (torch.arange(num_ws, device=ws.device) >= cutoff).reshape(1, -1, 1)
+            ws = torch.where(mix, ws2, ws)
+        return ws
+
+    def _step(self, opt, loss: Tensor) -> None:
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        opt.step()
+        self._nonfinite |= ~torch.isfinite(loss.detach())
+
+    def _random_labels(self, n: int) -> Tensor | None:
+        if self.num_classes == 0:
+            return None
+        return F.one_hot(torch.randint(0, self.num_classes, (n,), device=self.device), self.num_classes).float()
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        cfg = self.loss_cfg
+        opt_g, opt_d = self.optimizers()
+        real = batch["image"]
+        real_c = self.labels_to_onehot(batch.get("label"))
+        n = real.shape[0]
+        it = self.iteration
+        log: dict[str, Tensor] = {}
+
+        # Gmain
+        with self.toggled_optimizer(opt_g):
+            c = self._random_labels(n)
+            fake = self.G.synthesis(self._mapping(torch.randn(n, self.G.z_dim, device=self.device), c))
+            fake_logits = self.D(fake, c)
+            loss_g = losses.g_nonsaturating(fake_logits).mean()
+            self._step(opt_g, loss_g)
+            log["Loss/G"] = loss_g.detach()
+
+            # Greg: path length on batch // shrink samples, every pl_interval iterations.
+            if cfg["pl_weight"] > 0 and it % cfg["pl_interval"] == 0:
+                m = max(n // cfg["pl_batch_shrink"], 1)
+                c = self._random_labels(m)
+                ws = self._mapping(torch.randn(m, self.G.z_dim, device=self.device), c)
+                img = self.G.synthesis(ws)
+                lengths = losses.path_lengths(img, ws, losses.path_length_noise(img))
+                penalty, new_mean = losses.path_length_penalty(lengths, self.pl_mean, cfg["pl_decay"])
+                self.pl_mean.copy_(new_mean.detach())
+                loss_pl = penalty.mean() * cfg["pl_weight"]
+                self._step(opt_g, loss_pl * cfg["pl_interval"])
+                log["Loss/pl"] = loss_pl.detach()
+                log["pl_length"] = lengths.detach().mean()
+
+        # Dmain
+        with self.toggled_optimizer(opt_d):
+            c = self._random_labels(n)
+            with torch.no_grad():
+                ws = self._mapping(torch.randn(n, self.G.z_dim, device=self.device), c, update_w_avg=True)
+                fake = self.G.synthesis(ws)
+            fake_logits = self.D(fake, c)
+            real_logits = self.D(real, real_c)
+            loss_d = losses.d_logistic(real_logits, fake_logits).mean()
+            self._step(opt_d, loss_d)
+            log["Loss/D"] = loss_d.detach()
+            log["D/real"] = real_logits.detach().mean()
+            log["D/fake"] = fake_logits.detach().mean()
+
+            # Dreg: R1 on reals every r1_interval iterations.
+            if cfg["r1_gamma"] > 0 and it % cfg["r1_interval"] == 0:
+                real_r = real.detach().requires_grad_(True)
+                logits = self.D(real_r, real_c)
+                loss_r1 = losses.r1_penalty(logits, real_r).mean() * (cfg["r1_gamma"] / 2)
+                self._step(opt_d, loss_r1 * cfg["r1_interval"])
+                log["Loss/r1"] = loss_r1.detach()
+
+        # G_ema, counters.
+        global_batch = n * self.trainer.world_size
+        self.update_ema(global_batch)
+        self.cur_nimg += global_batch
+        self.iteration += 1
+        log["pl_mean"] = self.pl_mean.detach()
+        self.log_dict(log, on_step=True, on_epoch=False)
+        self.log("progress/kimg", self.kimg, on_step=True, on_epoch=False, prog_bar=True)
+        if self.check_finite_every and self.iteration % self.check_finite_every == 0:
+            self.check_finite()
+
+    @torch.no_grad()
+    def update_ema(self, global_batch: int) -> None:
+        beta = losses.ema_beta(global_batch, self.ema_cfg["kimg"], self.cur_nimg, self.ema_cfg["rampup"])
+        ema_params = list(self.G_ema.parameters())
+        params = [p.detach() for p in self.G.parameters()]
+        # p_ema <- lerp(p, p_ema, beta) == p_ema + (1 - beta) * (p - p_ema)
+        torch._foreach_lerp_(ema_params, params, 1.0 - beta)
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            b_ema.copy_(b)
+
+    def check_finite(self) -> None:
+        """Raise if any loss since the last check was NaN/Inf (one host sync per call)."""
+        if bool(self._nonfinite):
+            raise FloatingPointError(
+                f"non-finite loss (NaN/Inf) detected at kimg {self.kimg:.3f} (iteration {self.iteration}); "
+                "training stopped instead of continuing on garbage. Lower the learning rate, raise "
+                "model.loss.r1_gamma, or resume from an earlier checkpoint.")
+
+    # ------------------------------------------------------------------------------------------
+    # Exact resume: counters and RNG states travel in the checkpoint.
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        rng = {"torch": torch.get_rng_state(), "python": random.getstate()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint["gamut"] = {"cur_nimg": self.cur_nimg, "iteration": self.iteration, "rng": rng,
+                               "colorspace": self.colorspace.name,
+                               "module": f"{type(self).__module__}.{type(self).__qualname__}"}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("gamut", {})
+        self.cur_nimg = int(state.get("cur_nimg", 0))
+        self.iteration = int(state.get("iteration", 0))
+        self._pending_rng = state.get("rng")
+
+    def on_train_start(self) -> None:
+        # Restore RNG states last, right before the first resumed step, so that nothing done while
+        # rebuilding the run (network init, dataloader set-up) shifts the random stream.
+        rng, self._pending_rng = self._pending_rng, None
+        if rng:
+            torch.set_rng_state(rng["torch"])
+            random.setstate(rng["python"])
+            if "cuda" in rng and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng["cuda"])

@@ -1,0 +1,80 @@
+"""Start-up config validation: one clear message naming the key and the allowed values.
+
+Runs before anything is written to the run folder (spec: bad input loses nothing on disk).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from src.datamodules.colorspaces import COLORSPACE_NAMES, get_colorspace
+from src.utils.resolution import parse_resolution
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; the message names the key and what is allowed."""
+
+
+def _get(cfg: DictConfig, key: str, default=None):
+    node = cfg
+    for part in key.split("."):
+        if node is None or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ``ConfigError`` for the first invalid value found."""
+    try:
+        parse_resolution(_get(cfg, "data.resolution"), "data.resolution")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+    name = _get(cfg, "colorspace.name")
+    if name not in COLORSPACE_NAMES:
+        raise ConfigError(f"colorspace.name={name!r}: allowed values are {', '.join(COLORSPACE_NAMES)}")
+    cs = get_colorspace(name)
+    for key in ("colorspace.channels", "model.img_channels"):
+        value = _get(cfg, key)
+        if value is not None and value != cs.channels:
+            raise ConfigError(f"{key}={value} does not match colorspace.name={name!r}, which has "
+                              f"{cs.channels} channel(s)")
+
+    batch = _get(cfg, "data.batch_size")
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise ConfigError(f"data.batch_size={batch!r}: expected a positive integer (per device)")
+    group = _get(cfg, "model.mbstd_group")
+    if group is not None and _get(cfg, "model.mbstd_channels", 1):
+        need = max(2, group)
+        if batch < need:
+            raise ConfigError(f"data.batch_size={batch} (per device) is smaller than max(2, model.mbstd_group="
+                              f"{group}); use data.batch_size >= {need} or lower model.mbstd_group")
+        if batch % group:
+            raise ConfigError(f"data.batch_size={batch} must be a multiple of model.mbstd_group={group}")
+
+    steps = _get(cfg, "trainer.max_steps")
+    if not isinstance(steps, int) or isinstance(steps, bool) or (steps < 0 and steps != -1):
+        raise ConfigError(f"trainer.max_steps={steps!r}: expected a number of iterations >= 0, or -1 for no limit")
+
+    ckpt = _get(cfg, "ckpt_path")
+    if ckpt is not None and ckpt != "last" and not Path(str(ckpt)).is_file():
+        raise ConfigError(f"ckpt_path={ckpt!r}: no such file; use null (fresh run), last (resume this "
+                          f"run_name), or the path of a .ckpt file")
+
+
+def resolve_ckpt_path(cfg: DictConfig) -> str | None:
+    """Map ``ckpt_path`` to a file: ``last`` -> ``<run_dir>/checkpoints/last.ckpt`` if present.
+
+    A fresh launch (``ckpt_path=null``) into a run folder that already has a checkpoint is refused,
+    so an earlier run is never overwritten by accident.
+    """
+    last = Path(cfg.paths.run_dir) / "checkpoints" / "last.ckpt"
+    if cfg.ckpt_path == "last":
+        return str(last) if last.is_file() else None
+    if cfg.ckpt_path is None and last.is_file():
+        raise ConfigError(f"run_name={cfg.run_name!r} already has {last}; pass ckpt_path=last to resume it, "
+                          "or choose another run_name")
+    return None if cfg.ckpt_path is None else str(cfg.ckpt_path)

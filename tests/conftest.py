@@ -1,0 +1,62 @@
+"""Shared fixtures: compose the real Hydra configs and shrink them for CPU tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+import src.utils.resolvers  # noqa: F401
+
+CONF = str(Path(__file__).resolve().parents[1] / "conf")
+
+# A StyleGAN2 small enough for a CPU step in well under a second.
+TINY = [
+    "data.resolution=16",
+    "data.batch_size=4",
+    "data.dataset.size=64",
+    "model.z_dim=16",
+    "model.w_dim=16",
+    "model.map_depth=1",
+    "model.channel_base=128",
+    "model.channel_max=16",
+    "model.mbstd_group=2",
+    "trainer.accelerator=cpu",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "trainer.log_every_n_steps=1",
+]
+
+
+def compose_cfg(overrides: list[str] | None = None, config_name: str = "train.yaml"):
+    """Compose ``conf/<config_name>`` with ``overrides`` (Hydra's compose API, fresh global state)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose(config_name=config_name, overrides=list(overrides or []))
+
+
+@pytest.fixture
+def log_dir(tmp_path, monkeypatch) -> Path:
+    d = tmp_path / "logs"
+    monkeypatch.setenv("GAMUT_LOG_DIR", str(d))
+    return d
+
+
+@pytest.fixture
+def tiny_cfg(log_dir):
+    """Factory: a composed tiny training config writing under a temporary log dir."""
+
+    def make(*overrides: str, logger: str = "none", run_name: str = "test"):
+        return compose_cfg([*TINY, f"logger={logger}", f"run_name={run_name}", *overrides])
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    yield
