@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
@@ -20,9 +21,11 @@ import src.utils.resolvers  # noqa: F401  (registers ${gamut.*})
 from src.callbacks.limits import StopAtIteration
 from src.utils.checkpoint_io import AtomicCheckpointIO
 from src.utils.io import atomic_write
-from src.utils.validation import ConfigError, resolve_ckpt_path, validate
+from src.utils.validation import ConfigError, check_model_data, resolve_ckpt_path, validate
 
 log = logging.getLogger("gamut.train")
+# Lightning 2.6.6 calls a torch.utils._pytree API that torch 2.15 deprecates; harmless.
+warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
 
 
 def _instantiate_group(node: DictConfig | None) -> list:
@@ -58,9 +61,12 @@ def train(cfg: DictConfig) -> dict:
     try:
         datamodule = hydra.utils.instantiate(cfg.data)
         model = hydra.utils.instantiate(cfg.model)
+        check_model_data(model, datamodule)
     except InstantiationException as e:
         cause = e.__cause__ if e.__cause__ is not None else e
         raise ConfigError(str(cause)) from None
+    except ValueError as e:  # raised while the dataset is built (channels, resolution, files)
+        raise ConfigError(str(e)) from None
 
     run_dir = Path(cfg.paths.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

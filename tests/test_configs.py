@@ -13,7 +13,7 @@ from src.utils.resolvers import auto_preset
 from tests.conftest import CONF, compose_cfg
 
 GROUPS = {g: sorted(p.stem for p in (Path(CONF) / g).glob("*.yaml"))
-          for g in ("model", "data", "colorspace", "trainer", "logger", "callbacks", "preset", "experiment")}
+          for g in ("model", "data", "colorspace", "trainer", "logger", "callbacks", "preset", "experiment", "debug")}
 
 
 def test_contract_groups_exist():
@@ -33,7 +33,7 @@ def test_default_is_quickstart_with_stable_run_dir(log_dir):
     assert cfg.paths.mlflow_uri == f"sqlite:///{log_dir}/mlflow.db"
 
 
-@pytest.mark.parametrize("group,name", [(g, n) for g in ("colorspace", "trainer", "logger", "preset", "experiment")
+@pytest.mark.parametrize("group,name", [(g, n) for g in ("colorspace", "trainer", "logger", "preset", "experiment", "debug")
                                         for n in GROUPS[g]])
 def test_every_config_composes(group, name, log_dir):
     cfg = compose_cfg([f"{group}={name}", "run_name=t"])

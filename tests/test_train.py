@@ -36,6 +36,10 @@ def test_fit_writes_the_run_folder(tiny_cfg, log_dir):
     for key in ("Loss/G", "Loss/D", "Loss/r1", "Loss/pl", "pl_mean", "D/real", "D/fake", "progress/kimg"):
         assert key in metrics and metrics[key] == metrics[key]  # present and not NaN
     assert metrics["progress/kimg"] == pytest.approx(0.024)
+    # the loggers' step axis is images seen: 4 images per iteration, logged every iteration
+    import csv
+    rows = list(csv.DictReader(next((rd / "csv").rglob("metrics.csv")).open()))
+    assert [int(r["step"]) for r in rows] == [4, 8, 12, 16, 20, 24]
     # no stray Lightning checkpoints outside checkpoints/
     assert [p for p in rd.rglob("*.ckpt") if p.parent.name != "checkpoints"] == []
 
@@ -104,6 +108,8 @@ def test_fresh_launch_never_overwrites_a_run(tiny_cfg, log_dir):
     ("ckpt_path=/no/such/file.ckpt", "ckpt_path"),
     ("model.loss.r1_gama=1", "model.loss.r1_gama"),
     ("trainer.max_steps=-5", "trainer.max_steps"),
+    ("model.num_classes=3", "model.num_classes"),
+    ("model.channel_base=8", "model.channel_base"),
 ])
 def test_bad_config_stops_before_writing(tiny_cfg, log_dir, override, key):
     cfg = tiny_cfg(override) if not override.startswith("model.loss.r1_gama") else tiny_cfg("+" + override)
@@ -130,7 +136,28 @@ def test_non_square_gray_training(tiny_cfg, log_dir):
     assert state["state_dict"]["G.synthesis.blocks.0.torgb.weight"].shape[0] == 1
 
 
+def test_conditional_training_on_shape_labels(tiny_cfg, log_dir):
+    train(tiny_cfg("trainer.max_steps=2", "model.num_classes=6"))
+    sd = _final_state(log_dir, "test")["state_dict"]
+    assert sd["G.mapping.embed.weight"].shape == (16, 6)  # label embedding to w_dim
+    assert "D.mapping.layers.0.weight" in sd  # projection discriminator
+
+
 def test_nonfinite_loss_is_reported(tiny_cfg):
     with pytest.raises(FloatingPointError, match="non-finite"):
         train(tiny_cfg("trainer.max_steps=4", "model.check_finite_every=1", "model.optim.g_lr=1e30",
                        "model.optim.d_lr=1e30"))
+
+
+@pytest.mark.slow
+def test_multirun_sweep_gives_each_job_its_folder(tmp_path):
+    from tests.conftest import TINY
+    env = {**os.environ, "GAMUT_LOG_DIR": str(tmp_path)}
+    cmd = [sys.executable, "-m", "src.train", "-m", *TINY, "logger=none", "run_name=sweep",
+           "trainer.max_steps=1", "model.optim.g_lr=0.001,0.002"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for job, lr in (("0", 0.001), ("1", 0.002)):
+        ckpt = tmp_path / "quickstart" / "sweep" / job / "checkpoints" / "last.ckpt"
+        assert ckpt.is_file()
+        assert torch.load(ckpt, weights_only=True)["hyper_parameters"]["optim"]["g_lr"] == lr

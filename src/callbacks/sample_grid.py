@@ -36,7 +36,7 @@ class SampleGrid(Callback):
             return
         grid = image_grid(pl_module.colorspace.decode(images.float()))
         save_png(grid, self.dirpath / name)
-        log_image(trainer.loggers, key, grid, step=pl_module.iteration)
+        log_image(trainer.loggers, key, grid, step=pl_module.cur_nimg)  # same x-axis as the metrics
 
     def write_fakes(self, trainer, pl_module) -> None:
         z, labels = self.latents(pl_module)

@@ -44,11 +44,24 @@ def per_device(total_batch: int, devices=1, num_nodes=1) -> int:
     return max(int(total_batch) // _num_devices(devices, num_nodes), 1)
 
 
+def job_dir(default: str) -> str:
+    """The folder of this job: Hydra's output dir when Hydra runs the job (so each multirun job has
+    its own ``<run_name>/<job number>``), else ``default`` (compose API, tests, scripts)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        out = HydraConfig.get().runtime.output_dir
+        if out:
+            return str(out)
+    return default
+
+
 def register() -> None:
     """Register the resolvers (idempotent)."""
     OmegaConf.register_new_resolver("gamut.root", lambda: str(ROOT), replace=True)
     OmegaConf.register_new_resolver("gamut.auto", auto_preset, replace=True)
     OmegaConf.register_new_resolver("gamut.per_device", per_device, replace=True)
+    OmegaConf.register_new_resolver("gamut.job_dir", job_dir, replace=True)
 
 
 register()

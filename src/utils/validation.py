@@ -65,6 +65,21 @@ def validate(cfg: DictConfig) -> None:
                           f"run_name), or the path of a .ckpt file")
 
 
+def check_model_data(model, datamodule) -> None:
+    """The model must fit the data: same resolution, channels, and labels the data actually has."""
+    if tuple(model.resolution) != tuple(datamodule.resolution):
+        raise ConfigError(f"model.resolution={list(model.resolution)} does not match the data's "
+                          f"{list(datamodule.resolution)} (data.resolution)")
+    if model.G.img_channels != datamodule.img_channels:
+        raise ConfigError(f"model.img_channels={model.G.img_channels} does not match the data's "
+                          f"{datamodule.img_channels} channels (colorspace.name)")
+    n = model.num_classes
+    if n and n != datamodule.num_classes:
+        have = datamodule.num_classes
+        raise ConfigError(f"model.num_classes={n}, but the data has {have or 'no'} labels; "
+                          f"use model.num_classes={have} (conditional) or 0 (unconditional)")
+
+
 def resolve_ckpt_path(cfg: DictConfig) -> str | None:
     """Map ``ckpt_path`` to a file: ``last`` -> ``<run_dir>/checkpoints/last.ckpt`` if present.
 

@@ -66,7 +66,8 @@ class StyleGAN2(pl.LightningModule):
                            map_lr_multiplier, w_avg_beta, channel_base, channel_max, use_noise)
         self.D = Discriminator(self.resolution, img_channels, num_classes, channel_base, channel_max,
                                mbstd_group, mbstd_channels)
-        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        # G has no dropout or batch norm, so train/eval mode is irrelevant; G_ema is never trained.
+        self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
         self.register_buffer("pl_mean", torch.zeros([]))
         self.register_buffer("_nonfinite", torch.zeros([], dtype=torch.bool), persistent=False)
         self.cur_nimg = 0
@@ -190,8 +191,11 @@ class StyleGAN2(pl.LightningModule):
         self.cur_nimg += global_batch
         self.iteration += 1
         log["pl_mean"] = self.pl_mean.detach()
+        log["progress/kimg"] = self.kimg
+        # Loggers' x-axis is images seen (kimg * 1000), not Lightning's optimizer-step count.
+        log["step"] = float(self.cur_nimg)
         self.log_dict(log, on_step=True, on_epoch=False)
-        self.log("progress/kimg", self.kimg, on_step=True, on_epoch=False, prog_bar=True)
+        self.log("kimg", self.kimg, on_step=True, on_epoch=False, prog_bar=True, logger=False)
         if self.check_finite_every and self.iteration % self.check_finite_every == 0:
             self.check_finite()
 

@@ -1,0 +1,67 @@
+"""`make dashboard` serves the local MLflow store on localhost with the run's metrics and images."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from src.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)
+
+
+@pytest.mark.slow
+def test_make_dashboard_serves_the_run(tiny_cfg, log_dir):
+    train(tiny_cfg("trainer.max_steps=3", "callbacks.sample_grid.every_kimg=0.004", logger="mlflow"))
+    port = _free_port()
+    proc = subprocess.Popen(["make", "-s", "dashboard", f"PORT={port}", f"LOG_DIR={log_dir}"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                exps = _post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 10})["experiments"]
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(1)
+        exp = next(e for e in exps if e["name"] == "quickstart")
+        runs = _post(f"{base}/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]]})["runs"]
+        assert len(runs) == 1
+        run = runs[0]
+        assert {m["key"] for m in run["data"]["metrics"]} >= {"Loss/G", "Loss/D", "progress/kimg"}
+        assert any(p["key"] == "model/loss/r1_gamma" for p in run["data"]["params"])
+        run_id = run["info"]["run_id"]
+        with urllib.request.urlopen(f"{base}/api/2.0/mlflow/artifacts/list?run_id={run_id}&path=images",
+                                    timeout=10) as r:
+            files = [f["path"] for f in json.load(r)["files"] if f["path"].endswith(".png")]
+        assert files
+        q = urllib.parse.urlencode({"path": files[0], "run_uuid": run_id})
+        with urllib.request.urlopen(f"{base}/get-artifact?{q}", timeout=10) as r:
+            assert r.read(8) == b"\x89PNG\r\n\x1a\n"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
