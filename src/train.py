@@ -49,7 +49,8 @@ def _write_run_config(cfg: DictConfig, run_dir: Path) -> None:
         atomic_write(out / "overrides.yaml", lambda f: f.write(OmegaConf.to_yaml(list(hc.overrides.task))), mode="w")
 
 
-def _flat_params(cfg: DictConfig) -> dict:
+def _plain_config(cfg: DictConfig) -> dict:
+    """The composed config as plain, resolved containers (loggers flatten it into params)."""
     return OmegaConf.to_container(cfg, resolve=True)
 
 
@@ -83,7 +84,7 @@ def train(cfg: DictConfig) -> dict:
             cfg.trainer, max_steps=-1, callbacks=callbacks, logger=loggers or False,
             plugins=[AtomicCheckpointIO()], default_root_dir=str(run_dir))
         for lg in loggers:
-            lg.log_hyperparams(_flat_params(cfg))
+            lg.log_hyperparams(_plain_config(cfg))
         if ckpt_path:
             log.info("resuming %s from %s", cfg.run_name, ckpt_path)
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)

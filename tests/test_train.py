@@ -85,7 +85,8 @@ def test_resume_is_bit_exact(tiny_cfg, log_dir):
 def test_resume_of_a_finished_run_trains_no_further(tiny_cfg, log_dir):
     train(tiny_cfg("trainer.max_steps=2"))
     before = _final_state(log_dir, "test")
-    train(tiny_cfg("trainer.max_steps=2", "ckpt_path=last"))
+    with pytest.warns(UserWarning, match="Raise trainer.max_steps"):
+        train(tiny_cfg("trainer.max_steps=2", "ckpt_path=last"))
     _assert_same_state(before, _final_state(log_dir, "test"))
 
 
