@@ -7,6 +7,7 @@ config has been validated and the model and data have been built.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 
 import src.utils.resolvers  # noqa: F401  (registers ${gamut.*})
 from src.callbacks.limits import StopAtIteration
@@ -56,8 +58,14 @@ def _plain_config(cfg: DictConfig) -> dict:
 
 def train(cfg: DictConfig) -> dict:
     """Train from a composed config; return the final logged metrics as floats."""
-    validate(cfg)
-    ckpt_path = resolve_ckpt_path(cfg)
+    try:
+        validate(cfg)
+        ckpt_path = resolve_ckpt_path(cfg)
+        OmegaConf.to_container(cfg.data, resolve=True, throw_on_missing=True)
+    except (MissingMandatoryValue, InterpolationToMissingValueError) as e:
+        found = re.search(r"Missing mandatory value: ([\w.]+)", str(e))
+        key = found.group(1) if found else e.full_key
+        raise ConfigError(f"{key} is required (e.g. {key}=/path/to/data)") from None
     pl.seed_everything(cfg.seed, workers=True)
     try:
         datamodule = hydra.utils.instantiate(cfg.data)

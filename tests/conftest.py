@@ -18,7 +18,6 @@ CONF = str(Path(__file__).resolve().parents[1] / "conf")
 TINY = [
     "data.resolution=16",
     "data.batch_size=4",
-    "data.dataset.size=64",
     "model.z_dim=16",
     "model.w_dim=16",
     "model.map_depth=1",

@@ -1,4 +1,4 @@
-"""Image resolutions: an int (square) or ``[height, width]``, each side ``4 * 2**k``.
+"""Image sizes: an int (square) or ``[height, width]``; for StyleGAN models each side ``4 * 2**k``.
 
 StyleGAN2's synthesis starts from a small constant and doubles it per block, so every side
 must be a power of two times 4 (spec stylegan2 §6.3 for non-square images: the constant
@@ -14,10 +14,11 @@ def _is_valid_side(side: int) -> bool:
     return side >= 4 and side % 4 == 0 and ((side // 4) & (side // 4 - 1)) == 0
 
 
-def parse_resolution(value, key: str = "data.resolution") -> tuple[int, int]:
-    """Return ``(height, width)`` from an int or a two-element sequence.
+def parse_size(value, key: str = "data.resolution") -> tuple[int, int]:
+    """Return ``(height, width)`` from an int or a two-element sequence of positive ints.
 
-    Raises ``ValueError`` naming ``key`` when a side is not ``4 * 2**k``.
+    Any size: what data readers accept. Models with constraints check them on top
+    (:func:`parse_resolution`). Raises ``ValueError`` naming ``key``.
     """
     if isinstance(value, bool):
         raise ValueError(f"{key}={value!r}: expected an int or [height, width]")
@@ -29,12 +30,23 @@ def parse_resolution(value, key: str = "data.resolution") -> tuple[int, int]:
             raise ValueError(f"{key}={list(value)!r}: both sides must be integers")
     else:
         raise ValueError(f"{key}={value!r}: expected an int or [height, width]")
+    if h < 1 or w < 1:
+        raise ValueError(f"{key}={value!r}: sides must be positive")
+    return int(h), int(w)
+
+
+def parse_resolution(value, key: str = "data.resolution") -> tuple[int, int]:
+    """Return ``(height, width)`` for a StyleGAN-family model: every side ``4 * 2**k``.
+
+    Raises ``ValueError`` naming ``key`` when a side is not ``4 * 2**k``.
+    """
+    h, w = parse_size(value, key)
     for side in (h, w):
         if not _is_valid_side(side):
             raise ValueError(
                 f"{key}={value!r}: every side must be 4 * 2**k (4, 8, 16, 32, 64, 128, ...); got {side}"
             )
-    return int(h), int(w)
+    return h, w
 
 
 def base_shape(height: int, width: int) -> tuple[int, int, int]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from src.datamodules.colorspaces import COLORSPACE_NAMES, get_colorspace
-from src.utils.resolution import parse_resolution
+from src.utils.resolution import parse_resolution, parse_size
 
 
 class ConfigError(ValueError):
@@ -29,7 +29,9 @@ def _get(cfg: DictConfig, key: str, default=None):
 def validate(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` for the first invalid value found."""
     try:
-        parse_resolution(_get(cfg, "data.resolution"), "data.resolution")
+        parse_size(_get(cfg, "data.resolution"), "data.resolution")
+        if _get(cfg, "model.resolution") is not None:  # StyleGAN-family models double from a 4 px constant
+            parse_resolution(_get(cfg, "data.resolution"), "data.resolution")
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
