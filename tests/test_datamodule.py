@@ -285,7 +285,7 @@ class RecordingModule(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.0)
 
 
-def fit(max_steps: int, ckpt_path: str | None = None, save_to: Path | None = None) -> RecordingModule:
+def fit(max_steps: int, ckpt_path: str | None = None, save_to: Path | None = None, **dm_kwargs) -> RecordingModule:
     trainer = pl.Trainer(
         accelerator="cpu",
         max_steps=max_steps,
@@ -296,7 +296,7 @@ def fit(max_steps: int, ckpt_path: str | None = None, save_to: Path | None = Non
         num_sanity_val_steps=0,
     )
     module = RecordingModule()
-    trainer.fit(module, datamodule=make_dm(colorspace="hsv_polar"), ckpt_path=ckpt_path)
+    trainer.fit(module, datamodule=make_dm(colorspace="hsv_polar", **dm_kwargs), ckpt_path=ckpt_path)
     if save_to is not None:
         trainer.save_checkpoint(save_to)
     return module
@@ -312,3 +312,43 @@ def test_resume_through_lightning_checkpoint(tmp_path: Path) -> None:
     assert len(full) == 8 and len(first) == 3 and len(rest) == 5
     for a, b in zip(full, first + rest):
         assert torch.equal(a, b)
+
+
+def test_xflip_resume_through_lightning_checkpoint(tmp_path: Path) -> None:
+    plain = fit(6).seen
+    full = fit(6, xflip=True).seen
+    ckpt = tmp_path / "mid.ckpt"
+    first = fit(2, save_to=ckpt, xflip=True).seen
+    rest = fit(6, ckpt_path=str(ckpt), xflip=True).seen
+    for a, b in zip(full, first + rest):
+        assert torch.equal(a, b)
+    flipped = sum(int(not torch.equal(a[i], p[i])) for a, p in zip(full, plain) for i in range(a.shape[0]))
+    assert 0 < flipped < 24  # about half of the 24 samples, the rest unchanged
+    for a, p in zip(full, plain):  # hsv_polar is per-pixel, so a flipped sample is the flipped plain one
+        for i in range(a.shape[0]):
+            assert torch.equal(a[i], p[i]) or torch.allclose(a[i], p[i].flip(-1))
+
+
+def test_val_dataloader_is_finite_and_ordered() -> None:
+    val = ShapesDataset(size=10, resolution=16, seed=3)
+    dm = ImageDataModule(ShapesDataset(size=8, resolution=16), val_dataset=val, batch_size=4, resolution=16)
+    dm.setup("fit")
+    loader = dm.val_dataloader()
+    got = list(loader)
+    assert [b["image"].shape[0] for b in got] == [4, 4, 2]  # last partial batch kept
+    assert torch.equal(torch.cat([b["image"] for b in got]), torch.stack([val[i]["image"] for i in range(10)]))
+    assert torch.equal(list(dm.val_dataloader())[0]["image"], got[0]["image"])  # same order every time
+    lazy = ImageDataModule(ShapesDataset(size=8, resolution=16),
+                           val_dataset=functools.partial(ShapesDataset, size=3, resolution=16), batch_size=2)
+    assert len(lazy.val_dataset) == 3
+    with pytest.raises(ValueError, match="data.dataset.channels"):
+        ImageDataModule(ShapesDataset(size=8, resolution=16),
+                        val_dataset=functools.partial(ShapesDataset, size=3, resolution=16, channels=4))
+
+
+def test_no_val_dataset_means_no_val_loader() -> None:
+    from pytorch_lightning.utilities.model_helpers import is_overridden
+
+    assert not is_overridden("val_dataloader", make_dm(), pl.LightningDataModule)
+    with_val = make_dm(val_dataset=ShapesDataset(size=4, resolution=32))
+    assert is_overridden("val_dataloader", with_val, pl.LightningDataModule)

@@ -123,9 +123,10 @@ def test_max_shapes() -> None:
 
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="data.resolution"):
-        ShapesDataset(resolution=30)
+        ShapesDataset(resolution=0)
     with pytest.raises(ValueError, match="data.resolution"):
-        ShapesDataset(resolution=[32, 48])
+        ShapesDataset(resolution=[32, -1])
+    assert ShapesDataset(resolution=[30, 48])[0]["image"].shape == (3, 30, 48)  # any size (model checks its own)
     with pytest.raises(ValueError, match="data.dataset.channels"):
         ShapesDataset(channels=2)
     with pytest.raises(ValueError, match="data.dataset.size"):

@@ -11,11 +11,22 @@ number of samples this rank has consumed, which is counted on every training bat
 checkpoint through :meth:`state_dict` / :meth:`load_state_dict`. The loader's own generator is seeded
 explicitly so its base seed never comes from the global torch RNG. Under DDP, set
 ``Trainer(use_distributed_sampler=False)``: the sampler shards by rank itself.
+
+Horizontal flips (``xflip``, the StyleGAN2 FFHQ setting) are applied to training batches only, on
+the device and batched, in :meth:`ImageDataModule.on_after_batch_transfer`. The flip mask of a batch
+is drawn on the CPU from its own ``torch.Generator`` seeded with ``(seed, global stream position of
+the batch's first sample)``, never from the global RNG, so a resumed run flips exactly the same
+samples as a straight one, and ranks under DDP draw different masks.
+
+An optional ``val_dataset`` gives a finite, ordered :meth:`~ImageDataModule.val_dataloader`
+(no shuffling, last partial batch kept) for tools and models that want one; without it the
+DataModule defines no val loader at all.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,9 +36,23 @@ from torch.utils.data import DataLoader, Dataset
 
 from src.datamodules.colorspaces import ColorSpace, get_colorspace
 from src.datamodules.sampler import InfiniteSampler
-from src.utils.resolution import parse_resolution
+from src.utils.resolution import parse_size
 
-__all__ = ["ImageDataModule"]
+__all__ = ["ImageDataModule", "flip_mask"]
+
+log = logging.getLogger(__name__)
+
+_MIX = (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB)
+
+
+def flip_mask(seed: int, position: int, n: int) -> torch.Tensor:
+    """Bool ``[n]``: which of the ``n`` samples starting at global stream ``position`` are flipped.
+
+    A pure function of its arguments (a fresh CPU ``torch.Generator``), each sample with probability 1/2.
+    """
+    mixed = (int(seed) * _MIX[0] + int(position) * _MIX[1] + _MIX[2]) % 2**64
+    generator = torch.Generator().manual_seed(mixed)
+    return torch.rand(n, generator=generator) < 0.5
 
 
 def _plain(value: Any) -> Any:
@@ -52,6 +77,10 @@ class ImageDataModule(pl.LightningDataModule):
         pin_memory: pin host memory (only when CUDA is available).
         persistent_workers: keep workers alive (only when ``num_workers > 0``).
         shuffle: shuffle each pass of the infinite stream.
+        xflip: flip training images horizontally with probability 1/2, on the device (module docstring).
+        val_dataset: optional dataset (or callable building one) for a finite, ordered val loader.
+        **dataset_options: keys of the data node that its dataset node interpolates (``data.root``,
+            ``data.resize_filter``, ``data.strict``, ...); kept in the hyperparameters, otherwise unused.
     """
 
     def __init__(
@@ -65,15 +94,19 @@ class ImageDataModule(pl.LightningDataModule):
         pin_memory: bool = True,
         persistent_workers: bool = True,
         shuffle: bool = True,
+        xflip: bool = False,
+        val_dataset: Dataset | Callable[[], Dataset] | None = None,
+        **dataset_options: Any,
     ) -> None:
         super().__init__()
         self._colorspace = get_colorspace(colorspace, "colorspace.name")
-        self._resolution = None if resolution is None else parse_resolution(_plain(resolution), "data.resolution")
+        self._resolution = None if resolution is None else parse_size(_plain(resolution), "data.resolution")
         # save_hyperparameters reads the arguments' current values: make them plain types first,
         # since checkpoints carry them and load with weights_only=True (spec platforms §3).
         colorspace = self._colorspace.name
         resolution = _plain(resolution)
-        self.save_hyperparameters(ignore=["dataset"], logger=False)
+        dataset_options = {k: _plain(v) for k, v in dataset_options.items()}
+        self.save_hyperparameters(ignore=["dataset", "val_dataset"], logger=False)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"data.batch_size={batch_size!r}: expected a positive integer")
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
@@ -95,6 +128,27 @@ class ImageDataModule(pl.LightningDataModule):
                 f"got {type(dataset).__name__}"
             )
         self._consumed = 0
+        self._reported = False
+
+        self._val_dataset: Dataset | None = None
+        self._val_factory: Callable[[], Dataset] | None = None
+        if val_dataset is None:
+            # No val loader: keep Lightning's own (undefined) hook so it sees none and never warns
+            # about a val loader without a validation_step.
+            self.val_dataloader = pl.LightningDataModule.val_dataloader.__get__(self)  # type: ignore[method-assign]
+        elif isinstance(val_dataset, Dataset) or (
+            not isinstance(val_dataset, type) and hasattr(val_dataset, "__getitem__") and hasattr(val_dataset, "__len__")
+        ):
+            self._check_dataset(val_dataset)
+            self._val_dataset = val_dataset
+        elif callable(val_dataset):
+            self._check_partial(val_dataset)
+            self._val_factory = val_dataset
+        else:
+            raise ValueError(
+                f"data.val_dataset: expected a dataset or a callable building one (_partial_: true), "
+                f"got {type(val_dataset).__name__}"
+            )
 
     # ----------------------------------------------------------------------------------------
     # dataset and its properties
@@ -111,7 +165,7 @@ class ImageDataModule(pl.LightningDataModule):
     def _check_resolution(self, resolution: Any) -> None:
         if self._resolution is None or resolution is None:
             return
-        got = parse_resolution(_plain(resolution), "data.dataset.resolution")
+        got = parse_size(_plain(resolution), "data.dataset.resolution")
         if got != self._resolution:
             raise ValueError(
                 f"data.resolution={list(self._resolution)} does not match the dataset's resolution "
@@ -136,7 +190,19 @@ class ImageDataModule(pl.LightningDataModule):
             dataset = self._factory()
             self._check_dataset(dataset)
             self._dataset = dataset
+            ignored = int(getattr(dataset, "ignored", 0) or 0)
+            if ignored:
+                log.info("data: %d non-image file(s) ignored in %s", ignored, getattr(dataset, "source", dataset))
         return self._dataset
+
+    @property
+    def val_dataset(self) -> Dataset | None:
+        """The validation dataset, built on first use; ``None`` when none was given."""
+        if self._val_dataset is None and self._val_factory is not None:
+            dataset = self._val_factory()
+            self._check_dataset(dataset)
+            self._val_dataset = dataset
+        return self._val_dataset
 
     @property
     def colorspace(self) -> ColorSpace:
@@ -157,7 +223,7 @@ class ImageDataModule(pl.LightningDataModule):
         """``(height, width)`` of the images: the dataset's, else ``data.resolution``, else the first image's."""
         res = getattr(self.dataset, "resolution", None)
         if res is not None:
-            return parse_resolution(_plain(res), "data.dataset.resolution")
+            return parse_size(_plain(res), "data.dataset.resolution")
         if self._resolution is not None:
             return self._resolution
         h, w = self.dataset[0]["image"].shape[-2:]
@@ -165,6 +231,28 @@ class ImageDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         self.dataset  # noqa: B018 - build and validate now
+        if stage in (None, "fit", "validate"):
+            self.val_dataset  # noqa: B018
+
+    def bad_files_report(self) -> str:
+        """One line on the bad files this process's datasets skipped ('' when none).
+
+        With ``num_workers > 0`` each worker holds its own copy of the dataset and warns itself;
+        this line covers what the main process decoded.
+        """
+        lines = []
+        for ds in (self._dataset, self._val_dataset):
+            bad = getattr(ds, "bad_files", None)
+            if bad:
+                summary = getattr(ds, "summary", None)
+                lines.append(summary() if callable(summary) else f"{len(bad)} bad image(s) skipped")
+        return "; ".join(lines)
+
+    def teardown(self, stage: str | None = None) -> None:
+        report = self.bad_files_report()
+        if report and not self._reported:
+            self._reported = True
+            log.warning("data: %s", report)
 
     # ----------------------------------------------------------------------------------------
     # loading
@@ -193,21 +281,49 @@ class ImageDataModule(pl.LightningDataModule):
             generator=torch.Generator().manual_seed(self.hparams.seed),
         )
 
+    def val_dataloader(self) -> DataLoader:  # replaced per instance when there is no val_dataset
+        """Finite and ordered: every item of ``val_dataset`` once, last partial batch kept."""
+        dataset = self.val_dataset
+        assert dataset is not None
+        return DataLoader(
+            dataset,
+            batch_size=self.hparams.batch_size,
+            shuffle=False,
+            drop_last=False,
+            num_workers=self.hparams.num_workers,
+            pin_memory=bool(self.hparams.pin_memory) and torch.cuda.is_available(),
+        )
+
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """uint8 ``[N, C, H, W]`` on the device -> float32 model space ``[N, channels, H, W]``.
 
-        Counts the samples consumed while the trainer is training (for exact resume).
+        While the trainer is training: flips the batch horizontally per sample when ``xflip`` is on
+        (mask from :func:`flip_mask` at this batch's stream position) and counts the samples
+        consumed (for exact resume).
         """
         if not isinstance(batch, dict) or "image" not in batch:
             raise ValueError("ImageDataModule expects batches as dicts with an 'image' key")
         image = batch["image"]
+        training = self.trainer is not None and self.trainer.training
+        if training and self.hparams.xflip:
+            image = self.flip(image, self._consumed)
         x = image.to(torch.float32)
         if image.dtype == torch.uint8:
             x = x / 255.0
         x = self._colorspace.encode(x)  # float32, autocast disabled inside
-        if self.trainer is not None and self.trainer.training:
+        if training:
             self._consumed += int(image.shape[0])
         return {**batch, "image": x}
+
+    def flip(self, image: torch.Tensor, consumed: int) -> torch.Tensor:
+        """Flip ``image [N, C, H, W]`` along W where :func:`flip_mask` says, ``consumed`` being this
+        rank's samples before the batch (its global position is ``rank + consumed * world_size``)."""
+        trainer = self.trainer
+        rank = trainer.global_rank if trainer is not None else 0
+        world_size = trainer.world_size if trainer is not None else 1
+        mask = flip_mask(self.hparams.seed, rank + consumed * world_size, image.shape[0])
+        mask = mask.to(image.device, non_blocking=True).view(-1, *([1] * (image.ndim - 1)))
+        return torch.where(mask, image.flip(-1), image)
 
     # ----------------------------------------------------------------------------------------
     # checkpoint state

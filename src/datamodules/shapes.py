@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from src.utils.resolution import parse_resolution
+from src.utils.resolution import parse_size
 
 __all__ = ["CLASSES", "Shape", "ShapesLayout", "ShapesDataset"]
 
@@ -108,7 +108,7 @@ class ShapesDataset(Dataset):
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"data.dataset.seed={seed!r}: expected an integer")
         self.size = size
-        self.resolution: tuple[int, int] = parse_resolution(resolution, "data.resolution")
+        self.resolution: tuple[int, int] = parse_size(resolution, "data.resolution")
         self.seed = seed
         self.channels = channels
         self.max_shapes = max_shapes
