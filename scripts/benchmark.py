@@ -1,12 +1,24 @@
-"""Time gamut's real training step and report JSON.
+"""Time gamut's real training step, its data loader and its color conversions; report JSON.
 
     python scripts/benchmark.py stylegan2 --resolution 32 --batch 16 --channel-base 16384 --steps 16
+    python scripts/benchmark.py loader --source zip --resolution 64 --workers 2 --batch 32 --steps 50
+    python scripts/benchmark.py colorspace --space all --resolution 256 --batch 16
 
 A full iteration is Gmain + Dmain, plus path length every 4 and R1 every 16 iterations, so the
 timed window (``--steps``, rounded up to a multiple of 16) amortizes the regularization exactly as
 training does. The step runs inside a real Lightning Trainer, as ``make train`` runs it; data are
 random uint8 images already in memory, so the figure is the model's, not the loader's.
 Prints: images/s, seconds per iteration, seconds per kimg, peak memory (CPU RSS or CUDA allocated).
+
+``loader``: images/s through the real train loader of :class:`ImageDataModule` over an
+:class:`ImageFolderDataset` (PNG decoding, crop/resize, collation, the transfer to ``--device`` and
+``on_after_batch_transfer``'s color encoding). Without ``--root`` it first writes ``--images`` random
+PNGs at the target resolution into a temporary folder, or a dataset_tool zip of them. The first
+``--warmup`` batches (worker start-up) are not timed.
+
+``colorspace``: milliseconds per batch for ``encode`` and ``decode`` of each color space on
+``--device`` (median of ``--repeats``), and, when scikit-image is installed (``pip install
+scikit-image``, or the ``bench`` extra), the same round trip with skimage on the CPU for comparison.
 """
 
 from __future__ import annotations
@@ -16,9 +28,14 @@ import json
 import math
 import platform
 import resource
+import statistics
 import sys
+import tempfile
 import time
+import zipfile
 from pathlib import Path
+
+import numpy as np
 
 import pytorch_lightning as pl
 import torch
@@ -27,7 +44,9 @@ from pytorch_lightning.callbacks import Callback
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from src.callbacks.limits import StopAtIteration  # noqa: E402
+from src.datamodules.colorspaces import COLORSPACE_NAMES, get_colorspace  # noqa: E402
 from src.datamodules.image_datamodule import ImageDataModule  # noqa: E402
+from src.datamodules.readers import ImageFolderDataset  # noqa: E402
 from src.modules.stylegan2.module import StyleGAN2  # noqa: E402
 from src.utils.resolution import parse_resolution  # noqa: E402
 
@@ -107,24 +126,218 @@ def bench_stylegan2(args) -> dict:
     return out
 
 
+# --------------------------------------------------------------------------------------------
+# loader
+# --------------------------------------------------------------------------------------------
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def write_random_images(root: Path, source: str, n: int, resolution: tuple[int, int], seed: int = 0) -> Path:
+    """``n`` random RGB PNGs of ``resolution`` as a folder, or as a dataset_tool zip; returns the path."""
+    from PIL import Image
+
+    from scripts.prepare_dataset import archive_name  # the dataset_tool naming
+
+    rng = np.random.default_rng(seed)
+    h, w = resolution
+    folder = root / "images"
+    folder.mkdir(parents=True, exist_ok=True)
+    zf = zipfile.ZipFile(root / "images.zip", "w", compression=zipfile.ZIP_STORED) if source == "zip" else None
+    for i in range(n):
+        # smooth random images (a noise tile upsampled): PNG sizes closer to photos than white noise
+        tile = rng.integers(0, 256, (max(1, h // 8), max(1, w // 8), 3), dtype=np.uint8)
+        img = Image.fromarray(tile).resize((w, h), Image.Resampling.BILINEAR)
+        if zf is None:
+            img.save(folder / f"{i:06d}.png", compress_level=0)
+        else:
+            import io
+
+            buf = io.BytesIO()
+            img.save(buf, format="PNG", compress_level=0)
+            zf.writestr(archive_name(i), buf.getvalue())
+    if zf is not None:
+        zf.writestr("dataset.json", json.dumps({"labels": None}))
+        zf.close()
+        return root / "images.zip"
+    return folder
+
+
+def bench_loader(args) -> dict:
+    res = parse_resolution(args.resolution if len(args.resolution) == 2 else args.resolution[0], "--resolution")
+    device = torch.device("cuda" if args.device in ("gpu", "cuda") else args.device)
+    if args.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    with tempfile.TemporaryDirectory(prefix="gamut-bench-") as tmp:
+        root = Path(args.root) if args.root else write_random_images(Path(tmp), args.source, args.images, res)
+        dataset = ImageFolderDataset(root, resolution=list(res), channels=get_colorspace(args.space).input_channels)
+        dm = ImageDataModule(dataset, colorspace=args.space, resolution=list(res), batch_size=args.batch,
+                             num_workers=args.workers, seed=0)
+        dm.setup("fit")
+        it = iter(dm.train_dataloader())
+        pin = device.type == "cuda"
+
+        def step() -> None:
+            batch = next(it)
+            batch = {k: v.to(device, non_blocking=pin) for k, v in batch.items()}
+            dm.on_after_batch_transfer(batch, 0)
+
+        for _ in range(args.warmup):
+            step()
+        _sync(device)
+        t0 = time.perf_counter()
+        for _ in range(args.steps):
+            step()
+        _sync(device)
+        secs = time.perf_counter() - t0
+        del it
+        out = {
+            "what": "loader", "source": "zip" if str(root).endswith(".zip") else "folder",
+            "root": str(args.root) if args.root else f"{len(dataset)} random PNGs (temporary)",
+            "resolution": list(res), "batch": args.batch, "workers": args.workers, "colorspace": args.space,
+            "device": str(device), "timed_batches": args.steps, "sec_per_batch": round(secs / args.steps, 5),
+            "images_per_sec": round(args.steps * args.batch / secs, 1),
+            "cpu_threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(),
+        }
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# colorspace
+# --------------------------------------------------------------------------------------------
+
+
+def _skimage_pairs() -> dict | None:
+    """skimage's forward/inverse for each space (HWC float arrays in [0, 1]); None when not installed."""
+    try:
+        import skimage.color as SC
+    except ImportError:
+        return None
+    return {
+        "gray": (SC.rgb2gray, SC.gray2rgb),
+        "hsv": (SC.rgb2hsv, SC.hsv2rgb),
+        "lab": (SC.rgb2lab, SC.lab2rgb),
+        "ycbcr": (SC.rgb2ycbcr, SC.ycbcr2rgb),
+    }
+
+
+def _median_ms(fn, repeats: int, device: torch.device | None = None) -> float:
+    times = []
+    for _ in range(repeats):
+        if device is not None:
+            _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        if device is not None:
+            _sync(device)
+        times.append((time.perf_counter() - t0) * 1000)
+    return round(statistics.median(times), 3)
+
+
+def bench_colorspace(args) -> dict:
+    res = parse_resolution(args.resolution if len(args.resolution) == 2 else args.resolution[0], "--resolution")
+    device = torch.device("cuda" if args.device in ("gpu", "cuda") else args.device)
+    if args.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    spaces = list(COLORSPACE_NAMES) if args.space == "all" else [args.space]
+    sk = _skimage_pairs()
+    g = torch.Generator().manual_seed(0)
+    rows = []
+    for name in spaces:
+        cs = get_colorspace(name, "--space")
+        x = torch.rand(args.batch, cs.input_channels, *res, generator=g).to(device)
+        with torch.no_grad():
+            y = cs.encode(x)
+            for _ in range(args.warmup):
+                cs.decode(cs.encode(x))
+            row = {
+                "space": name,
+                "encode_ms": _median_ms(lambda: cs.encode(x), args.repeats, device),
+                "decode_ms": _median_ms(lambda: cs.decode(y), args.repeats, device),
+            }
+        row["encode_decode_ms"] = round(row["encode_ms"] + row["decode_ms"], 3)
+        if sk is None:
+            row["skimage_cpu_ms"] = "unavailable (scikit-image not installed)"
+        elif name not in sk:
+            row["skimage_cpu_ms"] = "n/a (no skimage equivalent)"
+        else:
+            fwd, inv = sk[name]
+            imgs = [a for a in x[:, :3].cpu().permute(0, 2, 3, 1).double().numpy()]
+            enc = [fwd(a) for a in imgs]
+
+            def roundtrip() -> None:
+                for a in imgs:
+                    inv(fwd(a))
+
+            row["skimage_cpu_ms"] = _median_ms(roundtrip, max(1, args.repeats // 2))
+            row["skimage_encode_ms"] = _median_ms(lambda: [fwd(a) for a in imgs], max(1, args.repeats // 2))
+            del enc
+        rows.append(row)
+    return {
+        "what": "colorspace", "device": str(device), "resolution": list(res), "batch": args.batch,
+        "repeats": args.repeats, "results": rows, "skimage": sk is not None,
+        "cpu_threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+# --------------------------------------------------------------------------------------------
+
+_DEFAULTS = {  # per subcommand: resolution, batch, steps, warmup
+    "stylegan2": ([32], 16, 16, 2),
+    "loader": ([64], 32, 50, 4),
+    "colorspace": ([256], 16, None, 2),
+}
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["stylegan2"], help="what to time")
+    p.add_argument("what", choices=list(_DEFAULTS), help="what to time")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "gpu", "auto"])
     p.add_argument("--precision", default="32-true")
-    p.add_argument("--resolution", type=int, nargs="+", default=[32], help="R or H W")
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--resolution", type=int, nargs="+", default=None,
+                   help="R or H W (default: 32 stylegan2, 64 loader, 256 colorspace)")
+    p.add_argument("--batch", type=int, default=None, help="default: 16 (loader: 32)")
     p.add_argument("--channel-base", type=int, default=16384)
     p.add_argument("--channel-max", type=int, default=512)
     p.add_argument("--map-depth", type=int, default=8)
     p.add_argument("--z-dim", type=int, default=512)
-    p.add_argument("--steps", type=int, default=16, help="timed iterations (rounded up to a multiple of 16)")
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--steps", type=int, default=None,
+                   help="timed iterations (stylegan2: 16, rounded up to a multiple of 16; loader: 50 batches)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed iterations/batches first (default 2; loader 4)")
+    p.add_argument("--source", default="folder", choices=["folder", "zip"], help="loader: temporary data format")
+    p.add_argument("--root", default=None, help="loader: a folder or zip to read instead of temporary images")
+    p.add_argument("--images", type=int, default=512, help="loader: temporary images to write")
+    p.add_argument("--workers", type=int, default=0, help="loader: DataLoader workers")
+    p.add_argument("--space", default=None, help="colorspace: all or one of " + ", ".join(COLORSPACE_NAMES)
+                   + "; loader: the color space to encode into (default rgb)")
+    p.add_argument("--repeats", type=int, default=10, help="colorspace: timed repetitions (median)")
+    p.add_argument("--threads", type=int, default=None, help="loader, colorspace: torch CPU threads (default: torch's)")
     args = p.parse_args(argv)
+    res, batch, steps, warmup = _DEFAULTS[args.what]
+    args.resolution = args.resolution or res
+    args.batch = args.batch or batch
+    args.steps = args.steps or steps
+    args.warmup = warmup if args.warmup is None else args.warmup
+    if args.space is None:
+        args.space = "all" if args.what == "colorspace" else "rgb"
+    if args.space != "all" or args.what != "colorspace":
+        get_colorspace(args.space, "--space")
     if args.device == "cuda":
         args.device = "gpu"
+    if args.threads is not None and args.what != "stylegan2":
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    result = bench_stylegan2(args)
+    if args.what == "stylegan2":
+        result = bench_stylegan2(args)
+    elif args.what == "loader":
+        result = bench_loader(args)
+    else:
+        result = bench_colorspace(args)
     print(json.dumps(result))
     return result
 

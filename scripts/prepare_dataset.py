@@ -1,0 +1,294 @@
+"""Pack a folder of images (or an FFHQ download, or a zip) into a stylegan2-ada dataset_tool zip.
+
+    python scripts/prepare_dataset.py source=DIR_OR_FFHQ_TREE out=FILE.zip resolution=256 \\
+        [resize_filter=box] [channels=3] [workers=2] [overwrite=false] [max_images=null] [compress_level=0]
+
+The zip has what NVlabs' ``dataset_tool.py`` writes: ``00000/img00000000.png``, ``00000/img00000001.png``, ...
+(PNGs named by a running index, 1000 per folder) and ``dataset.json`` with
+``{"labels": null}`` or ``{"labels": [["00000/img00000000.png", 3], ...]}``, so it loads with
+``data=folder data.root=FILE.zip`` here and with the stylegan2-ada/stylegan3 trainers. It also holds
+``manifest.json``, which is printed at the end as well:
+
+``count``, ``resolution`` ``[h, w]``, ``channels``, ``resize_filter``, ``skipped`` (the bad files,
+by name, with the reason), ``sha256`` (over each image's decoded uint8 pixels in ``[C, H, W]`` order,
+images in archive order: ``ImageFolderDataset(out)`` gives the same hash), ``source``, ``labels``.
+
+Keys: ``source`` (a folder searched recursively; an FFHQ root holding ``images1024x1024/`` (or
+``thumbnails128x128/``) is read from that folder; or a zip), ``out`` (the ``.zip`` to write),
+``resolution`` (int or ``[h, w]``, each side ``4 * 2**k``; images are center-cropped to that aspect
+and resized, never upsampled: smaller images are skipped), ``resize_filter`` (box lanczos bicubic
+bilinear nearest; box is the StyleGAN2 paper's), ``channels`` (1, 3 or 4), ``workers`` (decoding
+processes; 0 = in this process), ``overwrite`` (replace an existing ``out``), ``max_images`` (stop
+after this many images), ``compress_level`` (PNG zlib level 0-9; 0 as dataset_tool).
+
+Labels come from a ``dataset.json`` in the source (folder or zip) in dataset_tool's format. The
+zip is written to a temporary file next to ``out`` and renamed when complete, so ``out`` is never
+left half-written. Bad files (corrupt, empty, too small) are skipped and listed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import multiprocessing
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import OmegaConf
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from src.datamodules.readers import (  # noqa: E402
+    FFHQ_SUBFOLDERS,
+    RESIZE_FILTERS,
+    BadImageError,
+    FolderSource,
+    ZipSource,
+    decode_image,
+    open_source,
+)
+from src.utils.io import atomic_write  # noqa: E402
+from src.utils.resolution import parse_resolution  # noqa: E402
+
+DEFAULTS = dict(source=None, out=None, resolution=256, resize_filter="box", channels=3, workers=2,
+                overwrite=False, max_images=None, compress_level=0)
+
+_PNG_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def fail(message: str) -> SystemExit:
+    return SystemExit(f"prepare_dataset.py: {message}")
+
+
+def parse_args(argv: list[str]):
+    cfg = OmegaConf.create(DEFAULTS)
+    OmegaConf.set_struct(cfg, True)
+    try:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(argv))
+    except Exception as e:  # unknown key or bad value
+        raise fail(f"{e.__class__.__name__}: {str(e).splitlines()[0]}; allowed keys: {', '.join(DEFAULTS)}") from None
+    if not cfg.source:
+        raise fail("source=DIR_OR_ZIP is required")
+    if not cfg.out:
+        raise fail("out=FILE.zip is required")
+    if not str(cfg.out).endswith(".zip"):
+        raise fail(f"out={cfg.out}: the output must be a .zip file")
+    res = OmegaConf.to_object(cfg.resolution) if OmegaConf.is_list(cfg.resolution) else cfg.resolution
+    try:
+        cfg.resolution = list(parse_resolution(res, "resolution"))
+    except ValueError as e:
+        raise fail(str(e)) from None
+    if cfg.resize_filter not in RESIZE_FILTERS:
+        raise fail(f"resize_filter={cfg.resize_filter!r}: expected one of {', '.join(RESIZE_FILTERS)}")
+    if cfg.channels not in _PNG_MODES:
+        raise fail(f"channels={cfg.channels!r}: expected 1, 3 or 4")
+    if not isinstance(cfg.workers, int) or cfg.workers < 0:
+        raise fail(f"workers={cfg.workers!r}: expected a non-negative integer")
+    if cfg.max_images is not None and (not isinstance(cfg.max_images, int) or cfg.max_images < 1):
+        raise fail(f"max_images={cfg.max_images!r}: expected a positive integer or null")
+    if not isinstance(cfg.compress_level, int) or not 0 <= cfg.compress_level <= 9:
+        raise fail(f"compress_level={cfg.compress_level!r}: expected 0-9")
+    return cfg
+
+
+def open_input(source: str | Path) -> FolderSource | ZipSource:
+    """The source as a reader source; an FFHQ root is read from its image subfolder."""
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise fail(f"source={path}: does not exist")
+    layout = "ffhq" if path.is_dir() and any((path / s).is_dir() for s in FFHQ_SUBFOLDERS) else None
+    try:
+        return open_source(path, layout)
+    except (ValueError, FileNotFoundError) as e:
+        raise fail(str(e).replace("data.root", "source")) from None
+
+
+def source_labels(src: FolderSource | ZipSource) -> list[int] | None:
+    """Labels from the source's ``dataset.json`` (dataset_tool format), per listed image, or None."""
+    if isinstance(src, ZipSource):
+        return src.labels
+    meta = Path(src.root) / "dataset.json"
+    if not meta.is_file():
+        return None
+    try:
+        raw = json.loads(meta.read_text()).get("labels")
+    except (ValueError, AttributeError) as e:
+        raise fail(f"{meta}: not a JSON object with a 'labels' key ({e})") from None
+    if raw is None:
+        return None
+    table = {str(name).replace("\\", "/"): label for name, label in raw}
+    labels = []
+    for i in range(len(src)):
+        name = src.name(i)
+        if name not in table:
+            raise fail(f"{meta}: no label for {name}")
+        labels.append(table[name])
+    return labels
+
+
+# ------------------------------------------------------------------------------------------------
+# work (in worker processes)
+# ------------------------------------------------------------------------------------------------
+
+_SOURCE: FolderSource | ZipSource | None = None
+_OPTS: dict[str, Any] = {}
+
+
+def _init(source: FolderSource | ZipSource, opts: dict[str, Any]) -> None:
+    global _SOURCE, _OPTS
+    _SOURCE, _OPTS = source, opts
+
+
+def _convert(i: int) -> tuple[int, bytes | None, bytes | None, str | None]:
+    """Source image ``i`` -> (i, PNG bytes, raw pixels [C, H, W], None) or (i, None, None, reason)."""
+    assert _SOURCE is not None
+    name = _SOURCE.name(i)
+    try:
+        try:
+            data = _SOURCE.read(i)
+        except OSError as e:
+            raise BadImageError(f"{name}: cannot read ({e})") from e
+        img = decode_image(data, _OPTS["channels"], tuple(_OPTS["resolution"]), _OPTS["resize_filter"], name=name)
+    except BadImageError as e:
+        return i, None, None, str(e)
+    pixels = img.numpy()
+    hwc = np.ascontiguousarray(pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0))
+    buf = io.BytesIO()
+    Image.fromarray(hwc, _PNG_MODES[_OPTS["channels"]]).save(buf, format="PNG", compress_level=_OPTS["compress_level"])
+    return i, buf.getvalue(), pixels.tobytes(), None
+
+
+# ------------------------------------------------------------------------------------------------
+# progress
+# ------------------------------------------------------------------------------------------------
+
+
+class Progress:
+    """tqdm on stderr when installed, else a line every ~2 seconds."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.n, self.t0, self.last = total, 0, time.perf_counter(), 0.0
+        try:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True)
+        except ImportError:
+            self.bar = None
+
+    def update(self) -> None:
+        self.n += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            return
+        now = time.perf_counter()
+        if now - self.last > 2.0 or self.n == self.total:
+            self.last = now
+            rate = self.n / max(now - self.t0, 1e-9)
+            print(f"  {self.n}/{self.total} images ({rate:.0f} img/s)", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# main
+# ------------------------------------------------------------------------------------------------
+
+
+def archive_name(index: int) -> str:
+    """dataset_tool's name for output image ``index``: ``00000/img00000000.png``."""
+    s = f"{index:08d}"
+    return f"{s[:5]}/img{s}.png"
+
+
+def prepare(cfg) -> dict[str, Any]:
+    out = Path(cfg.out).expanduser()
+    if out.exists() and not cfg.overwrite:
+        raise fail(f"out={out} already exists; pass overwrite=true to replace it")
+    src = open_input(cfg.source)
+    labels = source_labels(src)
+    opts = dict(channels=int(cfg.channels), resolution=list(cfg.resolution), resize_filter=str(cfg.resize_filter),
+                compress_level=int(cfg.compress_level))
+    total = len(src) if cfg.max_images is None else min(len(src), int(cfg.max_images))
+    print(f"prepare_dataset: {len(src)} images in {src.root} -> {out} at {opts['resolution'][0]}x"
+          f"{opts['resolution'][1]} ({opts['resize_filter']}), {cfg.workers} workers", file=sys.stderr, flush=True)
+
+    def write(f) -> dict[str, Any]:
+        digest = hashlib.sha256()
+        skipped: list[dict[str, str]] = []
+        out_labels: list[list[Any]] = []
+        count = 0
+        progress = Progress(total)
+        indices = range(len(src))
+        pool = None
+        if cfg.workers > 0:
+            pool = multiprocessing.get_context().Pool(cfg.workers, initializer=_init, initargs=(src, opts))
+            results = pool.imap(_convert, indices, chunksize=8)
+        else:
+            _init(src, opts)
+            results = map(_convert, indices)
+        try:
+            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as z:
+                for i, png, pixels, reason in results:
+                    if png is None:
+                        skipped.append({"file": src.name(i), "reason": reason or ""})
+                        continue
+                    name = archive_name(count)
+                    z.writestr(name, png)
+                    digest.update(pixels)
+                    if labels is not None:
+                        out_labels.append([name, labels[i]])
+                    count += 1
+                    progress.update()
+                    if cfg.max_images is not None and count >= cfg.max_images:
+                        break
+                if count == 0:
+                    raise fail(f"source={src.root}: none of its images could be converted "
+                               f"(first problem: {skipped[0]['reason'] if skipped else 'none listed'})")
+                manifest = {
+                    "format": "stylegan2-ada dataset_tool zip",
+                    "source": str(src.root),
+                    "count": count,
+                    "resolution": list(opts["resolution"]),
+                    "channels": opts["channels"],
+                    "resize_filter": opts["resize_filter"],
+                    "labels": labels is not None,
+                    "skipped_count": len(skipped),
+                    "skipped": skipped,
+                    "sha256": digest.hexdigest(),
+                    "hash_of": "uint8 pixels of each image in [C, H, W] order, in archive order",
+                }
+                z.writestr("dataset.json", json.dumps({"labels": out_labels if labels is not None else None}))
+                z.writestr("manifest.json", json.dumps(manifest, indent=2))
+        finally:
+            progress.close()
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+        return manifest
+
+    box: dict[str, Any] = {}
+    atomic_write(out, lambda f: box.update(write(f)))
+    return box
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    cfg = parse_args(sys.argv[1:] if argv is None else argv)
+    manifest = prepare(cfg)
+    if manifest["skipped_count"]:
+        names = ", ".join(s["file"] for s in manifest["skipped"][:5])
+        print(f"prepare_dataset: skipped {manifest['skipped_count']} bad file(s): {names}"
+              + (", ..." if manifest["skipped_count"] > 5 else ""), file=sys.stderr)
+    print(json.dumps(manifest, indent=2))
+    return manifest
+
+
+if __name__ == "__main__":
+    main()

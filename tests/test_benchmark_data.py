@@ -1,0 +1,45 @@
+"""scripts/benchmark.py's loader and colorspace subcommands at tiny sizes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+
+import benchmark  # noqa: E402
+
+from src.datamodules.colorspaces import COLORSPACE_NAMES  # noqa: E402
+
+
+@pytest.mark.parametrize("source", ["folder", "zip"])
+def test_loader_subcommand(source, capsys):
+    out = benchmark.main(["loader", "--source", source, "--resolution", "16", "--batch", "4", "--steps", "3",
+                          "--images", "16", "--warmup", "1", "--space", "lab"])
+    assert out["what"] == "loader" and out["source"] == source and out["resolution"] == [16, 16]
+    assert out["images_per_sec"] > 0 and out["timed_batches"] == 3 and out["colorspace"] == "lab"
+    assert '"images_per_sec"' in capsys.readouterr().out
+
+
+def test_loader_reads_a_given_root(tmp_path):
+    from PIL import Image
+
+    for k in range(4):
+        Image.new("RGB", (8, 8), (k * 40, 0, 0)).save(tmp_path / f"{k}.png")
+    out = benchmark.main(["loader", "--root", str(tmp_path), "--resolution", "8", "--batch", "2", "--steps", "2",
+                          "--warmup", "0"])
+    assert out["root"] == str(tmp_path) and out["source"] == "folder"
+
+
+def test_colorspace_subcommand():
+    out = benchmark.main(["colorspace", "--resolution", "8", "--batch", "2", "--repeats", "2", "--warmup", "0"])
+    assert [r["space"] for r in out["results"]] == list(COLORSPACE_NAMES)
+    for r in out["results"]:
+        assert r["encode_ms"] >= 0 and r["encode_decode_ms"] >= r["encode_ms"]
+        assert "skimage_cpu_ms" in r
+    one = benchmark.main(["colorspace", "--space", "hsv", "--resolution", "8", "--batch", "2", "--repeats", "1"])
+    assert [r["space"] for r in one["results"]] == ["hsv"]
+    with pytest.raises(ValueError, match="--space"):
+        benchmark.main(["colorspace", "--space", "cmyk"])
