@@ -120,6 +120,14 @@ def test_bad_config_stops_before_writing(tiny_cfg, log_dir, override, key):
     assert not run_dir(log_dir, "test").exists()
 
 
+def test_missing_data_root_is_one_clear_error(log_dir):
+    from tests.conftest import TINY, compose_cfg
+    overrides = [o for o in TINY if not o.startswith("data.dataset.")]
+    with pytest.raises(ConfigError, match="data.root is required"):
+        train(compose_cfg([*overrides, "data=folder", "logger=none", "run_name=test"]))
+    assert not run_dir(log_dir, "test").exists()
+
+
 def test_cli_reports_bad_input_in_one_line(tmp_path):
     env = {**os.environ, "GAMUT_LOG_DIR": str(tmp_path)}
     proc = subprocess.run([sys.executable, "-m", "src.train", "data.resolution=48", "logger=none", "run_name=x"],
@@ -162,3 +170,18 @@ def test_multirun_sweep_gives_each_job_its_folder(tmp_path):
         ckpt = tmp_path / "quickstart" / "sweep" / job / "checkpoints" / "last.ckpt"
         assert ckpt.is_file()
         assert torch.load(ckpt, weights_only=True)["hyper_parameters"]["optim"]["g_lr"] == lr
+
+
+@pytest.mark.parametrize("colorspace", ["rgb", "gray", "rgba", "hsv", "hsv_polar", "lab", "ycbcr"])
+def test_short_fit_in_every_colorspace(tiny_cfg, log_dir, colorspace):
+    """StyleGAN2 trains in each color space; grids are decoded to RGB(A) for people to look at."""
+    from PIL import Image
+    train(tiny_cfg("trainer.max_steps=2", f"colorspace={colorspace}", "data.resolution=[8,16]",
+                   "callbacks.sample_grid.every_kimg=0.004"))
+    rd = run_dir(log_dir, "test")
+    channels = {"gray": 1, "rgba": 4}.get(colorspace, 3)
+    sd = _final_state(log_dir, "test")["state_dict"]
+    assert sd["G.synthesis.blocks.0.torgb.weight"].shape[0] == channels
+    for png in [rd / "samples" / "reals.png", *sorted((rd / "samples").glob("fakes_*.png"))]:
+        with Image.open(png) as im:
+            assert im.mode == ("RGBA" if colorspace == "rgba" else "RGB")
