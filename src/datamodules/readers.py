@@ -398,7 +398,81 @@ def open_source(root: str | Path, layout: str | None = None) -> FolderSource | Z
 # ------------------------------------------------------------------------------------------------
 
 
-class ImageFolderDataset(Dataset):
+class SkippingImageDataset(Dataset):
+    """The bad-file policy every image dataset shares (one mechanism for all readers).
+
+    A file that fails to read or decode is skipped: it is recorded in :attr:`bad_files`, one warning
+    names the first one, and the next good index is served instead (wrapping around), so a decoding
+    error in a worker never ends the epoch. With ``strict`` the first bad file raises
+    :class:`BadImageError` with its path. Subclasses provide ``__len__``, :meth:`name`,
+    :meth:`_load` (raise :class:`BadImageError`), :meth:`_label` and :attr:`where`.
+    """
+
+    ignored: int = 0  # files that were not listed at all (no image extension)
+
+    def __init__(self, strict: bool = False) -> None:
+        self.strict = bool(strict)
+        self.bad_files: list[str] = []  # bad files met by this process
+        self._bad: set[int] = set()
+        self._warned = False
+
+    @property
+    def where(self) -> str:
+        """Where the images come from, for messages."""
+        raise NotImplementedError
+
+    def name(self, i: int) -> str:
+        raise NotImplementedError
+
+    def _load(self, i: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _label(self, i: int) -> int:
+        return 0
+
+    def _record_bad(self, i: int, error: BadImageError) -> None:
+        self._bad.add(i)
+        self.bad_files.append(self.name(i))
+        if not self._warned:
+            self._warned = True
+            extra = f"; {self.ignored} non-image files were ignored" if self.ignored else ""
+            warnings.warn(
+                f"gamut: skipping bad image in {self.where}: {error}. Further bad files are "
+                f"skipped and counted (dataset.bad_files){extra}; set data.strict=true to stop instead",
+                stacklevel=3,
+            )
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for {n} images")
+        index %= n
+        for k in range(n):
+            i = (index + k) % n
+            if i in self._bad:
+                continue
+            try:
+                image = self._load(i)
+            except BadImageError as e:
+                if self.strict:
+                    raise BadImageError(f"{self.where}/{e} (data.strict=true)") from e
+                self._record_bad(i, e)
+                continue
+            return {"image": image, "label": torch.tensor(self._label(i), dtype=torch.int64)}
+        raise BadImageError(f"data.root: none of the {n} images in {self.where} could be decoded")
+
+    def summary(self) -> str:
+        """One line on bad and ignored files seen so far by this process ('' when none)."""
+        parts = []
+        if self.bad_files:
+            named = ", ".join(self.bad_files[:_MAX_NAMED]) + (", ..." if len(self.bad_files) > _MAX_NAMED else "")
+            parts.append(f"{len(self.bad_files)} bad image(s) skipped ({named})")
+        if self.ignored:
+            parts.append(f"{self.ignored} non-image file(s) ignored")
+        return f"{self.where}: " + "; ".join(parts) if parts else ""
+
+
+class ImageFolderDataset(SkippingImageDataset):
     """Images from a folder or zip, decoded, cropped and resized on the fly.
 
     Args:
@@ -441,7 +515,7 @@ class ImageFolderDataset(Dataset):
             raise ValueError(f"data.max_images={max_images!r}: expected a positive integer or null")
         self.channels = int(channels)
         self.resize_filter = resize_filter
-        self.strict = bool(strict)
+        super().__init__(strict)
         self.allow_upscale = bool(allow_upscale)
         self.source = open_source(root, layout)
 
@@ -466,10 +540,6 @@ class ImageFolderDataset(Dataset):
             self._labels = None
             self.num_classes = 0
 
-        self.bad_files: list[str] = []
-        self._bad: set[int] = set()
-        self._warned = False
-
     @property
     def ignored(self) -> int:
         """Files in the source that were not listed (no image extension)."""
@@ -492,47 +562,12 @@ class ImageFolderDataset(Dataset):
             data, self.channels, self.resolution, self.resize_filter, name=name, allow_upscale=self.allow_upscale
         )
 
-    def _record_bad(self, i: int, error: BadImageError) -> None:
-        self._bad.add(i)
-        self.bad_files.append(self.name(i))
-        if not self._warned:
-            self._warned = True
-            extra = f"; {self.ignored} non-image files were ignored" if self.ignored else ""
-            warnings.warn(
-                f"gamut: skipping bad image in {self.source.root}: {error}. Further bad files are "
-                f"skipped and counted (dataset.bad_files){extra}; set data.strict=true to stop instead",
-                stacklevel=3,
-            )
+    def _label(self, i: int) -> int:
+        return self._labels[i] if self._labels is not None else 0
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        n = len(self)
-        if not -n <= index < n:
-            raise IndexError(f"index {index} out of range for {n} images")
-        index %= n
-        for k in range(n):
-            i = (index + k) % n
-            if i in self._bad:
-                continue
-            try:
-                image = self._load(i)
-            except BadImageError as e:
-                if self.strict:
-                    raise BadImageError(f"{self.source.root}/{e} (data.strict=true)") from e
-                self._record_bad(i, e)
-                continue
-            label = self._labels[i] if self._labels is not None else 0
-            return {"image": image, "label": torch.tensor(label, dtype=torch.int64)}
-        raise BadImageError(f"data.root: none of the {n} images in {self.source.root} could be decoded")
-
-    def summary(self) -> str:
-        """One line on bad and ignored files seen so far by this process ('' when none)."""
-        parts = []
-        if self.bad_files:
-            named = ", ".join(self.bad_files[:_MAX_NAMED]) + (", ..." if len(self.bad_files) > _MAX_NAMED else "")
-            parts.append(f"{len(self.bad_files)} bad image(s) skipped ({named})")
-        if self.ignored:
-            parts.append(f"{self.ignored} non-image file(s) ignored")
-        return f"{self.source.root}: " + "; ".join(parts) if parts else ""
+    @property
+    def where(self) -> str:
+        return str(self.source.root)
 
     def __repr__(self) -> str:
         return (

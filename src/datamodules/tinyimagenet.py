@@ -27,10 +27,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
 
 from src.datamodules.imagenet_classes import IMAGENET_WNIDS
-from src.datamodules.readers import RESIZE_FILTERS, BadImageError, decode_image, is_image_name
+from src.datamodules.readers import RESIZE_FILTERS, BadImageError, SkippingImageDataset, decode_image, is_image_name
 
 __all__ = ["TinyImageNetDataset", "SPLITS"]
 
@@ -62,7 +61,7 @@ def _is_image(path: Path) -> bool:
     return is_image_name(path.name) and path.is_file()
 
 
-class TinyImageNetDataset(Dataset):
+class TinyImageNetDataset(SkippingImageDataset):
     """One split of ``tiny-imagenet-200`` as ``{"image": uint8 [C, H, W], "label": int64 []}``.
 
     Args:
@@ -91,7 +90,7 @@ class TinyImageNetDataset(Dataset):
         strict: bool = False,
         allow_upscale: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(strict)
         if split not in SPLITS:
             raise ValueError(f"data.dataset.split={split!r}: choose one of {', '.join(SPLITS)}")
         root = Path(root).expanduser()
@@ -109,7 +108,6 @@ class TinyImageNetDataset(Dataset):
             raise ValueError(f"data.resize_filter={resize_filter!r}: expected one of {', '.join(RESIZE_FILTERS)}")
         self.channels = int(channels)
         self.resize_filter = resize_filter
-        self.strict = bool(strict)
         self.allow_upscale = bool(allow_upscale)
 
         self.wnids = self._read_wnids(_require(root / "wnids.txt", "wnids.txt"))
@@ -123,9 +121,6 @@ class TinyImageNetDataset(Dataset):
         if not self.files:
             raise FileNotFoundError(f"TinyImageNet: no images in {root / split}")
         self._imagenet_index: torch.Tensor | None = None
-        self.bad_files: list[str] = []  # bad files met by this process, relative to root
-        self._bad: set[int] = set()
-        self._warned = False
 
     # ----------------------------------------------------------------------------------------
     # layout
@@ -224,42 +219,12 @@ class TinyImageNetDataset(Dataset):
         return decode_image(data, self.channels, self.resolution, resize_filter=self.resize_filter,
                             name=self.name(i), allow_upscale=self.allow_upscale)
 
-    def _record_bad(self, i: int, error: BadImageError) -> None:
-        self._bad.add(i)
-        self.bad_files.append(self.name(i))
-        if not self._warned:
-            self._warned = True
-            warnings.warn(
-                f"gamut: skipping bad image in {self.root}: {error}. Further bad files are skipped and "
-                f"counted (dataset.bad_files); set data.strict=true to stop instead",
-                stacklevel=3,
-            )
+    def _label(self, i: int) -> int:
+        return self.labels[i]
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        n = len(self.files)
-        if not -n <= index < n:
-            raise IndexError(f"index {index} out of range for {n} images")
-        index %= n
-        for k in range(n):  # a bad file is replaced by the next good one (wrapping around)
-            i = (index + k) % n
-            if i in self._bad:
-                continue
-            try:
-                image = self._load(i)
-            except BadImageError as e:
-                if self.strict:
-                    raise BadImageError(f"{self.root}/{e} (data.strict=true)") from e
-                self._record_bad(i, e)
-                continue
-            return {"image": image, "label": torch.tensor(self.labels[i], dtype=torch.int64)}
-        raise BadImageError(f"data.root: none of the {n} images in {self.root / self.split} could be decoded")
-
-    def summary(self) -> str:
-        """One line on the bad files seen so far by this process ('' when none)."""
-        if not self.bad_files:
-            return ""
-        named = ", ".join(self.bad_files[:5]) + (", ..." if len(self.bad_files) > 5 else "")
-        return f"{self.root}: {len(self.bad_files)} bad image(s) skipped ({named})"
+    @property
+    def where(self) -> str:
+        return str(self.root)  # item names are relative to the root
 
     def extra_repr(self) -> str:
         return (f"root={str(self.root)!r}, split={self.split!r}, images={len(self)}, "
