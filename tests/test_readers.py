@@ -297,3 +297,14 @@ def test_ffhq_layout(tmp_path: Path) -> None:
         open_source(tmp_path / "empty", layout="ffhq")
     with pytest.raises(FileNotFoundError, match="data.root.*missing"):
         open_source(tmp_path / "missing")
+
+
+def test_skipping_dataset_requires_its_hooks():
+    from src.datamodules.readers import SkippingImageDataset
+
+    class Incomplete(SkippingImageDataset):
+        def __len__(self) -> int:
+            return 1
+
+    with pytest.raises(TypeError, match="abstract"):
+        Incomplete()

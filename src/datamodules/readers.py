@@ -19,6 +19,8 @@ all and are counted in the source's ``ignored``.
 
 from __future__ import annotations
 
+import abc
+
 import io
 import json
 import os
@@ -398,7 +400,7 @@ def open_source(root: str | Path, layout: str | None = None) -> FolderSource | Z
 # ------------------------------------------------------------------------------------------------
 
 
-class SkippingImageDataset(Dataset):
+class SkippingImageDataset(Dataset, abc.ABC):
     """The bad-file policy every image dataset shares (one mechanism for all readers).
 
     A file that fails to read or decode is skipped: it is recorded in :attr:`bad_files`, one warning
@@ -417,15 +419,17 @@ class SkippingImageDataset(Dataset):
         self._warned = False
 
     @property
+    @abc.abstractmethod
     def where(self) -> str:
         """Where the images come from, for messages."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def name(self, i: int) -> str:
-        raise NotImplementedError
+        """Item ``i``'s file name, as messages and :attr:`bad_files` show it."""
 
+    @abc.abstractmethod
     def _load(self, i: int) -> torch.Tensor:
-        raise NotImplementedError
+        """Decode item ``i`` to uint8 ``[C, H, W]``; raise :class:`BadImageError` for a bad file."""
 
     def _label(self, i: int) -> int:
         return 0
