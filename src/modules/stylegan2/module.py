@@ -47,8 +47,8 @@ class StyleGAN2(pl.LightningModule):
                  num_classes: int = 0, z_dim: int = 512, w_dim: int = 512, map_depth: int = 2,
                  map_lr_multiplier: float = 0.01, w_avg_beta: float = 0.995, channel_base: int = 16384,
                  channel_max: int = 512, use_noise: bool = True, mbstd_group: int = 4, mbstd_channels: int = 1,
-                 loss: dict | None = None, optim: dict | None = None, ema: dict | None = None,
-                 check_finite_every: int = 50) -> None:
+                 conv_clamp: float | None = None, loss: dict | None = None, optim: dict | None = None,
+                 ema: dict | None = None, check_finite_every: int = 50) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)  # the train script logs the whole composed config
         self.automatic_optimization = False
@@ -63,9 +63,9 @@ class StyleGAN2(pl.LightningModule):
         self.ema_cfg = _merge(DEFAULT_EMA, ema, "model.ema")
         self.num_classes = num_classes
         self.G = Generator(z_dim, w_dim, num_classes, self.resolution, img_channels, map_depth,
-                           map_lr_multiplier, w_avg_beta, channel_base, channel_max, use_noise)
+                           map_lr_multiplier, w_avg_beta, channel_base, channel_max, use_noise, conv_clamp)
         self.D = Discriminator(self.resolution, img_channels, num_classes, channel_base, channel_max,
-                               mbstd_group, mbstd_channels)
+                               mbstd_group, mbstd_channels, conv_clamp=conv_clamp)
         # G has no dropout or batch norm, so train/eval mode is irrelevant; G_ema is never trained.
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
         self.register_buffer("pl_mean", torch.zeros([]))
