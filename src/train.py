@@ -22,10 +22,12 @@ from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryV
 import src.utils.resolvers  # noqa: F401  (registers ${gamut.*})
 from src.callbacks.limits import StopAtIteration
 from src.utils.checkpoint_io import AtomicCheckpointIO
+from src.utils.checkpoints import apply_init_architecture, load_init_weights, read_init_checkpoint
 from src.utils.io import atomic_write
-from src.utils.validation import ConfigError, check_model_data, resolve_ckpt_path, validate
+from src.utils.validation import ConfigError, check_model_data, check_required, resolve_ckpt_path, validate
 
 log = logging.getLogger("gamut.train")
+log.setLevel(logging.INFO)  # train.log gets gamut's notes even when the root logger is quieter
 # Lightning 2.6.6 calls a torch.utils._pytree API that torch 2.15 deprecates; harmless.
 warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
 
@@ -58,6 +60,14 @@ def _plain_config(cfg: DictConfig) -> dict:
 
 def train(cfg: DictConfig) -> dict:
     """Train from a composed config; return the final logged metrics as floats."""
+    init, init_notes = None, []
+    check_required(cfg)
+    if cfg.get("ckpt_init"):
+        try:
+            init = read_init_checkpoint(cfg.ckpt_init)
+            init_notes = apply_init_architecture(cfg, init)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     try:
         validate(cfg)
         ckpt_path = resolve_ckpt_path(cfg)
@@ -71,6 +81,8 @@ def train(cfg: DictConfig) -> dict:
         datamodule = hydra.utils.instantiate(cfg.data)
         model = hydra.utils.instantiate(cfg.model)
         check_model_data(model, datamodule)
+        if init is not None and ckpt_path is None:  # a resume restores its own weights
+            init_notes += load_init_weights(model, init)
     except InstantiationException as e:
         cause = e.__cause__ if e.__cause__ is not None else e
         raise ConfigError(str(cause)) from None
@@ -84,6 +96,10 @@ def train(cfg: DictConfig) -> dict:
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
     logging.getLogger().addHandler(handler)
 
+    if init is not None:
+        log.info("ckpt_init %s%s", cfg.ckpt_init, "" if ckpt_path is None else " (architecture only: resuming)")
+        for note in init_notes:
+            log.info("ckpt_init: %s", note)
     try:
         callbacks = _instantiate_group(cfg.get("callbacks"))
         callbacks.append(StopAtIteration(int(cfg.trainer.max_steps)))

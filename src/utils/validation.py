@@ -26,6 +26,13 @@ def _get(cfg: DictConfig, key: str, default=None):
     return node
 
 
+def check_required(cfg: DictConfig) -> None:
+    """Every key in ``required_keys`` (set by experiments, e.g. finetune's ckpt_init) must have a value."""
+    for key in cfg.get("required_keys") or []:
+        if _get(cfg, key) is None:
+            raise ConfigError(f"{key} is required by this experiment (pass {key}=...)")
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` for the first invalid value found."""
     try:

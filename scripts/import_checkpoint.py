@@ -1,0 +1,63 @@
+"""Import a public pretrained StyleGAN2 model into a gamut checkpoint, without running its code.
+
+    python scripts/import_checkpoint.py src=ffhq.pkl out=weights/ffhq.ckpt
+
+Reads NVIDIA pickles (stylegan2-ada-pytorch, stylegan3 with cfg=stylegan2: ``G``, ``D``,
+``G_ema``) through a restricted unpickler that rebuilds tensors and plain containers only, and
+rosinality ``.pt`` files (``g``, ``d``, ``g_ema``, ``latent_avg``) with ``torch.load(weights_only=True)``.
+Writes ``out`` (a gamut Lightning checkpoint) and ``out`` with ``.safetensors`` (G_ema + JSON config).
+
+Keys: ``src`` (required), ``out`` (required, ``.ckpt``), ``discriminator`` (``import`` | ``fresh``:
+keep a new D, e.g. for CIFAR-10's 'orig' D), ``export`` (write the safetensors file; default true),
+``overwrite`` (replace an existing ``out``; default false).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from src.pretrained import UnsafePickleError, UnsupportedNetworkError, import_checkpoint  # noqa: E402
+
+DEFAULTS = dict(src=None, out=None, discriminator="import", export=True, overwrite=False)
+
+
+def parse_args(argv: list[str]):
+    cfg = OmegaConf.create(DEFAULTS)
+    OmegaConf.set_struct(cfg, True)
+    try:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(argv))
+    except Exception as e:  # unknown key
+        raise SystemExit(f"import_checkpoint.py: {e.__class__.__name__}: {str(e).splitlines()[0]}; "
+                         f"allowed keys: {', '.join(DEFAULTS)}") from None
+    if not cfg.src or not cfg.out:
+        raise SystemExit("import_checkpoint.py: src=FILE and out=FILE.ckpt are required")
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_args(sys.argv[1:] if argv is None else argv)
+    if Path(cfg.out).exists() and not cfg.overwrite:
+        raise SystemExit(f"import_checkpoint.py: out={cfg.out!r} exists; pass overwrite=true to replace it")
+    try:
+        out, imported = import_checkpoint(cfg.src, cfg.out, discriminator=cfg.discriminator, export=cfg.export)
+    except UnsafePickleError as e:
+        raise SystemExit(f"import_checkpoint.py: {e}") from None
+    except (FileNotFoundError, ValueError) as e:  # UnsupportedNetworkError is a ValueError
+        kind = "unsupported network" if isinstance(e, UnsupportedNetworkError) else "error"
+        raise SystemExit(f"import_checkpoint.py: {kind}: {e}") from None
+    hp = imported.hparams
+    print(f"imported {imported.format} {cfg.src}: {hp['resolution']}x{hp['resolution']}, "
+          f"{hp['img_channels']} channel(s), z {hp['z_dim']}, mapping {hp['map_depth']} layers, "
+          f"channel_base {hp['channel_base']}, classes {hp['num_classes']}")
+    for note in imported.notes:
+        print(f"note: {note}")
+    print(f"wrote {out}" + (f" and {out.with_suffix('.safetensors')}" if cfg.export else ""))
+
+
+if __name__ == "__main__":
+    main()
