@@ -151,19 +151,31 @@ class SynthesisBlock(nn.Module):
         self.register_buffer("fir", make_fir(), persistent=False)
 
     def forward(self, x: Tensor | None, img: Tensor | None, ws: Tensor, noise_mode: str = "random",
-                fused: bool = False) -> tuple[Tensor, Tensor]:
+                fused: bool = False, adds: list[Tensor | None] | None = None) -> tuple[Tensor, Tensor]:
+        """``ws`` ``[N, num_conv + 1, w_dim]``: one w per layer (conv0?, conv1, torgb).
+
+        ``adds`` (optional, one entry per layer, ``None`` = nothing) is added to that layer's
+        output: to the features after a conv, to the running image after the ToImage (the hook
+        SEGAN mode 1 uses, spec segan §2).
+        """
         i = 0
         if self.conv0 is None:
             x = self.const.to(ws.dtype).unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
         else:
             x = self.conv0(x, ws[:, i], noise_mode=noise_mode, fused=fused)
+            if adds is not None and adds[i] is not None:
+                x = x + adds[i]
             i += 1
         x = self.conv1(x, ws[:, i], noise_mode=noise_mode, fused=fused)
+        if adds is not None and adds[i] is not None:
+            x = x + adds[i]
         i += 1
         if img is not None:
             img = upsample2d(img, self.fir)
         y = self.torgb(x, ws[:, i], fused=fused)
         img = y if img is None else img + y
+        if adds is not None and adds[i] is not None:
+            img = img + adds[i]
         return x, img
 
     def extra_repr(self) -> str:
@@ -193,17 +205,33 @@ class SynthesisNetwork(nn.Module):
             self.blocks.append(SynthesisBlock(in_ch, out_ch, w_dim, size, img_channels, use_noise, conv_clamp))
             in_ch = out_ch
         self.num_ws = sum(b.num_conv for b in self.blocks) + 1
+        self.num_layers = sum(b.num_conv + 1 for b in self.blocks)  # layers that consume a w
 
-    def forward(self, ws: Tensor, noise_mode: str = "random", fused: bool = False) -> Tensor:
+    def forward(self, ws: Tensor, noise_mode: str = "random", fused: bool = False,
+                layer_ws: Tensor | None = None, layer_adds: list[Tensor | None] | None = None) -> Tensor:
+        """``ws`` ``[N, num_ws, w_dim]`` -> image.
+
+        Hooks for subclasses (SEGAN): ``layer_ws`` ``[N, num_layers, w_dim]`` replaces the slot plan
+        with one w per layer (order of :meth:`layer_ws`), and ``layer_adds`` (one entry per layer)
+        is added to each layer's output (see :class:`SynthesisBlock`).
+        """
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode={noise_mode!r}: expected one of {NOISE_MODES}")
+        if layer_ws is not None and tuple(layer_ws.shape[1:]) != (self.num_layers, self.w_dim):
+            raise ValueError(f"layer_ws must be [N, {self.num_layers}, {self.w_dim}], got {list(layer_ws.shape)}")
+        if layer_adds is not None and len(layer_adds) != self.num_layers:
+            raise ValueError(f"layer_adds must have {self.num_layers} entries, got {len(layer_adds)}")
         x = img = None
-        idx = 0
+        idx = lidx = 0
         for block in self.blocks:
-            x, img = block(x, img, ws[:, idx: idx + block.num_conv + 1], noise_mode=noise_mode, fused=fused)
+            n = block.num_conv + 1
+            block_ws = ws[:, idx: idx + n] if layer_ws is None else layer_ws[:, lidx: lidx + n]
+            adds = None if layer_adds is None else layer_adds[lidx: lidx + n]
+            x, img = block(x, img, block_ws, noise_mode=noise_mode, fused=fused, adds=adds)
             idx += block.num_conv
+            lidx += n
         return img
 
     def layer_ws(self) -> list[tuple[str, int]]:
@@ -230,11 +258,15 @@ class Generator(nn.Module):
         super().__init__()
         self.z_dim, self.w_dim, self.c_dim, self.img_channels = z_dim, w_dim, num_classes, img_channels
         self.resolution = tuple(resolution)
-        self.synthesis = SynthesisNetwork(w_dim, self.resolution, img_channels, channel_base, channel_max,
-                                          use_noise, conv_clamp)
+        self.synthesis = self.make_synthesis(w_dim, self.resolution, img_channels, channel_base, channel_max,
+                                             use_noise, conv_clamp)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(z_dim, num_classes, w_dim, self.num_ws, map_depth, map_lr_multiplier,
                                       w_avg_beta)
+
+    def make_synthesis(self, *args, **kwargs) -> SynthesisNetwork:
+        """Build the synthesis network (a hook: SEGAN returns its subclass)."""
+        return SynthesisNetwork(*args, **kwargs)
 
     def forward(self, z: Tensor, c: Tensor | None = None, psi: float = 1.0, cutoff: int | None = None,
                 noise_mode: str = "random", fused: bool = False) -> Tensor:

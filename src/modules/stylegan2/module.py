@@ -43,6 +43,8 @@ def _merge(defaults: dict, given: dict | None, key: str) -> dict:
 class StyleGAN2(pl.LightningModule):
     """StyleGAN2 (config F generator with skip outputs, ResNet D) for any channel count and aspect."""
 
+    default_loss = DEFAULT_LOSS  # subclasses (SEGAN) extend the allowed model.loss keys
+
     def __init__(self, img_channels: int = 3, resolution: Any = 64, colorspace: str = "rgb",
                  num_classes: int = 0, z_dim: int = 512, w_dim: int = 512, map_depth: int = 2,
                  map_lr_multiplier: float = 0.01, w_avg_beta: float = 0.995, channel_base: int = 16384,
@@ -58,14 +60,15 @@ class StyleGAN2(pl.LightningModule):
             raise ValueError(f"model.img_channels={img_channels} does not match colorspace.name={colorspace!r} "
                              f"({cs.channels} channels)")
         self.colorspace = cs
-        self.loss_cfg = _merge(DEFAULT_LOSS, loss, "model.loss")
+        self.loss_cfg = _merge(self.default_loss, loss, "model.loss")
         self.optim_cfg = _merge(DEFAULT_OPTIM, optim, "model.optim")
         self.ema_cfg = _merge(DEFAULT_EMA, ema, "model.ema")
         self.num_classes = num_classes
-        self.G = Generator(z_dim, w_dim, num_classes, self.resolution, img_channels, map_depth,
-                           map_lr_multiplier, w_avg_beta, channel_base, channel_max, use_noise, conv_clamp)
-        self.D = Discriminator(self.resolution, img_channels, num_classes, channel_base, channel_max,
-                               mbstd_group, mbstd_channels, conv_clamp=conv_clamp)
+        self.G = self.make_generator(z_dim, w_dim, num_classes, self.resolution, img_channels, map_depth,
+                                     map_lr_multiplier, w_avg_beta, channel_base, channel_max, use_noise,
+                                     conv_clamp)
+        self.D = self.make_discriminator(self.resolution, img_channels, num_classes, channel_base, channel_max,
+                                         mbstd_group, mbstd_channels, conv_clamp=conv_clamp)
         # G has no dropout or batch norm, so train/eval mode is irrelevant; G_ema is never trained.
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
         self.register_buffer("pl_mean", torch.zeros([]))
@@ -74,6 +77,18 @@ class StyleGAN2(pl.LightningModule):
         self.iteration = 0
         self.check_finite_every = check_finite_every
         self._pending_rng: dict | None = None
+
+    # Network factories (hooks: SEGAN builds its generator and a D with its own channel_max).
+
+    def make_generator(self, *args, **kwargs) -> Generator:
+        return Generator(*args, **kwargs)
+
+    def make_discriminator(self, *args, **kwargs) -> Discriminator:
+        return Discriminator(*args, **kwargs)
+
+    def extra_g_loss(self, log: dict[str, Tensor]) -> Tensor | None:
+        """An extra term added to the G loss at every G step (``Gmain``); None = nothing (StyleGAN2)."""
+        return None
 
     # ------------------------------------------------------------------------------------------
     # Inference helpers (used by callbacks and scripts).
@@ -146,7 +161,8 @@ class StyleGAN2(pl.LightningModule):
             fake = self.G.synthesis(self._mapping(torch.randn(n, self.G.z_dim, device=self.device), c))
             fake_logits = self.D(fake, c)
             loss_g = losses.g_nonsaturating(fake_logits).mean()
-            self._step(opt_g, loss_g)
+            extra = self.extra_g_loss(log)
+            self._step(opt_g, loss_g if extra is None else loss_g + extra)
             log["Loss/G"] = loss_g.detach()
 
             # Greg: path length on batch // shrink samples, every pl_interval iterations.

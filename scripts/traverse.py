@@ -1,0 +1,109 @@
+"""Traverse SEGAN subspace coordinates: one seeds x values grid per dimension (spec segan §5).
+
+    python scripts/traverse.py ckpt=PATH layer=L subspace=N dims=[0,5] values=[-3,-1.5,0,1.5,3] seeds=0-3 out=DIR
+
+Keys: ``ckpt`` (required), ``layer`` / ``subspace`` (L, N; required), ``dims`` (coordinate indices;
+default ``[0]``), ``values`` (default -3..3 in 5 steps), ``seeds`` (``0-3``, ``1,5,9`` or ``[1,5]``),
+``op`` (``add`` | ``set`` | ``scale``), ``units`` (``sigma``: multiples of the coordinate's std over
+``stats_n`` latents, ``set`` starts from the mean | ``raw``), ``noise_mode`` (const|random|none),
+``class_idx`` (conditional models), ``out`` (folder), ``device`` (cpu|cuda), ``table`` (true: print
+the subspace table and exit). Writes ``L{L}N{N}D{D}.png`` per dim: one row per seed (z exactly as
+in generate.py), one column per value. Works for every mode; in mode 0 the coordinates are the
+layer's w.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scripts.generate import parse_seeds  # noqa: E402
+from src.modules.segan.editing import Edit, resolve, seed_latents, traversal  # noqa: E402
+from src.utils.checkpoints import load_module  # noqa: E402
+from src.utils.io import image_grid, save_png  # noqa: E402
+
+DEFAULTS = dict(ckpt=None, layer=None, subspace=None, dims=[0], values=[-3.0, -1.5, 0.0, 1.5, 3.0], seeds="0-3",
+                op="add", units="sigma", stats_n=10000, noise_mode="const", class_idx=None, out="out",
+                device="cpu", table=False)
+
+
+def parse_args(argv: list[str]):
+    cfg = OmegaConf.create(DEFAULTS)
+    OmegaConf.set_struct(cfg, True)
+    try:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(argv))
+    except Exception as e:  # unknown key
+        raise SystemExit(f"traverse.py: {e.__class__.__name__}: {str(e).splitlines()[0]}; "
+                         f"allowed keys: {', '.join(DEFAULTS)}") from None
+    if not cfg.ckpt:
+        raise SystemExit("traverse.py: ckpt=PATH is required")
+    if not cfg.table and (cfg.layer is None or cfg.subspace is None):
+        raise SystemExit("traverse.py: layer=L and subspace=N are required (table=true lists them)")
+    return cfg
+
+
+def _as_list(value) -> list:
+    if isinstance(value, (int, float)):
+        return [value]
+    return list(value)
+
+
+def print_table(g) -> None:
+    print(f"{'id':>3} {'L':>2} {'N':>2} {'kind':<8} {'res':<8} {'slot':>4} {'q':>3}  top |L| dims")
+    for r in g.subspaces():
+        top = "-" if r["rank"] is None else ", ".join(f"{d}:{r['abs_L'][d]:.3g}" for d in r["rank"][:4])
+        print(f"{r['id']:>3} {r['layer']:>2} {r['subspace']:>2} {r['kind']:<8} {r['resolution']:<8} "
+              f"{r['slot']:>4} {r['q']:>3}  {top}")
+
+
+def traverse(cfg) -> list[Path]:
+    model = load_module(cfg.ckpt, cfg.device)
+    g = getattr(model, "G_ema", None)
+    if g is None or not hasattr(g, "subspaces"):
+        raise ValueError(f"ckpt={cfg.ckpt!r} is not a SEGAN checkpoint (model=segan)")
+    if cfg.table:
+        print_table(g)
+        return []
+    syn = g.synthesis
+    layer, subspace = int(cfg.layer), int(cfg.subspace)
+    dims = [int(d) for d in _as_list(cfg.dims)]
+    values = [float(v) for v in _as_list(cfg["values"])]
+    for d in dims:  # validate every dim before any work: one error naming the value and the range
+        resolve(Edit(layer=layer, subspace=subspace, dim=d), syn.layout, syn.q)
+    seeds = parse_seeds(cfg.seeds)
+    sampled = syn.coords == "sampled"
+    z, coords = seed_latents(seeds, g.z_dim, syn.num_layers if sampled else 0, syn.q if sampled else 0)
+    z = z.to(cfg.device)
+    coords = None if coords is None else coords.to(cfg.device)
+    labels = None
+    if model.num_classes:
+        if cfg.class_idx is None:
+            raise ValueError(f"this model is conditional ({model.num_classes} classes): pass class_idx=")
+        labels = model.labels_to_onehot(torch.full((len(seeds),), int(cfg.class_idx), device=cfg.device))
+    stats = g.coord_stats(n=int(cfg.stats_n)) if cfg.units == "sigma" and cfg.op != "scale" else None
+    out = Path(cfg.out)
+    written = []
+    for d in dims:
+        images = traversal(g, z, layer, subspace, d, values, cfg.op, cfg.units, stats, coords, cfg.noise_mode, labels)
+        grid = image_grid(model.colorspace.decode(images), nrow=len(values))
+        written.append(save_png(grid, out / f"L{layer}N{subspace}D{d}.png"))
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        paths = traverse(cfg)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"traverse.py: {e}") from None
+    if paths:
+        print(f"wrote {len(paths)} grid(s) to {cfg.out}")
+
+
+if __name__ == "__main__":
+    main()

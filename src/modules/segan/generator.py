@@ -1,0 +1,231 @@
+"""SEGAN generator: the StyleGAN2 generator plus one linear subspace per layer (spec segan §1-2).
+
+Layers that consume a w are indexed (L = block, N = position in the block): block 0 has
+N=0 conv and N=1 toRGB, later blocks N=0 conv_up, N=1 conv, N=2 toRGB, so 14 layers and K = 10
+w slots at 64 px. Each layer reads the coordinates ``c_l`` of its own subspace: the w slot feeding
+it (``coords: w``, the README semantics) or, for ``eigen`` with ``coords: sampled``, its own
+``z_l ~ N(0, I_q)``. Edits (:mod:`src.modules.segan.editing`) act on ``c_l``, so a slot shared by
+toRGB_b and conv_up_{b+1} is edited for one layer only.
+
+Modes: 0 baseline (``w'_l = c_l``); 1 ``phi_l = U_l (L_l * c_l) + mu_l`` added to the layer's
+output map, modulation keeps w; 2 ``w'_l`` from a w->w subspace before modulation (``faithful``:
+their diagonal collapse; ``eigen``: an orthonormal basis); 3 ``w'_l = L_l * c_l``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from src.modules.segan.editing import Edit, apply_edits, as_edits
+from src.modules.segan.subspace import ColumnSumSubspace, EigenSubspace, FeatureSubspace, ScaleSubspace
+from src.modules.stylegan2.generator import Generator, SynthesisNetwork
+
+MODES = {0: "baseline StyleGAN2", 1: "subspace added to feature maps", 2: "w->w subspace before modulation",
+         3: "only-L scaling before modulation"}
+VARIANTS = ("faithful", "eigen")
+COORDS = ("w", "sampled")
+
+
+def check_subspace_config(mode: Any, variant: str, coords: str, q: int, w_dim: int) -> None:
+    """One clear error for a mode/variant/coords/q combination that does not exist (spec segan §2)."""
+    if isinstance(mode, bool) or mode not in MODES:
+        raise ValueError(f"model.mode={mode!r}: valid modes are 0..3 "
+                         f"({'; '.join(f'{k} {v}' for k, v in MODES.items())})")
+    if variant not in VARIANTS:
+        raise ValueError(f"model.subspace.variant={variant!r}: allowed values are {', '.join(VARIANTS)}")
+    if variant == "eigen" and mode != 2:
+        raise ValueError(f"model.subspace.variant='eigen' does not apply to model.mode={mode}: "
+                         "it is a mode-2 variant (use model.mode=2, or variant=faithful)")
+    if coords not in COORDS:
+        raise ValueError(f"model.subspace.coords={coords!r}: allowed values are {', '.join(COORDS)}")
+    if coords == "sampled" and variant != "eigen":
+        raise ValueError(f"model.subspace.coords='sampled' needs model.mode=2 and model.subspace.variant=eigen "
+                         f"(got mode {mode}, variant {variant!r})")
+    if coords == "w" and q != w_dim:
+        raise ValueError(f"model.subspace.q={q}: with coords=w the coordinates are w itself, so q must equal "
+                         f"model.w_dim={w_dim} (use q=null)")
+    if not isinstance(q, int) or q < 1 or q > w_dim:
+        raise ValueError(f"model.subspace.q={q!r}: expected 1..{w_dim} (model.w_dim)")
+
+
+class SEGANSynthesis(SynthesisNetwork):
+    """The StyleGAN2 synthesis network with a subspace per w-consuming layer (spec segan §2)."""
+
+    def __init__(self, w_dim: int = 64, resolution: tuple[int, int] = (64, 64), img_channels: int = 3,
+                 channel_base: int = 32768, channel_max: int = 128, use_noise: bool = True,
+                 conv_clamp: float | None = None, mode: int = 0, variant: str = "faithful", q: int | None = None,
+                 coords: str = "w", U_init: str = "segan", L_init: str = "ones", hard: str = "none") -> None:
+        super().__init__(w_dim, resolution, img_channels, channel_base, channel_max, use_noise, conv_clamp)
+        q = w_dim if q is None else q
+        check_subspace_config(mode, variant, coords, q, w_dim)
+        self.mode, self.variant, self.q, self.coords, self.hard = mode, variant, q, coords, hard
+        # The layer table: (L, N, kind, size, slot, channels) in the order of layer_ws().
+        self.layers: list[dict[str, Any]] = []
+        self.layout: list[list[int]] = []
+        slot = 0
+        for b, block in enumerate(self.blocks):
+            kinds = (["conv_up"] if block.conv0 is not None else []) + ["conv", "torgb"]
+            ids = []
+            for n, kind in enumerate(kinds):
+                if kind == "conv_up":
+                    slot_l = slot
+                    slot += 1
+                elif kind == "conv":
+                    slot_l = slot
+                    slot += 1
+                else:
+                    slot_l = slot  # toRGB shares its slot with the next block's first conv
+                ch = img_channels if kind == "torgb" else block.out_channels
+                ids.append(len(self.layers))
+                self.layers.append(dict(id=len(self.layers), layer=b, subspace=n, kind=kind, size=tuple(block.size),
+                                        slot=slot_l, channels=ch))
+            self.layout.append(ids)
+        assert len(self.layers) == self.num_layers and slot + 1 == self.num_ws
+        self.register_buffer("slot_index", torch.tensor([l["slot"] for l in self.layers]), persistent=False)
+        self.spaces = nn.ModuleList(self._make_subspace(l, U_init, L_init) for l in self.layers) if mode else None
+
+    def _make_subspace(self, layer: dict, U_init: str, L_init: str) -> nn.Module:
+        if self.mode == 1:
+            return FeatureSubspace(layer["channels"], layer["size"], self.q, U_init, L_init, self.hard)
+        if self.mode == 3:
+            return ScaleSubspace(self.q, L_init)
+        if self.variant == "faithful":
+            return ColumnSumSubspace(layer["channels"], layer["size"], self.q, L_init)
+        return EigenSubspace(self.w_dim, self.q, L_init, residual=self.coords == "sampled", hard=self.hard)
+
+    # ------------------------------------------------------------------------------------------
+
+    def coordinates(self, ws: Tensor, coords: Tensor | None = None) -> Tensor:
+        """Per-layer coordinates ``[B, S, q]``: the slot's w, or given/sampled ``z_l`` (``coords: sampled``)."""
+        if self.coords == "w":
+            if coords is not None:
+                raise ValueError("coords= is only for model.subspace.coords=sampled; here the coordinates are w")
+            return ws[:, self.slot_index]
+        shape = (ws.shape[0], self.num_layers, self.q)
+        if coords is None:
+            return torch.randn(shape, device=ws.device, dtype=ws.dtype)
+        if tuple(coords.shape) != shape:
+            raise ValueError(f"coords must be {list(shape)}, got {list(coords.shape)}")
+        return coords.to(ws.dtype)
+
+    def orth_bases(self) -> list[Tensor]:
+        """Bases the orthogonality regulariser acts on (spec segan §6): mode 1 and mode 2 ``eigen``.
+
+        A layer whose map is smaller than q (toRGB at 4x4: 3*16 = 48 < 64) cannot hold q orthonormal
+        columns and is left out.
+        """
+        if self.spaces is None or not all(hasattr(s, "U") for s in self.spaces):
+            return []
+        return [s.U for s in self.spaces if s.U.shape[0] >= s.U.shape[1]]
+
+    def forward(self, ws: Tensor, noise_mode: str = "random", fused: bool = False,
+                edits: list[Edit | dict] | None = None, coords: Tensor | None = None,
+                stats: tuple[Tensor, Tensor] | None = None, return_styles: bool = False):
+        """``ws`` ``[B, K, w_dim]`` (the mapping output) -> image; pure function of its arguments.
+
+        ``return_styles``: also return ``{"ws", "coords", "layer_ws"}`` with the edited coordinates
+        ``[B, S, q]`` and the w each layer's modulation used ``[B, S, w_dim]``.
+        """
+        edits = as_edits(edits)
+        if self.mode == 0 and not edits and not return_styles:
+            return super().forward(ws, noise_mode=noise_mode, fused=fused)  # exactly StyleGAN2
+        if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
+            raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
+        c = apply_edits(self.coordinates(ws, coords), edits, self.layout, stats)
+        slot_ws = ws[:, self.slot_index]
+        layer_adds = None
+        if self.mode == 0:
+            layer_ws = c
+        elif self.mode == 1:
+            layer_ws = slot_ws
+            layer_adds = [space(c[:, i]) for i, space in enumerate(self.spaces)]
+        elif self.variant == "eigen" and self.coords == "sampled":
+            layer_ws = torch.stack([space(c[:, i], slot_ws[:, i]) for i, space in enumerate(self.spaces)], dim=1)
+        else:
+            layer_ws = torch.stack([space(c[:, i]) for i, space in enumerate(self.spaces)], dim=1)
+        img = super().forward(ws, noise_mode=noise_mode, fused=fused, layer_ws=layer_ws, layer_adds=layer_adds)
+        if return_styles:
+            return img, {"ws": ws, "coords": c, "layer_ws": layer_ws}
+        return img
+
+    def extra_repr(self) -> str:
+        return (f"mode={self.mode}, variant={self.variant}, coords={self.coords}, q={self.q}, "
+                f"layers={self.num_layers}, num_ws={self.num_ws}")
+
+
+class SEGANGenerator(Generator):
+    """Mapping + :class:`SEGANSynthesis`; same call as the StyleGAN2 generator plus edit arguments."""
+
+    def __init__(self, z_dim: int = 64, w_dim: int = 64, num_classes: int = 0,
+                 resolution: tuple[int, int] = (64, 64), img_channels: int = 3, map_depth: int = 8,
+                 map_lr_multiplier: float = 0.01, w_avg_beta: float = 0.995, channel_base: int = 32768,
+                 channel_max: int = 128, use_noise: bool = True, conv_clamp: float | None = None,
+                 mode: int = 0, variant: str = "faithful", q: int | None = None, coords: str = "w",
+                 U_init: str = "segan", L_init: str = "ones", hard: str = "none") -> None:
+        # read by make_synthesis(), which Generator.__init__ calls
+        self._subspace_args = dict(mode=mode, variant=variant, q=q, coords=coords, U_init=U_init, L_init=L_init,
+                                   hard=hard)
+        super().__init__(z_dim, w_dim, num_classes, resolution, img_channels, map_depth, map_lr_multiplier,
+                         w_avg_beta, channel_base, channel_max, use_noise, conv_clamp)
+
+    def make_synthesis(self, *args, **kwargs) -> SEGANSynthesis:
+        return SEGANSynthesis(*args, **kwargs, **self._subspace_args)
+
+    @property
+    def mode(self) -> int:
+        return self.synthesis.mode
+
+    def forward(self, z: Tensor, c: Tensor | None = None, psi: float = 1.0, cutoff: int | None = None,
+                noise_mode: str = "random", fused: bool = False, edits: list[Edit | dict] | None = None,
+                coords: Tensor | None = None, stats: tuple[Tensor, Tensor] | None = None,
+                return_styles: bool = False):
+        ws = self.mapping(z, c, psi=psi, cutoff=cutoff)
+        return self.synthesis(ws, noise_mode=noise_mode, fused=fused, edits=edits, coords=coords, stats=stats,
+                              return_styles=return_styles)
+
+    def subspaces(self) -> list[dict[str, Any]]:
+        """The subspace table (spec segan §5): id, layer L, subspace N, kind, resolution, w slot, q,
+        ``abs_L`` (|L| per dim; None in mode 0) and ``rank`` (dims by |L|, largest first)."""
+        rows = []
+        for i, layer in enumerate(self.synthesis.layers):
+            row = dict(layer)
+            row["resolution"] = "x".join(map(str, row.pop("size")))
+            row["q"] = self.synthesis.q
+            space = self.synthesis.spaces[i] if self.synthesis.spaces is not None else None
+            if space is not None:
+                abs_l = space.L.detach().abs().float().cpu()
+                row["abs_L"] = abs_l.tolist()
+                row["rank"] = torch.argsort(abs_l, descending=True, stable=True).tolist()
+            else:
+                row["abs_L"] = row["rank"] = None
+            rows.append(row)
+        return rows
+
+    @torch.no_grad()
+    def coord_stats(self, n: int = 10_000, seed: int = 0, batch: int = 1000, c: Tensor | None = None,
+                    psi: float = 1.0) -> tuple[Tensor, Tensor]:
+        """Mean and std ``[S, q]`` of every subspace's coordinates over ``n`` seeded latents (σ units).
+
+        Draws from its own generator, so it never shifts the global random stream.
+        """
+        gen = torch.Generator().manual_seed(seed)
+        device = next(self.parameters()).device
+        total = sq = None
+        done = 0
+        while done < n:
+            m = min(batch, n - done)
+            z = torch.randn(m, self.z_dim, generator=gen).to(device)
+            coords = None
+            if self.synthesis.coords == "sampled":
+                coords = torch.randn(m, self.synthesis.num_layers, self.synthesis.q, generator=gen).to(device)
+            labels = None if c is None else c[:m]
+            x = self.synthesis.coordinates(self.mapping(z, labels, psi=psi), coords).double()
+            total = x.sum(0) if total is None else total + x.sum(0)
+            sq = x.square().sum(0) if sq is None else sq + x.square().sum(0)
+            done += m
+        mean = total / n
+        std = (sq / n - mean.square()).clamp_min(0).sqrt()
+        return mean.float(), std.float()
