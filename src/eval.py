@@ -1,0 +1,229 @@
+"""Evaluate a checkpoint: ``python -m src.eval ckpt_path=PATH [metrics=[fid,kid,ppl]]`` (conf/eval.yaml).
+
+Compose -> validate -> instantiate (module, reals) -> evaluate -> write JSON next to the checkpoint
+and log to the run's MLflow run. Metrics follow spec stylegan2 §3 and segan §4 (src/metrics/).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+import src.utils.resolvers  # noqa: F401  (registers ${gamut.*})
+from src.metrics.suite import MetricSuite, check_weights, flatten, needs_reals, parse_metrics
+from src.metrics.weights import MissingWeightsError
+from src.utils.checkpoints import load_module
+from src.utils.io import atomic_write
+from src.utils.validation import ConfigError
+
+log = logging.getLogger("gamut.eval")
+warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+RUN_ID_FILE = "mlflow_run_id"  # written by src.loggers.mlflow
+
+
+def run_dir_of(ckpt: Path) -> Path | None:
+    """``<run>`` for ``<run>/checkpoints/<file>.ckpt``, else None."""
+    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else None
+
+
+def output_path(cfg: DictConfig, ckpt: Path) -> Path:
+    return Path(cfg.output) if cfg.get("output") else ckpt.with_name(f"{ckpt.stem}.metrics.json")
+
+
+def validate_eval(cfg: DictConfig) -> tuple[Path, list[str]]:
+    """Check the keys and files before anything is loaded; ``ConfigError`` names the key."""
+    try:
+        ckpt = cfg.ckpt_path
+    except OmegaConfBaseException:
+        raise ConfigError("ckpt_path is required (e.g. ckpt_path=logs/quickstart/<run>/checkpoints/last.ckpt)") from None
+    if ckpt is None or not Path(str(ckpt)).is_file():
+        raise ConfigError(f"ckpt_path={ckpt!r}: no such checkpoint file")
+    try:
+        metrics = parse_metrics(list(cfg.metrics) if not isinstance(cfg.metrics, str) else cfg.metrics)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    for key in ("num_gen", "batch_size", "ppl.num_samples", "ppl.batch_size"):
+        value = OmegaConf.select(cfg, key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{key}={value!r}: expected a positive integer")
+    if cfg.num_real is not None and (not isinstance(cfg.num_real, int) or cfg.num_real < 2):
+        raise ConfigError(f"num_real={cfg.num_real!r}: expected an integer >= 2, or null for the whole data set")
+    if cfg.noise_mode not in ("random", "const", "none"):
+        raise ConfigError(f"noise_mode={cfg.noise_mode!r}: allowed values are random, const, none")
+    return Path(str(ckpt)), metrics
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device={name!r}: expected auto, cpu, cuda or cuda:<index>") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name!r}: CUDA is not available on this machine")
+    return device
+
+
+def data_config(cfg: DictConfig, ckpt: Path, module) -> DictConfig:
+    """The reals' data node: the training run's, with eval's non-null ``data.*`` keys laid over it.
+
+    A ``data`` node with a ``_target_`` (``+data=<name>``) replaces the run's data node. Interpolations
+    resolve against the training run's config (its colorspace, seed, paths).
+    """
+    run = run_dir_of(ckpt)
+    run_cfg_file = None if run is None else run / ".hydra" / "config.yaml"
+    base = OmegaConf.load(run_cfg_file) if run_cfg_file is not None and run_cfg_file.is_file() else OmegaConf.create()
+    OmegaConf.set_struct(base, False)
+    cs = module.colorspace
+    if "colorspace" not in base:
+        base.colorspace = {"name": cs.name, "channels": cs.channels, "input_channels": cs.input_channels}
+    if "seed" not in base:
+        base.seed = cfg.seed
+    if "paths" not in base:
+        base.paths = OmegaConf.to_container(cfg.paths)
+    given = OmegaConf.to_container(cfg.get("data") or {}, resolve=False)
+    if "_target_" in given:
+        base.data = cfg.data
+    else:
+        if "data" not in base:
+            raise ConfigError(f"no data config for the reals: {ckpt} has no run folder with .hydra/config.yaml; "
+                              "pass one, e.g. +data=folder data.root=/path/to/images data.resolution=64")
+        for k, v in given.items():
+            if v is not None:
+                base.data[k] = v
+    try:
+        OmegaConf.to_container(base.data, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None) or "data"
+        raise ConfigError(f"{key} is required or invalid for the reals ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0]}), e.g. data.root=/path/to/data") from None
+    return base
+
+
+def build_dataset(cfg: DictConfig, ckpt: Path, module):
+    base = data_config(cfg, ckpt, module)
+    try:
+        datamodule = hydra.utils.instantiate(base.data)
+        dataset = datamodule.dataset
+    except InstantiationException as e:
+        raise ConfigError(str(e.__cause__ or e)) from None
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if tuple(datamodule.resolution) != tuple(module.resolution):
+        raise ConfigError(f"data.resolution={list(datamodule.resolution)} does not match the checkpoint's "
+                          f"{list(module.resolution)}")
+    if datamodule.colorspace.name != module.colorspace.name:
+        raise ConfigError(f"the data's colorspace {datamodule.colorspace.name!r} differs from the checkpoint's "
+                          f"{module.colorspace.name!r}")
+    workers = cfg.data.get("num_workers") if cfg.get("data") else None
+    return dataset, int(workers if workers is not None else base.data.get("num_workers", 0) or 0)
+
+
+def write_json(path: Path, ckpt: Path, module, results: dict[str, dict]) -> dict:
+    """Write (or extend) the JSON record of ``ckpt``; earlier metrics of the same snapshot are kept."""
+    record = {"checkpoint": str(ckpt.resolve()), "module": f"{type(module).__module__}.{type(module).__qualname__}",
+              "kimg": module.kimg, "iteration": int(getattr(module, "iteration", 0)),
+              "colorspace": module.colorspace.name, "resolution": list(module.resolution), "metrics": {}}
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+            if old.get("kimg") == record["kimg"] and old.get("iteration") == record["iteration"]:
+                record["metrics"].update(old.get("metrics", {}))
+        except (OSError, ValueError):
+            pass
+    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    for name, r in results.items():
+        record["metrics"][name] = {**r, "evaluated_at": stamp}
+    atomic_write(path, lambda f: f.write(json.dumps(record, indent=2) + "\n"), mode="w")
+    return record
+
+
+def _find_tracking_uri(cfg: DictConfig, run: Path) -> str | None:
+    if cfg.get("mlflow_uri"):
+        return str(cfg.mlflow_uri)
+    for parent in list(run.parents)[:4]:
+        if (parent / "mlflow.db").is_file():
+            return f"sqlite:///{(parent / 'mlflow.db').resolve()}"
+    uri = str(cfg.paths.mlflow_uri)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        return None
+    return uri
+
+
+def log_to_mlflow(cfg: DictConfig, ckpt: Path, module, flat: dict[str, float]) -> str | None:
+    """Log ``metrics/<name>`` at step = images seen to the run's MLflow run, when it has one."""
+    run = run_dir_of(ckpt)
+    id_file = None if run is None else run / RUN_ID_FILE
+    if id_file is None or not id_file.is_file():
+        return None
+    uri = _find_tracking_uri(cfg, run)
+    if uri is None:
+        log.warning("%s names an MLflow run, but no tracking store was found; pass mlflow_uri=...", id_file)
+        return None
+    from mlflow.tracking import MlflowClient
+
+    run_id = id_file.read_text().strip()
+    client = MlflowClient(tracking_uri=uri)
+    for k, v in flat.items():
+        client.log_metric(run_id, f"metrics/{k}", v, step=int(module.cur_nimg))
+    return run_id
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Evaluate ``cfg.ckpt_path``; return the flat results (also written to JSON and MLflow)."""
+    ckpt, metrics = validate_eval(cfg)
+    try:
+        check_weights(metrics, cfg.paths.weights_dir)
+        suite = MetricSuite(metrics, cfg.paths.weights_dir, cfg.paths.get("cache_dir"), num_gen=cfg.num_gen,
+                            num_real=cfg.num_real, batch_size=cfg.batch_size, seed=cfg.seed,
+                            noise_mode=cfg.noise_mode, kid=OmegaConf.to_container(cfg.kid),
+                            ppl=OmegaConf.to_container(cfg.ppl))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    device = pick_device(str(cfg.device))
+    try:
+        module = load_module(ckpt, device)
+    except (FileNotFoundError, ValueError) as e:
+        raise ConfigError(str(e)) from None
+    dataset = None
+    if needs_reals(metrics):
+        dataset, suite.num_workers = build_dataset(cfg, ckpt, module)
+    log.info("evaluating %s (kimg %.3f) on %s: %s", ckpt, module.kimg, device, ", ".join(metrics))
+    results = suite.run(module, dataset)
+    flat = flatten(results)
+    out = output_path(cfg, ckpt)
+    write_json(out, ckpt, module, results)
+    run_id = log_to_mlflow(cfg, ckpt, module, flat)
+    for k, v in flat.items():
+        log.info("%s = %.6g", k, v)
+    log.info("results written to %s%s", out, f" and MLflow run {run_id}" if run_id else "")
+    return flat
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="eval.yaml")
+def main(cfg: DictConfig) -> float | None:
+    try:
+        flat = evaluate(cfg)
+    except ConfigError as e:
+        print(f"gamut: invalid config: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except (MissingWeightsError, ModuleNotFoundError) as e:  # a pretrained file or torch-fidelity is missing
+        print(f"gamut: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    first = next(iter(flat.values()), None)
+    return first
+
+
+if __name__ == "__main__":
+    main()
