@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from src.utils.cli import parse_key_values  # noqa: E402
 from src.utils.checkpoints import load_module  # noqa: E402
 from src.utils.io import image_grid, save_png  # noqa: E402
 
@@ -48,15 +48,7 @@ def parse_seeds(value) -> list[int]:
 
 
 def parse_args(argv: list[str]):
-    cfg = OmegaConf.create(DEFAULTS)
-    OmegaConf.set_struct(cfg, True)
-    try:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(argv))
-    except Exception as e:  # unknown key
-        raise SystemExit(f"generate.py: {e.__class__.__name__}: {str(e).splitlines()[0]}; "
-                         f"allowed keys: {', '.join(DEFAULTS)}") from None
-    if not cfg.ckpt:
-        raise SystemExit("generate.py: ckpt=PATH is required")
+    cfg = parse_key_values(argv, DEFAULTS, "generate.py", required={"ckpt": "PATH"})
     return cfg
 
 

@@ -17,25 +17,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from src.utils.cli import parse_key_values  # noqa: E402
 from src.pretrained import UnsafePickleError, UnsupportedNetworkError, import_checkpoint  # noqa: E402
 
 DEFAULTS = dict(src=None, out=None, discriminator="import", export=True, overwrite=False)
 
 
 def parse_args(argv: list[str]):
-    cfg = OmegaConf.create(DEFAULTS)
-    OmegaConf.set_struct(cfg, True)
-    try:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(argv))
-    except Exception as e:  # unknown key
-        raise SystemExit(f"import_checkpoint.py: {e.__class__.__name__}: {str(e).splitlines()[0]}; "
-                         f"allowed keys: {', '.join(DEFAULTS)}") from None
-    if not cfg.src or not cfg.out:
-        raise SystemExit("import_checkpoint.py: src=FILE and out=FILE.ckpt are required")
+    cfg = parse_key_values(argv, DEFAULTS, "import_checkpoint.py", required={"src": "FILE", "out": "FILE.ckpt"})
     return cfg
 
 

@@ -18,10 +18,10 @@ import sys
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from src.utils.cli import parse_key_values  # noqa: E402
 from scripts.generate import parse_seeds  # noqa: E402
 from src.modules.segan.editing import Edit, resolve, seed_latents, traversal  # noqa: E402
 from src.utils.checkpoints import load_module  # noqa: E402
@@ -33,15 +33,7 @@ DEFAULTS = dict(ckpt=None, layer=None, subspace=None, dims=[0], values=[-3.0, -1
 
 
 def parse_args(argv: list[str]):
-    cfg = OmegaConf.create(DEFAULTS)
-    OmegaConf.set_struct(cfg, True)
-    try:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(argv))
-    except Exception as e:  # unknown key
-        raise SystemExit(f"traverse.py: {e.__class__.__name__}: {str(e).splitlines()[0]}; "
-                         f"allowed keys: {', '.join(DEFAULTS)}") from None
-    if not cfg.ckpt:
-        raise SystemExit("traverse.py: ckpt=PATH is required")
+    cfg = parse_key_values(argv, DEFAULTS, "traverse.py", required={"ckpt": "PATH"})
     if not cfg.table and (cfg.layer is None or cfg.subspace is None):
         raise SystemExit("traverse.py: layer=L and subspace=N are required (table=true lists them)")
     return cfg
