@@ -147,34 +147,30 @@ def _block_index(res: int, top: int) -> int:
     return int(math.log2(top)) - int(math.log2(res))
 
 
-def generator_state(g: PersistentRecord) -> dict[str, torch.Tensor]:
-    """NVIDIA G tensors under gamut's ``Generator`` names."""
+def _renamed(rec: PersistentRecord, block: str, block_name) -> dict[str, torch.Tensor]:
+    """``rec``'s tensors under gamut names: ``mapping.fc{i}`` -> ``mapping.layers.{i}``, and each
+    ``<block>b{res}.`` prefix -> ``block_name(res)``; ``resample_filter`` buffers are dropped."""
     out = {}
-    for name, t in g.tensors().items():
+    for name, t in rec.tensors().items():
         if name.endswith("resample_filter"):
             continue
         name = re.sub(r"^mapping\.fc(\d+)\.", r"mapping.layers.\1.", name)
-        m = re.match(r"^synthesis\.b(\d+)\.(.*)$", name)
+        m = re.match(rf"^{re.escape(block)}b(\d+)\.(.*)$", name)
         if m:
-            name = f"synthesis.blocks.{int(math.log2(int(m.group(1)))) - 2}.{m.group(2)}"
+            name = f"{block_name(int(m.group(1)))}.{m.group(2)}"
         out[name] = t
     return out
+
+
+def generator_state(g: PersistentRecord) -> dict[str, torch.Tensor]:
+    """NVIDIA G tensors under gamut's ``Generator`` names."""
+    return _renamed(g, "synthesis.", lambda res: f"synthesis.blocks.{int(math.log2(res)) - 2}")
 
 
 def discriminator_state(d: PersistentRecord) -> dict[str, torch.Tensor]:
     """NVIDIA D tensors under gamut's ``Discriminator`` names."""
     top = int(d.attr("img_resolution"))
-    out = {}
-    for name, t in d.tensors().items():
-        if name.endswith("resample_filter"):
-            continue
-        name = re.sub(r"^mapping\.fc(\d+)\.", r"mapping.layers.\1.", name)
-        m = re.match(r"^b(\d+)\.(.*)$", name)
-        if m:
-            res = int(m.group(1))
-            name = f"epilogue.{m.group(2)}" if res == 4 else f"blocks.{_block_index(res, top)}.{m.group(2)}"
-        out[name] = t
-    return out
+    return _renamed(d, "", lambda res: "epilogue" if res == 4 else f"blocks.{_block_index(res, top)}")
 
 
 def convert(data: dict, discriminator: str = "import") -> Imported:
