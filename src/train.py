@@ -21,6 +21,7 @@ from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryV
 
 import src.utils.resolvers  # noqa: F401  (registers ${gamut.*})
 from src.callbacks.limits import StopAtIteration
+from src.metrics.weights import MissingWeightsError
 from src.utils.checkpoint_io import AtomicCheckpointIO
 from src.utils.checkpoints import apply_init_architecture, load_init_weights, read_init_checkpoint
 from src.utils.io import atomic_write
@@ -83,10 +84,14 @@ def train(cfg: DictConfig) -> dict:
         check_model_data(model, datamodule)
         if init is not None and ckpt_path is None:  # a resume restores its own weights
             init_notes += load_init_weights(model, init)
+        # Pretrained parts a model needs for training (ChromaGAN's VGG-16 trunk and teacher), loaded
+        # here so that a missing weights file stops the launch before the run folder exists.
+        prepare = getattr(model, "prepare_fit", None)
+        fit_notes = prepare(datamodule, resuming=ckpt_path is not None) if callable(prepare) else []
     except InstantiationException as e:
         cause = e.__cause__ if e.__cause__ is not None else e
         raise ConfigError(str(cause)) from None
-    except ValueError as e:  # raised while the dataset is built (channels, resolution, files)
+    except (ValueError, MissingWeightsError) as e:  # dataset built (channels, resolution, files), weights
         raise ConfigError(str(e)) from None
 
     run_dir = Path(cfg.paths.run_dir)
@@ -96,6 +101,8 @@ def train(cfg: DictConfig) -> dict:
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
     logging.getLogger().addHandler(handler)
 
+    for note in fit_notes:
+        log.info("model: %s", note)
     if init is not None:
         log.info("ckpt_init %s%s", cfg.ckpt_init, "" if ckpt_path is None else " (architecture only: resuming)")
         for note in init_notes:

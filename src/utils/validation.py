@@ -5,8 +5,10 @@ Runs before anything is written to the run folder (spec: bad input loses nothing
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
+from hydra.utils import _locate
 from omegaconf import DictConfig
 
 from src.datamodules.colorspaces import COLORSPACE_NAMES, get_colorspace
@@ -26,6 +28,31 @@ def _get(cfg: DictConfig, key: str, default=None):
     return node
 
 
+def _doubles_from_4px(cfg: DictConfig) -> bool:
+    """StyleGAN-family generators grow from a 4 px constant: their sides must be 4 * 2**k."""
+    target = str(_get(cfg, "model._target_", "") or "")
+    return target.startswith(("src.modules.stylegan2.", "src.modules.segan."))
+
+
+def check_model_keys(cfg: DictConfig) -> None:
+    """Every ``model.*`` key must be an argument of the model class (presets are StyleGAN2-family sets)."""
+    target = _get(cfg, "model._target_")
+    if not target:
+        return
+    try:
+        cls = _locate(str(target))
+    except Exception:  # noqa: BLE001 - instantiation reports a bad _target_ itself
+        return
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(k for k in cfg.model if not str(k).startswith("_") and k not in params)
+    if unknown:
+        raise ConfigError(
+            f"{', '.join(f'model.{k}' for k in unknown)}: not option(s) of {cls.__name__}. StyleGAN2 presets "
+            f"(preset=auto, the default) set them; with this model use preset=none or one of its experiments")
+
+
 def check_required(cfg: DictConfig) -> None:
     """Every key in ``required_keys`` (set by experiments, e.g. finetune's ckpt_init) must have a value."""
     for key in cfg.get("required_keys") or []:
@@ -37,11 +64,12 @@ def validate(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` for the first invalid value found."""
     try:
         parse_size(_get(cfg, "data.resolution"), "data.resolution")
-        if _get(cfg, "model.resolution") is not None:  # StyleGAN-family models double from a 4 px constant
+        if _doubles_from_4px(cfg):
             parse_resolution(_get(cfg, "data.resolution"), "data.resolution")
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
+    check_model_keys(cfg)
     name = _get(cfg, "colorspace.name")
     if name not in COLORSPACE_NAMES:
         raise ConfigError(f"colorspace.name={name!r}: allowed values are {', '.join(COLORSPACE_NAMES)}")
@@ -79,10 +107,13 @@ def check_model_data(model, datamodule) -> None:
     if tuple(model.resolution) != tuple(datamodule.resolution):
         raise ConfigError(f"model.resolution={list(model.resolution)} does not match the data's "
                           f"{list(datamodule.resolution)} (data.resolution)")
+    if model.colorspace.name != datamodule.colorspace.name:
+        raise ConfigError(f"the model trains in colorspace {model.colorspace.name!r} but the data delivers "
+                          f"{datamodule.colorspace.name!r} (set colorspace=...)")
     if model.G.img_channels != datamodule.img_channels:
         raise ConfigError(f"model.img_channels={model.G.img_channels} does not match the data's "
                           f"{datamodule.img_channels} channels (colorspace.name)")
-    n = model.num_classes
+    n = model.num_classes if getattr(model, "conditional_on_labels", True) else 0
     if n and n != datamodule.num_classes:
         have = datamodule.num_classes
         raise ConfigError(f"model.num_classes={n}, but the data has {have or 'no'} labels; "
