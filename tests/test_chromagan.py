@@ -427,3 +427,43 @@ def test_colorize_matches_the_module_at_training_size(chroma_ckpt):
     ab = model.G.eval()(l_in)[0]
     assert torch.allclose(out, join_lab(l_in, ab, model.ab_norm), atol=1e-6)
     assert torch.allclose(out[:, :1], lab[:, :1], atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------
+# learning: beats the gray baseline where colour follows from the gray image
+
+
+def _scene(rng: np.random.Generator, size: int = 32) -> Image.Image:
+    """Sky over grass with a sun: hue is predictable from brightness and position, as in photos."""
+    y = np.arange(size)[:, None] / (size - 1)
+    horizon, light = rng.uniform(0.3, 0.7), rng.uniform(0.7, 1.0)
+    sky = np.stack([0.35 + 0.3 * y, 0.55 + 0.3 * y, np.ones_like(y)], -1) * light
+    grass = np.stack([0.15 + 0 * y, 0.45 - 0.2 * y, 0.1 + 0 * y], -1) * light
+    img = np.where((y < horizon)[..., None], sky, grass) * np.ones((size, size, 1))
+    cy, cx, r = rng.uniform(0.05, horizon - 0.1) * size, rng.uniform(0.1, 0.9) * size, rng.uniform(2, 4)
+    yy, xx = np.mgrid[:size, :size]
+    img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = (1.0, 0.9, 0.3)
+    img += rng.normal(0, 0.02, img.shape)
+    return Image.fromarray((img.clip(0, 1) * 255).astype(np.uint8))
+
+
+@pytest.mark.slow
+def test_psnr_rises_above_the_gray_baseline(log_dir, tmp_path, vgg_dir):
+    """experiment=chromagan_imagenet on folders (train + val_root): after 200 steps val/psnr beats gray."""
+    from src.train import train
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 160), ("val", 16)):
+        (tmp_path / split).mkdir()
+        for i in range(n):
+            _scene(rng).save(tmp_path / split / f"{i:03d}.png")
+    cfg = compose_cfg([
+        "experiment=chromagan_imagenet", f"data.root={tmp_path / 'train'}", f"data.val_root={tmp_path / 'val'}",
+        f"paths.weights_dir={vgg_dir}", "model.trunk_pretrained=false", "model.loss.lambda_kl=0",
+        "model.optim.g_lr=2e-4", "model.optim.d_lr=2e-4", "model.width=0.125", "model.critic.width=0.125",
+        "model.global_fc=[64,32]", "model.class_fc=[64]", "data.resolution=32", "data.batch_size=8",
+        "data.num_workers=0", "trainer.max_steps=200", "trainer.val_check_interval=200", "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "logger=none", "run_name=learn"])
+    m = train(cfg)
+    assert m["val/psnr_gain"] > 1.0, m
+    assert m["val/psnr"] == pytest.approx(m["val/psnr_gray"] + m["val/psnr_gain"], abs=1e-4)
