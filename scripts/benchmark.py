@@ -1,6 +1,8 @@
 """Time gamut's real training step, its data loader and its color conversions; report JSON.
 
     python scripts/benchmark.py stylegan2 --resolution 32 --batch 16 --channel-base 16384 --steps 16
+    python scripts/benchmark.py segan --mode 2 --resolution 64 --batch 16 --channel-base 32768 --z-dim 64
+    python scripts/benchmark.py chromagan --resolution 224 --batch 10 --weights-dir ~/.cache/torch/hub/checkpoints
     python scripts/benchmark.py loader --source zip --resolution 64 --workers 2 --batch 32 --steps 50
     python scripts/benchmark.py colorspace --space all --resolution 256 --batch 16
 
@@ -9,6 +11,8 @@ timed window (``--steps``, rounded up to a multiple of 16) amortizes the regular
 training does. The step runs inside a real Lightning Trainer, as ``make train`` runs it; data are
 random uint8 images already in memory, so the figure is the model's, not the loader's.
 Prints: images/s, seconds per iteration, seconds per kimg, peak memory (CPU RSS or CUDA allocated).
+``segan`` times the same iteration for SEGAN ``--mode`` 0-3; ``chromagan`` one ChromaGAN iteration
+(G step, critic step with the gradient penalty, and the VGG-16 teacher when ``--weights-dir`` holds it).
 
 ``loader``: images/s through the real train loader of :class:`ImageDataModule` over an
 :class:`ImageFolderDataset` (PNG decoding, crop/resize, collation, the transfer to ``--device`` and
@@ -47,6 +51,8 @@ from src.callbacks.limits import StopAtIteration  # noqa: E402
 from src.datamodules.colorspaces import COLORSPACE_NAMES, get_colorspace  # noqa: E402
 from src.datamodules.image_datamodule import ImageDataModule  # noqa: E402
 from src.datamodules.readers import ImageFolderDataset  # noqa: E402
+from src.modules.chromagan.module import ChromaGAN  # noqa: E402
+from src.modules.segan.module import SEGAN  # noqa: E402
 from src.modules.stylegan2.module import StyleGAN2  # noqa: E402
 from src.utils.resolution import parse_resolution  # noqa: E402
 
@@ -90,26 +96,22 @@ class IterationTimer(Callback):
             self.t1 = time.perf_counter()
 
 
-def bench_stylegan2(args) -> dict:
-    res = parse_resolution(args.resolution if len(args.resolution) == 2 else args.resolution[0], "--resolution")
-    steps = max(16, math.ceil(args.steps / 16) * 16)
-    model = StyleGAN2(img_channels=3, resolution=list(res), z_dim=args.z_dim, w_dim=args.z_dim,
-                      map_depth=args.map_depth, channel_base=args.channel_base, channel_max=args.channel_max,
-                      mbstd_group=min(4, args.batch), check_finite_every=0)
-    dm = ImageDataModule(RandomImages(max(args.batch * 4, 64), 3, res), batch_size=args.batch,
-                         resolution=list(res))
+def _time_fit(model, dm, args, iterations: int) -> tuple[IterationTimer, pl.Trainer]:
+    """Fit ``model`` for ``warmup + iterations`` iterations in a real Trainer; time the last ``iterations``."""
     timer = IterationTimer(args.warmup)
     trainer = pl.Trainer(accelerator=args.device, devices=1, precision=args.precision, max_steps=-1,
                          logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, use_distributed_sampler=False, limit_val_batches=0,
-                         num_sanity_val_steps=0, callbacks=[timer, StopAtIteration(args.warmup + steps)])
+                         num_sanity_val_steps=0, callbacks=[timer, StopAtIteration(args.warmup + iterations)])
     trainer.fit(model, datamodule=dm)
-    secs = timer.t1 - timer.t0
-    it = secs / timer.timed
+    return timer, trainer
+
+
+def _report(name: str, model, timer: IterationTimer, args, res, **extra) -> dict:
+    it = (timer.t1 - timer.t0) / timer.timed
     out = {
-        "model": "stylegan2", "device": str(model.device), "precision": args.precision,
-        "resolution": list(res), "batch": args.batch, "channel_base": args.channel_base,
-        "channel_max": args.channel_max, "map_depth": args.map_depth, "timed_iterations": timer.timed,
+        "model": name, "device": str(model.device), "precision": args.precision, "resolution": list(res),
+        "batch": args.batch, **extra, "timed_iterations": timer.timed,
         "sec_per_iteration": round(it, 4), "images_per_sec": round(args.batch / it, 3),
         "sec_per_kimg": round(1000 / args.batch * it, 1),
         "params_G": sum(p.numel() for p in model.G.parameters()),
@@ -124,6 +126,39 @@ def bench_stylegan2(args) -> dict:
     out["torch"] = torch.__version__
     out["machine"] = platform.machine()
     return out
+
+
+def bench_stylegan2(args) -> dict:
+    """StyleGAN2 (``what=stylegan2``) or SEGAN in ``--mode`` 0-3 (``what=segan``): one full iteration."""
+    res = parse_resolution(args.resolution if len(args.resolution) == 2 else args.resolution[0], "--resolution")
+    steps = max(16, math.ceil(args.steps / 16) * 16)
+    kwargs = dict(img_channels=3, resolution=list(res), z_dim=args.z_dim, w_dim=args.z_dim,
+                  map_depth=args.map_depth, channel_base=args.channel_base, channel_max=args.channel_max,
+                  mbstd_group=min(4, args.batch), check_finite_every=0)
+    extra = dict(channel_base=args.channel_base, channel_max=args.channel_max, map_depth=args.map_depth)
+    if args.what == "segan":
+        model = SEGAN(mode=args.mode, **kwargs)
+        extra["mode"] = args.mode
+    else:
+        model = StyleGAN2(**kwargs)
+    dm = ImageDataModule(RandomImages(max(args.batch * 4, 64), 3, res), batch_size=args.batch,
+                         resolution=list(res))
+    timer, _ = _time_fit(model, dm, args, steps)
+    return _report(args.what, model, timer, args, res, **extra)
+
+
+def bench_chromagan(args) -> dict:
+    """One ChromaGAN iteration (spec chromagan §6): teacher (with ``--weights-dir``), G step, critic step
+    with the gradient penalty, at ``--resolution`` (default 224) and ``--width`` (1.0 = the paper)."""
+    res = tuple(args.resolution) if len(args.resolution) == 2 else (args.resolution[0],) * 2
+    teacher = args.weights_dir is not None
+    model = ChromaGAN(resolution=list(res), width=args.width, trunk_pretrained=False, weights_dir=args.weights_dir,
+                      critic={"width": args.width},
+                      loss=None if teacher else {"lambda_kl": 0.0}, check_finite_every=0)
+    dm = ImageDataModule(RandomImages(max(args.batch * 4, 40), 3, res), colorspace="lab", batch_size=args.batch,
+                         resolution=list(res))
+    timer, _ = _time_fit(model, dm, args, args.steps)
+    return _report("chromagan", model, timer, args, res, width=args.width, teacher=teacher)
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,6 +324,8 @@ def bench_colorspace(args) -> dict:
 
 _DEFAULTS = {  # per subcommand: resolution, batch, steps, warmup
     "stylegan2": ([32], 16, 16, 2),
+    "segan": ([32], 16, 16, 2),
+    "chromagan": ([224], 10, 4, 1),
     "loader": ([64], 32, 50, 4),
     "colorspace": ([256], 16, None, 2),
 }
@@ -315,6 +352,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--workers", type=int, default=0, help="loader: DataLoader workers")
     p.add_argument("--space", default=None, help="colorspace: all or one of " + ", ".join(COLORSPACE_NAMES)
                    + "; loader: the color space to encode into (default rgb)")
+    p.add_argument("--mode", type=int, default=2, choices=[0, 1, 2, 3], help="segan: SEGAN mode")
+    p.add_argument("--width", type=float, default=1.0, help="chromagan: conv channel multiplier (1.0 = the paper)")
+    p.add_argument("--weights-dir", default=None,
+                   help="chromagan: folder with vgg16-397923af.pth to include the teacher (default: no teacher)")
     p.add_argument("--repeats", type=int, default=10, help="colorspace: timed repetitions (median)")
     p.add_argument("--threads", type=int, default=None, help="loader, colorspace: torch CPU threads (default: torch's)")
     args = p.parse_args(argv)
@@ -329,11 +370,13 @@ def main(argv: list[str] | None = None) -> dict:
         get_colorspace(args.space, "--space")
     if args.device == "cuda":
         args.device = "gpu"
-    if args.threads is not None and args.what != "stylegan2":
+    if args.threads is not None and args.what in ("loader", "colorspace"):
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    if args.what == "stylegan2":
+    if args.what in ("stylegan2", "segan"):
         result = bench_stylegan2(args)
+    elif args.what == "chromagan":
+        result = bench_chromagan(args)
     elif args.what == "loader":
         result = bench_loader(args)
     else:

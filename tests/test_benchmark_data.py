@@ -1,4 +1,4 @@
-"""scripts/benchmark.py's loader and colorspace subcommands at tiny sizes."""
+"""scripts/benchmark.py at tiny sizes: loader, colorspace and the model subcommands."""
 
 from __future__ import annotations
 
@@ -43,3 +43,21 @@ def test_colorspace_subcommand():
     assert [r["space"] for r in one["results"]] == ["hsv"]
     with pytest.raises(ValueError, match="--space"):
         benchmark.main(["colorspace", "--space", "cmyk"])
+
+
+@pytest.mark.parametrize("argv", [
+    ["stylegan2", "--channel-base", "128", "--channel-max", "16", "--z-dim", "16", "--map-depth", "1"],
+    ["segan", "--mode", "3", "--channel-base", "128", "--channel-max", "16", "--z-dim", "16", "--map-depth", "1"],
+    ["chromagan", "--width", "0.0625"],
+])
+def test_model_subcommands_time_real_iterations(argv):
+    """Each model subcommand fits through a real Trainer and reports the timed window and sizes."""
+    size = ["--resolution", "16", "--batch", "2"] if argv[0] != "chromagan" else ["--resolution", "32", "--batch", "2"]
+    out = benchmark.main([*argv, *size, "--steps", "1", "--warmup", "1"])
+    assert out["model"] == argv[0] and out["timed_iterations"] >= 1
+    assert out["sec_per_iteration"] > 0 and out["images_per_sec"] == pytest.approx(2 / out["sec_per_iteration"], rel=1e-2)
+    assert out["params_G"] > 0 and out["params_D"] > 0
+    if argv[0] == "segan":
+        assert out["mode"] == 3
+    if argv[0] == "chromagan":
+        assert out["teacher"] is False and out["resolution"] == [32, 32]
