@@ -1,8 +1,11 @@
 """Traverse SEGAN subspace coordinates: one seeds x values grid per dimension (spec segan §5).
 
     python scripts/traverse.py ckpt=PATH layer=L subspace=N dims=[0,5] values=[-3,-1.5,0,1.5,3] seeds=0-3 out=DIR
+    python scripts/traverse.py ckpt=PATH layer=L subspace=N latents=out/project/latents.safetensors out=DIR
 
-Keys: ``ckpt`` (required), ``layer`` / ``subspace`` (L, N; required), ``dims`` (coordinate indices;
+Keys: ``ckpt`` (a gamut .ckpt or an exported .safetensors; required), ``latents`` (a latent file
+from ``scripts/project.py``: one row per projected code instead of seeds, rendered with its noise
+maps under ``noise_mode=const``; sampled coordinates come from seeds 0, 1, ...), ``layer`` / ``subspace`` (L, N; required), ``dims`` (coordinate indices;
 default ``[0]``), ``values`` (default -3..3 in 5 steps), ``seeds`` (``0-3``, ``1,5,9`` or ``[1,5]``),
 ``op`` (``add`` | ``set`` | ``scale``), ``units`` (``sigma``: multiples of the coordinate's std over
 ``stats_n`` latents, ``set`` starts from the mean | ``raw``), ``noise_mode`` (const|random|none),
@@ -24,12 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from src.utils.cli import parse_key_values  # noqa: E402
 from scripts.generate import parse_seeds  # noqa: E402
 from src.modules.segan.editing import Edit, resolve, seed_latents, traversal  # noqa: E402
-from src.utils.checkpoints import load_module  # noqa: E402
+from src.utils.export import load_inference  # noqa: E402
 from src.utils.io import image_grid, save_png  # noqa: E402
 
 DEFAULTS = dict(ckpt=None, layer=None, subspace=None, dims=[0], values=[-3.0, -1.5, 0.0, 1.5, 3.0], seeds="0-3",
                 op="add", units="sigma", stats_n=10000, noise_mode="const", class_idx=None, out="out",
-                device="cpu", table=False)
+                device="cpu", table=False, latents=None)
 
 
 def parse_args(argv: list[str]):
@@ -54,9 +57,9 @@ def print_table(g) -> None:
 
 
 def traverse(cfg) -> list[Path]:
-    model = load_module(cfg.ckpt, cfg.device)
-    g = getattr(model, "G_ema", None)
-    if g is None or not hasattr(g, "subspaces"):
+    model = load_inference(cfg.ckpt, cfg.device)
+    g = model.G
+    if not hasattr(g, "subspaces"):
         raise ValueError(f"ckpt={cfg.ckpt!r} is not a SEGAN checkpoint (model=segan)")
     if cfg.table:
         print_table(g)
@@ -67,24 +70,39 @@ def traverse(cfg) -> list[Path]:
     values = [float(v) for v in _as_list(cfg["values"])]
     for d in dims:  # validate every dim before any work: one error naming the value and the range
         resolve(Edit(layer=layer, subspace=subspace, dim=d), syn.layout, syn.q)
-    seeds = parse_seeds(cfg.seeds)
+    latents = None
+    if cfg.latents:
+        from src.projection.latents import load_latents
+
+        latents = load_latents(cfg.latents, g)
+        seeds = list(range(len(latents)))
+    else:
+        seeds = parse_seeds(cfg.seeds)
     sampled = syn.coords == "sampled"
     z, coords = seed_latents(seeds, g.z_dim, syn.num_layers if sampled else 0, syn.q if sampled else 0)
     z = z.to(cfg.device)
     coords = None if coords is None else coords.to(cfg.device)
-    labels = None
-    if model.num_classes:
-        if cfg.class_idx is None:
-            raise ValueError(f"this model is conditional ({model.num_classes} classes): pass class_idx=")
-        labels = model.labels_to_onehot(torch.full((len(seeds),), int(cfg.class_idx), device=cfg.device))
+    labels = None if latents is not None else model.labels_for(len(seeds), cfg.class_idx)
     stats = g.coord_stats(n=int(cfg.stats_n)) if cfg.units == "sigma" and cfg.op != "scale" else None
     out = Path(cfg.out)
     written = []
     for d in dims:
-        images = traversal(g, z, layer, subspace, d, values, cfg.op, cfg.units, stats, coords, cfg.noise_mode, labels)
+        images = _traversal(g, z, layer, subspace, d, values, cfg, stats, coords, labels, latents)
         grid = image_grid(model.colorspace.decode(images), nrow=len(values))
         written.append(save_png(grid, out / f"L{layer}N{subspace}D{d}.png"))
     return written
+
+
+def _traversal(g, z, layer, subspace, d, values, cfg, stats, coords, labels, latents) -> torch.Tensor:
+    if latents is None:
+        return traversal(g, z, layer, subspace, d, values, cfg.op, cfg.units, stats, coords, cfg.noise_mode, labels)
+    from src.projection.latents import noise_override
+
+    device = z.device
+    noise = {k: v.to(device) for k, v in latents.noise.items()} if cfg.noise_mode == "const" else {}
+    with noise_override(g, noise):
+        return traversal(g, z, layer, subspace, d, values, cfg.op, cfg.units, stats, coords, cfg.noise_mode,
+                         ws=latents.ws.to(device))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -61,3 +61,119 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu"):
     g = cls(**config["kwargs"])
     g.load_state_dict(state)
     return g.to(device).eval().requires_grad_(False), get_colorspace(config["colorspace"]), config
+
+
+# ----------------------------------------------------------------------------------------------
+# One loader for the inference tools: a training checkpoint or an exported generator.
+
+
+class InferenceModel:
+    """What the tools need from a generator file: ``G`` (G_ema, eval, fp32), its color space and labels.
+
+    Built by :func:`load_inference` from a gamut ``.ckpt`` or a ``.safetensors`` export, so every
+    tool accepts either (DESIGN.md, "CPU inference").
+    """
+
+    def __init__(self, generator: torch.nn.Module, colorspace, source: Path, config: dict | None = None) -> None:
+        self.G, self.colorspace, self.source, self.config = generator, colorspace, source, config or {}
+        self.num_classes = int(getattr(generator, "c_dim", 0) or 0)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.G.parameters()).device
+
+    def onehot(self, labels: torch.Tensor | None) -> torch.Tensor | None:
+        """Class indices ``[N]`` -> one-hot ``[N, num_classes]`` (None for unconditional models)."""
+        if not self.num_classes or labels is None:
+            return None
+        return torch.nn.functional.one_hot(labels.long(), self.num_classes).to(torch.float32)
+
+    def labels_for(self, n: int, class_idx: int | None) -> torch.Tensor | None:
+        """One-hot labels for ``n`` images of ``class_idx``; ValueError when a conditional model gets none."""
+        if not self.num_classes:
+            return None
+        if class_idx is None:
+            raise ValueError(f"this model is conditional ({self.num_classes} classes): pass class_idx=")
+        if not 0 <= int(class_idx) < self.num_classes:
+            raise ValueError(f"class_idx={class_idx}: valid classes are 0..{self.num_classes - 1}")
+        return self.onehot(torch.full((n,), int(class_idx), device=self.device))
+
+    @torch.no_grad()
+    def sample(self, z: torch.Tensor, c: torch.Tensor | None = None, psi: float = 1.0, cutoff: int | None = None,
+               noise_mode: str = "const") -> torch.Tensor:
+        """Images in the model's color space, no grad, fp32 (``c`` one-hot or None)."""
+        return self.G(z, c, psi=psi, cutoff=cutoff, noise_mode=noise_mode).float()
+
+    @torch.no_grad()
+    def synthesize(self, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
+        return self.G.synthesis(ws, noise_mode=noise_mode).float()
+
+
+def load_inference(path: str | Path, device: str | torch.device = "cpu", key: str = "ckpt") -> InferenceModel:
+    """Load G_ema from a gamut ``.ckpt`` (via :func:`load_module`) or a ``.safetensors`` export, in fp32.
+
+    Raises ``FileNotFoundError`` / ``ValueError`` naming ``key`` and the file.
+    """
+    from src.utils.checkpoints import load_module
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{key}={str(path)!r}: no such checkpoint file (a gamut .ckpt or an exported .safetensors)")
+    if path.suffix == ".safetensors":
+        try:
+            g, cs, config = load_generator(path, device)
+        except ValueError as e:
+            raise ValueError(f"{key}={str(path)!r}: {str(e).removeprefix(str(path) + ': ')}") from None
+        return InferenceModel(g.float(), cs, path, config)
+    try:
+        model = load_module(path, device)
+    except (RuntimeError, EOFError) as e:  # not a torch file at all
+        raise ValueError(f"{key}={str(path)!r} is not a gamut checkpoint or export ({type(e).__name__})") from None
+    g = model.G_ema.float().eval().requires_grad_(False)
+    return InferenceModel(g, model.colorspace, path, {"colorspace": model.colorspace.name})
+
+
+# ----------------------------------------------------------------------------------------------
+# TorchScript: z (and labels) + psi -> image, noise 'const', for runtimes without gamut's code.
+
+
+class _ScriptableGenerator(torch.nn.Module):
+    """Mapping, truncation toward ``w_avg`` with a tensor ``psi``, synthesis with the stored noise."""
+
+    def __init__(self, generator: torch.nn.Module) -> None:
+        super().__init__()
+        self.G = generator
+
+    def forward(self, z: torch.Tensor, psi: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        ws = self.G.mapping(z, c)
+        ws = self.G.mapping.w_avg + psi * (ws - self.G.mapping.w_avg)
+        return self.G.synthesis(ws, noise_mode="const")
+
+
+def export_torchscript(generator: torch.nn.Module, path: str | Path, batch: int = 2) -> Path:
+    """Trace ``generator`` (fp32, CPU) to a TorchScript file, atomically; call it as ``f(z, psi)``
+    (``f(z, psi, c)`` for conditional models) with ``psi`` a 0-d tensor; noise mode is 'const'.
+
+    Traced, not scripted: the batch size is free, every other shape is fixed by the generator.
+    """
+    import io
+    import warnings
+
+    g = copy_for_export(generator)
+    wrapper = _ScriptableGenerator(g).eval()
+    z = torch.randn(batch, g.z_dim)
+    psi = torch.tensor(1.0)
+    c_dim = int(getattr(g, "c_dim", 0) or 0)
+    inputs = (z, psi) if not c_dim else (z, psi, torch.eye(c_dim)[torch.arange(batch) % c_dim])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # shape asserts become constants: expected for a fixed generator
+        traced = torch.jit.trace(wrapper, inputs, check_trace=False)
+    buf = io.BytesIO()
+    torch.jit.save(traced, buf)
+    return atomic_write(path, lambda f: f.write(buf.getvalue()))
+
+
+def copy_for_export(generator: torch.nn.Module) -> torch.nn.Module:
+    import copy
+
+    return copy.deepcopy(generator).float().cpu().eval().requires_grad_(False)

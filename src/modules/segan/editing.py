@@ -125,15 +125,21 @@ def seed_latents(seeds: list[int], z_dim: int, num_layers: int = 0, q: int = 0) 
 @torch.no_grad()
 def traversal(generator, z: Tensor, layer: int, subspace: int, dim: int, values: list[float], op: str = "add",
               units: str = "sigma", stats: tuple[Tensor, Tensor] | None = None, coords: Tensor | None = None,
-              noise_mode: str = "const", c: Tensor | None = None) -> Tensor:
+              noise_mode: str = "const", c: Tensor | None = None, ws: Tensor | None = None) -> Tensor:
     """Images ``[len(z) * len(values), C, H, W]``, rows = latents, columns = values (spec segan §5).
 
     One forward pass per value; every image in a row shares its latent (and its noise with
-    ``noise_mode='const'``), so a row shows only the edited coordinate moving.
+    ``noise_mode='const'``), so a row shows only the edited coordinate moving. ``ws``
+    ``[B, num_ws, w_dim]`` (e.g. a projected latent file) replaces the mapping of ``z`` (then ``z`` and
+    ``c`` are unused).
     """
     rows = []
     for v in values:
         edit = Edit(layer=layer, subspace=subspace, dim=dim, op=op, value=float(v), units=units)
-        rows.append(generator(z, c, noise_mode=noise_mode, edits=[edit], coords=coords, stats=stats).float())
+        if ws is not None:
+            img = generator.synthesis(ws, noise_mode=noise_mode, edits=[edit], coords=coords, stats=stats)
+        else:
+            img = generator(z, c, noise_mode=noise_mode, edits=[edit], coords=coords, stats=stats)
+        rows.append(img.float())
     images = torch.stack(rows, dim=1)  # [B, V, C, H, W]
     return images.reshape(-1, *images.shape[2:])

@@ -1,0 +1,158 @@
+"""Views of a generator (issue 7; spec stylegan2 §2.4). One subcommand per view:
+
+    python scripts/visualize.py mix      ckpt=PATH rows=0-3 cols=10-13 layers=0-3 out=DIR
+    python scripts/visualize.py interp   ckpt=PATH seeds=0-3 space=w frames=60 grid=[1,1] formats=[mp4,gif] out=DIR
+    python scripts/visualize.py layers   ckpt=PATH seeds=0-1 out=DIR        (or latents=FILE)
+    python scripts/visualize.py noise    ckpt=PATH seed=0 variants=4 out=DIR (or latents=FILE)
+    python scripts/visualize.py progress run=logs/quickstart/RUN fps=4 out=DIR
+    python scripts/visualize.py dscores  run=logs/quickstart/RUN out=DIR
+
+Common keys: ``ckpt`` (a gamut .ckpt or an exported .safetensors), ``device`` (cpu|cuda; fp32),
+``trunc`` (psi), ``noise_mode`` (const|random|none), ``class_idx``, ``out``. ``mix``: row seeds' codes
+with the column seeds' codes in ``layers`` (w indices, e.g. ``0-3`` coarse, ``4-7`` middle) ->
+``mix.png`` (rows may also come from ``latents=FILE``). ``interp``: a looping walk through the seeds
+as keyframes, ``frames`` per keyframe, ``space=w`` (lerp) or ``z`` (slerp); ``grid=[cols,rows]``
+walks several cells at once (seeds dealt round-robin) -> ``interp.mp4`` / ``interp.gif``.
+``layers``: per latent, each ToRGB's contribution (normalised) above the image after each block
+(the contributions sum to the final image) -> ``layers.png``. ``noise``: each noise layer resampled
+alone, ``variants`` times, with the std map -> ``noise.png``. ``progress``: the run's sample grids
+in kimg order -> ``progress.mp4``/``.gif``. ``dscores``: the run's ``d_scores.csv`` (callback
+``d_scores``) -> ``d_scores.png``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from src.utils.cli import parse_key_values  # noqa: E402
+
+PROG = "visualize.py"
+COMMON = dict(ckpt=None, device="cpu", trunc=1.0, noise_mode="const", class_idx=None, out="out/visualize")
+COMMANDS: dict[str, dict] = {
+    "mix": COMMON | dict(rows="0-3", cols="10-13", layers="0-3", latents=None),
+    "interp": COMMON | dict(seeds="0-3", space="w", frames=60, grid=[1, 1], fps=30, formats=["mp4", "gif"],
+                            scale=0, loop=True),
+    "layers": COMMON | dict(seeds="0-1", latents=None),
+    "noise": COMMON | dict(seed=0, latents=None, index=0, variants=4, noise_seed=0),
+    "progress": dict(run=None, fps=4, hold_last=4, formats=["mp4", "gif"], scale=1, out="out/visualize"),
+    "dscores": dict(run=None, out=None),
+}
+REQUIRED = {"progress": {"run": "DIR"}, "dscores": {"run": "DIR"}}
+
+
+def parse_args(argv: list[str]):
+    if not argv or argv[0] not in COMMANDS:
+        got = repr(argv[0]) if argv else "nothing"
+        raise SystemExit(f"{PROG}: the first argument must be a view, one of {', '.join(COMMANDS)}; got {got}")
+    cmd = argv[0]
+    cfg = parse_key_values(argv[1:], COMMANDS[cmd], f"{PROG} {cmd}", required=REQUIRED.get(cmd, {"ckpt": "PATH"}))
+    return cmd, cfg
+
+
+def _formats(value) -> list[str]:
+    formats = [value] if isinstance(value, str) else list(value)
+    bad = [f for f in formats if f not in ("mp4", "gif")]
+    if bad or not formats:
+        raise ValueError(f"formats={formats}: allowed are mp4, gif")
+    return formats
+
+
+def _codes(cfg, model, seeds_key: str = "seeds"):
+    """ws to show: from ``latents=FILE`` (with its noise maps) or from seeds; returns (ws, noise)."""
+    from scripts.generate import parse_seeds, truncate
+    from src.projection.latents import load_latents
+    from src.visualize.render import seeds_to_w
+
+    if cfg.get("latents"):
+        lat = load_latents(cfg.latents, model.G)
+        ws = truncate(lat.ws, model.G.mapping.w_avg.cpu(), float(cfg.trunc))
+        return ws.to(model.device), {k: v.to(model.device) for k, v in lat.noise.items()}
+    seeds = parse_seeds(cfg[seeds_key])
+    return seeds_to_w(model, seeds, float(cfg.trunc), class_idx=cfg.class_idx), {}
+
+
+def run(cmd: str, cfg) -> list[Path]:
+    from src.projection.latents import noise_override
+    from src.utils.io import image_grid, save_png
+    from src.visualize.video import write_video
+
+    out = Path(cfg.out) if cfg.out else None
+    if cmd == "progress":
+        from src.visualize.progress import progress_frames
+
+        frames, kimgs = progress_frames(cfg.run, int(cfg.hold_last))
+        print(f"{len(kimgs)} grids, kimg {kimgs[0]:g} .. {kimgs[-1]:g}")
+        return [write_video(frames, out / f"progress.{f}", fps=float(cfg.fps), scale=int(cfg.scale))
+                for f in _formats(cfg.formats)]
+    if cmd == "dscores":
+        from src.visualize.d_scores import plot_d_scores, read_table
+
+        run_dir = Path(cfg.run)
+        return [plot_d_scores(read_table(run_dir / "d_scores.csv"), (out or run_dir) / "d_scores.png")]
+
+    from src.utils.export import load_inference
+
+    model = load_inference(cfg.ckpt, cfg.device)
+    if cmd == "mix":
+        from scripts.generate import parse_seeds
+        from src.visualize.render import seeds_to_w
+        from src.visualize.style_mixing import parse_layers, style_mixing_grid
+
+        layers = parse_layers(cfg.layers, model.G.num_ws)
+        if cfg.latents:
+            row_ws, noise = _codes(cfg, model)
+        else:
+            row_ws, noise = seeds_to_w(model, parse_seeds(cfg.rows), float(cfg.trunc), class_idx=cfg.class_idx), {}
+        col_ws = seeds_to_w(model, parse_seeds(cfg.cols), float(cfg.trunc), class_idx=cfg.class_idx)
+        if noise:
+            print("note: mix renders with the generator's own noise (latent noise maps are per image)")
+        images, ncol = style_mixing_grid(model, row_ws, col_ws, layers, cfg.noise_mode)
+        return [save_png(image_grid(images, nrow=ncol), out / "mix.png")]
+    if cmd == "interp":
+        from scripts.generate import parse_seeds
+        from src.visualize.interpolation import interpolation_frames
+
+        formats = _formats(cfg.formats)
+        grid = tuple(int(v) for v in cfg.grid)
+        frames = interpolation_frames(model, parse_seeds(cfg.seeds), int(cfg.frames), cfg.space, grid,
+                                      float(cfg.trunc), cfg.noise_mode, bool(cfg.loop), cfg.class_idx)
+        scale = int(cfg.scale) or max(1, 256 // max(frames[0].shape[:2]))
+        return [write_video(frames, out / f"interp.{f}", fps=float(cfg.fps), scale=scale) for f in formats]
+    if cmd == "layers":
+        from src.visualize.layers import layer_view_grid
+
+        ws, noise = _codes(cfg, model)
+        with noise_override(model.G, noise):
+            images, ncol = layer_view_grid(model, ws, cfg.noise_mode)
+        return [save_png(image_grid(images, nrow=ncol), out / "layers.png")]
+    if cmd == "noise":
+        from src.visualize.noise import noise_variants, noise_view_grid
+
+        ws, noise = _codes(cfg, model, "seed")
+        i = int(cfg.index) if cfg.latents else 0
+        one = {k: v[i: i + 1] for k, v in noise.items()}
+        with noise_override(model.G, one):
+            variants = noise_variants(model, ws[i: i + 1], int(cfg.variants), int(cfg.noise_seed))
+        images, ncol = noise_view_grid(variants)
+        print("rows: " + ", ".join(variants))
+        return [save_png(image_grid(images, nrow=ncol), out / "noise.png")]
+    raise AssertionError(cmd)
+
+
+def main(argv: list[str] | None = None) -> None:
+    cmd, cfg = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        paths = run(cmd, cfg)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"{PROG} {cmd}: {e}") from None
+    for p in paths:
+        print(f"wrote {p}")
+
+
+if __name__ == "__main__":
+    main()
