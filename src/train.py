@@ -1,14 +1,24 @@
 """Train a model: ``python -m src.train [overrides]`` (Hydra; see conf/train.yaml).
 
 Compose -> validate -> instantiate -> fit. Nothing is written to the run folder before the
-config has been validated and the model and data have been built.
+config has been validated and the model, data and loggers have been built.
+
+Sweeps (``-m``): a job that fails (bad config value, exception) writes ``<job dir>/failed`` and the
+launcher goes on with the other jobs; :class:`SweepReport` lists the failed jobs at the end and
+makes the sweep exit with status 1. A job that finished writes ``<job dir>/done`` (atomically,
+last); re-launching the same sweep (same ``run_name``, same overrides in the same order, so the
+same job numbers) skips those jobs and, with ``ckpt_path=last``, resumes the others.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import sys
+import time
+import traceback
 import warnings
 from pathlib import Path
 
@@ -16,10 +26,14 @@ import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
-from omegaconf import DictConfig, OmegaConf
+from hydra.experimental.callback import Callback as HydraCallback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 
 import src.utils.resolvers  # noqa: F401  (registers ${gamut.*})
+from pytorch_lightning.trainer.states import TrainerStatus
+
 from src.callbacks.limits import StopAtIteration
 from src.metrics.weights import MissingWeightsError
 from src.utils.checkpoint_io import AtomicCheckpointIO
@@ -31,6 +45,9 @@ log = logging.getLogger("gamut.train")
 log.setLevel(logging.INFO)  # train.log gets gamut's notes even when the root logger is quieter
 # Lightning 2.6.6 calls a torch.utils._pytree API that torch 2.15 deprecates; harmless.
 warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+
+DONE_FILE = "done"      # a job/run that reached trainer.max_steps (JSON: iteration, kimg, metrics)
+FAILED_FILE = "failed"  # a sweep job that stopped with an error (the error and its traceback)
 
 
 def _instantiate_group(node: DictConfig | None) -> list:
@@ -59,9 +76,73 @@ def _plain_config(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
 
 
+def sweep_job() -> tuple[str, int] | None:
+    """``(sweep name, job number)`` when Hydra runs this as a multirun job, else None.
+
+    The sweep's name is the last folder of ``hydra.sweep.dir`` (``run_name`` with the default
+    hydra config), so every job of a sweep is tagged with it.
+    """
+    if not HydraConfig.initialized():
+        return None
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        return None
+    return Path(str(hc.sweep.dir)).name, int(hc.job.num)
+
+
+def read_done(run_dir: Path) -> dict | None:
+    """The ``done`` marker of a run folder, or None (missing or unreadable: not done)."""
+    try:
+        return json.loads((run_dir / DONE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _finished(cfg: DictConfig, run_dir: Path) -> dict | None:
+    """The ``done`` record when this run already reached ``trainer.max_steps`` (else None)."""
+    done = read_done(run_dir)
+    steps = cfg.trainer.get("max_steps", -1)
+    if done is None or not isinstance(steps, int) or steps < 0:
+        return None
+    return done if int(done.get("iteration", -1)) >= steps else None
+
+
+def _tracking_info(cfg: DictConfig) -> tuple[str, dict[str, str]]:
+    """The dashboard name and tags of this run: task, run name, user tags, sweep name and job number."""
+    tags = {"task": str(cfg.task_name), "run_name": str(cfg.run_name)}
+    for t in cfg.get("tags") or []:
+        tags[f"tag.{t}"] = "true"
+    name = str(cfg.run_name)
+    job = sweep_job()
+    if job is not None:
+        tags["sweep"], tags["sweep_job"] = job[0], str(job[1])
+        name = f"{job[0]}/{job[1]}"
+    return name, tags
+
+
+def _slurm_requeued() -> bool:
+    """True in a SLURM job that was requeued (SLURM sets ``SLURM_RESTART_COUNT`` >= 1)."""
+    try:
+        return int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0
+    except ValueError:
+        return False
+
+
 def train(cfg: DictConfig) -> dict:
     """Train from a composed config; return the final logged metrics as floats."""
     init, init_notes = None, []
+    run_dir = Path(cfg.paths.run_dir)
+    if sweep_job() is not None:
+        done = _finished(cfg, run_dir)
+        if done is not None:
+            log.info("%s: already finished (iteration %s, %s); skipping this job", run_dir, done.get("iteration"),
+                     run_dir / DONE_FILE)
+            return {k: float(v) for k, v in (done.get("metrics") or {}).items()}
+    if cfg.get("ckpt_path") is None and _slurm_requeued():
+        # A requeued SLURM job reruns its original command: continue this run instead of refusing it.
+        with open_dict(cfg):
+            cfg.ckpt_path = "last"
+        log.info("SLURM requeue (SLURM_RESTART_COUNT=%s): ckpt_path=last", os.environ["SLURM_RESTART_COUNT"])
     check_required(cfg)
     if cfg.get("ckpt_init"):
         try:
@@ -88,13 +169,15 @@ def train(cfg: DictConfig) -> dict:
         # here so that a missing weights file stops the launch before the run folder exists.
         prepare = getattr(model, "prepare_fit", None)
         fit_notes = prepare(datamodule, resuming=ckpt_path is not None) if callable(prepare) else []
+        # Loggers write nothing when built (their runs start at the first log), so a bad logger
+        # value is reported here, before the run folder exists.
+        loggers = _instantiate_group(cfg.get("logger"))
     except InstantiationException as e:
         cause = e.__cause__ if e.__cause__ is not None else e
         raise ConfigError(str(cause)) from None
     except (ValueError, MissingWeightsError) as e:  # dataset built (channels, resolution, files), weights
         raise ConfigError(str(e)) from None
 
-    run_dir = Path(cfg.paths.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_run_config(cfg, run_dir)
     handler = logging.FileHandler(run_dir / "train.log")
@@ -110,21 +193,65 @@ def train(cfg: DictConfig) -> dict:
     try:
         callbacks = _instantiate_group(cfg.get("callbacks"))
         callbacks.append(StopAtIteration(int(cfg.trainer.max_steps)))
-        loggers = _instantiate_group(cfg.get("logger"))
         trainer: pl.Trainer = hydra.utils.instantiate(
             cfg.trainer, max_steps=-1, callbacks=callbacks, logger=loggers or False,
             plugins=[AtomicCheckpointIO()], default_root_dir=str(run_dir))
+        name, tags = _tracking_info(cfg)
         for lg in loggers:
+            if hasattr(lg, "set_run_info"):  # gamut's own loggers: dashboard name and sweep tags
+                lg.set_run_info(name, tags)
             lg.log_hyperparams(_plain_config(cfg))
         if ckpt_path:
             log.info("resuming %s from %s", cfg.run_name, ckpt_path)
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        steps = int(cfg.trainer.max_steps)
+        reached = steps < 0 or getattr(model, "iteration", steps) >= steps
+        if trainer.state.status == TrainerStatus.FINISHED and reached and trainer.is_global_zero:
+            _write_done(run_dir, model, metrics)
         log.info("run folder: %s", run_dir)
         return metrics
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
+
+
+def _write_done(run_dir: Path, model, metrics: dict) -> None:
+    """Mark the run finished (atomically, as the last file written); drop a stale ``failed``."""
+    record = {"iteration": int(getattr(model, "iteration", -1)), "kimg": float(getattr(model, "kimg", 0.0)),
+              "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "metrics": metrics}
+    (run_dir / FAILED_FILE).unlink(missing_ok=True)
+    atomic_write(run_dir / DONE_FILE, lambda f: f.write(json.dumps(record, indent=1)), mode="w")
+
+
+def _write_failed(run_dir: Path, error: BaseException) -> None:
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    body = f"{type(error).__name__}: {error}\noverrides: {' '.join(overrides)}\n\n{text}"
+    atomic_write(run_dir / FAILED_FILE, lambda f: f.write(body), mode="w")
+
+
+class SweepReport(HydraCallback):
+    """Hydra callback: after a multirun, list the jobs that failed and exit with status 1.
+
+    Each job records its outcome in its own folder (``done`` / ``failed``), so this works for
+    every launcher, including those that run jobs in other processes (joblib) or machines (SLURM).
+    """
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        jobs = sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)) \
+            if sweep_dir.is_dir() else []
+        failed = [p for p in jobs if (p / FAILED_FILE).is_file()]
+        if not failed:
+            return
+        lines = [f"gamut: sweep {sweep_dir.name}: {len(failed)} of {len(jobs)} job(s) failed:"]
+        for p in failed:
+            first = (p / FAILED_FILE).read_text().splitlines()
+            lines.append(f"  job {p.name}: {first[0] if first else '?'}  ({p / FAILED_FILE})")
+        lines.append("fix them and re-launch the same command with ckpt_path=last: finished jobs are skipped")
+        print("\n".join(lines), file=sys.stderr, flush=True)
+        raise SystemExit(1)
 
 
 def _remove_if_empty(path: Path, stop: Path) -> None:
@@ -140,12 +267,23 @@ def _remove_if_empty(path: Path, stop: Path) -> None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train.yaml")
 def main(cfg: DictConfig) -> float | None:
+    job = sweep_job()
     try:
         metrics = train(cfg)
     except ConfigError as e:
-        _remove_if_empty(Path(cfg.paths.run_dir), Path(cfg.paths.log_dir))
-        print(f"gamut: invalid config: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        if job is None:
+            _remove_if_empty(Path(cfg.paths.run_dir), Path(cfg.paths.log_dir))
+            print(f"gamut: invalid config: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
+        print(f"gamut: sweep job {job[1]}: invalid config: {e}", file=sys.stderr, flush=True)
+        _write_failed(Path(cfg.paths.run_dir), e)
+        return None  # the launcher goes on; SweepReport reports it and sets the exit status
+    except Exception as e:  # noqa: BLE001 - one failed job must not stop the sweep
+        if job is None:
+            raise
+        log.exception("sweep job %d failed", job[1])
+        _write_failed(Path(cfg.paths.run_dir), e)
+        return None
     metric = cfg.get("optimized_metric")
     return metrics.get(metric) if metric else None
 

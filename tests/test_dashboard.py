@@ -65,3 +65,51 @@ def test_make_dashboard_serves_the_run(tiny_cfg, log_dir):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def _chromium() -> str | None:
+    import shutil
+    return next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser")) if p), None)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed (Debian: apt-get install chromium)")
+def test_dashboard_in_headless_chromium(tiny_cfg, log_dir):
+    """The MLflow UI, rendered by a real browser, shows the run, a metric chart and a sample image.
+
+    NOT YET RUN: Chromium was absent where this was written; it uses --dump-dom on the run page.
+    """
+    train(tiny_cfg("trainer.max_steps=3", "callbacks.sample_grid.every_kimg=0.004", logger="mlflow"))
+    port = _free_port()
+    proc = subprocess.Popen(["make", "-s", "dashboard", f"PORT={port}", f"LOG_DIR={log_dir}"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                exps = _post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 10})["experiments"]
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(1)
+        exp = next(e for e in exps if e["name"] == "quickstart")
+        run = _post(f"{base}/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]]})["runs"][0]
+        run_id = run["info"]["run_id"]
+
+        def dom(url: str) -> str:
+            out = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+                                  "--virtual-time-budget=20000", "--dump-dom", url],
+                                 capture_output=True, text=True, timeout=120)
+            return out.stdout
+
+        page = dom(f"{base}/#/experiments/{exp['experiment_id']}/runs/{run_id}")
+        assert run["info"]["run_name"] in page
+        charts = dom(f"{base}/#/experiments/{exp['experiment_id']}/runs/{run_id}/model-metrics")
+        assert "Loss/G" in charts and ("<canvas" in charts or "<svg" in charts)
+        images = dom(f"{base}/#/experiments/{exp['experiment_id']}/runs/{run_id}/artifacts")
+        assert "images" in images and "<img" in images
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)

@@ -41,6 +41,18 @@ class MLflowLogger(MLFlowLogger):
         super().__init__(experiment_name=experiment_name, run_name=run_name, tracking_uri=tracking_uri,
                          tags=dict(tags or {}), artifact_location=artifact_location, run_id=run_id)
 
+    def set_run_info(self, name: str, tags: dict[str, str]) -> None:
+        """Dashboard name and tags (task, run name, sweep name and job number), before the first log.
+
+        A new run is created with them; a continued run gets the tags set again (same values).
+        """
+        if not self._initialized:
+            self._run_name = name
+            self.tags = {**(self.tags or {}), **tags}
+        elif rank_zero_only.rank == 0:
+            for k, v in tags.items():
+                self.experiment.set_tag(self.run_id, k, v)
+
     @property
     def experiment(self):
         first = not self._initialized
@@ -48,6 +60,8 @@ class MLflowLogger(MLFlowLogger):
         if first and self._run_id is not None and rank_zero_only.rank == 0:
             if self.resumed:
                 client.update_run(self._run_id, status="RUNNING")
+                for k, v in (self.tags or {}).items():
+                    client.set_tag(self._run_id, k, v)
             elif self._id_file is not None:
                 atomic_write(self._id_file, lambda f: f.write(self._run_id), mode="w")
         return client
@@ -63,6 +77,11 @@ class MLflowLogger(MLFlowLogger):
         new = {k: v for k, v in flat.items() if k not in existing}
         if new:
             super().log_hyperparams(new)
+
+    @rank_zero_only
+    def log_checkpoint(self, path: str, kimg: float) -> None:
+        """Record the newest checkpoint's path as a tag (the file stays in the run folder)."""
+        self.experiment.set_tag(self.run_id, "checkpoint.last", str(path))
 
     @rank_zero_only
     def log_image(self, key: str, image: np.ndarray, step: int) -> None:

@@ -6,16 +6,29 @@ interval), ``Dmain`` (logistic loss), ``Dreg`` (R1, every ``r1_interval`` iterat
 Each phase draws its own z and steps its optimizer; each Adam is built with the lazy-regularization
 scaling ``c = k/(k+1)``. The module counts images seen (``cur_nimg``) and iterations itself,
 because Lightning's ``global_step`` advances once per optimizer step.
+
+Multi-process (DDP, spec platforms §3 option c): Lightning's DDP wrapper is kept for its start-up
+broadcast and per-forward buffer sync, but its gradient hooks are switched off; after each phase's
+backward the module averages that phase's gradients itself (one flat ``all_reduce`` per phase).
+So every phase, including R1 and path-length double backward and the lazy intervals, syncs exactly
+the parameters it trained, without ``find_unused_parameters``. Latents, mixing draws, labels and
+path-length noise are drawn for the global batch on every rank (the ranks share one random stream)
+and each rank takes its rows ``rank::world_size`` (the sampler's sharding), and ``pl_mean`` is
+updated with the mean path length over all ranks, so N processes x batch B train like one process
+with batch N x B (with noise inputs off; per-layer noise is drawn per rank). One process draws
+exactly what it drew before.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import random
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from lightning_fabric.utilities.seed import reset_seed
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -77,6 +90,7 @@ class StyleGAN2(pl.LightningModule):
         self.iteration = 0
         self.check_finite_every = check_finite_every
         self._pending_rng: dict | None = None
+        self._rank, self._world = 0, 1
 
     # Network factories (hooks: SEGAN builds its generator and a D with its own channel_max).
 
@@ -130,7 +144,7 @@ class StyleGAN2(pl.LightningModule):
             num_ws = ws.shape[1]
             cutoff = torch.randint(1, num_ws, (), device=ws.device)
             cutoff = torch.where(torch.rand((), device=ws.device) < prob, cutoff, torch.full_like(cutoff, num_ws))
-            ws2 = self.G.mapping(torch.randn_like(z), c)
+            ws2 = self.G.mapping(self._randn(z.shape[0], z.shape[1], device=z.device), c)
             mix = (torch.arange(num_ws, device=ws.device) >= cutoff).reshape(1, -1, 1)
             ws = torch.where(mix, ws2, ws)
         return ws
@@ -138,16 +152,62 @@ class StyleGAN2(pl.LightningModule):
     def _step(self, opt, loss: Tensor) -> None:
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
+        if self._world > 1:
+            self._average_grads(opt)
         opt.step()
         self._nonfinite |= ~torch.isfinite(loss.detach())
+
+    # Multi-process helpers (one process: the plain draws, nothing else).
+
+    def _randn(self, n: int, *shape: int, device=None) -> Tensor:
+        """``randn(n, *shape)`` for this rank: its rows of one global draw (rows ``rank::world``)."""
+        device = self.device if device is None else device
+        if self._world == 1:
+            return torch.randn(n, *shape, device=device)
+        return torch.randn(n * self._world, *shape, device=device)[self._rank::self._world]
+
+    def _average_grads(self, opt) -> None:
+        """Average this optimizer's gradients over the ranks (one flat all_reduce)."""
+        params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
+        if not params:
+            return
+        flat = torch.cat([p.grad.flatten() for p in params])
+        torch.distributed.all_reduce(flat)
+        flat /= self._world
+        offset = 0
+        for p in params:
+            n = p.grad.numel()
+            p.grad.copy_(flat[offset:offset + n].view_as(p.grad))
+            offset += n
+
+    def on_train_start(self) -> None:
+        self._rank, self._world = self.trainer.global_rank, self.trainer.world_size
+        if self._pending_rng is None:
+            # A fresh run starts its training stream from the seed, as Lightning's DDP re-seeds
+            # each rank after the model is built: so 1 and N processes draw the same latents.
+            reset_seed()
+        self._restore_rng()
+
+    def _disable_ddp_grad_hooks(self) -> None:
+        """Keep DDP's buffer sync, skip its reducer: ``_step`` averages each phase's gradients.
+
+        Lightning re-arms ``require_backward_grad_sync`` after every training_step (manual
+        optimization), so this runs at the start of each one.
+        """
+        model = self.trainer.strategy.model
+        if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+            model.require_backward_grad_sync = False
 
     def _random_labels(self, n: int) -> Tensor | None:
         if self.num_classes == 0:
             return None
-        return F.one_hot(torch.randint(0, self.num_classes, (n,), device=self.device), self.num_classes).float()
+        labels = torch.randint(0, self.num_classes, (n * self._world,), device=self.device)[self._rank::self._world]
+        return F.one_hot(labels, self.num_classes).float()
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
         cfg = self.loss_cfg
+        if self._world > 1:
+            self._disable_ddp_grad_hooks()
         opt_g, opt_d = self.optimizers()
         real = batch["image"]
         real_c = self.labels_to_onehot(batch.get("label"))
@@ -158,7 +218,7 @@ class StyleGAN2(pl.LightningModule):
         # Gmain
         with self.toggled_optimizer(opt_g):
             c = self._random_labels(n)
-            fake = self.G.synthesis(self._mapping(torch.randn(n, self.G.z_dim, device=self.device), c))
+            fake = self.G.synthesis(self._mapping(self._randn(n, self.G.z_dim), c))
             fake_logits = self.D(fake, c)
             loss_g = losses.g_nonsaturating(fake_logits).mean()
             extra = self.extra_g_loss(log)
@@ -168,22 +228,28 @@ class StyleGAN2(pl.LightningModule):
             # Greg: path length on batch // shrink samples, every pl_interval iterations.
             if cfg["pl_weight"] > 0 and it % cfg["pl_interval"] == 0:
                 m = max(n // cfg["pl_batch_shrink"], 1)
-                c = self._random_labels(m)
-                ws = self._mapping(torch.randn(m, self.G.z_dim, device=self.device), c)
-                img = self.G.synthesis(ws)
-                lengths = losses.path_lengths(img, ws, losses.path_length_noise(img))
-                penalty, new_mean = losses.path_length_penalty(lengths, self.pl_mean, cfg["pl_decay"])
-                self.pl_mean.copy_(new_mean.detach())
-                loss_pl = penalty.mean() * cfg["pl_weight"]
-                self._step(opt_g, loss_pl * cfg["pl_interval"])
-                log["Loss/pl"] = loss_pl.detach()
-                log["pl_length"] = lengths.detach().mean()
+                with self._fp32():  # double backward in fp32 (spec platforms §3)
+                    c = self._random_labels(m)
+                    ws = self._mapping(self._randn(m, self.G.z_dim), c)
+                    img = self.G.synthesis(ws)
+                    if self._world == 1:
+                        noise = losses.path_length_noise(img)
+                    else:
+                        noise = self._randn(m, *img.shape[1:]) / math.sqrt(img.shape[2] * img.shape[3])
+                    lengths = losses.path_lengths(img, ws, noise)
+                    penalty, new_mean = self._path_length_penalty(lengths)
+                    self.pl_mean.copy_(new_mean.detach())
+                    loss_pl = penalty.mean() * cfg["pl_weight"]
+                    self._step(opt_g, loss_pl * cfg["pl_interval"])
+                    log["Loss/pl"] = loss_pl.detach()
+                    log["pl_length"] = lengths.detach().mean()
 
         # Dmain
         with self.toggled_optimizer(opt_d):
             c = self._random_labels(n)
             with torch.no_grad():
-                ws = self._mapping(torch.randn(n, self.G.z_dim, device=self.device), c, update_w_avg=True)
+                with self._fp32():  # the mapping updates the fp32 w_avg from its output
+                    ws = self._mapping(self._randn(n, self.G.z_dim), c, update_w_avg=True)
                 fake = self.G.synthesis(ws)
             fake_logits = self.D(fake, c)
             real_logits = self.D(real, real_c)
@@ -195,10 +261,11 @@ class StyleGAN2(pl.LightningModule):
 
             # Dreg: R1 on reals every r1_interval iterations.
             if cfg["r1_gamma"] > 0 and it % cfg["r1_interval"] == 0:
-                real_r = real.detach().requires_grad_(True)
-                logits = self.D(real_r, real_c)
-                loss_r1 = losses.r1_penalty(logits, real_r).mean() * (cfg["r1_gamma"] / 2)
-                self._step(opt_d, loss_r1 * cfg["r1_interval"])
+                with self._fp32():  # double backward in fp32 (spec platforms §3)
+                    real_r = real.detach().float().requires_grad_(True)
+                    logits = self.D(real_r, real_c)
+                    loss_r1 = losses.r1_penalty(logits, real_r).mean() * (cfg["r1_gamma"] / 2)
+                    self._step(opt_d, loss_r1 * cfg["r1_interval"])
                 log["Loss/r1"] = loss_r1.detach()
 
         # G_ema, counters.
@@ -214,6 +281,25 @@ class StyleGAN2(pl.LightningModule):
         self.log("kimg", self.kimg, on_step=True, on_epoch=False, prog_bar=True, logger=False)
         if self.check_finite_every and self.iteration % self.check_finite_every == 0:
             self.check_finite()
+
+    def _fp32(self):
+        """Autocast off (bf16-mixed / 16-mixed): the R1 and path-length phases run in float32."""
+        return torch.autocast(self.device.type, enabled=False)
+
+    def _path_length_penalty(self, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """``losses.path_length_penalty`` with the mean path length taken over all ranks.
+
+        The global mean goes through a differentiable all_reduce, so its gradient (the penalty
+        uses the updated running mean) is the one a single process with the whole batch gets.
+        """
+        decay = self.loss_cfg["pl_decay"]
+        if self._world == 1:
+            return losses.path_length_penalty(lengths, self.pl_mean, decay)
+        from torch.distributed.nn.functional import all_reduce
+
+        mean = all_reduce(lengths.sum()) / (lengths.shape[0] * self._world)
+        new_mean = self.pl_mean.lerp(mean, decay)
+        return (lengths - new_mean).square(), new_mean
 
     @torch.no_grad()
     def update_ema(self, global_batch: int) -> None:
@@ -250,7 +336,7 @@ class StyleGAN2(pl.LightningModule):
         self.iteration = int(state.get("iteration", 0))
         self._pending_rng = state.get("rng")
 
-    def on_train_start(self) -> None:
+    def _restore_rng(self) -> None:
         # Restore RNG states last, right before the first resumed step, so that nothing done while
         # rebuilding the run (network init, dataloader set-up) shifts the random stream.
         rng, self._pending_rng = self._pending_rng, None
