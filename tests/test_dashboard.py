@@ -75,9 +75,12 @@ def _chromium() -> str | None:
 @pytest.mark.slow
 @pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed (Debian: apt-get install chromium)")
 def test_dashboard_in_headless_chromium(tiny_cfg, log_dir):
-    """The MLflow UI, rendered by a real browser, shows the run, a metric chart and a sample image.
+    """The MLflow UI rendered by headless Chromium shows the run with its metrics and a sample image.
 
-    NOT YET RUN: Chromium was absent where this was written; it uses --dump-dom on the run page.
+    MLflow 3.17's chart panels do not draw in headless Chromium (``--dump-dom`` shows the chart
+    sections, e.g. "Loss (3)", but no plot elements), so the chart data are checked through the REST
+    metric history in :func:`test_make_dashboard_serves_the_run`; the browser checks the
+    run page (name and the metrics table) and the image preview of a logged sample grid.
     """
     train(tiny_cfg("trainer.max_steps=3", "callbacks.sample_grid.every_kimg=0.004", logger="mlflow"))
     port = _free_port()
@@ -105,11 +108,12 @@ def test_dashboard_in_headless_chromium(tiny_cfg, log_dir):
             return out.stdout
 
         page = dom(f"{base}/#/experiments/{exp['experiment_id']}/runs/{run_id}")
-        assert run["info"]["run_name"] in page
-        charts = dom(f"{base}/#/experiments/{exp['experiment_id']}/runs/{run_id}/model-metrics")
-        assert "Loss/G" in charts and ("<canvas" in charts or "<svg" in charts)
-        images = dom(f"{base}/#/experiments/{exp['experiment_id']}/runs/{run_id}/artifacts")
-        assert "images" in images and "<img" in images
+        assert run["info"]["run_name"] in page and "Loss/G" in page
+        q = urllib.parse.urlencode({"run_id": run_id, "path": "images"})
+        with urllib.request.urlopen(f"{base}/api/2.0/mlflow/artifacts/list?{q}", timeout=10) as r:
+            png = next(f["path"] for f in json.load(r)["files"] if f["path"].endswith(".png"))
+        preview = dom(f"{base}/#/experiments/{exp['experiment_id']}/runs/{run_id}/artifacts/{png}")
+        assert f'<img alt="{png}"' in preview
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)

@@ -84,3 +84,45 @@ def test_ddp_two_processes_match_one_process(family, tmp_path, log_dir):
     print(f"max |param(DDP 2x4) - param(1x8)| after {STEPS} iterations: {worst:.3g}")
     assert worst < 1e-5
     assert single["pl_mean"] != 0  # path length ran
+
+
+@pytest.mark.slow
+def test_ddp_chromagan_gradient_penalty_keeps_ranks_identical(tmp_path, log_dir):
+    """ChromaGAN on 2 CPU processes (WGAN-GP double backward, KL to the teacher): G and D stay
+    bit-identical across ranks, i.e. every phase's gradients are synced.
+
+    Equality with one process at the same global batch is not asserted here: G's BatchNorm uses
+    per-rank batch statistics on CPU, since PyTorch's SyncBatchNorm (which ``trainer=ddp`` turns on
+    for GPUs) exists for GPUs only.
+    """
+    from tests.test_chromagan import TINY_CHROMA
+    from tests.test_tinyimagenet import make_tiny_imagenet
+
+    import torchvision
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    torch.manual_seed(0)
+    torch.save(torchvision.models.vgg16(weights=None).state_dict(), weights / "vgg16-397923af.pth")
+    root = make_tiny_imagenet(tmp_path, per_class=4)
+    common = ["experiment=chromagan_tinyimagenet", f"data.root={root}", f"paths.weights_dir={weights}",
+              "model.num_classes=3", "model.trunk_pretrained=false",
+              *[o for o in TINY_CHROMA if not o.startswith(("data.batch_size", "trainer.val_check_interval"))],
+              "trainer.limit_val_batches=0", f"trainer.max_steps={STEPS}"]
+    dump = tmp_path / "ranks"
+    cmd = [sys.executable, "-m", "src.train", *common, "data.batch_size=2", "trainer=ddp", "trainer.accelerator=cpu",
+           "trainer.devices=2", "logger=none", "run_name=ddp", "+callbacks.dump._target_=tests.test_ddp.DumpRankState",
+           f"+callbacks.dump.dirpath={dump}"]
+    env = {**os.environ, "GAMUT_LOG_DIR": str(log_dir), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    r0, r1 = torch.load(dump / "rank0.pt", weights_only=True), torch.load(dump / "rank1.pt", weights_only=True)
+    # parameters only: BatchNorm running statistics are per rank between forwards (DDP broadcasts
+    # rank 0's at the start of each forward; checkpoints come from rank 0)
+    trained = [k for k in r0 if k.startswith(("G.", "D.")) and r0[k].is_floating_point()
+               and not k.endswith(("running_mean", "running_var"))]
+    assert trained
+    for k in trained:
+        assert torch.equal(r0[k], r1[k]), f"ranks differ in {k}"
+    state = torch.load(log_dir / "chromagan_tinyimagenet" / "ddp" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["gamut"]["cur_nimg"] == 4 * STEPS and state["gamut"]["iteration"] == STEPS

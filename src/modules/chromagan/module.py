@@ -19,20 +19,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from src.datamodules.colorspaces import get_colorspace
 from src.metrics.colorization import ColorizationMetrics
+from src.modules.base import GANModule, merge_options
 from src.modules.chromagan import losses
 from src.modules.chromagan.color import AB_NORMS, ab_to_unit, join_lab, split_lab
 from src.modules.chromagan.discriminator import PatchCritic
 from src.modules.chromagan.generator import ColorizationGenerator
 from src.modules.chromagan.vgg import Teacher, load_trunk_weights
-from src.modules.progress import TrainingProgress
-from src.modules.stylegan2.module import _merge
 from src.utils.resolution import parse_size
 
 DEFAULT_LOSS = dict(lambda_color=1.0, lambda_kl=0.003, lambda_adv=0.1, lambda_gp=10.0)
@@ -43,7 +41,7 @@ DEFAULT_CRITIC = dict(channels=(64, 128, 256, 512), strides=(2, 2, 2, 1, 1), nor
 IMAGENET_CLASSES = 1000
 
 
-class ChromaGAN(TrainingProgress, pl.LightningModule):
+class ChromaGAN(GANModule):
     """ChromaGAN: ``G`` (:class:`ColorizationGenerator`) and the critic ``D`` (:class:`PatchCritic`).
 
     Args:
@@ -59,6 +57,7 @@ class ChromaGAN(TrainingProgress, pl.LightningModule):
     """
 
     conditional_on_labels = False  # num_classes is the teacher's class head, not data labels
+    nonfinite_advice = "Lower model.optim.g_lr/d_lr or resume from an earlier checkpoint."
 
     def __init__(self, colorspace: str = "lab", resolution: Any = 224, num_classes: int = IMAGENET_CLASSES,
                  width: float = 1.0, global_fc: Sequence[int] = (1024, 512, 256),
@@ -67,9 +66,8 @@ class ChromaGAN(TrainingProgress, pl.LightningModule):
                  ab_norm: str = "opencv", trunk_pretrained: bool = True, trunk_trainable: bool = True,
                  weights_dir: str | None = None, critic: dict | None = None, loss: dict | None = None,
                  optim: dict | None = None, check_finite_every: int = 50) -> None:
-        super().__init__()
+        super().__init__(check_finite_every)
         self.save_hyperparameters(logger=False)
-        self.automatic_optimization = False
         if colorspace != "lab":
             raise ValueError(f"colorspace.name={colorspace!r}: model=chromagan predicts CIE ab from L and trains in "
                              "Lab; use colorspace=lab")
@@ -83,9 +81,9 @@ class ChromaGAN(TrainingProgress, pl.LightningModule):
                                      "model.resolution")
         self.ab_norm = ab_norm
         self.num_classes = num_classes
-        self.loss_cfg = _merge(DEFAULT_LOSS, loss, "model.loss")
-        self.optim_cfg = _merge(DEFAULT_OPTIM, optim, "model.optim")
-        critic_cfg = _merge(DEFAULT_CRITIC, critic, "model.critic")
+        self.loss_cfg = merge_options(DEFAULT_LOSS, loss, "model.loss")
+        self.optim_cfg = merge_options(DEFAULT_OPTIM, optim, "model.optim")
+        critic_cfg = merge_options(DEFAULT_CRITIC, critic, "model.critic")
         o = self.optim_cfg
         if o["order"] not in ("g_first", "d_first"):
             raise ValueError(f"model.optim.order={o['order']!r}: allowed values are g_first, d_first")
@@ -103,11 +101,8 @@ class ChromaGAN(TrainingProgress, pl.LightningModule):
         self.register_buffer("class_columns", torch.arange(num_classes) if num_classes == IMAGENET_CLASSES
                              else torch.full((num_classes,), -1, dtype=torch.long))
         self.register_buffer("trunk_initialized", torch.tensor(False))
-        self.register_buffer("_nonfinite", torch.zeros([], dtype=torch.bool), persistent=False)
         self.val_metrics = ColorizationMetrics()
         self._teacher: Teacher | None = None
-        self.check_finite_every = check_finite_every
-        self.init_progress()
 
     # ------------------------------------------------------------------------------------------
     # Set-up: pretrained weights and the teacher (not needed for inference, so not in __init__).
@@ -186,12 +181,6 @@ class ChromaGAN(TrainingProgress, pl.LightningModule):
         opt_d = torch.optim.Adam(self.D.parameters(), lr=o["d_lr"], betas=tuple(o["betas"]), eps=o["eps"])
         return [opt_g, opt_d]
 
-    def _step(self, opt, loss: Tensor) -> None:
-        opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        opt.step()
-        self._nonfinite |= ~torch.isfinite(loss.detach())
-
     def _critic(self, l_in: Tensor, ab: Tensor) -> Tensor:
         return self.D(torch.cat([l_in, ab], dim=1))
 
@@ -211,7 +200,7 @@ class ChromaGAN(TrainingProgress, pl.LightningModule):
                 loss_kl = losses.class_kl(logits, teacher_logits)
                 total = total + cfg["lambda_kl"] * loss_kl
                 log["Loss/kl"] = loss_kl.detach()
-            self._step(opt, total)
+            self.step(opt, total)
             log["Loss/G"] = total.detach()
         return ab_fake.detach()
 
@@ -226,17 +215,19 @@ class ChromaGAN(TrainingProgress, pl.LightningModule):
             fake_scores = self._critic(l_in, ab_fake)
             loss_w = losses.critic_wasserstein(real_scores, fake_scores)
             total = loss_w
-            if cfg["lambda_gp"] > 0:
-                gp = losses.gradient_penalty(self.D, l_in, ab_real, ab_fake)
+            if cfg["lambda_gp"] > 0:  # fp32, one alpha per sample drawn for the global batch
+                alpha = self.draw(torch.rand, l_in.shape[0], 1, 1, 1)
+                gp = losses.gradient_penalty(self.D, l_in, ab_real, ab_fake, alpha)
                 total = total + cfg["lambda_gp"] * gp
                 log["Loss/gp"] = gp.detach()
-            self._step(opt, total)
+            self.step(opt, total)
             log["Loss/D"] = total.detach()
             log["D/real"] = real_scores.detach().float().mean()
             log["D/fake"] = fake_scores.detach().float().mean()
             log["D/wasserstein"] = log["D/real"] - log["D/fake"]
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
+        self.begin_iteration()
         o = self.optim_cfg
         opt_g, opt_d = self.optimizers()
         l_in, ab_real = split_lab(batch["image"], self.ab_norm)
@@ -256,16 +247,6 @@ class ChromaGAN(TrainingProgress, pl.LightningModule):
         log["step"] = float(self.cur_nimg)  # loggers' x-axis: images seen
         self.log_dict(log, on_step=True, on_epoch=False)
         self.log("kimg", self.kimg, on_step=True, on_epoch=False, prog_bar=True, logger=False)
-        if self.check_finite_every and self.iteration % self.check_finite_every == 0:
-            self.check_finite()
-
-    def check_finite(self) -> None:
-        """Raise if any loss since the last check was NaN/Inf (one host sync per call)."""
-        if bool(self._nonfinite):
-            raise FloatingPointError(
-                f"non-finite loss (NaN/Inf) detected at kimg {self.kimg:.3f} (iteration {self.iteration}); "
-                "training stopped instead of continuing on garbage. Lower model.optim.g_lr/d_lr or resume "
-                "from an earlier checkpoint.")
 
     # ------------------------------------------------------------------------------------------
     # Validation: PSNR / SSIM against the gray baseline (spec §7-8).

@@ -17,7 +17,8 @@ from src.modules.segan.generator import SEGANGenerator
 from src.modules.segan.losses import ORTH_FORMS, orthogonality_penalty
 from src.modules.segan.subspace import HARD_ORTH
 from src.modules.stylegan2.discriminator import Discriminator
-from src.modules.stylegan2.module import DEFAULT_LOSS, StyleGAN2, _merge
+from src.modules.base import merge_options as _merge
+from src.modules.stylegan2.module import DEFAULT_LOSS, StyleGAN2
 
 DEFAULT_SUBSPACE = dict(variant="faithful", q=None, coords="w", U_init="segan", L_init="ones")
 DEFAULT_ORTH = dict(weight=0.0, form="half_fro_sum", hard="none")

@@ -7,32 +7,25 @@ Each phase draws its own z and steps its optimizer; each Adam is built with the 
 scaling ``c = k/(k+1)``. The module counts images seen (``cur_nimg``) and iterations itself,
 because Lightning's ``global_step`` advances once per optimizer step.
 
-Multi-process (DDP, spec platforms §3 option c): Lightning's DDP wrapper is kept for its start-up
-broadcast and per-forward buffer sync, but its gradient hooks are switched off; after each phase's
-backward the module averages that phase's gradients itself (one flat ``all_reduce`` per phase).
-So every phase, including R1 and path-length double backward and the lazy intervals, syncs exactly
-the parameters it trained, without ``find_unused_parameters``. Latents, mixing draws, labels and
-path-length noise are drawn for the global batch on every rank (the ranks share one random stream)
-and each rank takes its rows ``rank::world_size`` (the sampler's sharding), and ``pl_mean`` is
-updated with the mean path length over all ranks, so N processes x batch B train like one process
-with batch N x B (with noise inputs off; per-layer noise is drawn per rank). One process draws
-exactly what it drew before.
+Multi-process training, counters and exact resume come from :class:`src.modules.base.GANModule`.
+Latents, mixing draws, labels and path-length noise are drawn for the global batch (each rank takes
+its rows) and ``pl_mean`` is updated with the mean path length over all ranks, so N processes x
+batch B train like one process with batch N x B (with noise inputs off: per-layer noise is drawn
+per rank).
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import random
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
-from lightning_fabric.utilities.seed import reset_seed
 import torch.nn.functional as F
 from torch import Tensor
 
 from src.datamodules.colorspaces import get_colorspace
+from src.modules.base import GANModule, merge_options
 from src.modules.stylegan2 import losses
 from src.modules.stylegan2.discriminator import Discriminator
 from src.modules.stylegan2.generator import Generator
@@ -44,19 +37,11 @@ DEFAULT_OPTIM = dict(g_lr=0.0025, d_lr=0.0025, betas=(0.0, 0.99), eps=1e-8)
 DEFAULT_EMA = dict(kimg=10.0, rampup=0.05)
 
 
-def _merge(defaults: dict, given: dict | None, key: str) -> dict:
-    given = dict(given or {})
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise ValueError(f"unknown key(s) {', '.join(f'{key}.{u}' for u in unknown)}; "
-                         f"allowed: {', '.join(f'{key}.{k}' for k in defaults)}")
-    return {**defaults, **given}
-
-
-class StyleGAN2(pl.LightningModule):
+class StyleGAN2(GANModule):
     """StyleGAN2 (config F generator with skip outputs, ResNet D) for any channel count and aspect."""
 
     default_loss = DEFAULT_LOSS  # subclasses (SEGAN) extend the allowed model.loss keys
+    nonfinite_advice = "Lower the learning rate, raise model.loss.r1_gamma, or resume from an earlier checkpoint."
 
     def __init__(self, img_channels: int = 3, resolution: Any = 64, colorspace: str = "rgb",
                  num_classes: int = 0, z_dim: int = 512, w_dim: int = 512, map_depth: int = 2,
@@ -64,18 +49,17 @@ class StyleGAN2(pl.LightningModule):
                  channel_max: int = 512, use_noise: bool = True, mbstd_group: int = 4, mbstd_channels: int = 1,
                  conv_clamp: float | None = None, loss: dict | None = None, optim: dict | None = None,
                  ema: dict | None = None, check_finite_every: int = 50) -> None:
-        super().__init__()
+        super().__init__(check_finite_every)
         self.save_hyperparameters(logger=False)  # the train script logs the whole composed config
-        self.automatic_optimization = False
         self.resolution = parse_resolution(resolution, "model.resolution")
         cs = get_colorspace(colorspace)
         if cs.channels != img_channels:
             raise ValueError(f"model.img_channels={img_channels} does not match colorspace.name={colorspace!r} "
                              f"({cs.channels} channels)")
         self.colorspace = cs
-        self.loss_cfg = _merge(self.default_loss, loss, "model.loss")
-        self.optim_cfg = _merge(DEFAULT_OPTIM, optim, "model.optim")
-        self.ema_cfg = _merge(DEFAULT_EMA, ema, "model.ema")
+        self.loss_cfg = merge_options(self.default_loss, loss, "model.loss")
+        self.optim_cfg = merge_options(DEFAULT_OPTIM, optim, "model.optim")
+        self.ema_cfg = merge_options(DEFAULT_EMA, ema, "model.ema")
         self.num_classes = num_classes
         self.G = self.make_generator(z_dim, w_dim, num_classes, self.resolution, img_channels, map_depth,
                                      map_lr_multiplier, w_avg_beta, channel_base, channel_max, use_noise,
@@ -85,12 +69,6 @@ class StyleGAN2(pl.LightningModule):
         # G has no dropout or batch norm, so train/eval mode is irrelevant; G_ema is never trained.
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
         self.register_buffer("pl_mean", torch.zeros([]))
-        self.register_buffer("_nonfinite", torch.zeros([], dtype=torch.bool), persistent=False)
-        self.cur_nimg = 0
-        self.iteration = 0
-        self.check_finite_every = check_finite_every
-        self._pending_rng: dict | None = None
-        self._rank, self._world = 0, 1
 
     # Network factories (hooks: SEGAN builds its generator and a D with its own channel_max).
 
@@ -106,10 +84,6 @@ class StyleGAN2(pl.LightningModule):
 
     # ------------------------------------------------------------------------------------------
     # Inference helpers (used by callbacks and scripts).
-
-    @property
-    def kimg(self) -> float:
-        return self.cur_nimg / 1000.0
 
     def labels_to_onehot(self, labels: Tensor | None) -> Tensor | None:
         if self.num_classes == 0 or labels is None:
@@ -144,59 +118,10 @@ class StyleGAN2(pl.LightningModule):
             num_ws = ws.shape[1]
             cutoff = torch.randint(1, num_ws, (), device=ws.device)
             cutoff = torch.where(torch.rand((), device=ws.device) < prob, cutoff, torch.full_like(cutoff, num_ws))
-            ws2 = self.G.mapping(self._randn(z.shape[0], z.shape[1], device=z.device), c)
+            ws2 = self.G.mapping(self.draw(torch.randn, z.shape[0], z.shape[1], device=z.device), c)
             mix = (torch.arange(num_ws, device=ws.device) >= cutoff).reshape(1, -1, 1)
             ws = torch.where(mix, ws2, ws)
         return ws
-
-    def _step(self, opt, loss: Tensor) -> None:
-        opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        if self._world > 1:
-            self._average_grads(opt)
-        opt.step()
-        self._nonfinite |= ~torch.isfinite(loss.detach())
-
-    # Multi-process helpers (one process: the plain draws, nothing else).
-
-    def _randn(self, n: int, *shape: int, device=None) -> Tensor:
-        """``randn(n, *shape)`` for this rank: its rows of one global draw (rows ``rank::world``)."""
-        device = self.device if device is None else device
-        if self._world == 1:
-            return torch.randn(n, *shape, device=device)
-        return torch.randn(n * self._world, *shape, device=device)[self._rank::self._world]
-
-    def _average_grads(self, opt) -> None:
-        """Average this optimizer's gradients over the ranks (one flat all_reduce)."""
-        params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
-        if not params:
-            return
-        flat = torch.cat([p.grad.flatten() for p in params])
-        torch.distributed.all_reduce(flat)
-        flat /= self._world
-        offset = 0
-        for p in params:
-            n = p.grad.numel()
-            p.grad.copy_(flat[offset:offset + n].view_as(p.grad))
-            offset += n
-
-    def on_train_start(self) -> None:
-        self._rank, self._world = self.trainer.global_rank, self.trainer.world_size
-        if self._pending_rng is None:
-            # A fresh run starts its training stream from the seed, as Lightning's DDP re-seeds
-            # each rank after the model is built: so 1 and N processes draw the same latents.
-            reset_seed()
-        self._restore_rng()
-
-    def _disable_ddp_grad_hooks(self) -> None:
-        """Keep DDP's buffer sync, skip its reducer: ``_step`` averages each phase's gradients.
-
-        Lightning re-arms ``require_backward_grad_sync`` after every training_step (manual
-        optimization), so this runs at the start of each one.
-        """
-        model = self.trainer.strategy.model
-        if isinstance(model, torch.nn.parallel.DistributedDataParallel):
-            model.require_backward_grad_sync = False
 
     def _random_labels(self, n: int) -> Tensor | None:
         if self.num_classes == 0:
@@ -206,8 +131,7 @@ class StyleGAN2(pl.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
         cfg = self.loss_cfg
-        if self._world > 1:
-            self._disable_ddp_grad_hooks()
+        self.begin_iteration()
         opt_g, opt_d = self.optimizers()
         real = batch["image"]
         real_c = self.labels_to_onehot(batch.get("label"))
@@ -218,29 +142,29 @@ class StyleGAN2(pl.LightningModule):
         # Gmain
         with self.toggled_optimizer(opt_g):
             c = self._random_labels(n)
-            fake = self.G.synthesis(self._mapping(self._randn(n, self.G.z_dim), c))
+            fake = self.G.synthesis(self._mapping(self.draw(torch.randn, n, self.G.z_dim), c))
             fake_logits = self.D(fake, c)
             loss_g = losses.g_nonsaturating(fake_logits).mean()
             extra = self.extra_g_loss(log)
-            self._step(opt_g, loss_g if extra is None else loss_g + extra)
+            self.step(opt_g, loss_g if extra is None else loss_g + extra)
             log["Loss/G"] = loss_g.detach()
 
             # Greg: path length on batch // shrink samples, every pl_interval iterations.
             if cfg["pl_weight"] > 0 and it % cfg["pl_interval"] == 0:
                 m = max(n // cfg["pl_batch_shrink"], 1)
-                with self._fp32():  # double backward in fp32 (spec platforms §3)
+                with self.fp32():  # double backward in fp32 (spec platforms §3)
                     c = self._random_labels(m)
-                    ws = self._mapping(self._randn(m, self.G.z_dim), c)
+                    ws = self._mapping(self.draw(torch.randn, m, self.G.z_dim), c)
                     img = self.G.synthesis(ws)
                     if self._world == 1:
                         noise = losses.path_length_noise(img)
                     else:
-                        noise = self._randn(m, *img.shape[1:]) / math.sqrt(img.shape[2] * img.shape[3])
+                        noise = self.draw(torch.randn, m, *img.shape[1:]) / math.sqrt(img.shape[2] * img.shape[3])
                     lengths = losses.path_lengths(img, ws, noise)
                     penalty, new_mean = self._path_length_penalty(lengths)
                     self.pl_mean.copy_(new_mean.detach())
                     loss_pl = penalty.mean() * cfg["pl_weight"]
-                    self._step(opt_g, loss_pl * cfg["pl_interval"])
+                    self.step(opt_g, loss_pl * cfg["pl_interval"])
                     log["Loss/pl"] = loss_pl.detach()
                     log["pl_length"] = lengths.detach().mean()
 
@@ -248,43 +172,35 @@ class StyleGAN2(pl.LightningModule):
         with self.toggled_optimizer(opt_d):
             c = self._random_labels(n)
             with torch.no_grad():
-                with self._fp32():  # the mapping updates the fp32 w_avg from its output
-                    ws = self._mapping(self._randn(n, self.G.z_dim), c, update_w_avg=True)
+                with self.fp32():  # the mapping updates the fp32 w_avg from its output
+                    ws = self._mapping(self.draw(torch.randn, n, self.G.z_dim), c, update_w_avg=True)
                 fake = self.G.synthesis(ws)
             fake_logits = self.D(fake, c)
             real_logits = self.D(real, real_c)
             loss_d = losses.d_logistic(real_logits, fake_logits).mean()
-            self._step(opt_d, loss_d)
+            self.step(opt_d, loss_d)
             log["Loss/D"] = loss_d.detach()
             log["D/real"] = real_logits.detach().mean()
             log["D/fake"] = fake_logits.detach().mean()
 
             # Dreg: R1 on reals every r1_interval iterations.
             if cfg["r1_gamma"] > 0 and it % cfg["r1_interval"] == 0:
-                with self._fp32():  # double backward in fp32 (spec platforms §3)
+                with self.fp32():  # double backward in fp32 (spec platforms §3)
                     real_r = real.detach().float().requires_grad_(True)
                     logits = self.D(real_r, real_c)
                     loss_r1 = losses.r1_penalty(logits, real_r).mean() * (cfg["r1_gamma"] / 2)
-                    self._step(opt_d, loss_r1 * cfg["r1_interval"])
+                    self.step(opt_d, loss_r1 * cfg["r1_interval"])
                 log["Loss/r1"] = loss_r1.detach()
 
         # G_ema, counters.
-        global_batch = n * self.trainer.world_size
-        self.update_ema(global_batch)
-        self.cur_nimg += global_batch
-        self.iteration += 1
+        self.update_ema(n * self._world)
+        self.advance(n)
         log["pl_mean"] = self.pl_mean.detach()
         log["progress/kimg"] = self.kimg
         # Loggers' x-axis is images seen (kimg * 1000), not Lightning's optimizer-step count.
         log["step"] = float(self.cur_nimg)
         self.log_dict(log, on_step=True, on_epoch=False)
         self.log("kimg", self.kimg, on_step=True, on_epoch=False, prog_bar=True, logger=False)
-        if self.check_finite_every and self.iteration % self.check_finite_every == 0:
-            self.check_finite()
-
-    def _fp32(self):
-        """Autocast off (bf16-mixed / 16-mixed): the R1 and path-length phases run in float32."""
-        return torch.autocast(self.device.type, enabled=False)
 
     def _path_length_penalty(self, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """``losses.path_length_penalty`` with the mean path length taken over all ranks.
@@ -310,38 +226,3 @@ class StyleGAN2(pl.LightningModule):
         torch._foreach_lerp_(ema_params, params, 1.0 - beta)
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
             b_ema.copy_(b)
-
-    def check_finite(self) -> None:
-        """Raise if any loss since the last check was NaN/Inf (one host sync per call)."""
-        if bool(self._nonfinite):
-            raise FloatingPointError(
-                f"non-finite loss (NaN/Inf) detected at kimg {self.kimg:.3f} (iteration {self.iteration}); "
-                "training stopped instead of continuing on garbage. Lower the learning rate, raise "
-                "model.loss.r1_gamma, or resume from an earlier checkpoint.")
-
-    # ------------------------------------------------------------------------------------------
-    # Exact resume: counters and RNG states travel in the checkpoint.
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        rng = {"torch": torch.get_rng_state(), "python": random.getstate()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        checkpoint["gamut"] = {"cur_nimg": self.cur_nimg, "iteration": self.iteration, "rng": rng,
-                               "colorspace": self.colorspace.name,
-                               "module": f"{type(self).__module__}.{type(self).__qualname__}"}
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        state = checkpoint.get("gamut", {})
-        self.cur_nimg = int(state.get("cur_nimg", 0))
-        self.iteration = int(state.get("iteration", 0))
-        self._pending_rng = state.get("rng")
-
-    def _restore_rng(self) -> None:
-        # Restore RNG states last, right before the first resumed step, so that nothing done while
-        # rebuilding the run (network init, dataloader set-up) shifts the random stream.
-        rng, self._pending_rng = self._pending_rng, None
-        if rng:
-            torch.set_rng_state(rng["torch"])
-            random.setstate(rng["python"])
-            if "cuda" in rng and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(rng["cuda"])

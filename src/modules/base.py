@@ -1,0 +1,160 @@
+"""What every gamut GAN LightningModule shares: progress, exact resume, the optimizer step, and
+multi-process training.
+
+**Progress.** Lightning's ``global_step`` counts optimizer steps (a GAN takes two to four per
+iteration), so modules count images seen (``cur_nimg``) and iterations themselves (:meth:`advance`).
+
+**Exact resume.** The counters and the RNG states travel in the checkpoint under ``"gamut"``. The RNG
+states are restored right before the first resumed step, so nothing done while rebuilding the run
+(network init, data set-up) shifts the random stream. A fresh run re-seeds at that point too, as
+Lightning's DDP re-seeds each rank after the model is built, so 1 and N processes draw the same numbers.
+
+**Multi-process (DDP, spec platforms §3 option c).** Lightning's DDP wrapper is kept for its start-up
+broadcast and per-forward buffer sync, but its gradient hooks are switched off
+(:meth:`begin_iteration`); :meth:`step` averages each phase's gradients itself with one flat
+``all_reduce``. So every phase, double backward and lazy intervals included, syncs exactly the
+parameters it trained, without ``find_unused_parameters``. Random draws go through :meth:`draw`: one
+draw for the global batch, of which each rank takes its rows ``rank::world_size`` (the sampler's
+sharding). One process draws exactly what a plain ``torch.randn`` would.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.utilities.seed import reset_seed
+from torch import Tensor
+
+__all__ = ["GANModule", "merge_options"]
+
+
+def merge_options(defaults: dict, given: dict | None, key: str) -> dict:
+    """``given`` over ``defaults``; an unknown key is a ``ValueError`` naming ``key.<name>`` and the allowed ones."""
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(f'{key}.{u}' for u in unknown)}; "
+                         f"allowed: {', '.join(f'{key}.{k}' for k in defaults)}")
+    return {**defaults, **given}
+
+
+class GANModule(pl.LightningModule):
+    """Base class: manual optimization, counters, resume state, NaN checks and DDP gradient sync.
+
+    Subclasses set ``self.colorspace`` and call :meth:`begin_iteration` first and :meth:`advance`
+    last in ``training_step``, stepping their optimizers with :meth:`step`.
+    """
+
+    #: appended to the non-finite-loss error: what to change for this family
+    nonfinite_advice = "Lower the learning rate or resume from an earlier checkpoint."
+
+    def __init__(self, check_finite_every: int = 50) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.cur_nimg = 0
+        self.iteration = 0
+        self.check_finite_every = check_finite_every
+        self._pending_rng: dict | None = None
+        self._rank, self._world = 0, 1
+        self.register_buffer("_nonfinite", torch.zeros([], dtype=torch.bool), persistent=False)
+
+    # ------------------------------------------------------------------------------------------
+    # Progress.
+
+    @property
+    def kimg(self) -> float:
+        return self.cur_nimg / 1000.0
+
+    def begin_iteration(self) -> None:
+        """Call first in ``training_step``: hands gradient sync from DDP's reducer to :meth:`step`.
+
+        Lightning re-arms ``require_backward_grad_sync`` after every manual-optimization step.
+        """
+        if self._world > 1:
+            model = self.trainer.strategy.model
+            if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+                model.require_backward_grad_sync = False
+
+    def advance(self, batch_size: int) -> int:
+        """Call last in ``training_step``: count one iteration of ``batch_size`` images per process;
+        checks for non-finite losses every ``check_finite_every`` iterations. Returns the global batch."""
+        global_batch = int(batch_size) * self._world
+        self.cur_nimg += global_batch
+        self.iteration += 1
+        if self.check_finite_every and self.iteration % self.check_finite_every == 0:
+            self.check_finite()
+        return global_batch
+
+    # ------------------------------------------------------------------------------------------
+    # Steps, draws, precision.
+
+    def step(self, opt, loss: Tensor) -> None:
+        """Backward ``loss`` into ``opt``'s parameters, average their gradients over the ranks, step."""
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if self._world > 1:
+            self._average_grads(opt)
+        opt.step()
+        self._nonfinite |= ~torch.isfinite(loss.detach())
+
+    def _average_grads(self, opt) -> None:
+        params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
+        if not params:
+            return
+        flat = torch.cat([p.grad.flatten() for p in params])
+        torch.distributed.all_reduce(flat)
+        flat /= self._world
+        offset = 0
+        for p in params:
+            n = p.grad.numel()
+            p.grad.copy_(flat[offset:offset + n].view_as(p.grad))
+            offset += n
+
+    def draw(self, fn: Callable[..., Tensor], n: int, *shape: int, device=None) -> Tensor:
+        """``fn(n, *shape)`` (``torch.randn``, ``torch.rand``) for this rank: its rows of one global draw."""
+        device = self.device if device is None else device
+        if self._world == 1:
+            return fn(n, *shape, device=device)
+        return fn(n * self._world, *shape, device=device)[self._rank::self._world]
+
+    def fp32(self):
+        """Autocast off: double-backward penalties (R1, path length, gradient penalty) run in float32."""
+        return torch.autocast(self.device.type, enabled=False)
+
+    def check_finite(self) -> None:
+        """Raise if any loss since the last check was NaN/Inf (one host sync per call)."""
+        if bool(self._nonfinite):
+            raise FloatingPointError(
+                f"non-finite loss (NaN/Inf) detected at kimg {self.kimg:.3f} (iteration {self.iteration}); "
+                f"training stopped instead of continuing on garbage. {self.nonfinite_advice}")
+
+    # ------------------------------------------------------------------------------------------
+    # Exact resume.
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        rng = {"torch": torch.get_rng_state(), "python": random.getstate()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint["gamut"] = {"cur_nimg": self.cur_nimg, "iteration": self.iteration, "rng": rng,
+                               "colorspace": self.colorspace.name,
+                               "module": f"{type(self).__module__}.{type(self).__qualname__}"}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("gamut", {})
+        self.cur_nimg = int(state.get("cur_nimg", 0))
+        self.iteration = int(state.get("iteration", 0))
+        self._pending_rng = state.get("rng")
+
+    def on_train_start(self) -> None:
+        self._rank, self._world = self.trainer.global_rank, self.trainer.world_size
+        rng, self._pending_rng = self._pending_rng, None
+        if not rng:
+            reset_seed()  # fresh run: start the training stream from the seed on every rank
+            return
+        torch.set_rng_state(rng["torch"])
+        random.setstate(rng["python"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
