@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -31,9 +32,9 @@ def _post(url: str, body: dict) -> dict:
         return json.load(r)
 
 
-@pytest.mark.slow
-def test_make_dashboard_serves_the_run(tiny_cfg, log_dir):
-    train(tiny_cfg("trainer.max_steps=3", "callbacks.sample_grid.every_kimg=0.004", logger="mlflow"))
+@contextlib.contextmanager
+def _dashboard(log_dir: Path):
+    """``make dashboard`` on a free port for ``log_dir``; yields ``(base_url, experiments)`` once it answers."""
     port = _free_port()
     proc = subprocess.Popen(["make", "-s", "dashboard", f"PORT={port}", f"LOG_DIR={log_dir}"], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -48,6 +49,16 @@ def test_make_dashboard_serves_the_run(tiny_cfg, log_dir):
                 if time.time() > deadline or proc.poll() is not None:
                     raise
                 time.sleep(1)
+        yield base, exps
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_make_dashboard_serves_the_run(tiny_cfg, log_dir):
+    train(tiny_cfg("trainer.max_steps=3", "callbacks.sample_grid.every_kimg=0.004", logger="mlflow"))
+    with _dashboard(log_dir) as (base, exps):
         exp = next(e for e in exps if e["name"] == "quickstart")
         runs = _post(f"{base}/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]]})["runs"]
         assert len(runs) == 1
@@ -62,9 +73,6 @@ def test_make_dashboard_serves_the_run(tiny_cfg, log_dir):
         q = urllib.parse.urlencode({"path": files[0], "run_uuid": run_id})
         with urllib.request.urlopen(f"{base}/get-artifact?{q}", timeout=10) as r:
             assert r.read(8) == b"\x89PNG\r\n\x1a\n"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def _chromium() -> str | None:
@@ -83,20 +91,7 @@ def test_dashboard_in_headless_chromium(tiny_cfg, log_dir):
     run page (name and the metrics table) and the image preview of a logged sample grid.
     """
     train(tiny_cfg("trainer.max_steps=3", "callbacks.sample_grid.every_kimg=0.004", logger="mlflow"))
-    port = _free_port()
-    proc = subprocess.Popen(["make", "-s", "dashboard", f"PORT={port}", f"LOG_DIR={log_dir}"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                exps = _post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 10})["experiments"]
-                break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(1)
+    with _dashboard(log_dir) as (base, exps):
         exp = next(e for e in exps if e["name"] == "quickstart")
         run = _post(f"{base}/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]]})["runs"][0]
         run_id = run["info"]["run_id"]
@@ -114,6 +109,3 @@ def test_dashboard_in_headless_chromium(tiny_cfg, log_dir):
             png = next(f["path"] for f in json.load(r)["files"] if f["path"].endswith(".png"))
         preview = dom(f"{base}/#/experiments/{exp['experiment_id']}/runs/{run_id}/artifacts/{png}")
         assert f'<img alt="{png}"' in preview
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)

@@ -40,6 +40,17 @@ class DumpRankState(Callback):
         torch.save(state, self.dirpath / f"rank{trainer.global_rank}.pt")
 
 
+def run_two_ranks(overrides: list[str], dump: Path, log_dir: Path, logger: str = "none") -> tuple[dict, dict]:
+    """``python -m src.train overrides trainer=ddp`` with 2 CPU processes; returns both ranks' final states."""
+    cmd = [sys.executable, "-m", "src.train", *overrides, "trainer=ddp", "trainer.accelerator=cpu",
+           "trainer.devices=2", f"logger={logger}", "run_name=ddp",
+           "+callbacks.dump._target_=tests.test_ddp.DumpRankState", f"+callbacks.dump.dirpath={dump}"]
+    env = {**os.environ, "GAMUT_LOG_DIR": str(log_dir), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    return torch.load(dump / "rank0.pt", weights_only=True), torch.load(dump / "rank1.pt", weights_only=True)
+
+
 FAMILIES = {
     "stylegan2": ["model.use_noise=false", "model.loss.r1_interval=2", "model.loss.pl_interval=3",
                   "model.loss.pl_batch_shrink=2", "model.mbstd_group=2",
@@ -54,15 +65,7 @@ def test_ddp_two_processes_match_one_process(family, tmp_path, log_dir):
     extra = FAMILIES[family]
     common = [*[o for o in TINY if not o.startswith("data.batch_size")], *extra, f"trainer.max_steps={STEPS}",
               "callbacks.sample_grid.every_kimg=1", "callbacks.checkpoint.every_kimg=1"]
-    dump = tmp_path / "ranks"
-    cmd = [sys.executable, "-m", "src.train", *common, "data.batch_size=4", "trainer=ddp", "trainer.accelerator=cpu",
-           "trainer.devices=2", "logger=csv", "run_name=ddp", "+callbacks.dump._target_=tests.test_ddp.DumpRankState",
-           f"+callbacks.dump.dirpath={dump}"]
-    env = {**os.environ, "GAMUT_LOG_DIR": str(log_dir), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-
-    r0, r1 = torch.load(dump / "rank0.pt", weights_only=True), torch.load(dump / "rank1.pt", weights_only=True)
+    r0, r1 = run_two_ranks([*common, "data.batch_size=4"], tmp_path / "ranks", log_dir, logger="csv")
     trained = [k for k in r0 if k.startswith(("G.", "D.", "G_ema.")) and r0[k].is_floating_point()]
     for k in trained + ["pl_mean"]:
         if k.endswith("w_avg"):
@@ -109,14 +112,7 @@ def test_ddp_chromagan_gradient_penalty_keeps_ranks_identical(tmp_path, log_dir)
               "model.num_classes=3", "model.trunk_pretrained=false",
               *[o for o in TINY_CHROMA if not o.startswith(("data.batch_size", "trainer.val_check_interval"))],
               "trainer.limit_val_batches=0", f"trainer.max_steps={STEPS}"]
-    dump = tmp_path / "ranks"
-    cmd = [sys.executable, "-m", "src.train", *common, "data.batch_size=2", "trainer=ddp", "trainer.accelerator=cpu",
-           "trainer.devices=2", "logger=none", "run_name=ddp", "+callbacks.dump._target_=tests.test_ddp.DumpRankState",
-           f"+callbacks.dump.dirpath={dump}"]
-    env = {**os.environ, "GAMUT_LOG_DIR": str(log_dir), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    r0, r1 = torch.load(dump / "rank0.pt", weights_only=True), torch.load(dump / "rank1.pt", weights_only=True)
+    r0, r1 = run_two_ranks([*common, "data.batch_size=2"], tmp_path / "ranks", log_dir)
     # parameters only: BatchNorm running statistics are per rank between forwards (DDP broadcasts
     # rank 0's at the start of each forward; checkpoints come from rank 0)
     trained = [k for k in r0 if k.startswith(("G.", "D.")) and r0[k].is_floating_point()
