@@ -16,6 +16,11 @@ broadcast and per-forward buffer sync, but its gradient hooks are switched off
 parameters it trained, without ``find_unused_parameters``. Random draws go through :meth:`draw`: one
 draw for the global batch, of which each rank takes its rows ``rank::world_size`` (the sampler's
 sharding). One process draws exactly what a plain ``torch.randn`` would.
+
+**fp16 (``16-mixed``).** Lightning's precision plugin holds one GradScaler for all optimizers, so an
+overflow in G's step would shrink D's loss scale too. :meth:`step` gives each optimizer its own
+scaler (swapped into the plugin for that phase's backward and step); all of them are saved in the
+checkpoint. Double-backward penalties run in float32 (:meth:`fp32`).
 """
 
 from __future__ import annotations
@@ -59,6 +64,8 @@ class GANModule(pl.LightningModule):
         self.check_finite_every = check_finite_every
         self._pending_rng: dict | None = None
         self._rank, self._world = 0, 1
+        self._scalers: dict[int, torch.amp.GradScaler] = {}  # one loss scaler per optimizer (16-mixed)
+        self._pending_scalers: list[dict] | None = None
         self.register_buffer("_nonfinite", torch.zeros([], dtype=torch.bool), persistent=False)
 
     # ------------------------------------------------------------------------------------------
@@ -93,12 +100,37 @@ class GANModule(pl.LightningModule):
 
     def step(self, opt, loss: Tensor) -> None:
         """Backward ``loss`` into ``opt``'s parameters, average their gradients over the ranks, step."""
+        self._use_scaler_of(opt)
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         if self._world > 1:
             self._average_grads(opt)
         opt.step()
         self._nonfinite |= ~torch.isfinite(loss.detach())
+
+    def _use_scaler_of(self, opt) -> None:
+        """Under fp16 loss scaling, put ``opt``'s own GradScaler into the precision plugin."""
+        plugin = self.trainer.precision_plugin
+        shared = getattr(plugin, "scaler", None)
+        if shared is None:
+            return
+        optimizers = [getattr(o, "optimizer", o) for o in self.trainer.optimizers]
+        index = optimizers.index(getattr(opt, "optimizer", opt))
+        if not self._scalers:
+            pending, self._pending_scalers = self._pending_scalers, None
+            for i in range(len(optimizers)):
+                scaler = torch.amp.GradScaler(self.device.type, init_scale=shared.get_scale(),
+                                              growth_factor=shared.get_growth_factor(),
+                                              backoff_factor=shared.get_backoff_factor(),
+                                              growth_interval=shared.get_growth_interval())
+                if pending and i < len(pending):
+                    scaler.load_state_dict(pending[i])
+                self._scalers[i] = scaler
+        plugin.scaler = self._scalers[index]
+
+    def loss_scales(self) -> list[float]:
+        """The current fp16 loss scale of each optimizer (empty without loss scaling)."""
+        return [self._scalers[i].get_scale() for i in sorted(self._scalers)]
 
     def _average_grads(self, opt) -> None:
         params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
@@ -141,12 +173,15 @@ class GANModule(pl.LightningModule):
         checkpoint["gamut"] = {"cur_nimg": self.cur_nimg, "iteration": self.iteration, "rng": rng,
                                "colorspace": self.colorspace.name,
                                "module": f"{type(self).__module__}.{type(self).__qualname__}"}
+        if self._scalers:
+            checkpoint["gamut"]["grad_scalers"] = [self._scalers[i].state_dict() for i in sorted(self._scalers)]
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("gamut", {})
         self.cur_nimg = int(state.get("cur_nimg", 0))
         self.iteration = int(state.get("iteration", 0))
         self._pending_rng = state.get("rng")
+        self._pending_scalers = state.get("grad_scalers")
 
     def on_train_start(self) -> None:
         self._rank, self._world = self.trainer.global_rank, self.trainer.world_size
