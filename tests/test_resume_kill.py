@@ -22,6 +22,11 @@ COMMON = ["callbacks.checkpoint.every_kimg=0.008", "callbacks.sample_grid.every_
           "model.loss.pl_interval=2"]
 
 
+# Progress is watched through sample grids (every 2 iterations); the only checkpoint is the one the
+# signal handling writes.
+NO_PERIODIC_SAVES = ["callbacks.checkpoint.every_kimg=1000", "callbacks.sample_grid.every_kimg=0.008"]
+
+
 def _iteration(path: Path) -> int:
     return torch.load(path, weights_only=True)["gamut"]["iteration"]
 
@@ -73,3 +78,77 @@ def test_kill_9_then_resume_continues_from_last_checkpoint(tiny_cfg, log_dir, mo
     for p in ckpts.glob("*.ckpt"):
         torch.load(p, weights_only=True)
     assert (rd / "done").is_file()
+
+
+@pytest.mark.slow
+def test_slurm_requeue_saves_last_then_the_requeued_job_resumes(tiny_cfg, log_dir, tmp_path):
+    """SLURM pre-emption as Lightning sees it: SLURM_* variables, SIGUSR1 (``--signal=USR1@90``) and
+    ``scontrol requeue`` (a stand-in on PATH that records its call: SLURM itself cannot run here).
+    ``last.ckpt`` is saved at the next iteration boundary before the requeue; the requeued job reruns
+    the original command (no ckpt_path) with ``SLURM_RESTART_COUNT=1`` and continues the run."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    marker = tmp_path / "requeued"
+    (bin_dir / "scontrol").write_text(f"#!/bin/sh\necho \"$@\" > {marker}\n")
+    (bin_dir / "scontrol").chmod(0o755)
+    slurm = {"SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1", "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "gamut",
+             "SLURM_NODELIST": "localhost", "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}
+    env = {**os.environ, "GAMUT_LOG_DIR": str(log_dir), "PATH": f"{bin_dir}:{os.environ['PATH']}", **slurm}
+    ckpts = log_dir / "quickstart" / "test" / "checkpoints"
+    cmd = [sys.executable, "-m", "src.train", *TINY, *NO_PERIODIC_SAVES, "logger=csv", "run_name=test",
+           "trainer.max_steps=100000"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while len(list((ckpts.parent / "samples").glob("fakes_kimg*.png"))) < 3:
+            assert proc.poll() is None, "training exited early"
+            assert time.time() < deadline, "no checkpoints written"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGUSR1)
+        while not marker.exists():
+            assert time.time() < deadline, "scontrol requeue was never called"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)  # what SLURM does to the job after requeueing it
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert marker.read_text().split() == ["requeue", "4242"]
+    assert sorted(p.name for p in ckpts.iterdir()) == ["last.ckpt"]  # written at the signal, nowhere else
+    k = _iteration(ckpts / "last.ckpt")
+    assert k >= 4
+
+    requeued = {**env, "SLURM_RESTART_COUNT": "1"}
+    rerun = subprocess.run([*cmd[:-1], f"trainer.max_steps={k + 2}"], cwd=ROOT, env=requeued, capture_output=True,
+                           text=True, timeout=300)
+    assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
+    assert _iteration(ckpts / "last.ckpt") == k + 2
+    assert "SLURM requeue (SLURM_RESTART_COUNT=1): ckpt_path=last" in rerun.stdout + rerun.stderr
+    assert f"from {ckpts / 'last.ckpt'}" in (ckpts.parent / "train.log").read_text()
+
+
+@pytest.mark.slow
+def test_sigterm_saves_last_checkpoint_and_exits(log_dir):
+    """SIGTERM (a scheduler's stop, ``kill``): training ends at the next iteration boundary with last.ckpt saved."""
+    ckpts = log_dir / "quickstart" / "test" / "checkpoints"
+    cmd = [sys.executable, "-m", "src.train", *TINY, *NO_PERIODIC_SAVES, "logger=csv", "run_name=test",
+           "trainer.max_steps=100000"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "GAMUT_LOG_DIR": str(log_dir)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while len(list((ckpts.parent / "samples").glob("fakes_kimg*.png"))) < 3:
+            assert proc.poll() is None, "training exited early"
+            assert time.time() < deadline, "no checkpoints written"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != -signal.SIGTERM  # handled: Lightning stops at the next batch boundary
+    assert sorted(p.name for p in ckpts.iterdir()) == ["last.ckpt"]  # written at the signal, nowhere else
+    assert _iteration(ckpts / "last.ckpt") >= 4
+    assert not (ckpts.parent / "done").exists()  # interrupted, not finished: a sweep relaunch resumes it
