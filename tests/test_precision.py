@@ -45,9 +45,9 @@ def test_bf16_mixed_fit_chromagan(log_dir, tmp_path):
 
 
 def test_fp16_loss_scaling_is_separate_for_g_and_d(log_dir):
-    """16-mixed: an overflow in G's step backs off G's loss scale only; D's keeps its own, and both
-    travel in the checkpoint. (Lightning maps 16-mixed to bf16 on CPU, so the fp16 plugin is passed
-    explicitly; CPU autocast runs fp16.)"""
+    """16-mixed: an overflow in G's step backs off G's loss scale only; D's steps keep scaling with
+    their own, and every scaler travels in the checkpoint. (Lightning maps 16-mixed to bf16 on CPU, so
+    the fp16 plugin is passed explicitly; CPU autocast runs fp16.)"""
     import hydra
     import pytorch_lightning as pl
     from pytorch_lightning.plugins.precision import MixedPrecision
@@ -57,27 +57,35 @@ def test_fp16_loss_scaling_is_separate_for_g_and_d(log_dir):
     from tests.conftest import TINY, compose_cfg
 
     class OverflowOnce(StyleGAN2):
+        used: list = []  # (optimizer index, loss scale used) per phase
+
         def extra_g_loss(self, log):  # an infinite gradient in G's first step only
             if self.iteration == 0:
                 return next(self.G.parameters()).sum() * float("inf")
             return None
 
+        def _use_scaler_of(self, opt):
+            super()._use_scaler_of(opt)
+            index = [o for o in self.trainer.optimizers].index(opt.optimizer)
+            self.used.append((index, self.trainer.precision_plugin.scaler.get_scale()))
+
     cfg = compose_cfg([*TINY, "logger=none", "run_name=t", "model.check_finite_every=0"])
-    kwargs = {k: v for k, v in hydra.utils.instantiate(cfg.model, _partial_=True).keywords.items()}
+    kwargs = dict(hydra.utils.instantiate(cfg.model, _partial_=True).keywords)
+    torch.manual_seed(0)
     model = OverflowOnce(**kwargs)
-    dm = hydra.utils.instantiate(cfg.data)
-    # initial scale 1: no natural fp16 overflow in 2 iterations, so only the injected one backs off
     plugin = MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu", init_scale=1.0))
     trainer = pl.Trainer(accelerator="cpu", devices=1, plugins=[plugin], max_steps=-1, max_epochs=-1,
                          logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, use_distributed_sampler=False, limit_val_batches=0,
-                         callbacks=[StopAtIteration(2)])
-    trainer.fit(model, datamodule=dm)
-    g_scale, d_scale = model.loss_scales()
-    assert g_scale == 0.5 and d_scale == 1.0  # G backed off once; D untouched (one shared scaler: both 0.5)
+                         callbacks=[StopAtIteration(1)])
+    trainer.fit(model, datamodule=hydra.utils.instantiate(cfg.data))
+    # iteration 0: Gmain (overflow: G's scale 1 -> 0.5), Greg with 0.5, then Dmain with D's own 1.0
+    # (one shared scaler would have handed D the 0.5 that G's overflow left behind)
+    assert model.used[:3] == [(0, 1.0), (0, 0.5), (1, 1.0)]
     ckpt = {}
     model.on_save_checkpoint(ckpt)
-    assert [s["scale"] for s in ckpt["gamut"]["grad_scalers"]] == [g_scale, d_scale]
+    assert [s["scale"] for s in ckpt["gamut"]["grad_scalers"]] == model.loss_scales()
+    assert model.loss_scales()[0] == 0.5
     resumed = OverflowOnce(**kwargs)
     resumed.on_load_checkpoint(ckpt)
     assert resumed._pending_scalers == ckpt["gamut"]["grad_scalers"]

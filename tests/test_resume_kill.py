@@ -31,6 +31,28 @@ def _iteration(path: Path) -> int:
     return torch.load(path, weights_only=True)["gamut"]["iteration"]
 
 
+def _start_until(cmd: list[str], env: dict, ready) -> subprocess.Popen:
+    """Start training ``cmd`` and return once ``ready()`` is true (it must stay running until then)."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    try:
+        while not ready():
+            assert proc.poll() is None, "training exited early"
+            assert time.time() < deadline, "training made no progress"
+            time.sleep(0.05)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.mark.slow
 def test_kill_9_then_resume_continues_from_last_checkpoint(tiny_cfg, log_dir, monkeypatch):
     monkeypatch.setenv("NEPTUNE_MODE", "offline")
@@ -38,20 +60,13 @@ def test_kill_9_then_resume_continues_from_last_checkpoint(tiny_cfg, log_dir, mo
     ckpts = rd / "checkpoints"
     cmd = [sys.executable, "-m", "src.train", *TINY, *COMMON, "logger=[csv,neptune]", "run_name=test",
            "trainer.max_steps=100000"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "GAMUT_LOG_DIR": str(log_dir)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = _start_until(cmd, {**os.environ, "GAMUT_LOG_DIR": str(log_dir)},
+                        lambda: len(list(ckpts.glob("kimg*.ckpt"))) >= 3)  # one every 2 iterations
     try:
-        deadline = time.time() + 240
-        while len(list(ckpts.glob("kimg*.ckpt"))) < 3:  # one every 2 iterations
-            assert proc.poll() is None, "training exited early"
-            assert time.time() < deadline, "no checkpoints written"
-            time.sleep(0.05)
         os.kill(proc.pid, signal.SIGKILL)  # mid-run: no handler, no final save
         proc.wait(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
     assert proc.returncode == -signal.SIGKILL
     assert not (rd / "done").exists()
 
@@ -97,23 +112,17 @@ def test_slurm_requeue_saves_last_then_the_requeued_job_resumes(tiny_cfg, log_di
     ckpts = log_dir / "quickstart" / "test" / "checkpoints"
     cmd = [sys.executable, "-m", "src.train", *TINY, *NO_PERIODIC_SAVES, "logger=csv", "run_name=test",
            "trainer.max_steps=100000"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = _start_until(cmd, env, lambda: len(list((ckpts.parent / "samples").glob("fakes_kimg*.png"))) >= 3)
     try:
-        deadline = time.time() + 240
-        while len(list((ckpts.parent / "samples").glob("fakes_kimg*.png"))) < 3:
-            assert proc.poll() is None, "training exited early"
-            assert time.time() < deadline, "no checkpoints written"
-            time.sleep(0.05)
         os.kill(proc.pid, signal.SIGUSR1)
+        deadline = time.time() + 120
         while not marker.exists():
             assert time.time() < deadline, "scontrol requeue was never called"
             time.sleep(0.05)
         os.kill(proc.pid, signal.SIGKILL)  # what SLURM does to the job after requeueing it
         proc.wait(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
     assert marker.read_text().split() == ["requeue", "4242"]
     assert sorted(p.name for p in ckpts.iterdir()) == ["last.ckpt"]  # written at the signal, nowhere else
     k = _iteration(ckpts / "last.ckpt")
@@ -134,20 +143,12 @@ def test_sigterm_saves_last_checkpoint_and_exits(log_dir):
     ckpts = log_dir / "quickstart" / "test" / "checkpoints"
     cmd = [sys.executable, "-m", "src.train", *TINY, *NO_PERIODIC_SAVES, "logger=csv", "run_name=test",
            "trainer.max_steps=100000"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "GAMUT_LOG_DIR": str(log_dir)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = _start_until(cmd, {**os.environ, "GAMUT_LOG_DIR": str(log_dir)}, lambda: len(list((ckpts.parent / "samples").glob("fakes_kimg*.png"))) >= 3)
     try:
-        deadline = time.time() + 240
-        while len(list((ckpts.parent / "samples").glob("fakes_kimg*.png"))) < 3:
-            assert proc.poll() is None, "training exited early"
-            assert time.time() < deadline, "no checkpoints written"
-            time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
     assert proc.returncode != -signal.SIGTERM  # handled: Lightning stops at the next batch boundary
     assert sorted(p.name for p in ckpts.iterdir()) == ["last.ckpt"]  # written at the signal, nowhere else
     assert _iteration(ckpts / "last.ckpt") >= 4
