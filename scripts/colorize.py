@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from src.datamodules.readers import is_image_name  # noqa: E402
 from src.utils.checkpoints import load_module  # noqa: E402
-from src.utils.cli import parse_key_values  # noqa: E402
+from src.utils.cli import exit_on_bad_input, parse_key_values  # noqa: E402
 from src.utils.io import atomic_write  # noqa: E402
 
 DEFAULTS = dict(ckpt=None, input=None, out="colorized", device="cpu", overwrite=False)
@@ -90,10 +90,8 @@ def main(argv: list[str]) -> list[Path]:
         raise SystemExit(f"colorize.py: input={str(source)!r}: no such file or folder")
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit(f"colorize.py: device={cfg.device!r}: CUDA is not available here; use device=cpu")
-    try:
+    with exit_on_bad_input("colorize.py"):
         model = load_module(cfg.ckpt, cfg.device)
-    except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"colorize.py: {e}") from None
     if not callable(getattr(model, "colorize", None)):
         raise SystemExit(f"colorize.py: ckpt={cfg.ckpt!r} holds a {type(model).__name__}, not a colorization "
                          "model (train one with experiment=chromagan_*)")

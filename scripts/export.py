@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from src.utils.cli import parse_key_values  # noqa: E402
+from src.utils.cli import exit_on_bad_input, parse_key_values  # noqa: E402
 
 PROG = "export.py"
 DEFAULTS = dict(ckpt=None, out=None, format="safetensors")
@@ -40,10 +40,8 @@ def export(cfg) -> Path:
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_key_values(sys.argv[1:] if argv is None else argv, DEFAULTS, PROG,
                            required={"ckpt": "PATH", "out": "FILE"})
-    try:
+    with exit_on_bad_input(PROG):
         path = export(cfg)
-    except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"{PROG}: {e}") from None
     print(f"wrote {path}")
 
 

@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from src.utils.cli import parse_key_values  # noqa: E402
+from src.utils.cli import exit_on_bad_input, parse_key_values  # noqa: E402
 from src.modules.segan.editing import seed_latents  # noqa: E402
 from src.utils.export import load_inference  # noqa: E402
 from src.utils.io import image_grid, save_png  # noqa: E402
@@ -98,10 +98,8 @@ def generate(cfg) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
+    with exit_on_bad_input("generate.py"):
         paths = generate(cfg)
-    except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"generate.py: {e}") from None
     print(f"wrote {len(paths)} image(s) to {cfg.out}")
 
 

@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from src.utils.cli import parse_key_values  # noqa: E402
+from src.utils.cli import exit_on_bad_input, parse_key_values  # noqa: E402
 
 PROG = "project.py"
 DEFAULT_WEIGHTS_DIR = os.path.join(os.environ.get("TORCH_HOME", os.path.expanduser("~/.cache/torch")),
@@ -139,10 +139,8 @@ def _progress_printer(steps: int, first: int, last: int):
 
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
+    with exit_on_bad_input(PROG):
         summary = project(cfg)
-    except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"{PROG}: {e}") from None
     m = summary["mean"]
     print(f"{summary['mode']}: lpips {m['lpips']:.4f}, psnr {m['psnr']:.2f} dB, w_avg_distance "
           f"{m['w_avg_distance']:.3f} w_std, layer_spread {m['layer_spread']:.3f} w_std -> {cfg.out}")

@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from src.utils.cli import parse_key_values  # noqa: E402
+from src.utils.cli import exit_on_bad_input, parse_key_values  # noqa: E402
 from scripts.generate import parse_seeds  # noqa: E402
 from src.modules.segan.editing import Edit, resolve, seed_latents, traversal  # noqa: E402
 from src.utils.export import load_inference  # noqa: E402
@@ -107,10 +107,8 @@ def _traversal(g, z, layer, subspace, d, values, cfg, stats, coords, labels, lat
 
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
+    with exit_on_bad_input("traverse.py"):
         paths = traverse(cfg)
-    except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"traverse.py: {e}") from None
     if paths:
         print(f"wrote {len(paths)} grid(s) to {cfg.out}")
 

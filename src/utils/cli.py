@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from omegaconf import DictConfig, OmegaConf
 
 
@@ -22,3 +25,12 @@ def parse_key_values(argv: list[str], defaults: dict, prog: str, required: dict[
     if missing:
         raise SystemExit(f"{prog}: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required")
     return cfg
+
+
+@contextlib.contextmanager
+def exit_on_bad_input(prog: str) -> Iterator[None]:
+    """Turn a missing file or a bad value (``FileNotFoundError`` / ``ValueError``) into one line and exit 1."""
+    try:
+        yield
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"{prog}: {e}") from None
