@@ -39,6 +39,7 @@ from src.metrics.weights import MissingWeightsError
 from src.utils.checkpoint_io import AtomicCheckpointIO
 from src.utils.checkpoints import apply_init_architecture, load_init_weights, read_init_checkpoint
 from src.utils.io import atomic_write
+from src.utils.layer_sync import SyncBatchNormPlugin
 from src.utils.validation import ConfigError, check_model_data, check_required, resolve_ckpt_path, validate
 
 log = logging.getLogger("gamut.train")
@@ -193,9 +194,12 @@ def train(cfg: DictConfig) -> dict:
     try:
         callbacks = _instantiate_group(cfg.get("callbacks"))
         callbacks.append(StopAtIteration(int(cfg.trainer.max_steps)))
+        plugins = [AtomicCheckpointIO()]
+        if cfg.trainer.get("sync_batchnorm"):  # BatchNorm over all ranks on every backend, CPU/gloo included
+            plugins.append(SyncBatchNormPlugin())
         trainer: pl.Trainer = hydra.utils.instantiate(
             cfg.trainer, max_steps=-1, callbacks=callbacks, logger=loggers or False,
-            plugins=[AtomicCheckpointIO()], default_root_dir=str(run_dir))
+            plugins=plugins, default_root_dir=str(run_dir))
         name, tags = _tracking_info(cfg)
         for lg in loggers:
             if hasattr(lg, "set_run_info"):  # gamut's own loggers: dashboard name and sweep tags

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -80,32 +81,65 @@ def _chromium() -> str | None:
     return next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser")) if p), None)
 
 
+def _chart_points(dom: str, metric: str) -> list[tuple[float, float]]:
+    """The marker positions ``(x, y)`` (SVG pixels) of the data trace of the chart card titled ``metric``
+    in an MLflow charts page dumped by Chromium; fails if that card has no drawn plot."""
+    cards = dom.split('data-testid="experiment-view-compare-runs-card"')[1:]
+    card = next((c for c in cards if re.search(rf'<h4[^>]*title="{re.escape(metric)}"', c)), None)
+    assert card is not None, f"no chart card for {metric}"
+    assert "js-plotly-plot" in card and 'class="main-svg"' in card, f"the {metric} card has no plot"
+    trace = re.search(r'<g class="trace scatter[^"]*"[^>]*>(.*?)<g class="text">', card, re.S)
+    assert trace, f"the {metric} plot has no trace"
+    line = re.search(r'class="js-line" d="(M[^"]+)"', trace.group(1))
+    assert line and "L" in line.group(1), f"the {metric} trace has no line"
+    return [(float(x), float(y)) for x, y in
+            re.findall(r'class="point" transform="translate\(([-\d.e]+),([-\d.e]+)\)"', trace.group(1))]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed (Debian: apt-get install chromium)")
 def test_dashboard_in_headless_chromium(tiny_cfg, log_dir):
-    """The MLflow UI rendered by headless Chromium shows the run with its metrics and a sample image.
+    """The MLflow UI rendered by headless Chromium shows the run, a chart of a logged metric drawn
+    from its data, and a sample image.
 
-    MLflow 3.17's chart panels do not draw in headless Chromium (``--dump-dom`` shows the chart
-    sections, e.g. "Loss (3)", but no plot elements), so the chart data are checked through the REST
-    metric history in :func:`test_make_dashboard_serves_the_run`; the browser checks the
-    run page (name and the metrics table) and the image preview of a logged sample grid.
+    MLflow draws a chart card only once it is in view (an IntersectionObserver). Under
+    ``--virtual-time-budget`` headless Chromium produces no frames unless told to
+    (``--run-all-compositor-stages-before-draw``), so without that flag the observer never fires
+    and the cards stay spinners (what ``--disable-gpu`` alone, or SwiftShader GL, gives: charts
+    only now and then). With it and a window tall enough for every chart section, the run's
+    "Model metrics" tab has the Loss/G plot (plotly SVG) with one marker per logged value, whose
+    heights order as the values do.
     """
     train(tiny_cfg("trainer.max_steps=3", "callbacks.sample_grid.every_kimg=0.004", logger="mlflow"))
     with _dashboard(log_dir) as (base, exps):
         exp = next(e for e in exps if e["name"] == "quickstart")
         run = _post(f"{base}/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]]})["runs"][0]
         run_id = run["info"]["run_id"]
+        run_url = f"{base}/#/experiments/{exp['experiment_id']}/runs/{run_id}"
 
         def dom(url: str) -> str:
             out = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+                                  "--run-all-compositor-stages-before-draw", "--window-size=1600,3000",
                                   "--virtual-time-budget=20000", "--dump-dom", url],
                                  capture_output=True, text=True, timeout=120)
             return out.stdout
 
-        page = dom(f"{base}/#/experiments/{exp['experiment_id']}/runs/{run_id}")
+        page = dom(run_url)
         assert run["info"]["run_name"] in page and "Loss/G" in page
+
+        q = urllib.parse.urlencode({"run_id": run_id, "metric_key": "Loss/G"})
+        with urllib.request.urlopen(f"{base}/api/2.0/mlflow/metrics/get-history?{q}", timeout=10) as r:
+            values = [m["value"] for m in sorted(json.load(r)["metrics"], key=lambda m: m["step"])]
+        assert len(values) == 3
+        points = _chart_points(dom(f"{run_url}/model-metrics"), "Loss/G")
+        assert len(points) == len(values), points
+        xs, ys = zip(*points)
+        assert list(xs) == sorted(xs) and len(set(xs)) == len(xs)  # one marker per step, left to right
+        by_value = sorted(range(len(values)), key=lambda i: values[i])
+        assert by_value == sorted(range(len(ys)), key=lambda i: -ys[i])  # SVG y grows downwards
+
         q = urllib.parse.urlencode({"run_id": run_id, "path": "images"})
         with urllib.request.urlopen(f"{base}/api/2.0/mlflow/artifacts/list?{q}", timeout=10) as r:
             png = next(f["path"] for f in json.load(r)["files"] if f["path"].endswith(".png"))
-        preview = dom(f"{base}/#/experiments/{exp['experiment_id']}/runs/{run_id}/artifacts/{png}")
+        preview = dom(f"{run_url}/artifacts/{png}")
         assert f'<img alt="{png}"' in preview

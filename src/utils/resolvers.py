@@ -56,27 +56,12 @@ def job_dir(default: str) -> str:
     return default
 
 
-def on_gpu(accelerator: str) -> bool:
-    """True when ``trainer.accelerator`` trains on CUDA GPUs (``auto`` counts when CUDA is present).
-
-    SyncBatchNorm, which ``trainer=ddp`` turns on, exists for GPUs only.
-    """
-    if accelerator in ("gpu", "cuda"):
-        return True
-    if accelerator == "auto":
-        import torch
-
-        return torch.cuda.is_available()
-    return False
-
-
 def register() -> None:
     """Register the resolvers (idempotent)."""
     OmegaConf.register_new_resolver("gamut.root", lambda: str(ROOT), replace=True)
     OmegaConf.register_new_resolver("gamut.auto", auto_preset, replace=True)
     OmegaConf.register_new_resolver("gamut.per_device", per_device, replace=True)
     OmegaConf.register_new_resolver("gamut.job_dir", job_dir, replace=True)
-    OmegaConf.register_new_resolver("gamut.on_gpu", on_gpu, replace=True)
 
 
 register()
