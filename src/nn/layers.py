@@ -18,8 +18,28 @@ LRELU_GAIN = math.sqrt(2.0)
 
 
 def bias_act(x: Tensor, bias: Tensor | None, act: str = "linear", gain: float = 1.0,
-             clamp: float | None = None, dim: int = 1) -> Tensor:
-    """Add a bias along ``dim``, apply ``act`` ('linear' | 'lrelu'), scale by its gain, clamp."""
+             clamp: float | None = None, dim: int = 1, inplace: bool = False) -> Tensor:
+    """Add a bias along ``dim``, apply ``act`` ('linear' | 'lrelu'), scale by its gain, clamp.
+
+    ``inplace=True`` overwrites ``x`` (only for tensors nothing else needs, outside autograd): the
+    gain goes first, since ``lrelu(x + b) * g == lrelu(x * g + b * g)`` for ``g > 0``, then the bias,
+    the activation and the clamp, each one pass over ``x`` with no new memory.
+    """
+    if inplace:
+        g = gain * (LRELU_GAIN if act == "lrelu" else 1.0)
+        if act not in ("linear", "lrelu"):
+            raise ValueError(f"activation {act!r}: expected 'linear' or 'lrelu'")
+        if g != 1:
+            x.mul_(g)
+        if bias is not None:
+            shape = [1] * x.ndim
+            shape[dim] = -1
+            x.add_(bias.to(x.dtype).reshape(shape), alpha=g)
+        if act == "lrelu":
+            F.leaky_relu_(x, LRELU_SLOPE)
+        if clamp is not None:
+            x.clamp_(-clamp, clamp)
+        return x
     if bias is not None:
         shape = [1] * x.ndim
         shape[dim] = -1
@@ -57,23 +77,31 @@ def upfirdn2d(x: Tensor, f: Tensor, up: int = 1, down: int = 1,
 
     ``padding`` is ``(left, right, top, bottom)``; negative values crop. ``gain`` multiplies the
     2-D kernel (``up**2`` keeps the mean when upsampling).
+
+    One depthwise convolution with the k x k outer product of the taps, its padding and its stride:
+    on CPU (oneDNN) a single pass beats two 1-D passes and a separate pad, and the stride computes
+    only the kept pixels (``benchmark.py`` figures in docs/benchmarks.md). The result keeps the
+    input's memory format (channels-last stays channels-last).
     """
     n, c, h, w = x.shape
-    if up > 1:
-        x = x.reshape(n, c, h, 1, w, 1)
-        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
-        x = x.reshape(n, c, h * up, w * up)
+    if up > 1:  # zero insertion, in the input's memory format
+        fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and c > 1 else \
+            torch.contiguous_format
+        z = x.new_zeros((n, c, h * up, w * up)).contiguous(memory_format=fmt)
+        z[:, :, ::up, ::up] = x
+        x = z
     px0, px1, py0, py1 = padding
-    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
-    if min(padding) < 0:
-        x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
-    taps = (f.to(x.dtype) * math.sqrt(gain)).flip(0)  # true convolution, as upfirdn2d defines it
+    conv_pad = 0
+    if px0 == px1 == py0 == py1 >= 0:
+        conv_pad = px0
+    else:
+        x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+        if min(padding) < 0:
+            x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
+    taps = f.to(x.dtype).flip(0)  # true convolution, as upfirdn2d defines it
     k = taps.numel()
-    fx = taps.reshape(1, 1, 1, k).expand(c, 1, 1, k)
-    fy = taps.reshape(1, 1, k, 1).expand(c, 1, k, 1)
-    x = F.conv2d(x, fx, groups=c, stride=(1, down))
-    x = F.conv2d(x, fy, groups=c, stride=(down, 1))
-    return x
+    kernel = (torch.outer(taps, taps) * gain).reshape(1, 1, k, k).expand(c, 1, k, k)
+    return F.conv2d(x, kernel, stride=down, padding=conv_pad, groups=c)
 
 
 def upsample2d(x: Tensor, f: Tensor, up: int = 2) -> Tensor:
@@ -159,6 +187,11 @@ class Conv2dLayer(nn.Module):
                 f"act={self.activation}, down={self.down}")
 
 
+def _no_grad() -> bool:
+    """True outside autograd (``no_grad``/``inference_mode``): fresh intermediates may be overwritten."""
+    return not torch.is_grad_enabled()
+
+
 def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, up: int = 1, demodulate: bool = True,
                      fir: Tensor | None = None, fused: bool = False) -> Tensor:
     """Modulated (and demodulated) convolution of spec §2.
@@ -195,7 +228,8 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, up: int = 1, dem
         else:
             x = F.conv2d(x, weight, padding=k // 2)
         if dcoefs is not None:
-            x = x * dcoefs.to(x.dtype).reshape(n, out_ch, 1, 1)
+            d = dcoefs.to(x.dtype).reshape(n, out_ch, 1, 1)
+            x = x.mul_(d) if _no_grad() else x * d  # the conv output is ours to overwrite
     if up > 1:
         # transposed conv gives (H-1)*up + k; the blur with padding 1 (k=3, 4 taps) brings it to H*up.
         kf = fir.numel()

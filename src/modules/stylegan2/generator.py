@@ -96,14 +96,16 @@ class SynthesisLayer(nn.Module):
         styles = self.affine(w)
         x = modulated_conv2d(x, self.weight * self.weight_gain, styles, up=self.up, fir=self.fir,
                              fused=fused)
+        inplace = not torch.is_grad_enabled()  # x is this layer's own conv output
         if self.use_noise and noise_mode != "none":
             if noise_mode == "random":
                 noise = torch.randn(x.shape[0], 1, *self.size, device=x.device, dtype=x.dtype)
             else:
                 noise = self.noise_const.to(x.dtype)
-            x = x + noise * self.noise_strength.to(x.dtype)
+            noise = noise * self.noise_strength.to(x.dtype)
+            x = x.add_(noise) if inplace else x + noise
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act(x, self.bias, "lrelu", gain=gain, clamp=clamp)
+        return bias_act(x, self.bias, "lrelu", gain=gain, clamp=clamp, inplace=inplace)
 
     def extra_repr(self) -> str:
         return (f"in={self.in_channels}, out={self.out_channels}, size={list(self.size)}, up={self.up}, "
@@ -125,7 +127,7 @@ class ToImage(nn.Module):
     def forward(self, x: Tensor, w: Tensor, fused: bool = False) -> Tensor:
         styles = self.affine(w) * self.weight_gain
         x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused)
-        return bias_act(x, self.bias, clamp=self.conv_clamp)
+        return bias_act(x, self.bias, clamp=self.conv_clamp, inplace=not torch.is_grad_enabled())
 
     def extra_repr(self) -> str:
         return f"in={self.in_channels}, out={self.img_channels}"

@@ -38,8 +38,12 @@ def r1_penalty(real_logits: Tensor, real_img: Tensor) -> Tensor:
 
 
 def path_length_noise(img: Tensor) -> Tensor:
-    """``y ~ N(0, I) / sqrt(H * W)`` shaped like the image."""
-    return torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
+    """``y ~ N(0, I) / sqrt(H * W)`` shaped like the image.
+
+    Drawn in logical (NCHW) order whatever the image's memory format: ``randn_like`` would fill a
+    channels-last image's memory in order, giving other noise for the same seed.
+    """
+    return torch.randn(img.shape, device=img.device, dtype=img.dtype) / math.sqrt(img.shape[2] * img.shape[3])
 
 
 def path_lengths(img: Tensor, ws: Tensor, noise: Tensor) -> Tensor:
