@@ -40,6 +40,7 @@ from src.utils.checkpoint_io import AtomicCheckpointIO
 from src.utils.checkpoints import apply_init_architecture, load_init_weights, read_init_checkpoint
 from src.utils.io import atomic_write
 from src.utils.layer_sync import SyncBatchNormPlugin
+from src.utils.malloc import keep_freed_cpu_memory
 from src.utils.validation import ConfigError, check_model_data, check_required, resolve_ckpt_path, validate
 
 log = logging.getLogger("gamut.train")
@@ -160,6 +161,8 @@ def train(cfg: DictConfig) -> dict:
         key = found.group(1) if found else e.full_key
         raise ConfigError(f"{key} is required (e.g. {key}=/path/to/data)") from None
     pl.seed_everything(cfg.seed, workers=True)
+    if cfg.get("cpu_malloc_cache", True):
+        keep_freed_cpu_memory()
     try:
         datamodule = hydra.utils.instantiate(cfg.data)
         model = hydra.utils.instantiate(cfg.model)
