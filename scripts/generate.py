@@ -78,7 +78,7 @@ def generate_from_latents(cfg, model) -> list[Path]:
 
 
 def generate(cfg) -> list[Path]:
-    model = load_inference(cfg.ckpt, cfg.device)
+    model = load_inference(cfg.ckpt, cfg.device, channels_last=True)
     if cfg.latents:
         return generate_from_latents(cfg, model)
     out = Path(cfg.out)

@@ -57,7 +57,7 @@ def print_table(g) -> None:
 
 
 def traverse(cfg) -> list[Path]:
-    model = load_inference(cfg.ckpt, cfg.device)
+    model = load_inference(cfg.ckpt, cfg.device, channels_last=True)
     g = model.G
     if not hasattr(g, "subspaces"):
         raise ValueError(f"ckpt={cfg.ckpt!r} is not a SEGAN checkpoint (model=segan)")

@@ -96,7 +96,7 @@ def run(cmd: str, cfg) -> list[Path]:
 
     from src.utils.export import load_inference
 
-    model = load_inference(cfg.ckpt, cfg.device)
+    model = load_inference(cfg.ckpt, cfg.device, channels_last=True)
     if cmd == "mix":
         from scripts.generate import parse_seeds
         from src.visualize.render import seeds_to_w

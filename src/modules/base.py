@@ -21,19 +21,31 @@ sharding). One process draws exactly what a plain ``torch.randn`` would.
 overflow in G's step would shrink D's loss scale too. :meth:`step` gives each optimizer its own
 scaler (swapped into the plugin for that phase's backward and step); all of them are saved in the
 checkpoint. Double-backward penalties run in float32 (:meth:`fp32`).
+
+**Speed (``model.perf``, issue 8).** ``channels_last`` stores every 4-D weight and the real batch in
+NHWC memory format (faster convolutions on CPU with oneDNN and on tensor-core GPUs); ``compile``
+wraps the networks of the main phases in ``torch.compile`` (:meth:`compiled`), falling back to eager
+with one warning when compilation fails (no C++ compiler, an unsupported op). Double-backward
+phases stay eager: ``torch.compile`` does not differentiate twice. Neither option changes what is
+computed; ``tests/test_speed_paths.py`` holds them to the plain path's outputs. :meth:`phase` marks
+the phases so ``scripts/benchmark.py`` can time them and count their FLOPs.
 """
 
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.utilities.seed import reset_seed
 from torch import Tensor
 
-__all__ = ["GANModule", "merge_options"]
+__all__ = ["GANModule", "merge_options", "DEFAULT_PERF"]
+
+DEFAULT_PERF = dict(channels_last=False, compile=False)
 
 
 def merge_options(defaults: dict, given: dict | None, key: str) -> dict:
@@ -56,8 +68,11 @@ class GANModule(pl.LightningModule):
     #: appended to the non-finite-loss error: what to change for this family
     nonfinite_advice = "Lower the learning rate or resume from an earlier checkpoint."
 
-    def __init__(self, check_finite_every: int = 50) -> None:
+    def __init__(self, check_finite_every: int = 50, perf: dict | None = None) -> None:
         super().__init__()
+        self.perf = merge_options(DEFAULT_PERF, perf, "model.perf")
+        self.phase_recorder = None  # set by scripts/benchmark.py; see :meth:`phase`
+        self._compiled: dict[int, _CompiledOrEager] = {}
         self.automatic_optimization = False
         self.cur_nimg = 0
         self.iteration = 0
@@ -156,6 +171,37 @@ class GANModule(pl.LightningModule):
         """Autocast off: double-backward penalties (R1, path length, gradient penalty) run in float32."""
         return torch.autocast(self.device.type, enabled=False)
 
+    # ------------------------------------------------------------------------------------------
+    # Speed options and phase marks.
+
+    def phase(self, name: str):
+        """Context for one training phase (``Gmain``, ``Greg``, ...): timed or FLOP-counted by an
+        attached :class:`src.utils.profiling.PhaseRecorder`, a no-op otherwise."""
+        return nullcontext() if self.phase_recorder is None else self.phase_recorder(name)
+
+    def compiled(self, module: torch.nn.Module) -> Callable:
+        """``module`` itself, or its ``torch.compile`` wrapper when ``model.perf.compile`` is on.
+
+        The wrapper is kept outside the module tree, so checkpoints and ``state_dict`` keys are the
+        same either way. FLOP counting always runs the eager module.
+        """
+        if not self.perf["compile"] or (self.phase_recorder is not None and self.phase_recorder.counting):
+            return module
+        wrapper = self._compiled.get(id(module))
+        if wrapper is None:
+            wrapper = self._compiled[id(module)] = _CompiledOrEager(module)
+        return wrapper
+
+    def to_memory_format(self, x: Tensor) -> Tensor:
+        """``x`` in channels-last layout when ``model.perf.channels_last`` is on (4-D tensors only)."""
+        if self.perf["channels_last"] and x.ndim == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def on_fit_start(self) -> None:
+        if self.perf["channels_last"]:
+            self.to(memory_format=torch.channels_last)
+
     def check_finite(self) -> None:
         """Raise if any loss since the last check was NaN/Inf (one host sync per call)."""
         if bool(self._nonfinite):
@@ -193,3 +239,43 @@ class GANModule(pl.LightningModule):
         random.setstate(rng["python"])
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+class _CompiledOrEager:
+    """Calls ``torch.compile(module)``; if compiling fails, warns once and runs ``module`` eagerly."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.module = module
+        self.compiled = torch.compile(module)
+        self.failed = False
+
+    def __call__(self, *args, **kwargs):
+        if not self.failed:
+            try:
+                return self.compiled(*args, **kwargs)
+            except _COMPILE_ERRORS as err:
+                self.failed = True
+                warnings.warn(f"model.perf.compile: torch.compile failed for {type(self.module).__name__} "
+                              f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+                              "running it eagerly instead", RuntimeWarning, stacklevel=2)
+        return self.module(*args, **kwargs)
+
+
+def _compile_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = []
+    try:
+        from torch._dynamo.exc import TorchDynamoException
+
+        errors.append(TorchDynamoException)
+    except ImportError:  # pragma: no cover - very old torch
+        pass
+    try:
+        from torch._inductor.exc import InductorError
+
+        errors.append(InductorError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors) or (RuntimeError,)
+
+
+_COMPILE_ERRORS = _compile_errors()

@@ -65,8 +65,8 @@ class ChromaGAN(GANModule):
                  block_order: str = "conv_relu_bn", bn_momentum: float = 0.01, bn_eps: float = 1e-3,
                  ab_norm: str = "opencv", trunk_pretrained: bool = True, trunk_trainable: bool = True,
                  weights_dir: str | None = None, critic: dict | None = None, loss: dict | None = None,
-                 optim: dict | None = None, check_finite_every: int = 50) -> None:
-        super().__init__(check_finite_every)
+                 optim: dict | None = None, check_finite_every: int = 50, perf: dict | None = None) -> None:
+        super().__init__(check_finite_every, perf)
         self.save_hyperparameters(logger=False)
         if colorspace != "lab":
             raise ValueError(f"colorspace.name={colorspace!r}: model=chromagan predicts CIE ab from L and trains in "
@@ -182,13 +182,13 @@ class ChromaGAN(GANModule):
         return [opt_g, opt_d]
 
     def _critic(self, l_in: Tensor, ab: Tensor) -> Tensor:
-        return self.D(torch.cat([l_in, ab], dim=1))
+        return self.compiled(self.D)(torch.cat([l_in, ab], dim=1))
 
     def _generator_step(self, opt, l_in: Tensor, ab_real: Tensor, teacher_logits: Tensor | None,
                         log: dict[str, Tensor]) -> Tensor:
         cfg = self.loss_cfg
-        with self.toggled_optimizer(opt):
-            ab_fake, logits = self.G(l_in)
+        with self.toggled_optimizer(opt), self.phase("G"):
+            ab_fake, logits = self.compiled(self.G)(l_in)
             loss_color = losses.color_l2(ab_fake, ab_real)
             total = cfg["lambda_color"] * loss_color
             log["Loss/color"] = loss_color.detach()
@@ -207,10 +207,10 @@ class ChromaGAN(GANModule):
     def _critic_step(self, opt, l_in: Tensor, ab_real: Tensor, ab_fake: Tensor | None,
                      log: dict[str, Tensor]) -> None:
         cfg = self.loss_cfg
-        with self.toggled_optimizer(opt):
+        with self.toggled_optimizer(opt), self.phase("D"):
             if ab_fake is None or self.optim_cfg["d_fake"] == "recompute":
                 with torch.no_grad():
-                    ab_fake = self.G(l_in)[0]
+                    ab_fake = self.compiled(self.G)(l_in)[0]
             real_scores = self._critic(l_in, ab_real)
             fake_scores = self._critic(l_in, ab_fake)
             loss_w = losses.critic_wasserstein(real_scores, fake_scores)
@@ -226,13 +226,18 @@ class ChromaGAN(GANModule):
             log["D/fake"] = fake_scores.detach().float().mean()
             log["D/wasserstein"] = log["D/real"] - log["D/fake"]
 
+    def phase_intervals(self) -> dict[str, int]:
+        """How often each phase runs, for amortized per-phase timings (``scripts/benchmark.py``)."""
+        return {"teacher": 1, "G": self.optim_cfg["n_critic"], "D": 1}
+
     def training_step(self, batch: dict, batch_idx: int) -> None:
         self.begin_iteration()
         o = self.optim_cfg
         opt_g, opt_d = self.optimizers()
-        l_in, ab_real = split_lab(batch["image"], self.ab_norm)
+        l_in, ab_real = split_lab(self.to_memory_format(batch["image"]), self.ab_norm)
         log: dict[str, Tensor] = {}
-        teacher_logits = self._teacher(l_in) if self._teacher is not None else None
+        with self.phase("teacher"):
+            teacher_logits = self._teacher(l_in) if self._teacher is not None else None
         g_due = self.iteration % o["n_critic"] == 0
         ab_fake = None
         if o["order"] == "d_first":

@@ -54,7 +54,7 @@ class SEGAN(StyleGAN2):
                  map_lr_multiplier: float = 0.01, w_avg_beta: float = 0.995, channel_base: int = 32768,
                  channel_max: int = 512, use_noise: bool = True, mbstd_group: int = 4, mbstd_channels: int = 1,
                  conv_clamp: float | None = None, loss: dict | None = None, optim: dict | None = None,
-                 ema: dict | None = None, check_finite_every: int = 50, mode: int = 0,
+                 ema: dict | None = None, check_finite_every: int = 50, perf: dict | None = None, mode: int = 0,
                  subspace: dict | None = None, g_channel_max: int | None = None,
                  d_channel_max: int | None = None) -> None:
         sub = _merge(DEFAULT_SUBSPACE, subspace, "model.subspace")
@@ -65,7 +65,7 @@ class SEGAN(StyleGAN2):
         self._channel_max = dict(G=g_channel_max or channel_max, D=d_channel_max or channel_max)
         super().__init__(img_channels, resolution, colorspace, num_classes, z_dim, w_dim, map_depth,
                          map_lr_multiplier, w_avg_beta, channel_base, channel_max, use_noise, mbstd_group,
-                         mbstd_channels, conv_clamp, loss, optim, ema, check_finite_every)
+                         mbstd_channels, conv_clamp, loss, optim, ema, check_finite_every, perf)
         self.save_hyperparameters(logger=False)  # SEGAN's own arguments (load_module rebuilds from them)
         check_orth_config(orth, mode, sub["variant"])
         self.mode, self.subspace_cfg, self.orth_cfg = mode, sub, orth

@@ -48,8 +48,8 @@ class StyleGAN2(GANModule):
                  map_lr_multiplier: float = 0.01, w_avg_beta: float = 0.995, channel_base: int = 16384,
                  channel_max: int = 512, use_noise: bool = True, mbstd_group: int = 4, mbstd_channels: int = 1,
                  conv_clamp: float | None = None, loss: dict | None = None, optim: dict | None = None,
-                 ema: dict | None = None, check_finite_every: int = 50) -> None:
-        super().__init__(check_finite_every)
+                 ema: dict | None = None, check_finite_every: int = 50, perf: dict | None = None) -> None:
+        super().__init__(check_finite_every, perf)
         self.save_hyperparameters(logger=False)  # the train script logs the whole composed config
         self.resolution = parse_resolution(resolution, "model.resolution")
         cs = get_colorspace(colorspace)
@@ -133,26 +133,28 @@ class StyleGAN2(GANModule):
         cfg = self.loss_cfg
         self.begin_iteration()
         opt_g, opt_d = self.optimizers()
-        real = batch["image"]
+        real = self.to_memory_format(batch["image"])
         real_c = self.labels_to_onehot(batch.get("label"))
         n = real.shape[0]
         it = self.iteration
         log: dict[str, Tensor] = {}
 
         # Gmain
+        synthesis, D = self.compiled(self.G.synthesis), self.compiled(self.D)
         with self.toggled_optimizer(opt_g):
-            c = self._random_labels(n)
-            fake = self.G.synthesis(self._mapping(self.draw(torch.randn, n, self.G.z_dim), c))
-            fake_logits = self.D(fake, c)
-            loss_g = losses.g_nonsaturating(fake_logits).mean()
-            extra = self.extra_g_loss(log)
-            self.step(opt_g, loss_g if extra is None else loss_g + extra)
-            log["Loss/G"] = loss_g.detach()
+            with self.phase("Gmain"):
+                c = self._random_labels(n)
+                fake = synthesis(self._mapping(self.draw(torch.randn, n, self.G.z_dim), c))
+                fake_logits = D(fake, c)
+                loss_g = losses.g_nonsaturating(fake_logits).mean()
+                extra = self.extra_g_loss(log)
+                self.step(opt_g, loss_g if extra is None else loss_g + extra)
+                log["Loss/G"] = loss_g.detach()
 
             # Greg: path length on batch // shrink samples, every pl_interval iterations.
             if cfg["pl_weight"] > 0 and it % cfg["pl_interval"] == 0:
-                m = max(n // cfg["pl_batch_shrink"], 1)
-                with self.fp32():  # double backward in fp32 (spec platforms §3)
+                with self.phase("Greg"), self.fp32():  # double backward in fp32 (spec platforms §3)
+                    m = max(n // cfg["pl_batch_shrink"], 1)
                     c = self._random_labels(m)
                     ws = self._mapping(self.draw(torch.randn, m, self.G.z_dim), c)
                     img = self.G.synthesis(ws)
@@ -170,22 +172,23 @@ class StyleGAN2(GANModule):
 
         # Dmain
         with self.toggled_optimizer(opt_d):
-            c = self._random_labels(n)
-            with torch.no_grad():
-                with self.fp32():  # the mapping updates the fp32 w_avg from its output
-                    ws = self._mapping(self.draw(torch.randn, n, self.G.z_dim), c, update_w_avg=True)
-                fake = self.G.synthesis(ws)
-            fake_logits = self.D(fake, c)
-            real_logits = self.D(real, real_c)
-            loss_d = losses.d_logistic(real_logits, fake_logits).mean()
-            self.step(opt_d, loss_d)
-            log["Loss/D"] = loss_d.detach()
-            log["D/real"] = real_logits.detach().mean()
-            log["D/fake"] = fake_logits.detach().mean()
+            with self.phase("Dmain"):
+                c = self._random_labels(n)
+                with torch.no_grad():
+                    with self.fp32():  # the mapping updates the fp32 w_avg from its output
+                        ws = self._mapping(self.draw(torch.randn, n, self.G.z_dim), c, update_w_avg=True)
+                    fake = synthesis(ws)
+                fake_logits = D(fake, c)
+                real_logits = D(real, real_c)
+                loss_d = losses.d_logistic(real_logits, fake_logits).mean()
+                self.step(opt_d, loss_d)
+                log["Loss/D"] = loss_d.detach()
+                log["D/real"] = real_logits.detach().mean()
+                log["D/fake"] = fake_logits.detach().mean()
 
             # Dreg: R1 on reals every r1_interval iterations.
             if cfg["r1_gamma"] > 0 and it % cfg["r1_interval"] == 0:
-                with self.fp32():  # double backward in fp32 (spec platforms §3)
+                with self.phase("Dreg"), self.fp32():  # double backward in fp32 (spec platforms §3)
                     real_r = real.detach().float().requires_grad_(True)
                     logits = self.D(real_r, real_c)
                     loss_r1 = losses.r1_penalty(logits, real_r).mean() * (cfg["r1_gamma"] / 2)
@@ -201,6 +204,10 @@ class StyleGAN2(GANModule):
         log["step"] = float(self.cur_nimg)
         self.log_dict(log, on_step=True, on_epoch=False)
         self.log("kimg", self.kimg, on_step=True, on_epoch=False, prog_bar=True, logger=False)
+
+    def phase_intervals(self) -> dict[str, int]:
+        """How often each phase runs (the lazy intervals), for amortized per-phase timings."""
+        return {"Gmain": 1, "Dmain": 1, "Greg": self.loss_cfg["pl_interval"], "Dreg": self.loss_cfg["r1_interval"]}
 
     def _path_length_penalty(self, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """``losses.path_length_penalty`` with the mean path length taken over all ranks.
