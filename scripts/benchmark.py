@@ -1,6 +1,8 @@
 """Time gamut's real training step, its data loader and its color conversions; report JSON.
 
     python scripts/benchmark.py stylegan2 --resolution 32 --batch 16 --channel-base 16384 --steps 16
+    python scripts/benchmark.py stylegan2 ... --nvidia ~/src/stylegan3      # NVIDIA's, same run
+    python scripts/benchmark.py inference --resolution 256 --batch 16 --channel-base 16384 --nvidia ~/src/stylegan3
     python scripts/benchmark.py segan --mode 2 --resolution 64 --batch 16 --channel-base 32768 --z-dim 64
     python scripts/benchmark.py chromagan --resolution 224 --batch 10 --weights-dir ~/.cache/torch/hub/checkpoints
     python scripts/benchmark.py loader --source zip --resolution 64 --workers 2 --batch 32 --steps 50
@@ -10,7 +12,17 @@ A full iteration is Gmain + Dmain, plus path length every 4 and R1 every 16 iter
 timed window (``--steps``, rounded up to a multiple of 16) amortizes the regularization exactly as
 training does. The step runs inside a real Lightning Trainer, as ``make train`` runs it; data are
 random uint8 images already in memory, so the figure is the model's, not the loader's.
-Prints: images/s, seconds per iteration, seconds per kimg, peak memory (CPU RSS or CUDA allocated).
+Prints: images/s, seconds per iteration, seconds per kimg, peak memory (CPU RSS or CUDA allocated),
+and per phase (Gmain, Greg, Dmain, Dreg) the mean seconds, the FLOPs (counted on iteration 0 with
+``FlopCount``) and the fraction of the device's peak: on CPU the measured best of a square
+matmul, on known GPUs the data-sheet dense peak (the model FLOP utilization, MFU).
+``--compile``, ``--channels-last`` and ``--precision`` set ``model.perf`` and the trainer as training
+does. ``--nvidia PATH`` also times NVIDIA's StyleGAN2 from a checkout of NVlabs/stylegan3 at PATH
+(``training/networks_stylegan2.py`` and its ``StyleGAN2Loss``) at the same architecture, in the same
+process, and reports both and the speed-up (see ``scripts/nvidia_reference.py``).
+
+``inference``: seconds per batch of ``G(z)`` (mapping + synthesis, constant noise, no grad), with the
+same flags; ``--nvidia PATH`` times NVIDIA's generator in eval mode alongside.
 ``segan`` times the same iteration for SEGAN ``--mode`` 0-3; ``chromagan`` one ChromaGAN iteration
 (G step, critic step with the gradient penalty, and the VGG-16 teacher when ``--weights-dir`` holds it).
 
@@ -31,7 +43,6 @@ import argparse
 import json
 import math
 import platform
-import resource
 import statistics
 import sys
 import tempfile
@@ -54,6 +65,16 @@ from src.datamodules.readers import ImageFolderDataset  # noqa: E402
 from src.modules.chromagan.module import ChromaGAN  # noqa: E402
 from src.modules.segan.module import SEGAN  # noqa: E402
 from src.modules.stylegan2.module import StyleGAN2  # noqa: E402
+from src.modules.stylegan2.generator import Generator  # noqa: E402
+from src.utils.malloc import keep_freed_cpu_memory  # noqa: E402
+from src.utils.profiling import (  # noqa: E402
+    FlopCount,
+    PhaseRecorder,
+    memory_report,
+    peak_gflops,
+    phase_table,
+    synchronize,
+)
 from src.utils.resolution import parse_resolution  # noqa: E402
 
 
@@ -73,9 +94,15 @@ class RandomImages(torch.utils.data.Dataset):
 
 
 class IterationTimer(Callback):
-    """Wall time from the start of iteration ``warmup`` to the end of the last one."""
+    """Wall time from the start of iteration ``warmup`` to the end of the last one.
+
+    With a :class:`PhaseRecorder` attached to the module, iteration 0 counts each phase's FLOPs
+    (untimed) and the timed iterations also time each phase.
+    """
 
     def __init__(self, warmup: int) -> None:
+        if warmup < 1:
+            raise ValueError("--warmup must be at least 1 (iteration 0 counts FLOPs)")
         self.warmup, self.t0, self.t1, self.timed = warmup, None, None, 0
 
     def _sync(self, pl_module) -> None:
@@ -83,6 +110,10 @@ class IterationTimer(Callback):
             torch.cuda.synchronize(pl_module.device)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        rec = pl_module.phase_recorder
+        if rec is not None:
+            rec.counting = pl_module.iteration == 0
+            rec.timing = pl_module.iteration >= self.warmup
         if pl_module.iteration == self.warmup:
             self._sync(pl_module)
             if pl_module.device.type == "cuda":
@@ -111,18 +142,26 @@ def _report(name: str, model, timer: IterationTimer, args, res, **extra) -> dict
     it = (timer.t1 - timer.t0) / timer.timed
     out = {
         "model": name, "device": str(model.device), "precision": args.precision, "resolution": list(res),
-        "batch": args.batch, **extra, "timed_iterations": timer.timed,
+        "batch": args.batch, "compile": args.compile, "channels_last": args.channels_last,
+        "malloc_cache": not args.system_malloc, **extra,
+        "timed_iterations": timer.timed,
         "sec_per_iteration": round(it, 4), "images_per_sec": round(args.batch / it, 3),
         "sec_per_kimg": round(1000 / args.batch * it, 1),
         "params_G": sum(p.numel() for p in model.G.parameters()),
         "params_D": sum(p.numel() for p in model.D.parameters()),
     }
-    if model.device.type == "cuda":
-        out["peak_memory_mb"] = round(torch.cuda.max_memory_allocated(model.device) / 2**20, 1)
-        out["gpu"] = torch.cuda.get_device_name(model.device)
-    else:
-        out["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # RSS
-        out["cpu_threads"] = torch.get_num_threads()
+    rec = model.phase_recorder
+    if rec is not None and rec.calls:
+        peak, source = peak_gflops(model.device, args.precision)
+        intervals = getattr(model, "phase_intervals", lambda: {})()
+        out["phases"], amortized = phase_table(rec, intervals, peak)
+        out["sec_per_iteration_from_phases"] = round(amortized, 4)
+        if rec.flops:
+            flops = sum(rec.flops[k] / intervals.get(k, 1) for k in rec.flops)
+            out["gflop_per_iteration"] = round(flops / 1e9, 3)
+            out["peak_fraction"] = round(flops / 1e9 / it / peak, 3)
+        out["peak_gflops"], out["peak_source"] = round(peak, 1), source
+    out.update(memory_report(model.device))
     out["torch"] = torch.__version__
     out["machine"] = platform.machine()
     return out
@@ -134,17 +173,110 @@ def bench_stylegan2(args) -> dict:
     steps = max(16, math.ceil(args.steps / 16) * 16)
     kwargs = dict(img_channels=3, resolution=list(res), z_dim=args.z_dim, w_dim=args.z_dim,
                   map_depth=args.map_depth, channel_base=args.channel_base, channel_max=args.channel_max,
-                  mbstd_group=min(4, args.batch), check_finite_every=0)
+                  mbstd_group=min(4, args.batch), check_finite_every=0,
+                  perf=dict(compile=args.compile, channels_last=args.channels_last))
     extra = dict(channel_base=args.channel_base, channel_max=args.channel_max, map_depth=args.map_depth)
     if args.what == "segan":
         model = SEGAN(mode=args.mode, **kwargs)
         extra["mode"] = args.mode
     else:
         model = StyleGAN2(**kwargs)
-    dm = ImageDataModule(RandomImages(max(args.batch * 4, 64), 3, res), batch_size=args.batch,
-                         resolution=list(res))
+    model.phase_recorder = PhaseRecorder(_device(args))
+    data = RandomImages(max(args.batch * 4, 64), 3, res)
+    dm = ImageDataModule(data, batch_size=args.batch, resolution=list(res))
     timer, _ = _time_fit(model, dm, args, steps)
-    return _report(args.what, model, timer, args, res, **extra)
+    ours = _report(args.what, model, timer, args, res, **extra)
+    if not args.nvidia:
+        return ours
+    from scripts import nvidia_reference
+
+    flops = dict(model.phase_recorder.flops)
+    del model, dm
+    theirs = nvidia_reference.time_training(args.nvidia, data, args, steps, flops)
+    return _side_by_side(ours, theirs, "sec_per_iteration")
+
+
+def _side_by_side(ours: dict, theirs: dict, key: str) -> dict:
+    """Both reports and how many times faster gamut is (``theirs[key] / ours[key]``)."""
+    return {"gamut": ours, "nvidia": theirs, "speedup": round(theirs[key] / ours[key], 3),
+            "same_parameter_counts": all(ours.get(k) == theirs.get(k) for k in ("params_G", "params_D")
+                                         if k in theirs)}
+
+
+def _device(args) -> torch.device:
+    return torch.device("cuda" if args.device in ("gpu", "cuda") else "cpu")  # main() resolved "auto"
+
+
+def bench_inference(args) -> dict:
+    """Seconds per batch of ``G(z)`` (mapping and synthesis, constant noise, psi 1, no grad)."""
+    res = parse_resolution(args.resolution if len(args.resolution) == 2 else args.resolution[0], "--resolution")
+    device = _device(args)
+    G = Generator(z_dim=args.z_dim, w_dim=args.z_dim, resolution=res, img_channels=3, map_depth=args.map_depth,
+                  channel_base=args.channel_base, channel_max=args.channel_max).eval().requires_grad_(False).to(device)
+    fused = args.modconv == "grouped"
+    ours = time_generator(G, args, res, "gamut", call=lambda z: G(z, noise_mode="const", fused=fused))
+    ours["modconv"] = args.modconv
+    if not args.nvidia:
+        return ours
+    from scripts import nvidia_reference
+
+    del G
+    flops = ours["flops_per_batch"]
+    theirs = nvidia_reference.time_inference(args.nvidia, args, res, time_generator, flops)
+    return _side_by_side(ours, theirs, "sec_per_batch")
+
+
+def time_generator(G: torch.nn.Module, args, res, name: str, call=None, model_flops: int | None = None) -> dict:
+    """Time ``call(z)`` (default ``G(z, noise_mode="const")``) over ``--steps`` batches after ``--warmup``.
+
+    ``--channels-last`` converts G's weights, ``--compile`` wraps the call in ``torch.compile``,
+    ``--precision`` ``bf16-mixed``/``16-mixed`` runs it under autocast. FLOPs come from one eager call,
+    or are ``model_flops`` (per batch) when given.
+    """
+    device = _device(args)
+    if args.channels_last:
+        G.to(memory_format=torch.channels_last)
+    fn = call or (lambda z: G(z, noise_mode="const"))
+    z = torch.randn(args.batch, args.z_dim, device=device, generator=torch.Generator(device).manual_seed(0))
+    with torch.inference_mode():
+        counter = FlopCount()
+        with counter:
+            fn(z)
+    run = torch.compile(fn) if args.compile else fn
+    autocast = args.precision in ("bf16-mixed", "16-mixed")
+    dtype = torch.bfloat16 if "bf16" in args.precision else torch.float16
+
+    def once():
+        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=autocast):
+            return run(z)
+
+    for _ in range(args.warmup):
+        once()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for _ in range(args.steps):
+        synchronize(device)
+        t0 = time.perf_counter()
+        once()
+        synchronize(device)
+        times.append(time.perf_counter() - t0)
+    sec = statistics.median(times)
+    peak, source = peak_gflops(device, args.precision)
+    gflop = (model_flops if model_flops is not None else counter.total) / 1e9
+    out = {"model": name, "what": "inference", "device": str(device), "precision": args.precision,
+           "resolution": list(res), "batch": args.batch, "compile": args.compile,
+           "channels_last": args.channels_last, "channel_base": args.channel_base, "channel_max": args.channel_max,
+           "map_depth": args.map_depth, "timed_batches": args.steps, "sec_per_batch": round(sec, 4),
+           "sec_per_batch_min": round(min(times), 4), "images_per_sec": round(args.batch / sec, 2),
+           "flops_per_batch": round(gflop * 1e9), "gflop_per_image": round(gflop / args.batch, 4),
+           "gflops": round(gflop / sec, 1),
+           "peak_fraction": round(gflop / sec / peak, 3), "peak_gflops": round(peak, 1), "peak_source": source,
+           "params_G": sum(p.numel() for p in G.parameters())}
+    out.update(memory_report(device))
+    out["torch"] = torch.__version__
+    out["malloc_cache"] = not args.system_malloc
+    return out
 
 
 def bench_chromagan(args) -> dict:
@@ -153,8 +285,9 @@ def bench_chromagan(args) -> dict:
     res = tuple(args.resolution) if len(args.resolution) == 2 else (args.resolution[0],) * 2
     teacher = args.weights_dir is not None
     model = ChromaGAN(resolution=list(res), width=args.width, trunk_pretrained=False, weights_dir=args.weights_dir,
-                      critic={"width": args.width},
-                      loss=None if teacher else {"lambda_kl": 0.0}, check_finite_every=0)
+                      critic={"width": args.width}, loss=None if teacher else {"lambda_kl": 0.0},
+                      check_finite_every=0, perf=dict(compile=args.compile, channels_last=args.channels_last))
+    model.phase_recorder = PhaseRecorder(_device(args))
     dm = ImageDataModule(RandomImages(max(args.batch * 4, 40), 3, res), colorspace="lab", batch_size=args.batch,
                          resolution=list(res))
     timer, _ = _time_fit(model, dm, args, args.steps)
@@ -325,6 +458,7 @@ def bench_colorspace(args) -> dict:
 _DEFAULTS = {  # per subcommand: resolution, batch, steps, warmup
     "stylegan2": ([32], 16, 16, 2),
     "segan": ([32], 16, 16, 2),
+    "inference": ([256], 16, 5, 1),
     "chromagan": ([224], 10, 4, 1),
     "loader": ([64], 32, 50, 4),
     "colorspace": ([256], 16, None, 2),
@@ -335,7 +469,16 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=list(_DEFAULTS), help="what to time")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "gpu", "auto"])
-    p.add_argument("--precision", default="32-true")
+    p.add_argument("--precision", default="32-true", help="32-true | bf16-mixed | 16-mixed")
+    p.add_argument("--compile", action="store_true", help="torch.compile the networks (model.perf.compile)")
+    p.add_argument("--channels-last", action="store_true", help="NHWC weights and batches (model.perf.channels_last)")
+    p.add_argument("--modconv", default="scaled", choices=["scaled", "grouped"],
+                   help="inference: modulated convolution as activation scaling around one shared conv, or one "
+                        "grouped conv with per-sample weights")
+    p.add_argument("--system-malloc", action="store_true",
+                   help="leave glibc's malloc as is (default: keep freed CPU memory, as training does)")
+    p.add_argument("--nvidia", default=None, metavar="PATH",
+                   help="stylegan2, inference: also time NVIDIA's StyleGAN2 from a NVlabs/stylegan3 checkout at PATH")
     p.add_argument("--resolution", type=int, nargs="+", default=None,
                    help="R or H W (default: 32 stylegan2, 64 loader, 256 colorspace)")
     p.add_argument("--batch", type=int, default=None, help="default: 16 (loader: 32)")
@@ -368,13 +511,19 @@ def main(argv: list[str] | None = None) -> dict:
         args.space = "all" if args.what == "colorspace" else "rgb"
     if args.space != "all" or args.what != "colorspace":
         get_colorspace(args.space, "--space")
+    if args.device == "auto":
+        args.device = "gpu" if torch.cuda.is_available() else "cpu"
     if args.device == "cuda":
         args.device = "gpu"
     if args.threads is not None and args.what in ("loader", "colorspace"):
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.nvidia and args.what not in ("stylegan2", "inference"):
+        p.error("--nvidia applies to the stylegan2 and inference subcommands")
     if args.what in ("stylegan2", "segan"):
         result = bench_stylegan2(args)
+    elif args.what == "inference":
+        result = bench_inference(args)
     elif args.what == "chromagan":
         result = bench_chromagan(args)
     elif args.what == "loader":

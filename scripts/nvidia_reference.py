@@ -1,0 +1,172 @@
+"""Time NVIDIA's StyleGAN2 next to gamut's, from a checkout of NVlabs/stylegan3 that the user provides.
+
+Used by ``scripts/benchmark.py --nvidia PATH`` (issue 8's side-by-side). Nothing of NVIDIA's code is
+part of gamut: PATH is a folder outside the repository (``git clone
+https://github.com/NVlabs/stylegan3``), imported at run time. Their custom CUDA plugins are not
+built; on CPU their ops take their pure-PyTorch reference paths, which is what a user without a
+working compiler gets.
+
+The training step mirrors ``training/training_loop.py`` of that repository for the ``stylegan2``
+config: phases Gmain, Greg (every 4), Dmain, Dreg (every 16) in that order, each zeroing its
+optimizer's gradients, calling their ``StyleGAN2Loss.accumulate_gradients`` with the phase gain
+(its interval), cleaning the gradients with ``nan_to_num`` and stepping Adam with the lazy
+regularization ratio; then the G_ema update. Loss settings are the config's: r1 gamma 10, style
+mixing 0.9, path length weight 2 with ``pl_no_weight_grad``. The architecture (resolution, channel
+base / max, mapping depth, z/w) is the benchmark's, so both codes train the same network; on CPU
+their fp16 layers are off (``num_fp16_res=0``, ``conv_clamp=None``, as their ``--fp32``), on CUDA
+they keep their defaults (fp16 in the 4 highest resolutions, ``conv_clamp=256``).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import sys
+import time
+import types
+from pathlib import Path
+
+import torch
+
+from src.utils.profiling import PhaseRecorder, memory_report, peak_gflops, phase_table, synchronize
+
+
+def load(path: str | Path) -> types.SimpleNamespace:
+    """Import ``training.networks_stylegan2`` and ``training.loss`` from the checkout at ``path``."""
+    root = Path(path).expanduser().resolve()
+    if not (root / "training" / "networks_stylegan2.py").is_file():
+        raise FileNotFoundError(f"--nvidia {path}: no training/networks_stylegan2.py there; pass the folder of a "
+                                "clone of https://github.com/NVlabs/stylegan3")
+    # Their conv2d_gradfix imports parse_version from pkg_resources, which setuptools >= 81 dropped:
+    # provide that one function when the module is missing.
+    if "pkg_resources" not in sys.modules and importlib.util.find_spec("pkg_resources") is None:
+        from packaging.version import parse
+
+        sys.modules["pkg_resources"] = types.SimpleNamespace(parse_version=parse)
+    sys.path.insert(0, str(root))
+    from training import loss, networks_stylegan2
+
+    return types.SimpleNamespace(networks=networks_stylegan2, loss=loss, root=root)
+
+
+def _kwargs(args, res: tuple[int, int], device: torch.device) -> tuple[dict, dict]:
+    if res[0] != res[1]:
+        raise ValueError(f"--nvidia: NVIDIA's StyleGAN2 needs square images, got --resolution {res[0]} {res[1]}")
+    fp16 = dict(num_fp16_res=4, conv_clamp=256) if device.type == "cuda" else dict(num_fp16_res=0, conv_clamp=None)
+    common = dict(c_dim=0, img_resolution=res[0], img_channels=3, channel_base=args.channel_base,
+                  channel_max=args.channel_max, **fp16)
+    g = dict(z_dim=args.z_dim, w_dim=args.z_dim, mapping_kwargs=dict(num_layers=args.map_depth), **common)
+    d = dict(epilogue_kwargs=dict(mbstd_group_size=min(4, args.batch)), **common)
+    return g, d
+
+
+def _device(args) -> torch.device:
+    return torch.device("cuda" if args.device in ("gpu", "cuda") else "cpu")
+
+
+def _count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def time_training(path: str, data, args, steps: int, model_flops: dict[str, int]) -> dict:
+    """NVIDIA's full iteration: ``args.warmup`` untimed iterations (the first runs every phase), then
+    ``steps`` timed ones. Returns a report shaped like gamut's.
+
+    FLOP fractions use ``model_flops`` (per phase, counted on gamut's graph of the same network):
+    PyTorch's FLOP formula for a convolution's backward ignores ``groups``, so counting NVIDIA's
+    grouped modulated convolutions directly would inflate their backward FLOPs several times.
+    """
+    nv = load(path)
+    device = _device(args)
+    res = tuple(data.resolution)
+    g_kwargs, d_kwargs = _kwargs(args, res, device)
+    torch.manual_seed(0)
+    G = nv.networks.Generator(**g_kwargs).train().requires_grad_(False).to(device)
+    D = nv.networks.Discriminator(**d_kwargs).train().requires_grad_(False).to(device)
+    G_ema = copy.deepcopy(G).eval()
+    loss = nv.loss.StyleGAN2Loss(device=device, G=G, D=D, r1_gamma=10.0, style_mixing_prob=0.9, pl_weight=2.0,
+                                 pl_no_weight_grad=True)
+    phases = []  # (name, module, optimizer, interval) in their order
+    for name, module, interval in (("G", G, 4), ("D", D, 16)):
+        ratio = interval / (interval + 1)
+        opt = torch.optim.Adam(module.parameters(), lr=0.0025 * ratio, betas=(0.0, 0.99 ** ratio), eps=1e-8)
+        phases += [(f"{name}main", module, opt, 1), (f"{name}reg", module, opt, interval)]
+    rec = PhaseRecorder(device)
+    rec.flops = dict(model_flops)
+    batch = args.batch
+    images = data.images
+    ema_beta = 0.5 ** (batch / (10 * batch / 32 * 1000))  # their ema_kimg = batch * 10 / 32
+    seen = 0
+
+    def iteration(i: int) -> None:
+        nonlocal seen
+        idx = torch.randint(0, len(images), (batch,))
+        real = images[idx].to(device).to(torch.float32) / 127.5 - 1
+        c = torch.zeros(batch, 0, device=device)
+        all_z = torch.randn(len(phases) * batch, G.z_dim, device=device).split(batch)
+        for (name, module, opt, interval), z in zip(phases, all_z):
+            if i % interval != 0:
+                continue
+            with rec(name):
+                opt.zero_grad(set_to_none=True)
+                module.requires_grad_(True)
+                loss.accumulate_gradients(phase=name, real_img=real, real_c=c, gen_z=z, gen_c=c, gain=interval,
+                                          cur_nimg=seen)
+                module.requires_grad_(False)
+                params = [p for p in module.parameters() if p.grad is not None]
+                if params:
+                    flat = torch.cat([p.grad.flatten() for p in params])
+                    torch.nan_to_num(flat, nan=0, posinf=1e5, neginf=-1e5, out=flat)
+                    for p, g in zip(params, flat.split([p.numel() for p in params])):
+                        p.grad = g.reshape(p.shape)
+                opt.step()
+        with torch.no_grad():
+            for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+                p_ema.copy_(p.lerp(p_ema, ema_beta))
+            for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+                b_ema.copy_(b)
+        seen += batch
+
+    for i in range(args.warmup):
+        iteration(i)
+    rec.timing = True
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    synchronize(device)
+    t0 = time.perf_counter()
+    for i in range(args.warmup, args.warmup + steps):
+        iteration(i)
+    synchronize(device)
+    it = (time.perf_counter() - t0) / steps
+
+    peak, source = peak_gflops(device, args.precision)
+    intervals = {"Gmain": 1, "Dmain": 1, "Greg": 4, "Dreg": 16}
+    table, amortized = phase_table(rec, intervals, peak)
+    flops = sum(rec.flops[k] / intervals[k] for k in rec.flops)
+    out = {"model": "nvidia stylegan2", "source": str(nv.root), "device": str(device),
+           "precision": "fp16 in the top 4 resolutions" if device.type == "cuda" else "32-true",
+           "resolution": list(res), "batch": batch, "timed_iterations": steps,
+           "sec_per_iteration": round(it, 4), "images_per_sec": round(batch / it, 3),
+           "sec_per_kimg": round(1000 / batch * it, 1), "params_G": _count(G), "params_D": _count(D),
+           "phases": table, "sec_per_iteration_from_phases": round(amortized, 4),
+           "gflop_per_iteration": round(flops / 1e9, 3), "peak_fraction": round(flops / 1e9 / it / peak, 3),
+           "peak_gflops": round(peak, 1), "peak_source": source}
+    out.update(memory_report(device))
+    return out
+
+
+def time_inference(path: str, args, res: tuple[int, int], time_generator, model_flops: int) -> dict:
+    """NVIDIA's ``G(z, c)`` in eval mode (their grouped modulated convolution), constant noise, fp32
+    on CPU, timed by the same ``time_generator`` as gamut's."""
+    nv = load(path)
+    device = _device(args)
+    g_kwargs, _ = _kwargs(args, res, device)
+    torch.manual_seed(0)
+    G = nv.networks.Generator(**g_kwargs).eval().requires_grad_(False).to(device)
+    c = torch.zeros(args.batch, 0, device=device)
+    force_fp32 = device.type != "cuda"
+    out = time_generator(G, args, res, "nvidia stylegan2",
+                         call=lambda z: G(z, c, truncation_psi=1, noise_mode="const", force_fp32=force_fp32),
+                         model_flops=model_flops)
+    out["source"] = str(nv.root)
+    return out
