@@ -7,7 +7,7 @@ non-lazy iterations mix). Noise inputs are off: per-layer noise is drawn per ran
 Adam's eps is 1e-3 here: with the default 1e-8, a gradient element of size ~eps turns the float32
 rounding difference between "mean of 2 rank means" and "mean of 8" into a step difference of up to
 ~1e-4 in that one element (measured: 9.9e-5 in one D weight, every other element < 6e-7); with
-eps=1e-3 the largest difference after 4 iterations is 2.4e-7.
+eps=1e-3 the largest difference after 4 iterations is about 3e-7.
 To add a family, add a parametrize entry (its tiny overrides and the parameter prefixes to compare).
 """
 
