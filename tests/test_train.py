@@ -111,6 +111,8 @@ def test_fresh_launch_never_overwrites_a_run(tiny_cfg, log_dir):
     ("trainer.max_steps=-5", "trainer.max_steps"),
     ("model.num_classes=3", "model.num_classes"),
     ("model.channel_base=8", "model.channel_base"),
+    ("model.perf.compile=yes_please", "model.perf.compile"),
+    ("cpu_malloc_cache=1", "cpu_malloc_cache"),
 ])
 def test_bad_config_stops_before_writing(tiny_cfg, log_dir, override, key):
     cfg = tiny_cfg(override) if not override.startswith("model.loss.r1_gama") else tiny_cfg("+" + override)

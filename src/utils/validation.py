@@ -70,6 +70,10 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(str(e)) from None
 
     check_model_keys(cfg)
+    for key in ("cpu_malloc_cache", "model.perf.channels_last", "model.perf.compile"):
+        value = _get(cfg, key)
+        if value is not None and not isinstance(value, bool):
+            raise ConfigError(f"{key}={value!r}: expected true or false")
     name = _get(cfg, "colorspace.name")
     if name not in COLORSPACE_NAMES:
         raise ConfigError(f"colorspace.name={name!r}: allowed values are {', '.join(COLORSPACE_NAMES)}")
