@@ -114,7 +114,7 @@ def load_inference(path: str | Path, device: str | torch.device = "cpu", key: st
     """Load G_ema from a gamut ``.ckpt`` (via :func:`load_module`) or a ``.safetensors`` export, in fp32.
 
     ``channels_last`` stores G's convolution weights in NHWC, the faster layout for inference on CPU
-    (oneDNN) and tensor-core GPUs: the same images, about 1.5x faster at 256 px (docs/benchmarks.md).
+    (oneDNN) and tensor-core GPUs: the same images, about 1.4x faster at 256 px (docs/benchmarks.md).
     Raises ``FileNotFoundError`` / ``ValueError`` naming ``key`` and the file.
     """
     model = _load_inference(path, device, key)
