@@ -72,7 +72,7 @@ from src.utils.profiling import (  # noqa: E402
     PhaseRecorder,
     memory_report,
     peak_gflops,
-    phase_table,
+    phase_report,
     synchronize,
 )
 from src.utils.resolution import parse_resolution  # noqa: E402
@@ -105,17 +105,13 @@ class IterationTimer(Callback):
             raise ValueError("--warmup must be at least 1 (iteration 0 counts FLOPs)")
         self.warmup, self.t0, self.t1, self.timed = warmup, None, None, 0
 
-    def _sync(self, pl_module) -> None:
-        if pl_module.device.type == "cuda":
-            torch.cuda.synchronize(pl_module.device)
-
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         rec = pl_module.phase_recorder
         if rec is not None:
             rec.counting = pl_module.iteration == 0
             rec.timing = pl_module.iteration >= self.warmup
         if pl_module.iteration == self.warmup:
-            self._sync(pl_module)
+            synchronize(pl_module.device)
             if pl_module.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(pl_module.device)
             self.t0 = time.perf_counter()
@@ -123,7 +119,7 @@ class IterationTimer(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.t0 is not None:
             self.timed += 1
-            self._sync(pl_module)
+            synchronize(pl_module.device)
             self.t1 = time.perf_counter()
 
 
@@ -153,13 +149,7 @@ def _report(name: str, model, timer: IterationTimer, args, res, **extra) -> dict
     rec = model.phase_recorder
     if rec is not None and rec.calls:
         peak, source = peak_gflops(model.device, args.precision)
-        intervals = getattr(model, "phase_intervals", lambda: {})()
-        out["phases"], amortized = phase_table(rec, intervals, peak)
-        out["sec_per_iteration_from_phases"] = round(amortized, 4)
-        if rec.flops:
-            flops = sum(rec.flops[k] / intervals.get(k, 1) for k in rec.flops)
-            out["gflop_per_iteration"] = round(flops / 1e9, 3)
-            out["peak_fraction"] = round(flops / 1e9 / it / peak, 3)
+        out.update(phase_report(rec, model.phase_intervals(), peak, it))
         out["peak_gflops"], out["peak_source"] = round(peak, 1), source
     out.update(memory_report(model.device))
     out["torch"] = torch.__version__
@@ -192,7 +182,7 @@ def bench_stylegan2(args) -> dict:
 
     flops = dict(model.phase_recorder.flops)
     del model, dm
-    theirs = nvidia_reference.time_training(args.nvidia, data, args, steps, flops)
+    theirs = nvidia_reference.time_training(args.nvidia, data, args, _device(args), steps, flops)
     return _side_by_side(ours, theirs, "sec_per_iteration")
 
 
@@ -214,35 +204,34 @@ def bench_inference(args) -> dict:
     G = Generator(z_dim=args.z_dim, w_dim=args.z_dim, resolution=res, img_channels=3, map_depth=args.map_depth,
                   channel_base=args.channel_base, channel_max=args.channel_max).eval().requires_grad_(False).to(device)
     fused = args.modconv == "grouped"
-    ours = time_generator(G, args, res, "gamut", call=lambda z: G(z, noise_mode="const", fused=fused))
+    ours = time_generator(G, args, res, "gamut", lambda z: G(z, noise_mode="const", fused=fused))
     ours["modconv"] = args.modconv
     if not args.nvidia:
         return ours
     from scripts import nvidia_reference
 
-    del G
     flops = ours["flops_per_batch"]
-    theirs = nvidia_reference.time_inference(args.nvidia, args, res, time_generator, flops)
+    theirs = nvidia_reference.time_inference(args.nvidia, args, device, res, time_generator, flops)
     return _side_by_side(ours, theirs, "sec_per_batch")
 
 
-def time_generator(G: torch.nn.Module, args, res, name: str, call=None, model_flops: int | None = None) -> dict:
-    """Time ``call(z)`` (default ``G(z, noise_mode="const")``) over ``--steps`` batches after ``--warmup``.
+def time_generator(G: torch.nn.Module, args, res, name: str, call, model_flops: int | None = None) -> dict:
+    """Time ``call(z)`` (``G`` with constant noise) over ``--steps`` batches after ``--warmup``.
 
     ``--channels-last`` converts G's weights, ``--compile`` wraps the call in ``torch.compile``,
-    ``--precision`` ``bf16-mixed``/``16-mixed`` runs it under autocast. FLOPs come from one eager call,
-    or are ``model_flops`` (per batch) when given.
+    ``--precision`` ``bf16-mixed``/``16-mixed`` runs it under autocast. FLOPs are ``model_flops`` (per
+    batch) when given, else counted on one extra eager call.
     """
     device = _device(args)
     if args.channels_last:
         G.to(memory_format=torch.channels_last)
-    fn = call or (lambda z: G(z, noise_mode="const"))
     z = torch.randn(args.batch, args.z_dim, device=device, generator=torch.Generator(device).manual_seed(0))
-    with torch.inference_mode():
+    if model_flops is None:
         counter = FlopCount()
-        with counter:
-            fn(z)
-    run = torch.compile(fn) if args.compile else fn
+        with torch.inference_mode(), counter:
+            call(z)
+        model_flops = counter.total
+    run = torch.compile(call) if args.compile else call
     autocast = args.precision in ("bf16-mixed", "16-mixed")
     dtype = torch.bfloat16 if "bf16" in args.precision else torch.float16
 
@@ -263,7 +252,7 @@ def time_generator(G: torch.nn.Module, args, res, name: str, call=None, model_fl
         times.append(time.perf_counter() - t0)
     sec = statistics.median(times)
     peak, source = peak_gflops(device, args.precision)
-    gflop = (model_flops if model_flops is not None else counter.total) / 1e9
+    gflop = model_flops / 1e9
     out = {"model": name, "what": "inference", "device": str(device), "precision": args.precision,
            "resolution": list(res), "batch": args.batch, "compile": args.compile,
            "channels_last": args.channels_last, "channel_base": args.channel_base, "channel_max": args.channel_max,
@@ -299,11 +288,6 @@ def bench_chromagan(args) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def write_random_images(root: Path, source: str, n: int, resolution: tuple[int, int], seed: int = 0) -> Path:
     """``n`` random RGB PNGs of ``resolution`` as a folder, or as a dataset_tool zip; returns the path."""
     from PIL import Image
@@ -336,9 +320,7 @@ def write_random_images(root: Path, source: str, n: int, resolution: tuple[int, 
 
 def bench_loader(args) -> dict:
     res = parse_resolution(args.resolution if len(args.resolution) == 2 else args.resolution[0], "--resolution")
-    device = torch.device("cuda" if args.device in ("gpu", "cuda") else args.device)
-    if args.device == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = _device(args)
     with tempfile.TemporaryDirectory(prefix="gamut-bench-") as tmp:
         root = Path(args.root) if args.root else write_random_images(Path(tmp), args.source, args.images, res)
         dataset = ImageFolderDataset(root, resolution=list(res), channels=get_colorspace(args.space).input_channels)
@@ -355,11 +337,11 @@ def bench_loader(args) -> dict:
 
         for _ in range(args.warmup):
             step()
-        _sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         for _ in range(args.steps):
             step()
-        _sync(device)
+        synchronize(device)
         secs = time.perf_counter() - t0
         del it
         out = {
@@ -396,20 +378,18 @@ def _median_ms(fn, repeats: int, device: torch.device | None = None) -> float:
     times = []
     for _ in range(repeats):
         if device is not None:
-            _sync(device)
+            synchronize(device)
         t0 = time.perf_counter()
         fn()
         if device is not None:
-            _sync(device)
+            synchronize(device)
         times.append((time.perf_counter() - t0) * 1000)
     return round(statistics.median(times), 3)
 
 
 def bench_colorspace(args) -> dict:
     res = parse_resolution(args.resolution if len(args.resolution) == 2 else args.resolution[0], "--resolution")
-    device = torch.device("cuda" if args.device in ("gpu", "cuda") else args.device)
-    if args.device == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = _device(args)
     spaces = list(COLORSPACE_NAMES) if args.space == "all" else [args.space]
     sk = _skimage_pairs()
     g = torch.Generator().manual_seed(0)
@@ -434,7 +414,6 @@ def bench_colorspace(args) -> dict:
         else:
             fwd, inv = sk[name]
             imgs = [a for a in x[:, :3].cpu().permute(0, 2, 3, 1).double().numpy()]
-            enc = [fwd(a) for a in imgs]
 
             def roundtrip() -> None:
                 for a in imgs:
@@ -442,7 +421,6 @@ def bench_colorspace(args) -> dict:
 
             row["skimage_cpu_ms"] = _median_ms(roundtrip, max(1, args.repeats // 2))
             row["skimage_encode_ms"] = _median_ms(lambda: [fwd(a) for a in imgs], max(1, args.repeats // 2))
-            del enc
         rows.append(row)
     return {
         "what": "colorspace", "device": str(device), "resolution": list(res), "batch": args.batch,
@@ -517,6 +495,8 @@ def main(argv: list[str] | None = None) -> dict:
         args.device = "gpu"
     if args.threads is not None and args.what in ("loader", "colorspace"):
         torch.set_num_threads(args.threads)
+    if not args.system_malloc:
+        keep_freed_cpu_memory()
     torch.manual_seed(0)
     if args.nvidia and args.what not in ("stylegan2", "inference"):
         p.error("--nvidia applies to the stylegan2 and inference subcommands")

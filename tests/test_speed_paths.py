@@ -266,6 +266,25 @@ def test_malloc_setting_applies_on_glibc():
         assert keep_freed_cpu_memory() is True and keep_freed_cpu_memory() is True
 
 
+@pytest.mark.parametrize("flag,applied", [([], True), (["--system-malloc"], False)])
+def test_benchmark_applies_the_allocator_setting_unless_told_not_to(monkeypatch, flag, applied):
+    calls = []
+    monkeypatch.setattr(benchmark, "keep_freed_cpu_memory", lambda: calls.append(1) or True)
+    out = benchmark.main(["colorspace", "--space", "rgb", "--resolution", "8", "--batch", "1", "--repeats", "1", *flag])
+    assert out["what"] == "colorspace" and (calls == [1]) is applied
+
+
+def test_training_applies_the_allocator_setting_unless_told_not_to(tiny_cfg, monkeypatch):
+    import src.train
+
+    for setting, applied in ((True, True), (False, False)):
+        calls = []
+        monkeypatch.setattr(src.train, "keep_freed_cpu_memory", lambda: calls.append(1) or True)
+        src.train.train(tiny_cfg(f"cpu_malloc_cache={str(setting).lower()}", "trainer.max_steps=1",
+                                 run_name=f"malloc_{setting}"))
+        assert (calls == [1]) is applied
+
+
 def test_benchmark_reports_phases_and_inference():
     tiny = ["--channel-base", "128", "--channel-max", "16", "--z-dim", "16", "--map-depth", "1", "--system-malloc"]
     out = benchmark.main(["stylegan2", *tiny, "--resolution", "16", "--batch", "2", "--steps", "1", "--warmup", "1"])

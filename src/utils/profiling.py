@@ -157,6 +157,18 @@ def phase_table(rec: PhaseRecorder, intervals: dict[str, int], peak: float) -> t
     return rows, amortized
 
 
+def phase_report(rec: PhaseRecorder, intervals: dict[str, int], peak: float, sec_per_iteration: float) -> dict:
+    """The per-phase part of a training report (gamut's and NVIDIA's alike): the phase table, the
+    amortized iteration from it and, with FLOPs counted, the GFLOP per iteration and fraction of peak."""
+    table, amortized = phase_table(rec, intervals, peak)
+    out = {"phases": table, "sec_per_iteration_from_phases": round(amortized, 4)}
+    if rec.flops:
+        gflop = sum(rec.flops[k] / intervals.get(k, 1) for k in rec.flops) / 1e9
+        out["gflop_per_iteration"] = round(gflop, 3)
+        out["peak_fraction"] = round(gflop / sec_per_iteration / peak, 3)
+    return out
+
+
 def memory_report(device: torch.device) -> dict:
     if device.type == "cuda":
         return {"peak_memory_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1),
