@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from src.utils.profiling import PhaseRecorder, memory_report, peak_gflops, phase_table, synchronize
+from src.utils.profiling import PhaseRecorder, memory_report, peak_gflops, phase_report, synchronize
 
 
 def load(path: str | Path) -> types.SimpleNamespace:
@@ -43,7 +43,8 @@ def load(path: str | Path) -> types.SimpleNamespace:
         from packaging.version import parse
 
         sys.modules["pkg_resources"] = types.SimpleNamespace(parse_version=parse)
-    sys.path.insert(0, str(root))
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
     from training import loss, networks_stylegan2
 
     return types.SimpleNamespace(networks=networks_stylegan2, loss=loss, root=root)
@@ -60,15 +61,11 @@ def _kwargs(args, res: tuple[int, int], device: torch.device) -> tuple[dict, dic
     return g, d
 
 
-def _device(args) -> torch.device:
-    return torch.device("cuda" if args.device in ("gpu", "cuda") else "cpu")
-
-
 def _count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def time_training(path: str, data, args, steps: int, model_flops: dict[str, int]) -> dict:
+def time_training(path: str, data, args, device: torch.device, steps: int, model_flops: dict[str, int]) -> dict:
     """NVIDIA's full iteration: ``args.warmup`` untimed iterations (the first runs every phase), then
     ``steps`` timed ones. Returns a report shaped like gamut's.
 
@@ -77,7 +74,6 @@ def time_training(path: str, data, args, steps: int, model_flops: dict[str, int]
     grouped modulated convolutions directly would inflate their backward FLOPs several times.
     """
     nv = load(path)
-    device = _device(args)
     res = tuple(data.resolution)
     g_kwargs, d_kwargs = _kwargs(args, res, device)
     torch.manual_seed(0)
@@ -140,33 +136,29 @@ def time_training(path: str, data, args, steps: int, model_flops: dict[str, int]
     it = (time.perf_counter() - t0) / steps
 
     peak, source = peak_gflops(device, args.precision)
-    intervals = {"Gmain": 1, "Dmain": 1, "Greg": 4, "Dreg": 16}
-    table, amortized = phase_table(rec, intervals, peak)
-    flops = sum(rec.flops[k] / intervals[k] for k in rec.flops)
+    intervals = {name: interval for name, _, _, interval in phases}
     out = {"model": "nvidia stylegan2", "source": str(nv.root), "device": str(device),
            "precision": "fp16 in the top 4 resolutions" if device.type == "cuda" else "32-true",
            "resolution": list(res), "batch": batch, "timed_iterations": steps,
            "sec_per_iteration": round(it, 4), "images_per_sec": round(batch / it, 3),
            "sec_per_kimg": round(1000 / batch * it, 1), "params_G": _count(G), "params_D": _count(D),
-           "phases": table, "sec_per_iteration_from_phases": round(amortized, 4),
-           "gflop_per_iteration": round(flops / 1e9, 3), "peak_fraction": round(flops / 1e9 / it / peak, 3),
-           "peak_gflops": round(peak, 1), "peak_source": source}
+           **phase_report(rec, intervals, peak, it), "peak_gflops": round(peak, 1), "peak_source": source}
     out.update(memory_report(device))
     return out
 
 
-def time_inference(path: str, args, res: tuple[int, int], time_generator, model_flops: int) -> dict:
+def time_inference(path: str, args, device: torch.device, res: tuple[int, int], time_generator,
+                   model_flops: int) -> dict:
     """NVIDIA's ``G(z, c)`` in eval mode (their grouped modulated convolution), constant noise, fp32
     on CPU, timed by the same ``time_generator`` as gamut's."""
     nv = load(path)
-    device = _device(args)
     g_kwargs, _ = _kwargs(args, res, device)
     torch.manual_seed(0)
     G = nv.networks.Generator(**g_kwargs).eval().requires_grad_(False).to(device)
     c = torch.zeros(args.batch, 0, device=device)
     force_fp32 = device.type != "cuda"
     out = time_generator(G, args, res, "nvidia stylegan2",
-                         call=lambda z: G(z, c, truncation_psi=1, noise_mode="const", force_fp32=force_fp32),
+                         lambda z: G(z, c, truncation_psi=1, noise_mode="const", force_fp32=force_fp32),
                          model_flops=model_flops)
     out["source"] = str(nv.root)
     return out

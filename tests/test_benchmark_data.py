@@ -61,3 +61,5 @@ def test_model_subcommands_time_real_iterations(argv):
         assert out["mode"] == 3
     if argv[0] == "chromagan":
         assert out["teacher"] is False and out["resolution"] == [32, 32]
+    phases = {"G", "D"} if argv[0] == "chromagan" else {"Gmain", "Greg", "Dmain", "Dreg"}
+    assert phases <= set(out["phases"]) and all(out["phases"][k]["gflop"] > 0 for k in phases)

@@ -134,6 +134,16 @@ def test_safetensors_export_reproduces_the_checkpoint_exactly(run, tmp_path):  #
     assert (tmp_path / "l" / "layers.png").is_file()
 
 
+def test_channels_last_loading_gives_the_same_images(run):  # noqa: F811
+    """The inference tools load G channels-last (faster on CPU); the images stay those of the plain G."""
+    ckpt = run / "checkpoints" / "last.ckpt"
+    plain, fast = load_inference(ckpt), load_inference(ckpt, channels_last=True)
+    assert fast.G.synthesis.blocks[1].conv0.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not plain.G.synthesis.blocks[1].conv0.weight.is_contiguous(memory_format=torch.channels_last)
+    z = torch.randn(3, plain.G.z_dim, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(fast.sample(z, psi=0.7), plain.sample(z, psi=0.7), atol=1e-5, rtol=1e-5)
+
+
 def test_torchscript_export_matches_the_generator(model, tmp_path):
     path = export_torchscript(model.G, tmp_path / "G.pt")
     traced = torch.jit.load(str(path))

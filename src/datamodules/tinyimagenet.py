@@ -22,7 +22,6 @@ teacher's 1000 logits that ChromaGAN's class-distribution loss keeps.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 

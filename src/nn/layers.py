@@ -187,11 +187,6 @@ class Conv2dLayer(nn.Module):
                 f"act={self.activation}, down={self.down}")
 
 
-def _no_grad() -> bool:
-    """True outside autograd (``no_grad``/``inference_mode``): fresh intermediates may be overwritten."""
-    return not torch.is_grad_enabled()
-
-
 def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, up: int = 1, demodulate: bool = True,
                      fir: Tensor | None = None, fused: bool = False) -> Tensor:
     """Modulated (and demodulated) convolution of spec §2.
@@ -229,7 +224,8 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, up: int = 1, dem
             x = F.conv2d(x, weight, padding=k // 2)
         if dcoefs is not None:
             d = dcoefs.to(x.dtype).reshape(n, out_ch, 1, 1)
-            x = x.mul_(d) if _no_grad() else x * d  # the conv output is ours to overwrite
+            # outside autograd the conv output is ours to overwrite
+            x = x * d if torch.is_grad_enabled() else x.mul_(d)
     if up > 1:
         # transposed conv gives (H-1)*up + k; the blur with padding 1 (k=3, 4 taps) brings it to H*up.
         kf = fir.numel()
