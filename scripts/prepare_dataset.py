@@ -1,7 +1,8 @@
 """Pack a folder of images (or an FFHQ download, or a zip) into a stylegan2-ada dataset_tool zip.
 
     python scripts/prepare_dataset.py source=DIR_OR_FFHQ_TREE out=FILE.zip resolution=256 \\
-        [resize_filter=box] [channels=3] [workers=2] [overwrite=false] [max_images=null] [compress_level=0]
+        [resize_filter=box] [channels=3] [workers=2] [overwrite=false] [max_images=null] [compress_level=0] \\
+        [use_labels=null]
 
 The zip has what NVlabs' ``dataset_tool.py`` writes: ``00000/img00000000.png``, ``00000/img00000001.png``, ...
 (PNGs named by a running index, 1000 per folder) and ``dataset.json`` with
@@ -11,7 +12,8 @@ The zip has what NVlabs' ``dataset_tool.py`` writes: ``00000/img00000000.png``, 
 
 ``count``, ``resolution`` ``[h, w]``, ``channels``, ``resize_filter``, ``skipped`` (the bad files,
 by name, with the reason), ``sha256`` (over each image's decoded uint8 pixels in ``[C, H, W]`` order,
-images in archive order: ``ImageFolderDataset(out)`` gives the same hash), ``source``, ``labels``.
+images in archive order: ``ImageFolderDataset(out)`` gives the same hash), ``source``, ``labels``,
+``class_names`` (the class subfolders when the labels come from them, else null).
 
 Keys: ``source`` (a folder searched recursively; an FFHQ root holding ``images1024x1024/`` (or
 ``thumbnails128x128/``) is read from that folder; or a zip), ``out`` (the ``.zip`` to write),
@@ -21,7 +23,11 @@ bilinear nearest; box is the StyleGAN2 paper's), ``channels`` (1, 3 or 4), ``wor
 processes; 0 = in this process), ``overwrite`` (replace an existing ``out``), ``max_images`` (stop
 after this many images), ``compress_level`` (PNG zlib level 0-9; 0 as dataset_tool).
 
-Labels come from a ``dataset.json`` in the source (folder or zip) in dataset_tool's format. The
+``use_labels`` (null: carry over the labels of a ``dataset.json`` in the source (folder or zip) in
+dataset_tool's format, when there is one; true: those, else one class per top-level subfolder of
+the source folder, class index = position in the sorted subfolder names (``manifest.json`` lists
+them as ``class_names``), and an image directly in the folder is an error; false: write
+``"labels": null``). The same parser reads labels here and in ``src/datamodules/readers.py``. The
 zip is written to a temporary file next to ``out`` and renamed when complete, so ``out`` is never
 left half-written. Bad files (corrupt, empty, too small) are skipped and listed.
 """
@@ -57,7 +63,7 @@ from src.utils.io import atomic_write  # noqa: E402
 from src.utils.resolution import parse_resolution  # noqa: E402
 
 DEFAULTS = dict(source=None, out=None, resolution=256, resize_filter="box", channels=3, workers=2,
-                overwrite=False, max_images=None, compress_level=0)
+                overwrite=False, max_images=None, compress_level=0, use_labels=None)
 
 _PNG_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 
@@ -94,6 +100,8 @@ def parse_args(argv: list[str]):
         raise fail(f"max_images={cfg.max_images!r}: expected a positive integer or null")
     if not isinstance(cfg.compress_level, int) or not 0 <= cfg.compress_level <= 9:
         raise fail(f"compress_level={cfg.compress_level!r}: expected 0-9")
+    if cfg.use_labels not in (None, True, False):
+        raise fail(f"use_labels={cfg.use_labels!r}: expected true, false or null")
     return cfg
 
 
@@ -109,26 +117,22 @@ def open_input(source: str | Path) -> FolderSource | ZipSource:
         raise fail(str(e).replace("data.root", "source")) from None
 
 
-def source_labels(src: FolderSource | ZipSource) -> list[int] | None:
-    """Labels from the source's ``dataset.json`` (dataset_tool format), per listed image, or None."""
-    if isinstance(src, ZipSource):
-        return src.labels
-    meta = Path(src.root) / "dataset.json"
-    if not meta.is_file():
+def source_labels(src: FolderSource | ZipSource, use_labels: bool | None = None) -> list[int] | None:
+    """The class index of each listed source image, or None to write ``"labels": null``.
+
+    ``use_labels`` null: the labels of a ``dataset.json`` in the source, when it has one; true: those,
+    else (folders) one class per top-level subfolder in sorted name order, and no labels is an error;
+    false: none. The readers' parser reads every ``dataset.json`` (:func:`src.datamodules.labels.parse_labels`).
+    """
+    if use_labels is False:
         return None
     try:
-        raw = json.loads(meta.read_text()).get("labels")
-    except (ValueError, AttributeError) as e:
-        raise fail(f"{meta}: not a JSON object with a 'labels' key ({e})") from None
-    if raw is None:
-        return None
-    table = {str(name).replace("\\", "/"): label for name, label in raw}
-    labels = []
-    for i in range(len(src)):
-        name = src.name(i)
-        if name not in table:
-            raise fail(f"{meta}: no label for {name}")
-        labels.append(table[name])
+        labels = src.class_labels() if use_labels else src.labels
+    except ValueError as e:
+        raise fail(f"use_labels={'true' if use_labels else 'null'}: {e}") from None
+    if labels is None and use_labels:
+        raise fail(f"use_labels=true but {src.root} has no labels "
+                   f"(a zip without dataset.json, or \"labels\": null in it)")
     return labels
 
 
@@ -213,7 +217,8 @@ def prepare(cfg) -> dict[str, Any]:
     if out.exists() and not cfg.overwrite:
         raise fail(f"out={out} already exists; pass overwrite=true to replace it")
     src = open_input(cfg.source)
-    labels = source_labels(src)
+    labels = source_labels(src, cfg.use_labels)
+    class_names = src.class_names if labels is not None else None
     opts = dict(channels=int(cfg.channels), resolution=list(cfg.resolution), resize_filter=str(cfg.resize_filter),
                 compress_level=int(cfg.compress_level))
     total = len(src) if cfg.max_images is None else min(len(src), int(cfg.max_images))
@@ -260,6 +265,7 @@ def prepare(cfg) -> dict[str, Any]:
                     "channels": opts["channels"],
                     "resize_filter": opts["resize_filter"],
                     "labels": labels is not None,
+                    "class_names": class_names,
                     "skipped_count": len(skipped),
                     "skipped": skipped,
                     "sha256": digest.hexdigest(),

@@ -4,7 +4,7 @@ and the color conversion on the device.
 Readers return ``{"image": uint8 [C, H, W], "label": int64 []}`` with ``C`` equal to the color
 space's ``input_channels`` (4 for rgba, else 3). After the batch reaches the device,
 :meth:`ImageDataModule.on_after_batch_transfer` scales it to ``[0, 1]`` and encodes it into the
-model's color space in float32 with autocast disabled, batched (DESIGN.md, "Data"; spec platforms §6).
+model's color space in float32 with autocast disabled, batched (``kornia.color``; docs/architecture.md).
 
 Exact resume: the train loader walks an :class:`~src.datamodules.sampler.InfiniteSampler` from the
 number of samples this rank has consumed, which is counted on every training batch and saved in the
@@ -35,6 +35,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from src.datamodules.colorspaces import ColorSpace, get_colorspace
+from src.datamodules.labels import class_frequencies
 from src.datamodules.sampler import InfiniteSampler
 from src.utils.resolution import parse_size
 
@@ -79,6 +80,7 @@ class ImageDataModule(pl.LightningDataModule):
         shuffle: shuffle each pass of the infinite stream.
         xflip: flip training images horizontally with probability 1/2, on the device (module docstring).
         val_dataset: optional dataset (or callable building one) for a finite, ordered val loader.
+        limit_images: train on the first this many images only (``debug=overfit``); None = all.
         **dataset_options: keys of the data node that its dataset node interpolates (``data.root``,
             ``data.resize_filter``, ``data.strict``, ...); kept in the hyperparameters, otherwise unused.
     """
@@ -96,13 +98,14 @@ class ImageDataModule(pl.LightningDataModule):
         shuffle: bool = True,
         xflip: bool = False,
         val_dataset: Dataset | Callable[[], Dataset] | None = None,
+        limit_images: int | None = None,
         **dataset_options: Any,
     ) -> None:
         super().__init__()
         self._colorspace = get_colorspace(colorspace, "colorspace.name")
         self._resolution = None if resolution is None else parse_size(_plain(resolution), "data.resolution")
         # save_hyperparameters reads the arguments' current values: make them plain types first,
-        # since checkpoints carry them and load with weights_only=True (spec platforms §3).
+        # since checkpoints carry them and load with weights_only=True (torch >= 2.6 default).
         colorspace = self._colorspace.name
         resolution = _plain(resolution)
         dataset_options = {k: _plain(v) for k, v in dataset_options.items()}
@@ -111,6 +114,9 @@ class ImageDataModule(pl.LightningDataModule):
             raise ValueError(f"data.batch_size={batch_size!r}: expected a positive integer")
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"data.num_workers={num_workers!r}: expected a non-negative integer")
+        if limit_images is not None and (isinstance(limit_images, bool) or not isinstance(limit_images, int)
+                                         or limit_images < 1):
+            raise ValueError(f"data.limit_images={limit_images!r}: expected a positive integer or null")
 
         if isinstance(dataset, Dataset) or (
             not isinstance(dataset, type) and hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")
@@ -219,6 +225,27 @@ class ImageDataModule(pl.LightningDataModule):
         return int(getattr(self.dataset, "num_classes", 0) or 0)
 
     @property
+    def label_counts(self) -> torch.Tensor | None:
+        """Training images per class, int64 ``[num_classes]``: the dataset's ``label_counts``, else counted
+        from its ``labels`` list; None when the data has no labels or does not list them."""
+        num_classes = self.num_classes
+        if not num_classes:
+            return None
+        counts = getattr(self.dataset, "label_counts", None)
+        if counts is None:
+            labels = getattr(self.dataset, "labels", None)
+            if not isinstance(labels, Sequence) or len(labels) != len(self.dataset):
+                return None
+            counts = torch.bincount(torch.as_tensor(list(labels), dtype=torch.int64), minlength=num_classes)
+        return torch.as_tensor(counts, dtype=torch.int64)
+
+    @property
+    def label_distribution(self) -> torch.Tensor | None:
+        """The empirical class frequencies, float32 ``[num_classes]`` summing to 1, that a conditional
+        model draws generated labels from; None when :attr:`label_counts` is None."""
+        return class_frequencies(self.label_counts)
+
+    @property
     def resolution(self) -> tuple[int, int]:
         """``(height, width)`` of the images: the dataset's, else ``data.resolution``, else the first image's."""
         res = getattr(self.dataset, "resolution", None)
@@ -260,8 +287,12 @@ class ImageDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
+        size = len(self.dataset)
+        limit = self.hparams.limit_images
+        if limit is not None:  # debug=overfit: train on the first `limit` images only
+            size = min(size, limit)
         sampler = InfiniteSampler(
-            len(self.dataset),
+            size,
             seed=self.hparams.seed,
             rank=trainer.global_rank if trainer is not None else 0,
             world_size=trainer.world_size if trainer is not None else 1,

@@ -4,11 +4,13 @@ stylegan2-ada ``dataset_tool.py`` zip, and serve them as a map-style dataset.
 ``decode_image`` normalises every PIL mode to 1 (luminance), 3 (RGB) or 4 (RGBA) channels, then
 center-crops to the target aspect ratio and resizes with a named filter. ``box`` is the default:
 FFHQ-256 FIDs depend on the downscaling filter, and the StyleGAN2 paper numbers come from
-box-filtered data (spec stylegan2 §3.1 caveat; ``dataset_tool.py --resize-filter=box``). Images
+box-filtered data (stylegan2-ada-pytorch ``dataset_tool.py --resize-filter=box``, issue #283). Images
 smaller than the target are refused rather than silently upsampled, unless ``allow_upscale=True``.
 
 Sources list files deterministically (sorted relative POSIX paths) and return raw bytes; a zip is
 opened lazily in each process, so DataLoader workers never share a zip handle across ``fork``.
+Labels (``use_labels``) come from a ``dataset.json`` in the zip or folder, else from a folder's
+top-level subfolders, one class each in sorted name order (``src/datamodules/labels.py``).
 
 Bad inputs (:class:`ImageFolderDataset`): corrupt, truncated, zero-byte or non-image files and
 images smaller than the target are skipped and counted (``bad_files``), with one warning per
@@ -22,7 +24,6 @@ from __future__ import annotations
 import abc
 
 import io
-import json
 import os
 import warnings
 import zipfile
@@ -35,6 +36,7 @@ import PIL.Image
 import torch
 from torch.utils.data import Dataset
 
+from src.datamodules.labels import parse_labels, subfolder_labels
 from src.utils.resolution import parse_size
 
 __all__ = [
@@ -55,7 +57,7 @@ __all__ = [
 
 RESIZE_FILTERS: tuple[str, ...] = ("box", "lanczos", "bicubic", "bilinear", "nearest")
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
-# The official FFHQ download's image trees, in order of preference (spec stylegan2 §3.1).
+# The official FFHQ download's image trees, in order of preference (NVlabs/ffhq-dataset).
 FFHQ_SUBFOLDERS: tuple[str, ...] = ("images1024x1024", "thumbnails128x128")
 
 _RESAMPLE = {
@@ -66,6 +68,7 @@ _RESAMPLE = {
     "nearest": PIL.Image.Resampling.NEAREST,
 }
 _MAX_NAMED = 5  # bad files named in one warning
+LABEL_FILE = "dataset.json"  # dataset_tool's label file, at the top of a zip or folder
 
 
 class BadImageError(ValueError):
@@ -223,10 +226,9 @@ class FolderSource:
     """Every image file under ``root`` (recursive, following links), sorted by relative POSIX path.
 
     Hidden files and folders (``.name``) are skipped; files without an image extension are not
-    listed and are counted in :attr:`ignored`. Folders carry no labels (:attr:`labels` is ``None``).
+    listed and are counted in :attr:`ignored` (a ``dataset.json`` at the top is not counted).
+    Labels are read on first use: :attr:`labels` (``dataset.json``) and :meth:`class_labels`.
     """
-
-    labels: list[int] | None = None
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser()
@@ -242,7 +244,7 @@ class FolderSource:
             for f in filenames:
                 if is_image_name(f):
                     names.append(f if rel == "." else f"{rel}/{f}")
-                else:
+                elif not (rel == "." and f == LABEL_FILE):
                     ignored += 1
         if not names:
             raise ValueError(
@@ -251,7 +253,34 @@ class FolderSource:
             )
         self._names = sorted(names)
         self.ignored = ignored
-        self.labels = None
+        self._json_labels: list[int] | None = None
+        self._json_read = False
+        self.class_names: list[str] | None = None  # the class subfolders, once class_labels() read them
+
+    @property
+    def label_file(self) -> Path | None:
+        """``dataset.json`` at the top of the folder, or None when there is none."""
+        path = self.root / LABEL_FILE
+        return path if path.is_file() else None
+
+    @property
+    def labels(self) -> list[int] | None:
+        """The labels of ``dataset.json`` at the top of the folder, per listed image, read on first use;
+        None without that file or for ``"labels": null`` (as :attr:`ZipSource.labels`)."""
+        if not self._json_read:
+            meta = self.label_file
+            self._json_labels = None if meta is None else parse_labels(meta.read_bytes(), self._names, str(meta))
+            self._json_read = True
+        return self._json_labels
+
+    def class_labels(self) -> list[int] | None:
+        """The labels ``use_labels`` reads: :attr:`labels` when the folder has a ``dataset.json`` (it wins),
+        else one class per top-level subfolder in sorted name order (:func:`subfolder_labels`, which
+        raises naming an image directly in the folder); the latter also sets :attr:`class_names`."""
+        if self.label_file is not None:
+            return self.labels
+        labels, self.class_names = subfolder_labels(self._names, str(self.root))
+        return labels
 
     def __len__(self) -> int:
         return len(self._names)
@@ -286,13 +315,13 @@ class ZipSource:
         try:
             with zipfile.ZipFile(self.root) as z:
                 infos = [i for i in z.infolist() if not i.is_dir()]
-                meta = z.read("dataset.json") if "dataset.json" in z.namelist() else None
+                meta = z.read(LABEL_FILE) if LABEL_FILE in z.namelist() else None
         except (zipfile.BadZipFile, OSError) as e:
             raise ValueError(f"data.root: {self.root} is not a readable zip file ({e})") from e
         names, ignored = [], 0
         for info in infos:
             if info.filename.startswith("__MACOSX/") or not is_image_name(info.filename):
-                ignored += 1 if info.filename not in ("dataset.json", "manifest.json") else 0
+                ignored += 1 if info.filename not in (LABEL_FILE, "manifest.json") else 0
             else:
                 names.append(info.filename)
         if not names:
@@ -300,32 +329,15 @@ class ZipSource:
         self._names = sorted(names)
         self.ignored = ignored
         self.labels = self._parse_labels(meta)
+        self.class_names: list[str] | None = None  # a zip's labels come from dataset.json only
+
+    def class_labels(self) -> list[int] | None:
+        """The labels ``use_labels`` reads: a zip's come from its ``dataset.json`` only (:attr:`labels`)."""
+        return self.labels
 
     def _parse_labels(self, meta: bytes | None) -> list[int] | None:
-        if meta is None:
-            return None
-        where = f"{self.root}/dataset.json"
-        try:
-            raw = json.loads(meta).get("labels")
-        except (ValueError, AttributeError) as e:
-            raise ValueError(f"{where}: not a JSON object with a 'labels' key ({e})") from e
-        if raw is None:
-            return None
-        try:
-            table = {str(fname).replace("\\", "/"): label for fname, label in raw}
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"{where}: 'labels' must be a list of [file name, label] pairs") from e
-        labels = []
-        for n in self._names:
-            if n not in table:
-                raise ValueError(f"{where}: no label for {n}")
-            label = table[n]
-            if isinstance(label, list) and len(label) == 1:
-                label = label[0]
-            if isinstance(label, bool) or not isinstance(label, int) or label < 0:
-                raise ValueError(f"{where}: label of {n} is {label!r}; only non-negative integer class labels are supported")
-            labels.append(label)
-        return labels
+        """The zip's ``dataset.json`` labels per listed image (:func:`parse_labels`); None without them."""
+        return None if meta is None else parse_labels(meta, self._names, f"{self.root}/{LABEL_FILE}")
 
     def __len__(self) -> int:
         return len(self._names)
@@ -484,7 +496,9 @@ class ImageFolderDataset(SkippingImageDataset):
         resolution: int or ``[height, width]``, each side ``4 * 2**k`` (``data.resolution``).
         channels: 1, 3 or 4 (the color space's ``input_channels``).
         resize_filter: one of :data:`RESIZE_FILTERS` (``data.resize_filter``).
-        use_labels: return the zip's ``dataset.json`` labels (``data.use_labels``).
+        use_labels: return class labels (``data.use_labels``): from the ``dataset.json`` of a zip or
+            folder, else (folders) one class per top-level subfolder in sorted name order; an image
+            directly in such a folder is a ``ValueError`` naming it.
         strict: raise on the first bad file instead of skipping it (``data.strict``).
         max_images: keep a subset of this size: ``max_images`` indices drawn with a fixed seed (0),
             kept in sorted order (as stylegan2-ada's ``--max-size``); ``None`` keeps all.
@@ -531,18 +545,35 @@ class ImageFolderDataset(SkippingImageDataset):
             self._indices = list(range(n))
 
         self.use_labels = bool(use_labels)
+        self._labels: list[int] | None = None
+        self.num_classes = 0
+        self.class_names: list[str] | None = None
         if self.use_labels:
-            labels = self.source.labels
-            if labels is None:
-                raise ValueError(
-                    f"data.use_labels=true but {self.source.root} has no labels (only a dataset_tool "
-                    f"zip with dataset.json labels has them); set data.use_labels=false"
-                )
-            self._labels: list[int] | None = [labels[i] for i in self._indices]
+            labels = self._source_labels()
+            self._labels = [labels[i] for i in self._indices]
             self.num_classes = max(labels) + 1
-        else:
-            self._labels = None
-            self.num_classes = 0
+            self.class_names = self.source.class_names
+
+    def _source_labels(self) -> list[int]:
+        """The source's labels; one ``ValueError`` naming ``data.use_labels`` and the file when there are none."""
+        try:
+            labels = self.source.class_labels()
+        except ValueError as e:
+            raise ValueError(f"data.use_labels=true: {e}") from e
+        if labels is None:
+            raise ValueError(
+                f"data.use_labels=true but {self.source.root} has no labels (a zip needs dataset.json labels; "
+                f"a folder needs class subfolders or a dataset.json with labels); set data.use_labels=false"
+            )
+        return labels
+
+    @property
+    def label_counts(self) -> torch.Tensor | None:
+        """Images per class, int64 ``[num_classes]``, over the images used (after ``max_images``);
+        None without labels."""
+        if self._labels is None:
+            return None
+        return torch.bincount(torch.tensor(self._labels, dtype=torch.int64), minlength=self.num_classes)
 
     @property
     def ignored(self) -> int:

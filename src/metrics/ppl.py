@@ -1,4 +1,4 @@
-"""Perceptual path length (spec stylegan2 §3; protocol of spec segan §4).
+"""Perceptual path length (Karras et al. 2019, StyleGAN, §4.1; NVIDIA's perceptual_path_length.py).
 
 For pairs (z0, z1): interpolate at t and t + eps (slerp in Z, or lerp in W after the mapping),
 synthesize both with the *same* noise, measure LPIPS-VGG between the two images, divide by eps^2.
@@ -49,7 +49,7 @@ def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
 def percentile_filtered_mean(values: Tensor, lo: float = 1.0, hi: float = 99.0) -> Tensor:
     """Mean of ``values`` within [lo-th percentile ('lower'), hi-th percentile ('higher')], inclusive.
 
-    NVIDIA's outlier rule for PPL (spec stylegan2 §3): the bounds are sample values, so nothing
+    NVIDIA's outlier rule for PPL (perceptual_path_length.py): the bounds are sample values, so nothing
     is dropped for tiny or constant inputs.
     """
     v = values.detach().double().flatten()
@@ -108,7 +108,7 @@ def path_distances(G, lpips: Callable[[Tensor, Tensor], Tensor], to_rgb: Callabl
     ``G`` has ``mapping(z, c) -> ws [N, num_ws, w_dim]`` and ``synthesis(ws, noise_mode=...)``;
     ``to_rgb`` maps its output to RGB in [0, 1]. Each pair keeps one noise draw for all its images
     (``noise_mode='random'`` re-seeded with ``noise_seed`` per synthesis call), so only the latent
-    step changes the image (spec segan §4, "fixed noise per pair").
+    step changes the image (SEGan_Pytorch redraws noise per image, which inflates PPL).
     """
     if space not in ("z", "w"):
         raise ValueError(f"space={space!r}: expected 'z' or 'w'")
@@ -139,7 +139,7 @@ def ppl_metrics(module, lpips, spaces: Sequence[str], epsilons: Sequence[float],
     ``num_samples`` pairs in all, split over ``world_size`` processes and synced by torchmetrics.
     Latents, t and noise seeds come from a CPU generator seeded with ``(seed, rank)``.
     """
-    from src.metrics.generated import shard, to_display_rgb
+    from src.metrics.generated import generated_labels, shard, to_display_rgb
 
     G = module.G_ema
     device = module.device
@@ -157,7 +157,7 @@ def ppl_metrics(module, lpips, spaces: Sequence[str], epsilons: Sequence[float],
             z0 = torch.randn(n, G.z_dim, generator=generator)
             z1 = torch.randn(n, G.z_dim, generator=generator)
             t = torch.rand(n, generator=generator) if sampling == "full" else torch.zeros(n)
-            labels = torch.randint(0, module.num_classes, (n,), generator=generator) if module.num_classes else None
+            labels = generated_labels(module, n, generator)
             noise_seed = int(torch.randint(0, 2**62, (), generator=generator))
             c = module.labels_to_onehot(None if labels is None else labels.to(device))
             d = path_distances(G, lpips, to_rgb, z0.to(device), z1.to(device), c, t.to(device), epsilons,

@@ -1,6 +1,6 @@
 """StyleGAN2 LightningModule: four-phase manual optimization with lazy regularization.
 
-Phases per iteration (spec stylegan2 §1.4, §7, in the order of stylegan2-ada-pytorch):
+Phases per iteration (in the order of stylegan2-ada-pytorch, training/training_loop.py):
 ``Gmain`` (non-saturating loss), ``Greg`` (path length, every ``pl_interval`` iterations, gain =
 interval), ``Dmain`` (logistic loss), ``Dreg`` (R1, every ``r1_interval`` iterations, gain = interval).
 Each phase draws its own z and steps its optimizer; each Adam is built with the lazy-regularization
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from src.datamodules.colorspaces import get_colorspace
+from src.datamodules.labels import draw_labels
 from src.modules.base import GANModule, merge_options
 from src.modules.stylegan2 import losses
 from src.modules.stylegan2.discriminator import Discriminator
@@ -69,6 +70,9 @@ class StyleGAN2(GANModule):
         # G has no dropout or batch norm, so train/eval mode is irrelevant; G_ema is never trained.
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
         self.register_buffer("pl_mean", torch.zeros([]))
+        # The data's class frequencies for generated labels (set before fit); all zeros = not known.
+        self.register_buffer("label_distribution", torch.zeros([num_classes]))
+        self.register_load_state_dict_pre_hook(_default_label_distribution)
 
     # Network factories (hooks: SEGAN builds its generator and a D with its own channel_max).
 
@@ -124,10 +128,31 @@ class StyleGAN2(GANModule):
         return ws
 
     def _random_labels(self, n: int) -> Tensor | None:
+        """One-hot labels of ``n`` generated images (this rank's rows of one global draw), None if unconditional.
+
+        Drawn from :attr:`label_distribution`, the training data's class frequencies, as NVIDIA's
+        stylegan2-ada-pytorch training/training_loop.py draws ``gen_c`` from ``training_set.get_label``;
+        uniform over the classes only while no distribution is known (all zeros).
+        """
         if self.num_classes == 0:
             return None
-        labels = torch.randint(0, self.num_classes, (n * self._world,), device=self.device)[self._rank::self._world]
+        distribution = self.label_distribution
+        labels = self.draw(lambda m, device: draw_labels(distribution, self.num_classes, m, device=device), n)
         return F.one_hot(labels, self.num_classes).float()
+
+    def set_label_distribution(self, frequencies: Tensor | None) -> None:
+        """Store the data's class frequencies ``[num_classes]`` (None: leave as is); checkpoints carry them."""
+        if frequencies is None or self.num_classes == 0:
+            return
+        frequencies = torch.as_tensor(frequencies, dtype=torch.float32).flatten()
+        if frequencies.numel() != self.num_classes:
+            raise ValueError(f"the data has {frequencies.numel()} classes but model.num_classes={self.num_classes}")
+        self.label_distribution.copy_(frequencies / frequencies.sum())
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        datamodule = getattr(self.trainer, "datamodule", None)
+        self.set_label_distribution(getattr(datamodule, "label_distribution", None))
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
         cfg = self.loss_cfg
@@ -153,7 +178,7 @@ class StyleGAN2(GANModule):
 
             # Greg: path length on batch // shrink samples, every pl_interval iterations.
             if cfg["pl_weight"] > 0 and it % cfg["pl_interval"] == 0:
-                with self.phase("Greg"), self.fp32():  # double backward in fp32 (spec platforms §3)
+                with self.phase("Greg"), self.fp32():  # double backward in fp32 (fp16 R1/PL diverge in mmagic)
                     m = max(n // cfg["pl_batch_shrink"], 1)
                     c = self._random_labels(m)
                     ws = self._mapping(self.draw(torch.randn, m, self.G.z_dim), c)
@@ -188,7 +213,7 @@ class StyleGAN2(GANModule):
 
             # Dreg: R1 on reals every r1_interval iterations.
             if cfg["r1_gamma"] > 0 and it % cfg["r1_interval"] == 0:
-                with self.phase("Dreg"), self.fp32():  # double backward in fp32 (spec platforms §3)
+                with self.phase("Dreg"), self.fp32():  # double backward in fp32 (fp16 R1/PL diverge in mmagic)
                     real_r = real.detach().float().requires_grad_(True)
                     logits = self.D(real_r, real_c)
                     loss_r1 = losses.r1_penalty(logits, real_r).mean() * (cfg["r1_gamma"] / 2)
@@ -233,3 +258,10 @@ class StyleGAN2(GANModule):
         torch._foreach_lerp_(ema_params, params, 1.0 - beta)
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
             b_ema.copy_(b)
+
+
+def _default_label_distribution(module, state_dict, prefix, *args) -> None:
+    """Load pre-hook: a checkpoint from before ``label_distribution`` existed loads with it unknown (zeros)."""
+    key = prefix + "label_distribution"
+    if key not in state_dict:
+        state_dict[key] = torch.zeros_like(module.label_distribution)
