@@ -9,7 +9,7 @@ states are restored right before the first resumed step, so nothing done while r
 (network init, data set-up) shifts the random stream. A fresh run re-seeds at that point too, as
 Lightning's DDP re-seeds each rank after the model is built, so 1 and N processes draw the same numbers.
 
-**Multi-process (DDP, spec platforms §3 option c).** Lightning's DDP wrapper is kept for its start-up
+**Multi-process (DDP, as stylegan3's training loop).** Lightning's DDP wrapper is kept for its start-up
 broadcast and per-forward buffer sync, but its gradient hooks are switched off
 (:meth:`begin_iteration`); :meth:`step` averages each phase's gradients itself with one flat
 ``all_reduce``. So every phase, double backward and lazy intervals included, syncs exactly the
@@ -43,7 +43,7 @@ import torch
 from lightning_fabric.utilities.seed import reset_seed
 from torch import Tensor
 
-__all__ = ["GANModule", "merge_options", "DEFAULT_PERF"]
+__all__ = ["GANModule", "merge_options", "sanitize_grads", "DEFAULT_PERF"]
 
 DEFAULT_PERF = dict(channels_last=False, compile=False)
 
@@ -56,6 +56,28 @@ def merge_options(defaults: dict, given: dict | None, key: str) -> dict:
         raise ValueError(f"unknown key(s) {', '.join(f'{key}.{u}' for u in unknown)}; "
                          f"allowed: {', '.join(f'{key}.{k}' for k in defaults)}")
     return {**defaults, **given}
+
+
+#: what :func:`sanitize_grads` puts in place of +-Inf (NVIDIA's ``posinf=1e5, neginf=-1e5``)
+GRAD_INF_VALUE = 1e5
+
+
+def sanitize_grads(optimizer) -> None:
+    """In place on the gradients of ``optimizer``'s parameters: NaN -> 0, +-Inf -> +-1e5.
+
+    ``torch.nan_to_num(grad, nan=0, posinf=1e5, neginf=-1e5)`` as NVlabs/stylegan3
+    training/training_loop.py, one in-place pass per gradient, with no host sync. Finite values
+    pass unchanged, however large; in a float16 gradient the replacement is float16's largest
+    value. (PyTorch has no ``_foreach`` nan_to_num; NVIDIA's flat buffer (concatenate, clean, copy
+    back) measured 16x slower than this loop on CPU for a 24M-parameter G, 165 ms against 10 ms,
+    next to a 220 ms Adam step, for its extra allocation and two extra passes over memory.)
+    """
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            grad = p.grad
+            if grad is not None:
+                big = min(GRAD_INF_VALUE, torch.finfo(grad.dtype).max)
+                grad.nan_to_num_(nan=0.0, posinf=big, neginf=-big)
 
 
 class GANModule(pl.LightningModule):
@@ -72,6 +94,7 @@ class GANModule(pl.LightningModule):
         super().__init__()
         self.perf = merge_options(DEFAULT_PERF, perf, "model.perf")
         self.phase_recorder = None  # set by scripts/benchmark.py; see :meth:`phase`
+        self.run_config: dict | None = None  # set by src/train.py; saved in checkpoints under gamut.config
         self._compiled: dict[int, _CompiledOrEager] = {}
         self.automatic_optimization = False
         self.cur_nimg = 0
@@ -114,14 +137,37 @@ class GANModule(pl.LightningModule):
     # Steps, draws, precision.
 
     def step(self, opt, loss: Tensor) -> None:
-        """Backward ``loss`` into ``opt``'s parameters, average their gradients over the ranks, step."""
+        """Backward ``loss`` into ``opt``'s parameters, average their gradients over the ranks,
+        sanitize them, step.
+
+        **Gradient hygiene (as NVlabs/stylegan3 training/training_loop.py).** Before the optimizer
+        uses them, NaN gradients become 0 and +-Inf become +-1e5 (``torch.nan_to_num(grad, nan=0,
+        posinf=1e5, neginf=-1e5)``), after the rank averaging, in every family: one bad sample or
+        one overflowing regularizer costs a large but finite step instead of NaN weights forever.
+        The non-finite *loss* check (:meth:`check_finite`) is kept: it reports a run that has gone
+        bad instead of letting it train on clipped garbage.
+
+        The cleaning runs in :meth:`on_before_optimizer_step`, which Lightning calls inside
+        ``opt.step()``, right before the update and (under fp16 loss scaling) *after* the
+        GradScaler's ``unscale_``. Cleaning before that would turn an overflowed (Inf) scaled
+        gradient into a finite 1e5 and hide the overflow from the scaler, which would then neither
+        skip the step nor back off its scale. After ``unscale_`` the scaler has already recorded the
+        overflow and still skips the step; a step it does take has every gradient finite, and the
+        cleaning is then a no-op (or catches a finite gradient that overflows when divided by a
+        loss scale below 1). So Lightning's GradScaler semantics are unchanged, and without loss
+        scaling (fp32, bf16) every step is cleaned, NVIDIA's way.
+        """
         self._use_scaler_of(opt)
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         if self._world > 1:
             self._average_grads(opt)
-        opt.step()
+        opt.step()  # -> on_before_optimizer_step: nan_to_num on the gradients, then the update
         self._nonfinite |= ~torch.isfinite(loss.detach())
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """Lightning's hook right before each update (after ``unscale_`` under fp16): see :meth:`step`."""
+        sanitize_grads(optimizer)
 
     def _use_scaler_of(self, opt) -> None:
         """Under fp16 loss scaling, put ``opt``'s own GradScaler into the precision plugin."""
@@ -219,6 +265,8 @@ class GANModule(pl.LightningModule):
         checkpoint["gamut"] = {"cur_nimg": self.cur_nimg, "iteration": self.iteration, "rng": rng,
                                "colorspace": self.colorspace.name,
                                "module": f"{type(self).__module__}.{type(self).__qualname__}"}
+        if self.run_config is not None:  # the run's resolved config (src/train.py): resume without its folder
+            checkpoint["gamut"]["config"] = self.run_config
         if self._scalers:
             checkpoint["gamut"]["grad_scalers"] = [self._scalers[i].state_dict() for i in sorted(self._scalers)]
 
