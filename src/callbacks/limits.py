@@ -1,29 +1,108 @@
-"""Training length in iterations (one G and one D update on one minibatch)."""
+"""Training length: ``trainer.max_steps`` (iterations) or ``trainer.max_kimg`` (thousands of images).
+
+One iteration is one G and one D update on one minibatch. ``max_kimg`` counts the images of all
+devices together, as NVIDIA's ``--kimg`` (training/training_loop.py: ``done = cur_nimg >=
+total_kimg * 1000``): the run stops at the first iteration where ``cur_nimg >= max_kimg * 1000``.
+At most one of the two is set (src/utils/validation.py); neither (null, or ``max_steps=-1``)
+means no limit: the run goes on until ``trainer.max_time`` or Ctrl-C.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
+#: keys of ``trainer`` that gamut reads itself and that pytorch_lightning.Trainer does not take
+GAMUT_TRAINER_KEYS = ("max_kimg",)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The run's length: ``max_steps`` iterations or ``max_kimg`` thousand images (None: not set)."""
+
+    max_steps: int | None = None
+    max_kimg: float | None = None
+
+    @property
+    def unlimited(self) -> bool:
+        return self.max_steps is None and self.max_kimg is None
+
+    @property
+    def max_nimg(self) -> float | None:
+        return None if self.max_kimg is None else self.max_kimg * 1000
+
+    def describe(self) -> str:
+        """The key that sets the length, as written on the command line."""
+        if self.max_kimg is not None:
+            return f"trainer.max_kimg={self.max_kimg:g}"
+        if self.max_steps is not None:
+            return f"trainer.max_steps={self.max_steps}"
+        return "no limit"
+
+    def key(self) -> str:
+        return "trainer.max_kimg" if self.max_kimg is not None else "trainer.max_steps"
+
+
+def _number(value):
+    return None if isinstance(value, bool) or not isinstance(value, (int, float)) else value
+
+
+def limits_from_config(trainer_cfg) -> Limits:
+    """The limits of a ``trainer`` config node. Lenient: a value that is not a valid limit (negative,
+    not a number) counts as unset; src/utils/validation.py refuses those before training."""
+    steps = _number(trainer_cfg.get("max_steps")) if trainer_cfg is not None else None
+    kimg = _number(trainer_cfg.get("max_kimg")) if trainer_cfg is not None else None
+    steps = int(steps) if steps is not None and steps >= 0 else None
+    kimg = float(kimg) if kimg is not None and kimg >= 0 else None
+    return Limits(max_steps=steps, max_kimg=kimg)
+
+
+def reached(limits: Limits, iteration: int, cur_nimg: int) -> bool:
+    """True when a set limit is reached at ``iteration`` / ``cur_nimg`` (global images); False when
+    no limit is set."""
+    if limits.max_steps is not None and iteration >= limits.max_steps:
+        return True
+    # 1e-6 image of slack: max_kimg * 1000 of a decimal kimg (0.3 -> 300.00000000000006) is exact
+    return limits.max_kimg is not None and cur_nimg >= limits.max_kimg * 1000 - 1e-6
+
+
+def lightning_trainer_config(trainer_cfg) -> dict:
+    """The ``trainer`` node, resolved, without gamut's own keys (:data:`GAMUT_TRAINER_KEYS`)."""
+    node = OmegaConf.to_container(trainer_cfg, resolve=True)
+    for key in GAMUT_TRAINER_KEYS:
+        node.pop(key, None)
+    return node
+
 
 class StopAtIteration(Callback):
-    """Stop after ``max_iterations`` iterations of the module's own counter (-1: no limit).
+    """Stop at the first iteration where a limit is reached (module counters ``iteration``, ``cur_nimg``).
 
-    gamut's ``trainer.max_steps`` means iterations; Lightning's own ``max_steps`` would count
-    optimizer steps, which a GAN takes 2 to 4 of per iteration (Lightning#17958).
+    ``limits``: a :class:`Limits`, or an int number of iterations (-1: no limit). gamut's
+    ``trainer.max_steps`` means iterations; Lightning's own ``max_steps`` would count optimizer
+    steps, which a GAN takes 2 to 4 of per iteration (Lightning#17958).
     """
 
-    def __init__(self, max_iterations: int) -> None:
-        self.max_iterations = max_iterations
+    def __init__(self, limits: Limits | int) -> None:
+        if not isinstance(limits, Limits):
+            limits = Limits(max_steps=int(limits) if int(limits) >= 0 else None)
+        self.limits = limits
+
+    @property
+    def max_iterations(self) -> int:  # the former attribute: -1 when iterations are not the limit
+        return -1 if self.limits.max_steps is None else self.limits.max_steps
 
     def _reached(self, pl_module) -> bool:
-        return self.max_iterations >= 0 and pl_module.iteration >= self.max_iterations
+        return reached(self.limits, pl_module.iteration, pl_module.cur_nimg)
 
     def on_train_start(self, trainer, pl_module) -> None:
         if self._reached(pl_module):
-            rank_zero_warn(f"this run is already at iteration {pl_module.iteration} "
-                           f"(trainer.max_steps={self.max_iterations}): nothing to train. "
-                           "Raise trainer.max_steps to continue it.")
+            key = self.limits.key()
+            rank_zero_warn(f"this run is already at iteration {pl_module.iteration}, kimg "
+                           f"{pl_module.cur_nimg / 1000:g} ({self.limits.describe()}): nothing to train. "
+                           f"Raise {key} to continue it.")
             trainer.should_stop = True
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
