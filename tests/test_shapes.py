@@ -143,3 +143,37 @@ def test_speed() -> None:
         ds[i]
     elapsed = time.perf_counter() - start
     assert elapsed < 2.0, f"1000 images at 32x32 took {elapsed:.2f} s"
+
+
+def test_easier_options() -> None:
+    palette = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    ds = ShapesDataset(size=100, kinds=["circle", "cross"], size_range=[0.6, 0.7], rotate=False,
+                       position_jitter=0.0, palette=palette, background=[0.0, 0.0, 0.0])
+    labels = set()
+    for i in range(len(ds)):
+        layout = ds.layout(i)
+        shape = layout.shapes[-1]
+        labels.add(int(ds[i]["label"]))
+        assert 0.6 * 32 <= shape.size <= 0.7 * 32 and shape.angle == 0.0
+        assert (shape.cx, shape.cy) == (16.0, 16.0)
+        assert list(shape.color) in palette
+        image = ds[i]["image"]
+        assert torch.all(image[:, 0, 0] == 0) and torch.all(image[:, -1, -1] == 0)  # the solid background
+    assert labels == {CLASSES.index("circle"), CLASSES.index("cross")}  # labels stay indices into CLASSES
+    half = ShapesDataset(size=50, position_jitter=0.5)
+    for i in range(50):
+        s = half.layout(i).shapes[-1]
+        assert abs(s.cx - 16) <= 0.5 * (16 - s.size / 2) + 1e-6 and abs(s.cy - 16) <= 0.5 * (16 - s.size / 2) + 1e-6
+    # options left at their defaults give today's images
+    assert "kinds" not in repr(ShapesDataset(size=2)) and "rotate=False" in repr(ShapesDataset(size=2, rotate=False))
+
+
+@pytest.mark.parametrize("kwargs,key", [
+    ({"kinds": ["hexagon"]}, "kinds"), ({"kinds": []}, "kinds"), ({"size_range": [0.5]}, "size_range"),
+    ({"size_range": [0.8, 0.5]}, "size_range"), ({"size_range": [0.5, 1.5]}, "size_range"),
+    ({"rotate": "no"}, "rotate"), ({"position_jitter": 2.0}, "position_jitter"),
+    ({"palette": [[1, 0]]}, "palette"), ({"palette": []}, "palette"), ({"background": [0, 0, 2]}, "background"),
+])
+def test_easier_options_reject_bad_values(kwargs, key) -> None:
+    with pytest.raises(ValueError, match=f"data.dataset.{key}"):
+        ShapesDataset(**kwargs)

@@ -4,13 +4,18 @@ Every image is a pure function of ``(seed, index)``: a per-index ``numpy.random.
 with ``[seed, index]`` draws the layout (never the global RNG), and the image is rendered with
 vectorised signed distances on broadcast coordinate grids, anti-aliased as
 ``alpha = clip(0.5 - d, 0, 1)`` with ``d`` in pixels (negative inside). Any resolution
-``4 * 2**k`` per side works, square or not (``[height, width]``; spec stylegan2 §6.3).
+``4 * 2**k`` per side works, square or not (``[height, width]``).
 
 Each image shows ``1..max_shapes`` shapes (30-70% of the short side when alone) in saturated
 colors over a solid or linear-gradient background whose luminance differs from the labelled
 shape's by at least 0.25, so the images stay readable in gray too. The label is the kind of the largest shape,
 which is drawn last (on top). With ``channels=4`` the background is transparent: alpha is the
 shape coverage and RGB the (un-premultiplied) shape color, 0 where alpha is 0.
+
+Options that make the data easier (all off by default, which gives the images above): ``kinds``
+restricts the shapes drawn, ``size_range`` sets their extent, ``rotate=False`` keeps them upright,
+``position_jitter`` pulls their centers toward the middle, ``palette`` draws their colors from a
+fixed list and ``background`` paints one solid color behind them (experiment=quickstart uses these).
 """
 
 from __future__ import annotations
@@ -46,6 +51,16 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # BT.601, as kornia's
 
 def _luma(rgb: Sequence[float]) -> float:
     return float(np.dot(_LUMA, np.asarray(rgb, dtype=np.float32)))
+
+
+def _color(value, key: str) -> tuple[float, float, float]:
+    try:
+        rgb = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        rgb = ()
+    if len(rgb) != 3 or not all(0.0 <= v <= 1.0 for v in rgb):
+        raise ValueError(f"data.dataset.{key}: {value!r} is not an [r, g, b] color in [0, 1]")
+    return rgb
 
 
 @dataclass(frozen=True)
@@ -87,6 +102,17 @@ class ShapesDataset(Dataset):
         seed: dataset seed; images depend only on ``(seed, index)``.
         channels: 3 = RGB, 4 = RGBA (alpha = coverage, transparent background), 1 = luminance.
         max_shapes: up to this many shapes per image (1 by default); the label is the largest's kind.
+        kinds: draw only these kinds (names from :data:`CLASSES`); labels stay indices into
+            :data:`CLASSES`. ``None``: all six.
+        size_range: ``[lo, hi]``, the extent as a fraction of the short side, for every shape.
+            ``None``: 0.3-0.7 alone, 0.25-0.5 with others.
+        rotate: ``False`` draws every shape upright (angle 0).
+        position_jitter: in ``[0, 1]``; how far a center may stray from the image center, as a
+            fraction of the room the shape leaves (1: anywhere the shape fits, 0: centered).
+        palette: ``[[r, g, b], ...]`` in ``[0, 1]``; shape colors are drawn from it. ``None``:
+            random saturated colors.
+        background: ``[r, g, b]`` in ``[0, 1]``, one solid background color for every image
+            (ignored with ``channels=4``). ``None``: solid or gradient, contrasting with the shape.
     """
 
     CLASSES: tuple[str, ...] = CLASSES
@@ -98,6 +124,12 @@ class ShapesDataset(Dataset):
         seed: int = 0,
         channels: int = 3,
         max_shapes: int = 1,
+        kinds: Sequence[str] | None = None,
+        size_range: Sequence[float] | None = None,
+        rotate: bool = True,
+        position_jitter: float = 1.0,
+        palette: Sequence[Sequence[float]] | None = None,
+        background: Sequence[float] | None = None,
     ) -> None:
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError(f"data.dataset.size={size!r}: expected a positive integer")
@@ -107,6 +139,29 @@ class ShapesDataset(Dataset):
             raise ValueError(f"data.dataset.max_shapes={max_shapes!r}: expected a positive integer")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"data.dataset.seed={seed!r}: expected an integer")
+        self.kinds: tuple[int, ...] | None = None
+        if kinds is not None:
+            kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+            unknown = [k for k in kinds if k not in CLASSES]
+            if not kinds or unknown:
+                raise ValueError(f"data.dataset.kinds={kinds!r}: expected a non-empty list of {list(CLASSES)}")
+            self.kinds = tuple(CLASSES.index(k) for k in kinds)
+        self.size_range: tuple[float, float] | None = None
+        if size_range is not None:
+            lo, hi = (float(v) for v in size_range) if len(size_range) == 2 else (0.0, -1.0)
+            if not 0.0 < lo <= hi <= 1.0:
+                raise ValueError(f"data.dataset.size_range={list(size_range)!r}: expected [lo, hi], 0 < lo <= hi <= 1")
+            self.size_range = (lo, hi)
+        if not isinstance(rotate, bool):
+            raise ValueError(f"data.dataset.rotate={rotate!r}: expected true or false")
+        self.rotate = rotate
+        if isinstance(position_jitter, bool) or not 0.0 <= float(position_jitter) <= 1.0:
+            raise ValueError(f"data.dataset.position_jitter={position_jitter!r}: expected a number in [0, 1]")
+        self.position_jitter = float(position_jitter)
+        self.palette = None if palette is None else tuple(_color(c, "palette") for c in palette)
+        if self.palette is not None and not self.palette:
+            raise ValueError("data.dataset.palette=[]: expected at least one [r, g, b] color")
+        self.background = None if background is None else _color(background, "background")
         self.size = size
         self.resolution: tuple[int, int] = parse_size(resolution, "data.resolution")
         self.seed = seed
@@ -133,10 +188,18 @@ class ShapesDataset(Dataset):
         return {"image": torch.from_numpy(image), "label": torch.tensor(layout.label, dtype=torch.int64)}
 
     def extra_repr(self) -> str:
-        return (
+        text = (
             f"size={self.size}, resolution={list(self.resolution)}, seed={self.seed}, "
             f"channels={self.channels}, max_shapes={self.max_shapes}"
         )
+        options = {"kinds": None if self.kinds is None else [CLASSES[k] for k in self.kinds],
+                   "size_range": None if self.size_range is None else list(self.size_range),
+                   "rotate": self.rotate, "position_jitter": self.position_jitter,
+                   "palette": None if self.palette is None else [list(c) for c in self.palette],
+                   "background": None if self.background is None else list(self.background)}
+        defaults = {"kinds": None, "size_range": None, "rotate": True, "position_jitter": 1.0,
+                    "palette": None, "background": None}
+        return text + "".join(f", {k}={v}" for k, v in options.items() if v != defaults[k])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
@@ -152,16 +215,28 @@ class ShapesDataset(Dataset):
         short = min(h, w)
         count = 1 if self.max_shapes == 1 else int(rng.integers(1, self.max_shapes + 1))
         lo, hi = _SIZE_RANGE_SINGLE if count == 1 else _SIZE_RANGE_MULTI
+        if self.size_range is not None:
+            lo, hi = self.size_range
         shapes = []
         for _ in range(count):
-            kind = int(rng.integers(len(CLASSES)))
+            if self.kinds is None:
+                kind = int(rng.integers(len(CLASSES)))
+            else:
+                kind = self.kinds[int(rng.integers(len(self.kinds)))]
             size = float(rng.uniform(lo, hi)) * short
             radius = 0.5 * size
             angle = float(rng.uniform(0.0, 1.0)) * _ROTATION_PERIOD[CLASSES[kind]]
+            if not self.rotate:
+                angle = 0.0
             cx = float(rng.uniform(radius, w - radius))
             cy = float(rng.uniform(radius, h - radius))
+            if self.position_jitter != 1.0:  # shrink the offset from the middle
+                cx = 0.5 * w + (cx - 0.5 * w) * self.position_jitter
+                cy = 0.5 * h + (cy - 0.5 * h) * self.position_jitter
             hue, sat, val = float(rng.random()), float(rng.uniform(0.75, 1.0)), float(rng.uniform(0.8, 1.0))
             color = colorsys.hsv_to_rgb(hue, sat, val)
+            if self.palette is not None:
+                color = self.palette[int(rng.integers(len(self.palette)))]
             inner = float(rng.uniform(0.45, 0.6))
             shapes.append(Shape(kind, cx, cy, size, angle, color, inner))
         shapes.sort(key=lambda s: s.size)  # largest last: drawn on top, gives the label
@@ -186,6 +261,8 @@ class ShapesDataset(Dataset):
             colors.append(colorsys.hsv_to_rgb(hue, sat, val))
         gradient = bool(rng.random() < 0.5)
         gradient_angle = float(rng.uniform(0.0, 2 * math.pi))
+        if self.background is not None:
+            return ShapesLayout(tuple(shapes), self.background, self.background, 0.0)
         return ShapesLayout(tuple(shapes), colors[0], colors[1] if gradient else colors[0], gradient_angle)
 
     # ----------------------------------------------------------------------------------------
