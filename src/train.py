@@ -25,7 +25,7 @@ from pathlib import Path
 import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
+from hydra.errors import HydraException, InstantiationException
 from hydra.experimental.callback import Callback as HydraCallback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -34,13 +34,14 @@ from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryV
 import src.utils.resolvers  # noqa: F401  (registers ${gamut.*})
 from pytorch_lightning.trainer.states import TrainerStatus
 
-from src.callbacks.limits import StopAtIteration
+from src.callbacks.limits import StopAtIteration, lightning_trainer_config, limits_from_config, reached
 from src.metrics.weights import MissingWeightsError
 from src.utils.checkpoint_io import AtomicCheckpointIO
 from src.utils.checkpoints import apply_init_architecture, load_init_weights, read_init_checkpoint
 from src.utils.io import atomic_write
 from src.utils.layer_sync import SyncBatchNormPlugin
 from src.utils.malloc import keep_freed_cpu_memory
+from src.utils.resume import changed_keys, check_frozen, find_source, merge_overrides
 from src.utils.validation import ConfigError, check_model_data, check_required, resolve_ckpt_path, validate
 
 log = logging.getLogger("gamut.train")
@@ -56,10 +57,12 @@ def _instantiate_group(node: DictConfig | None) -> list:
     return [hydra.utils.instantiate(c) for c in (node or {}).values() if c is not None and "_target_" in c]
 
 
-def _write_run_config(cfg: DictConfig, run_dir: Path) -> None:
-    """Write the composed config (and Hydra's, when launched by Hydra) under ``.hydra/``.
+def _write_run_config(cfg: DictConfig, run_dir: Path, changes: dict | None = None) -> None:
+    """Write the resolved config and the command-line overrides (when launched by Hydra) under ``.hydra/``.
 
-    A resumed launch keeps the first launch's files and adds ``.hydra/resume-<k>/``.
+    A resumed launch keeps the first launch's files (a resume starts from them, src/utils/resume.py)
+    and adds ``.hydra/resume-<k>/`` with its own config, overrides and ``changes.yaml``: every key
+    whose value differs from the first launch's, as ``key: [first launch, this launch]``.
     """
     out = run_dir / ".hydra"
     if (out / "config.yaml").exists():
@@ -67,10 +70,12 @@ def _write_run_config(cfg: DictConfig, run_dir: Path) -> None:
         while (out / f"resume-{k}").exists():
             k += 1
         out = out / f"resume-{k}"
-    atomic_write(out / "config.yaml", lambda f: f.write(OmegaConf.to_yaml(cfg)), mode="w")
+    atomic_write(out / "config.yaml", lambda f: f.write(OmegaConf.to_yaml(_plain_config(cfg))), mode="w")
     if HydraConfig.initialized():
         hc = HydraConfig.get()
         atomic_write(out / "overrides.yaml", lambda f: f.write(OmegaConf.to_yaml(list(hc.overrides.task))), mode="w")
+    if changes is not None:
+        atomic_write(out / "changes.yaml", lambda f: f.write(OmegaConf.to_yaml(changes)), mode="w")
 
 
 def _plain_config(cfg: DictConfig) -> dict:
@@ -101,12 +106,13 @@ def read_done(run_dir: Path) -> dict | None:
 
 
 def _finished(cfg: DictConfig, run_dir: Path) -> dict | None:
-    """The ``done`` record when this run already reached ``trainer.max_steps`` (else None)."""
+    """The ``done`` record when this run already reached ``trainer.max_steps`` / ``trainer.max_kimg`` (else None)."""
     done = read_done(run_dir)
-    steps = cfg.trainer.get("max_steps", -1)
-    if done is None or not isinstance(steps, int) or steps < 0:
+    limits = limits_from_config(cfg.trainer)
+    if done is None or limits.unlimited:
         return None
-    return done if int(done.get("iteration", -1)) >= steps else None
+    nimg = round(float(done.get("kimg", 0.0)) * 1000)
+    return done if reached(limits, int(done.get("iteration", -1)), nimg) else None
 
 
 def _tracking_info(cfg: DictConfig) -> tuple[str, dict[str, str]]:
@@ -154,7 +160,8 @@ def train(cfg: DictConfig) -> dict:
             raise ConfigError(str(e)) from None
     try:
         validate(cfg)
-        ckpt_path = resolve_ckpt_path(cfg)
+        ckpt_path = resolve_ckpt_path(cfg, start_if_missing=sweep_job() is not None or "SLURM_JOB_ID" in os.environ)
+        changes = _check_resume(cfg, run_dir) if ckpt_path is not None else None
         OmegaConf.to_container(cfg.data, resolve=True, throw_on_missing=True)
     except (MissingMandatoryValue, InterpolationToMissingValueError) as e:
         found = re.search(r"Missing mandatory value: ([\w.]+)", str(e))
@@ -182,26 +189,30 @@ def train(cfg: DictConfig) -> dict:
     except (ValueError, MissingWeightsError) as e:  # dataset built (channels, resolution, files), weights
         raise ConfigError(str(e)) from None
 
+    model.run_config = _plain_config(cfg)  # recorded in every checkpoint (resume without the run folder)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_run_config(cfg, run_dir)
+    _write_run_config(cfg, run_dir, changes)
     handler = logging.FileHandler(run_dir / "train.log")
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
     logging.getLogger().addHandler(handler)
 
     for note in fit_notes:
         log.info("model: %s", note)
+    for key, (before, now) in (changes or {}).items():
+        log.info("resume: %s: %r -> %r", key, before, now)
     if init is not None:
         log.info("ckpt_init %s%s", cfg.ckpt_init, "" if ckpt_path is None else " (architecture only: resuming)")
         for note in init_notes:
             log.info("ckpt_init: %s", note)
     try:
         callbacks = _instantiate_group(cfg.get("callbacks"))
-        callbacks.append(StopAtIteration(int(cfg.trainer.max_steps)))
+        limits = limits_from_config(cfg.trainer)  # trainer.max_steps or trainer.max_kimg (validated)
+        callbacks.append(StopAtIteration(limits))
         plugins = [AtomicCheckpointIO()]
         if cfg.trainer.get("sync_batchnorm"):  # BatchNorm over all ranks on every backend, CPU/gloo included
             plugins.append(SyncBatchNormPlugin())
         trainer: pl.Trainer = hydra.utils.instantiate(
-            cfg.trainer, max_steps=-1, callbacks=callbacks, logger=loggers or False,
+            lightning_trainer_config(cfg.trainer), max_steps=-1, callbacks=callbacks, logger=loggers or False,
             plugins=plugins, default_root_dir=str(run_dir))
         name, tags = _tracking_info(cfg)
         for lg in loggers:
@@ -212,15 +223,50 @@ def train(cfg: DictConfig) -> dict:
             log.info("resuming %s from %s", cfg.run_name, ckpt_path)
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        steps = int(cfg.trainer.max_steps)
-        reached = steps < 0 or getattr(model, "iteration", steps) >= steps
-        if trainer.state.status == TrainerStatus.FINISHED and reached and trainer.is_global_zero:
+        at_end = limits.unlimited or reached(limits, getattr(model, "iteration", 0), getattr(model, "cur_nimg", 0))
+        if trainer.state.status == TrainerStatus.FINISHED and at_end and trainer.is_global_zero:
             _write_done(run_dir, model, metrics)
         log.info("run folder: %s", run_dir)
         return metrics
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
+
+
+def _check_resume(cfg: DictConfig, run_dir: Path) -> dict | None:
+    """Refuse a resume that changes the model or the data's shape; return what else changed."""
+    source = find_source(cfg.ckpt_path, run_dir)
+    first = source.config() if source is not None else None
+    if first is None:
+        return None
+    check_frozen(first, cfg, source.run_dir or source.checkpoint)
+    return changed_keys(first, cfg)
+
+
+def resume_config(cfg: DictConfig) -> DictConfig:
+    """For a resume launched from the command line: the first launch's overrides, then today's.
+
+    The run folder's ``.hydra/overrides.yaml`` holds the first launch's command line; composing it
+    with today's overrides laid over it (src/utils/resume.py) gives the config the run was launched
+    with plus what was asked now. Without that file (a checkpoint that travelled alone, a run
+    launched from Python), the config is today's and :func:`_check_resume` guards the model's keys.
+    """
+    if not HydraConfig.initialized() or cfg.get("ckpt_path") is None:
+        return cfg
+    source = find_source(cfg.ckpt_path, Path(cfg.paths.run_dir))
+    first = source.overrides() if source is not None else None
+    if first is None:
+        return cfg
+    now = list(HydraConfig.get().overrides.task)
+    merged = merge_overrides(first, now)
+    if merged == now:
+        return cfg
+    log.info("resume: composing the run's own overrides %s with today's %s", first, now)
+    try:
+        return hydra.compose(config_name="train", overrides=merged)
+    except HydraException as e:
+        raise ConfigError(f"{source.overrides_file}: the run's overrides no longer compose with today's "
+                          f"({str(e).splitlines()[0]})") from None
 
 
 def _write_done(run_dir: Path, model, metrics: dict) -> None:
@@ -276,7 +322,7 @@ def _remove_if_empty(path: Path, stop: Path) -> None:
 def main(cfg: DictConfig) -> float | None:
     job = sweep_job()
     try:
-        metrics = train(cfg)
+        metrics = train(resume_config(cfg))
     except ConfigError as e:
         if job is None:
             _remove_if_empty(Path(cfg.paths.run_dir), Path(cfg.paths.log_dir))

@@ -16,6 +16,7 @@ CONF = str(Path(__file__).resolve().parents[1] / "conf")
 
 # A StyleGAN2 small enough for a CPU step in well under a second.
 TINY = [
+    "experiment=quickstart",  # make train's experiment, shrunk below
     "data.resolution=16",
     "data.batch_size=4",
     "model.z_dim=16",
@@ -27,6 +28,7 @@ TINY = [
     "model.loss.pl_weight=2.0",  # the quickstart preset turns these off; tests run all four phases
     "model.loss.style_mixing_prob=0.9",
     "trainer.accelerator=cpu",
+    "trainer.max_kimg=null",  # tests count iterations (trainer.max_steps)
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
     "trainer.log_every_n_steps=1",

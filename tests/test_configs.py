@@ -1,4 +1,4 @@
-"""Every config composes and instantiates; presets reproduce spec stylegan2 §1.1."""
+"""Every config composes and instantiates; what the user names wins; presets reproduce stylegan2-ada-pytorch's."""
 
 from __future__ import annotations
 
@@ -26,11 +26,46 @@ def test_contract_groups_exist():
     assert "quickstart" in GROUPS["experiment"]
 
 
-def test_default_is_quickstart_with_stable_run_dir(log_dir):
+def test_no_experiment_by_default_and_stable_run_dir(log_dir):
+    """`python -m src.train` alone: StyleGAN2 with the auto preset on the shapes data, task `train`."""
     cfg = compose_cfg(["run_name=abc"])
-    assert cfg.task_name == "quickstart"
-    assert cfg.paths.run_dir == f"{log_dir}/quickstart/abc"
+    assert cfg.task_name == "train"
+    assert cfg.paths.run_dir == f"{log_dir}/train/abc"
     assert cfg.paths.mlflow_uri == f"sqlite:///{log_dir}/mlflow.db"
+    assert cfg.trainer.accelerator == "auto"
+    assert cfg.model.channel_base == auto_preset("channel_base", cfg.data.resolution)
+    assert cfg.data.batch_size == auto_preset("batch", cfg.data.resolution)
+
+
+@pytest.mark.parametrize("overrides,expect", [
+    # the commands of the issue that once composed to the CPU demo
+    (["data=ffhq", "data.root=/x", "trainer=gpu"],
+     {"trainer.accelerator": "gpu", "task_name": "train", "data.root": "/x", "model.channel_max": 512,
+      "data.dataset._target_": "src.datamodules.readers.ImageFolderDataset"}),
+    (["preset=paper256", "trainer=gpu"],
+     {"trainer.accelerator": "gpu", "model.channel_base": 16384, "model.map_depth": 8, "data.batch_size": 64}),
+    (["trainer=ddp", "trainer.devices=8"],
+     {"trainer.accelerator": "gpu", "trainer.devices": 8, "trainer.strategy": "ddp"}),
+    # an experiment's group choices give way to the groups named on the command line
+    (["experiment=quickstart", "trainer=gpu"], {"trainer.accelerator": "gpu", "task_name": "quickstart"}),
+    (["experiment=quickstart", "data=folder", "data.root=/x"],
+     {"data.root": "/x", "model.channel_base": 512, "task_name": "quickstart"}),
+    (["experiment=quickstart"], {"trainer.accelerator": "cpu", "model.channel_base": 512}),
+])
+def test_what_the_user_names_wins(log_dir, overrides, expect):
+    cfg = compose_cfg([*overrides, "run_name=t"])
+    for key, value in expect.items():
+        assert OmegaConf.select(cfg, key) == value, key
+
+
+def test_chromagan_takes_no_preset(log_dir):
+    cfg = compose_cfg(["model=chromagan", "colorspace=lab", "run_name=t"])
+    assert not {"channel_base", "map_depth", "mbstd_group"} & set(cfg.model)
+    assert cfg.data.batch_size == 16  # the data config's own, no preset formula
+    # ... while StyleGAN2 and SEGAN get the auto preset when none is named
+    for model in ("stylegan2", "segan"):
+        cfg = compose_cfg([f"model={model}", "run_name=t"])
+        assert cfg.model.channel_base == auto_preset("channel_base", cfg.data.resolution), model
 
 
 @pytest.mark.parametrize("group,name", [(g, n) for g in ("colorspace", "trainer", "logger", "preset", "experiment", "debug")
@@ -69,7 +104,8 @@ def test_logger_lists_and_none(log_dir):
 
 def test_trainer_and_callbacks_instantiate(log_dir):
     cfg = compose_cfg(["trainer=cpu", "run_name=t"])
-    trainer = hydra.utils.instantiate(cfg.trainer, max_steps=-1, logger=False)
+    from src.callbacks.limits import lightning_trainer_config
+    trainer = hydra.utils.instantiate(lightning_trainer_config(cfg.trainer), max_steps=-1, logger=False)
     assert trainer.max_steps == -1
     for c in cfg.callbacks.values():
         hydra.utils.instantiate(c)
@@ -98,7 +134,7 @@ def test_presets_match_the_reference_table(preset, batch, group, base, lr, gamma
 
 
 def test_auto_preset_formula():
-    # spec §1.1 worked values
+    # stylegan2-ada-pytorch train.py `auto` (cfg_specs), worked values
     assert auto_preset("batch", 64) == 32 and auto_preset("r1_gamma", 64) == pytest.approx(0.0256)
     assert auto_preset("ema_kimg", 64) == 10 and auto_preset("channel_base", 64) == 16384
     assert auto_preset("batch", 256) == 16 and auto_preset("r1_gamma", 256) == pytest.approx(0.8192)
@@ -108,3 +144,24 @@ def test_auto_preset_formula():
     assert auto_preset("lr", 1024) == 0.002 and auto_preset("channel_base", 512) == 32768
     cfg = compose_cfg(["preset=auto", "data.resolution=64"])
     assert cfg.data.batch_size == 32 and cfg.model.loss.r1_gamma == pytest.approx(0.0256)
+
+
+def test_debug_modes(log_dir):
+    """debug=fast/overfit/profile give way to nothing the experiment sets but the length, and overfit
+    draws only the first batch of images, again and again."""
+    import torch
+
+    for mode in ("fast", "overfit", "profile"):
+        cfg = compose_cfg(["experiment=quickstart", f"debug={mode}", "run_name=t"])
+        assert cfg.trainer.max_kimg is None and cfg.trainer.max_steps > 0 and not cfg.logger, mode
+    assert compose_cfg(["experiment=quickstart", "debug=profile"]).trainer.profiler == "simple"
+    cfg = compose_cfg(["experiment=quickstart", "debug=overfit", "data.batch_size=4", "run_name=t"])
+    dm = hydra.utils.instantiate(cfg.data)
+    dm.setup("fit")
+    first = torch.stack([dm.dataset[i]["image"] for i in range(4)])
+    batches = iter(dm.train_dataloader())
+    for _ in range(3):
+        images = next(batches)["image"]
+        assert sorted(map(bytes, images.flatten(1).numpy())) == sorted(map(bytes, first.flatten(1).numpy()))
+    with pytest.raises(Exception, match="data.limit_images=0"):
+        hydra.utils.instantiate(compose_cfg(["experiment=quickstart", "+data.limit_images=0"]).data)

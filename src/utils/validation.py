@@ -1,6 +1,6 @@
 """Start-up config validation: one clear message naming the key and the allowed values.
 
-Runs before anything is written to the run folder (spec: bad input loses nothing on disk).
+Runs before anything is written to the run folder (bad input loses nothing on disk).
 """
 
 from __future__ import annotations
@@ -49,8 +49,17 @@ def check_model_keys(cfg: DictConfig) -> None:
     unknown = sorted(k for k in cfg.model if not str(k).startswith("_") and k not in params)
     if unknown:
         raise ConfigError(
-            f"{', '.join(f'model.{k}' for k in unknown)}: not option(s) of {cls.__name__}. StyleGAN2 presets "
-            f"(preset=auto, the default) set them; with this model use preset=none or one of its experiments")
+            f"{', '.join(f'model.{k}' for k in unknown)}: not option(s) of {cls.__name__}. The StyleGAN presets "
+            f"set them; with this model drop preset={_choice('preset')} (it takes none)")
+
+
+def _choice(group: str) -> str:
+    """The option chosen for ``group`` in this Hydra run ("..." outside one)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return str(HydraConfig.get().runtime.choices.get(group, "..."))
+    return "..."
 
 
 def check_required(cfg: DictConfig) -> None:
@@ -96,9 +105,18 @@ def validate(cfg: DictConfig) -> None:
         if batch % group:
             raise ConfigError(f"data.batch_size={batch} must be a multiple of model.mbstd_group={group}")
 
-    steps = _get(cfg, "trainer.max_steps")
-    if not isinstance(steps, int) or isinstance(steps, bool) or (steps < 0 and steps != -1):
-        raise ConfigError(f"trainer.max_steps={steps!r}: expected a number of iterations >= 0, or -1 for no limit")
+    # The run's length: trainer.max_steps (iterations) or trainer.max_kimg (images / 1000), at most one.
+    steps, kimg = _get(cfg, "trainer.max_steps"), _get(cfg, "trainer.max_kimg")
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or (steps < 0 and steps != -1)):
+        raise ConfigError(f"trainer.max_steps={steps!r}: expected a number of iterations >= 0, "
+                          "or null (or -1) for no limit")
+    bad_kimg = isinstance(kimg, bool) or not isinstance(kimg, (int, float)) or not 0 <= kimg < float("inf")
+    if kimg is not None and bad_kimg:
+        raise ConfigError(f"trainer.max_kimg={kimg!r}: expected thousands of images >= 0 (all devices together, "
+                          "as NVIDIA's --kimg), or null for no limit")
+    if kimg is not None and steps not in (None, -1):
+        raise ConfigError(f"trainer.max_steps={steps} and trainer.max_kimg={kimg} are both set: give one length "
+                          "(add trainer.max_steps=null to count kimg, or trainer.max_kimg=null to count iterations)")
 
     ckpt = _get(cfg, "ckpt_path")
     if ckpt is not None and ckpt != "last" and not Path(str(ckpt)).is_file():
@@ -124,15 +142,26 @@ def check_model_data(model, datamodule) -> None:
                           f"use model.num_classes={have} (conditional) or 0 (unconditional)")
 
 
-def resolve_ckpt_path(cfg: DictConfig) -> str | None:
-    """Map ``ckpt_path`` to a file: ``last`` -> ``<run_dir>/checkpoints/last.ckpt`` if present.
+def resolve_ckpt_path(cfg: DictConfig, start_if_missing: bool = False) -> str | None:
+    """Map ``ckpt_path`` to a file: ``last`` -> ``<run_dir>/checkpoints/last.ckpt``.
 
-    A fresh launch (``ckpt_path=null``) into a run folder that already has a checkpoint is refused,
-    so an earlier run is never overwritten by accident.
+    ``last`` without that file is refused naming the path, unless ``start_if_missing`` (a sweep job
+    or a SLURM job, whose one command serves the first launch and every relaunch): then the run
+    starts fresh. A fresh launch (``ckpt_path=null``) into a run folder that already has a
+    checkpoint is refused, so an earlier run is never overwritten by accident.
     """
-    last = Path(cfg.paths.run_dir) / "checkpoints" / "last.ckpt"
+    run_dir = Path(cfg.paths.run_dir)
+    last = run_dir / "checkpoints" / "last.ckpt"
     if cfg.ckpt_path == "last":
-        return str(last) if last.is_file() else None
+        if last.is_file():
+            return str(last)
+        if start_if_missing:
+            return None
+        started = (run_dir / ".hydra").is_dir()  # Hydra itself may have just created an empty run_dir
+        what = f"no checkpoint at {last}" if started else f"no run at {run_dir}"
+        raise ConfigError(f"ckpt_path=last: {what} "
+                          f"(task_name={cfg.task_name!r}, run_name={cfg.run_name!r}); check both names, "
+                          "or drop ckpt_path to start a new run")
     if cfg.ckpt_path is None and last.is_file():
         raise ConfigError(f"run_name={cfg.run_name!r} already has {last}; pass ckpt_path=last to resume it, "
                           "or choose another run_name")
