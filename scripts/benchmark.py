@@ -269,7 +269,7 @@ def time_generator(G: torch.nn.Module, args, res, name: str, call, model_flops: 
 
 
 def bench_chromagan(args) -> dict:
-    """One ChromaGAN iteration (spec chromagan §6): teacher (with ``--weights-dir``), G step, critic step
+    """One ChromaGAN iteration (official order): teacher (with ``--weights-dir``), G step, critic step
     with the gradient penalty, at ``--resolution`` (default 224) and ``--width`` (1.0 = the paper)."""
     res = tuple(args.resolution) if len(args.resolution) == 2 else (args.resolution[0],) * 2
     teacher = args.weights_dir is not None
@@ -443,7 +443,8 @@ _DEFAULTS = {  # per subcommand: resolution, batch, steps, warmup
 }
 
 
-def main(argv: list[str] | None = None) -> dict:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of this tool (also parsed by the documentation test)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=list(_DEFAULTS), help="what to time")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "gpu", "auto"])
@@ -479,7 +480,11 @@ def main(argv: list[str] | None = None) -> dict:
                    help="chromagan: folder with vgg16-397923af.pth to include the teacher (default: no teacher)")
     p.add_argument("--repeats", type=int, default=10, help="colorspace: timed repetitions (median)")
     p.add_argument("--threads", type=int, default=None, help="loader, colorspace: torch CPU threads (default: torch's)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
     res, batch, steps, warmup = _DEFAULTS[args.what]
     args.resolution = args.resolution or res
     args.batch = args.batch or batch
