@@ -1,4 +1,4 @@
-"""Project images into a generator's latent space: W, W+ or W then W+ (spec stylegan2 §4).
+"""Project images into a generator's latent space: W, W+ or W then W+ (stylegan2-ada-pytorch projector.py).
 
     python scripts/project.py ckpt=PATH target=FILE_OR_DIR mode=w|w_plus|w_then_w_plus steps=1000 out=DIR
 

@@ -1,4 +1,4 @@
-"""Traverse SEGAN subspace coordinates: one seeds x values grid per dimension (spec segan §5).
+"""Traverse SEGAN subspace coordinates: a seeds x values grid per dimension (SEGan_Pytorch README fig. 6).
 
     python scripts/traverse.py ckpt=PATH layer=L subspace=N dims=[0,5] values=[-3,-1.5,0,1.5,3] seeds=0-3 out=DIR
     python scripts/traverse.py ckpt=PATH layer=L subspace=N latents=out/project/latents.safetensors out=DIR

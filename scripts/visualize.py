@@ -1,4 +1,4 @@
-"""Views of a generator (issue 7; spec stylegan2 §2.4). One subcommand per view:
+"""Views of a generator (issue 7; like stylegan3's tools). One subcommand per view:
 
     python scripts/visualize.py mix      ckpt=PATH rows=0-3 cols=10-13 layers=0-3 out=DIR
     python scripts/visualize.py interp   ckpt=PATH seeds=0-3 space=w frames=60 grid=[1,1] formats=[mp4,gif] out=DIR

@@ -1,7 +1,7 @@
 """Evaluate a checkpoint: ``python -m src.eval ckpt_path=PATH [metrics=[fid,kid,ppl]]`` (conf/eval.yaml).
 
 Compose -> validate -> instantiate (module, reals) -> evaluate -> write JSON next to the checkpoint
-and log to the run's MLflow run. Metrics follow spec stylegan2 §3 and segan §4 (src/metrics/).
+and log to the run's MLflow run. Metrics follow NVIDIA's and SEGAN's protocols (src/metrics/).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The color-space registry against its contract (src/datamodules/colorspaces.py, spec platforms §6,
-spec stylegan2 §6.1)."""
+"""The color-space registry against its contract (src/datamodules/colorspaces.py; kornia.color,
+NVlabs/stylegan3 #210 on HSV)."""
 
 from __future__ import annotations
 
@@ -149,7 +149,7 @@ def test_hsv_polar_has_no_hue_wrap_around() -> None:
     a, b = _hue_pixel(0.999), _hue_pixel(0.001)
     polar = get_colorspace("hsv_polar")
     assert (polar.encode(a) - polar.encode(b)).norm() < 0.02
-    # while the linear HSV channel puts them at opposite ends (spec stylegan2 §6.1 point 1)
+    # while the linear HSV channel puts them at opposite ends
     linear = get_colorspace("hsv")
     assert (linear.encode(a) - linear.encode(b)).abs().max() > 1.9
     # both decode back to (almost) the same red

@@ -170,7 +170,7 @@ def test_stylegan3_and_other_architectures_are_refused(tmp_path):
 
 
 def test_parameter_counts_after_import_match_spec():
-    """Spec stylegan2 §2.3: 64 px, channel_base 16384, mapping 2 -> G 22.24M, D 23.41M."""
+    """NVIDIA's layer formulas: 64 px, channel_base 16384, mapping 2 -> G 22.24M, D 23.41M."""
     g = Generator(z_dim=512, w_dim=512, resolution=(64, 64), channel_base=16384, map_depth=2)
     d = Discriminator(resolution=(64, 64), channel_base=16384)
     imported = nvidia_convert(fl.as_records({"G_ema": fl.nvidia_generator(g, channel_base=16384, channel_max=512),

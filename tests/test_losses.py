@@ -1,4 +1,4 @@
-"""Loss and regularizer formulas of spec stylegan2 §1.4 on small tensors with known answers."""
+"""Loss and regularizer formulas of stylegan2-ada-pytorch's loss.py on small tensors with known answers."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_path_length_penalty_uses_updated_mean():
 
 
 def test_lazy_regularization_adam_params():
-    # spec §1.4 worked values
+    # lazy regularization, c = k/(k+1): worked values
     lr, betas = losses.lazy_adam_params(0.002, (0.0, 0.99), 4)
     assert lr == pytest.approx(0.0016) and betas[0] == 0.0 and betas[1] == pytest.approx(0.99 ** 0.8)
     assert betas[1] == pytest.approx(0.99199, abs=1e-5)

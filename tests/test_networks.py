@@ -1,4 +1,4 @@
-"""StyleGAN2 networks against spec stylegan2 §2: shapes, w plan, parameter counts, layer math."""
+"""StyleGAN2 networks against NVIDIA's networks.py: shapes, w plan, parameter counts, layer math."""
 
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ def nparams(m):
 def test_num_ws(res, num_ws):
     g = Generator(z_dim=8, w_dim=8, resolution=(res, res), channel_base=2048, channel_max=8, map_depth=1)
     assert g.num_ws == num_ws
-    # every w index is consumed, each by the right layers (spec §2.1: ToRGB shares the next conv's w)
+    # every w index is consumed, each by the right layers (ToRGB shares the next conv's w)
     idx = [i for _, i in g.synthesis.layer_ws()]
     assert sorted(set(idx)) == list(range(num_ws))
 
 
-# spec §2.3 (and the config-F totals at 1024: G 30,370,060 / D 29,012,513)
+# counted from NVIDIA's layer formulas (and the config-F totals at 1024: G 30,370,060 / D 29,012,513)
 @pytest.mark.parametrize("res,base,depth,g_params,d_params", [
     (64, 16384, 2, 22_243_608, 23_407_361),
     (64, 16384, 8, 23_819_544, 23_407_361),
@@ -53,7 +53,7 @@ def test_config_f_1024_totals():
 def test_channel_plan_256():
     g = Generator(resolution=(256, 256), channel_base=16384, map_depth=1, z_dim=8, w_dim=8, channel_max=512)
     chans = [b.out_channels for b in g.synthesis.blocks]
-    assert chans == [512, 512, 512, 512, 256, 128, 64]  # spec §2.2
+    assert chans == [512, 512, 512, 512, 256, 128, 64]  # channel_base 16384
 
 
 @pytest.mark.parametrize("resolution,channels", [((16, 16), 3), ((16, 32), 1), ((32, 16), 4), ((8, 32), 3)])
@@ -65,7 +65,7 @@ def test_generator_discriminator_shapes(resolution, channels):
     img = g(torch.randn(4, 8))
     assert img.shape == (4, channels, *resolution)
     assert d(img).shape == (4, 1)
-    # the constant is 4 on the short side and keeps the aspect ratio (spec §6.3)
+    # the constant is 4 on the short side and keeps the aspect ratio
     h0, w0 = g.synthesis.blocks[0].const.shape[1:]
     assert min(h0, w0) == 4 and h0 * resolution[1] == w0 * resolution[0]
 

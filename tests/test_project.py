@@ -1,4 +1,4 @@
-"""The projector (spec stylegan2 §4), its latent file, and scripts/project.py on tiny networks, CPU."""
+"""The projector (NVIDIA's projector.py), its latent file, and scripts/project.py on tiny networks, CPU."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def weights_dir(tmp_path_factory):
 
 
 # ----------------------------------------------------------------------------------------------
-# formulas (spec §4.1)
+# formulas (NVIDIA's projector.py)
 
 
 def test_schedule_and_regularizers_follow_the_reference():

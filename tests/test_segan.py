@@ -1,4 +1,4 @@
-"""SEGAN (spec segan): subspace math, index map, edits, orthogonality, training and exact resume."""
+"""SEGAN (curefate/SEGan_Pytorch): subspace math, index map, edits, orthogonality, training and exact resume."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def tiny_generator(mode: int, variant: str = "faithful", **kw) -> SEGANGenerator
 
 
 # ----------------------------------------------------------------------------------------------
-# Mode 2 faithful == their column-sum formula (spec §2).
+# Mode 2 faithful == their column-sum formula (their model_SEG.py).
 
 
 def test_faithful_mode2_equals_bruteforce_column_sum():
@@ -51,7 +51,7 @@ def test_faithful_mode2_equals_bruteforce_column_sum():
 
 
 def test_faithful_reparametrisation_follows_adam_on_the_full_tensor():
-    """s = n * p under Adam moves like the column sums of the full U (spec §2, up to Adam's eps)."""
+    """s = n * p under Adam moves like the column sums of the full U (up to Adam's eps)."""
     torch.manual_seed(0)
     c, h, w, q = 2, 3, 3, 4
     u = torch.nn.Parameter(torch.randn(c, h, w, q) * 0.1)
@@ -73,12 +73,12 @@ def test_faithful_init_matches_their_column_sum_distribution():
     torch.manual_seed(0)
     sub = ColumnSumSubspace(128, (4, 4), 64)
     s = torch.stack([ColumnSumSubspace(128, (4, 4), 64).column_sums() for _ in range(20)])
-    assert s.std().item() == pytest.approx((128 / 64) ** 0.5, rel=0.1)  # ~1.41 for convs (spec §2)
+    assert s.std().item() == pytest.approx((128 / 64) ** 0.5, rel=0.1)  # ~1.41 for convs
     assert sub.p.abs().max() < 1  # stored divided by n = C*h*w
 
 
 # ----------------------------------------------------------------------------------------------
-# Index map (spec §1): K = 10 slots and 14 subspaces at 64 px.
+# Index map: K = 10 slots and 14 subspaces at 64 px.
 
 
 def test_slot_and_subspace_index_map_at_64px():
@@ -101,7 +101,7 @@ def test_slot_and_subspace_index_map_at_64px():
 
 
 # ----------------------------------------------------------------------------------------------
-# Edits (spec §5).
+# Edits.
 
 
 @pytest.mark.parametrize("mode,variant", MODES)
@@ -116,7 +116,7 @@ def test_edit_changes_only_that_layer(mode, variant):
     changed_c = (st0["coords"] != st1["coords"]).any(dim=0)  # [S, q]
     assert changed_c.nonzero().tolist() == [[lid, 3]]
     changed_w = (st0["layer_ws"] != st1["layer_ws"]).any(dim=2).any(dim=0)  # [S]
-    if mode == 1:  # the edit moves phi only; modulation keeps the unedited w (spec §2)
+    if mode == 1:  # the edit moves phi only; modulation keeps the unedited w (their mode 1)
         assert not changed_w.any()
     else:
         assert changed_w.nonzero().flatten().tolist() == [lid]
@@ -168,7 +168,7 @@ def test_bad_mode_or_variant_is_one_clear_error(kwargs, match):
 
 
 def test_eigen_sampled_coordinates():
-    """coords=sampled: w'_l = w + U_l (L_l * z_l) + mu_l with z_l given or drawn (spec §2 eigen)."""
+    """coords=sampled: w'_l = w + U_l (L_l * z_l) + mu_l with z_l given or drawn (variant eigen)."""
     torch.manual_seed(0)
     g = SEGANGenerator(**TINY_G, mode=2, variant="eigen", coords="sampled", q=3, L_init="eigengan")
     syn = g.synthesis
@@ -189,7 +189,7 @@ def test_eigen_sampled_coordinates():
 
 
 # ----------------------------------------------------------------------------------------------
-# Orthogonality regulariser (spec §6).
+# Orthogonality regulariser (He et al. 2021, EigenGAN).
 
 
 @pytest.mark.parametrize("form", ["half_fro_sum", "mean"])
@@ -208,7 +208,7 @@ def test_orthogonality_penalty_zero_iff_orthonormal(form):
 def test_orthogonality_targets_and_the_4x4_torgb_caveat():
     # EigenGAN-style init: orthonormal columns, zero penalty
     assert orthogonality_penalty(tiny_generator(2, "eigen").synthesis.orth_bases()).item() < 1e-10
-    # mode 1 with w_dim 64: toRGB at 4x4 is 3*16 = 48 < 64 rows and is left out (spec §6 caveat)
+    # mode 1 with w_dim 64: toRGB at 4x4 is 3*16 = 48 < 64 rows and is left out
     g = SEGANGenerator(z_dim=64, w_dim=64, map_depth=1, channel_base=64, channel_max=8, resolution=(8, 8), mode=1,
                        U_init="orthonormal")
     bases = g.synthesis.orth_bases()
@@ -301,7 +301,7 @@ def test_bad_segan_config_stops_before_writing(tiny_cfg, log_dir, override, key)
 
 
 # ----------------------------------------------------------------------------------------------
-# Experiment presets reproduce the SEGAN README (spec §3).
+# Experiment presets reproduce the SEGAN README ("Hyperparameters").
 
 
 @pytest.mark.parametrize("mode", [0, 1, 2, 3])

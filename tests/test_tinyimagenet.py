@@ -95,7 +95,7 @@ def test_resolutions_and_upsampling(tin_root):
 def test_imagenet_index_map(tin_root):
     assert len(IMAGENET_WNIDS) == 1000 and list(IMAGENET_WNIDS) == sorted(IMAGENET_WNIDS)
     assert IMAGENET_WNIDS[0] == "n01440764" and IMAGENET_WNIDS[-1] == "n15075141"
-    # the anchors of spec chromagan §7
+    # indices that jeniasivets/chromagan's class map gives
     for wnid, index in {"n01443537": 1, "n09428293": 978, "n02113799": 267, "n02099601": 207}.items():
         assert imagenet_class_index(wnid) == index
     ds = TinyImageNetDataset(tin_root)

@@ -1,4 +1,4 @@
-"""SEGAN traversals: the scripts/traverse.py CLI and the training callback (spec segan §5)."""
+"""SEGAN traversals: the scripts/traverse.py CLI and the training callback."""
 
 from __future__ import annotations
 

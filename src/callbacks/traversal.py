@@ -1,4 +1,4 @@
-"""Traversal grids of SEGAN subspaces during training (spec segan §4-5), like EigenGAN's periodic traversals."""
+"""Traversal grids of SEGAN subspaces during training, like EigenGAN's periodic traversals."""
 
 from __future__ import annotations
 

@@ -1,13 +1,13 @@
 """The one color-space registry: RGB in [0, 1] <-> the space a model trains in.
 
-Every model in gamut can train in any of these spaces (DESIGN.md, "Data"). The conversion runs on
+Every model in gamut can train in any of these spaces (docs/architecture.md). The conversion runs on
 the device, batched, after the batch is transferred (``ImageDataModule.on_after_batch_transfer``);
 ``decode`` turns model output back into display RGB before sample grids, VGG and Inception
-(spec stylegan2 §6.1 point 4: every color space needs a differentiable ``to_rgb()``).
+(every color space needs a differentiable ``to_rgb()``).
 
 Model space is always scaled to roughly ``[-1, 1]`` per channel, like RGB in StyleGAN2. The pairs
 below follow kornia's style: a function and its inverse side by side, value ranges in the docstring.
-The underlying conversions are kornia's (spec platforms §6):
+The underlying conversions are kornia's (``kornia.color``):
 
 ========= ======== =============================================== ====================================
 name      channels model space                                     notes
@@ -15,14 +15,14 @@ name      channels model space                                     notes
 rgb       3        ``2 rgb - 1``
 gray      1        ``2 Y - 1``, Y = kornia ``rgb_to_grayscale``    reader gives RGB; decode repeats Y x3
 rgba      4        ``2 rgba - 1``                                  decode keeps alpha (4 channels)
-hsv       3        ``2 H/(2 pi) - 1, 2 S - 1, 2 V - 1``            hue wraps at +-1 (spec stylegan2 §6.1)
-hsv_polar 3        ``S cos H, S sin H, 2 V - 1``                   decode with atan2 (spec stylegan2 §6.1)
+hsv       3        ``2 H/(2 pi) - 1, 2 S - 1, 2 V - 1``            hue wraps at +-1 (NVlabs/stylegan3 #210)
+hsv_polar 3        ``S cos H, S sin H, 2 V - 1``                   decode with atan2
 lab       3        ``L/50 - 1, a/110, b/110``                      decode with ``lab_to_rgb(clip=True)``
 ycbcr     3        ``2 Y - 1, 2 Cb - 1, 2 Cr - 1`` (BT.601)
 ========= ======== =============================================== ====================================
 
 All conversions run in float32 with autocast disabled whatever the input dtype: hue gradients
-reach ~5e5 near grey pixels (spec platforms §6), beyond fp16's range.
+reach ~5e5 near grey pixels (kornia 0.9.0, measured), beyond fp16's range.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def rgb_to_model_hsv(rgb: Tensor) -> Tensor:
     """RGB in ``[0, 1]`` -> ``(2 H/(2 pi) - 1, 2 S - 1, 2 V - 1)``, each in ``[-1, 1]``.
 
     kornia's ``rgb_to_hsv`` gives H in radians ``[0, 2 pi)``, S and V in ``[0, 1]``. Hue is circular:
-    ``-1`` and ``+1`` are the same red (spec stylegan2 §6.1 point 1); prefer ``hsv_polar`` for training.
+    ``-1`` and ``+1`` are the same red; prefer ``hsv_polar`` for training.
     """
     hsv = KC.rgb_to_hsv(rgb)
     h, s, v = hsv.unbind(dim=-3)
@@ -120,7 +120,7 @@ def model_hsv_to_rgb(x: Tensor) -> Tensor:
 
 
 # --------------------------------------------------------------------------------------------
-# hsv_polar: the HSV cylinder in Cartesian form (spec stylegan2 §6.1 point 1)
+# hsv_polar: the HSV cylinder in Cartesian form (no wrap-around, grey has no hue)
 # --------------------------------------------------------------------------------------------
 
 
@@ -166,7 +166,7 @@ def rgb_to_model_lab(rgb: Tensor) -> Tensor:
     """sRGB in ``[0, 1]`` -> ``(L/50 - 1, a/110, b/110)``.
 
     L in ``[0, 100]`` maps to ``[-1, 1]``; over the sRGB cube a is in ``[-86.2, 98.2]`` and b in
-    ``[-107.9, 94.5]`` (spec platforms §6), so a/110 and b/110 stay inside ``[-0.99, 0.9]``.
+    ``[-107.9, 94.5]`` (kornia 0.9.0, measured), so a/110 and b/110 stay inside ``[-0.99, 0.9]``.
     """
     lab = KC.rgb_to_lab(rgb)
     lum, a, b = lab.unbind(dim=-3)

@@ -2,7 +2,7 @@
 
 Position in :data:`IMAGENET_WNIDS` is the class index torchvision's and Keras' ImageNet classifiers
 use (``n01440764`` -> 0 "tench", ``n01443537`` -> 1 "goldfish", ..., ``n15075141`` -> 999), which is
-the order ChromaGAN's TinyImageNet adaptation maps the 200 TinyImageNet wnids into (spec chromagan §7).
+the order ChromaGAN's TinyImageNet adaptation maps the 200 TinyImageNet wnids into (jeniasivets/chromagan).
 The list is data: the ILSVRC2012 devkit's synsets, sorted.
 """
 

@@ -1,6 +1,6 @@
 """An endless, resumable, rank-sharded index stream for GAN training.
 
-GAN training counts images, not epochs (spec stylegan2 §7: ``cur_nimg``, kimg), so the train
+GAN training counts images, not epochs (``cur_nimg``, kimg, as stylegan2-ada-pytorch), so the train
 loader never ends and a resumed run must continue with exactly the next image. The global stream
 is the concatenation of permutations ``0, 1, 2, ...`` of ``range(dataset_size)``; permutation ``k``
 comes from a ``torch.Generator`` seeded with ``seed * 1_000_003 + k`` (identity when

@@ -10,13 +10,13 @@ Layout (as downloaded from cs231n.stanford.edu/tiny-imagenet-200.zip)::
       val/val_annotations.txt       "<file>\\t<wnid>\\t<x0>\\t<y0>\\t<x1>\\t<y1>" per val image
 
 Images are 64x64 JPEGs, some grayscale (converted to RGB by the reader). ``resolution=224`` upsamples
-them as ChromaGAN's TinyImageNet adaptation does (spec chromagan §7); decoding, the aspect crop and the
+them as ChromaGAN's TinyImageNet adaptation (jeniasivets/chromagan) does; decoding, the aspect crop and the
 resize are :func:`src.datamodules.readers.decode_image`'s, and bad files follow the readers' policy:
 skipped (the next good image is served), counted in ``bad_files`` and warned about once per
 process, or raised with ``strict=True``.
 
 :attr:`TinyImageNetDataset.imagenet_index` maps each of the 200 classes to its ImageNet-1k index
-(the sorted-synset order of torchvision/Keras classifiers, spec chromagan §7), the columns of a VGG-16
+(the sorted-synset order of torchvision/Keras classifiers), the columns of a VGG-16
 teacher's 1000 logits that ChromaGAN's class-distribution loss keeps.
 """
 
@@ -183,7 +183,7 @@ class TinyImageNetDataset(SkippingImageDataset):
 
     @property
     def imagenet_index(self) -> torch.Tensor:
-        """LongTensor ``[num_classes]`` (``[200]``): the ImageNet-1k class index of each class (spec chromagan §7).
+        """LongTensor ``[num_classes]`` (``[200]``): the ImageNet-1k class index of each class.
 
         Raises ``ValueError`` naming the wnid when one is not an ImageNet-1k synset.
         """

@@ -1,7 +1,7 @@
 """Neptune logger: a Lightning ``Logger`` over the ``neptune`` 1.x client.
 
 Lightning 2.6.4 removed its ``NeptuneLogger`` and the hosted Neptune service shut down on
-2026-03-05 (spec platforms §4), so gamut keeps its own. What goes where in the Neptune run:
+2026-03-05 (docs.neptune.ai transition hub), so gamut keeps its own. What goes where in the Neptune run:
 
 ``parameters/...``  the composed config (nested; values Neptune can't store become strings)
 ``metrics/...``     every logged metric, as a series over images seen (the same step as MLflow)

@@ -1,4 +1,4 @@
-"""On-disk cache of real-image Inception features, one file per data set identity (spec stylegan2 §3).
+"""On-disk cache of real-image Inception features, one file per data set identity (like NVIDIA's metric_utils).
 
 The key is everything that changes the features: the data set class and its scalar settings, its
 root path (absolute), resolution, color space, the number of images, a fingerprint of the first and

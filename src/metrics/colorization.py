@@ -1,4 +1,4 @@
-"""Colorization quality on RGB in [0, 1] (spec chromagan §7-8), synced across processes.
+"""Colorization quality on RGB in [0, 1] (ChromaGAN's and jeniasivets' PSNR), synced across processes.
 
 Per image, averaged over images:
 
@@ -29,7 +29,7 @@ _MIN_PEAK = 1.0 / 255.0
 
 
 def per_image_psnr(pred: Tensor, target: Tensor, peak: str = "one") -> Tensor:
-    """PSNR ``[N]`` of ``[N, C, H, W]`` images in ``[0, 1]``; ``peak`` = ``one`` or ``max_gt`` (spec §7)."""
+    """PSNR ``[N]`` of ``[N, C, H, W]`` images in ``[0, 1]``; ``peak`` = ``one`` or ``max_gt`` (jeniasivets')."""
     psnr = peak_signal_noise_ratio(pred.float(), target.float(), data_range=1.0, reduction="none", dim=(1, 2, 3))
     if peak == "max_gt":
         top = target.float().flatten(1).amax(dim=1).clamp_min(_MIN_PEAK)

@@ -1,4 +1,4 @@
-"""Inception-v3 features and the FID / KID formulas on them (spec stylegan2 §3).
+"""Inception-v3 features and the FID / KID formulas on them (Heusel et al. 2017; Binkowski et al. 2018).
 
 The network is torch-fidelity's port of the TF Inception graph of 2015-12-05 that NVIDIA's
 metrics use (same weights file, same TF1-style bilinear resize to 299 px), fed uint8 RGB images
@@ -111,7 +111,7 @@ class FeatureBank(Metric):
 def fid_from_features(real: Tensor, fake: Tensor) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets (torchmetrics, float64 sums).
 
-    ``|mu_r - mu_g|^2 + Tr(S_r + S_g - 2 sqrtm(S_r S_g))`` (spec stylegan2 §3). Needs >= 2 rows each.
+    ``|mu_r - mu_g|^2 + Tr(S_r + S_g - 2 sqrtm(S_r S_g))`` (Heusel et al. 2017). Needs >= 2 rows each.
     """
     for name, f in (("real", real), ("generated", fake)):
         if f.shape[0] < 2:
@@ -125,7 +125,7 @@ def fid_from_features(real: Tensor, fake: Tensor) -> float:
 def kid_from_features(real: Tensor, fake: Tensor, subsets: int = 100, max_subset_size: int = 1000,
                       seed: int = 0) -> tuple[float, float, int]:
     """KID: unbiased MMD^2 with kernel ``(x.y/d + 1)^3``, mean (and std) over ``subsets`` random subsets
-    of size ``min(max_subset_size, n_real, n_gen)`` (spec stylegan2 §3). Returns (mean, std, subset size).
+    of size ``min(max_subset_size, n_real, n_gen)`` (NVIDIA's KID). Returns (mean, std, subset size).
 
     The subsets are drawn from a generator seeded with ``seed``; the global RNG is left as it was.
     """

@@ -6,7 +6,7 @@ The five 1x1 linear heads come from the file torchmetrics ships in its wheel
 (``torchmetrics/functional/image/lpips_models/vgg.pth``), or from ``lpips-vgg-v0.1.pth`` in
 ``paths.weights_dir``. The distance: each of relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 is
 unit-normalised over channels, the squared difference is weighted per channel by the head,
-averaged over space, and the five layers are summed. Used by PPL (spec stylegan2 §3, segan §4).
+averaged over space, and the five layers are summed. Used by PPL (Zhang et al. 2018, LPIPS).
 """
 
 from __future__ import annotations

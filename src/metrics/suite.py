@@ -5,9 +5,9 @@ Metric names (choose any; ``ppl`` means all three PPL spaces):
 ================  ===============================================================================
 ``fid``           FID, Inception pool3, ``num_gen`` G_ema images vs ``num_real`` reals (null: all)
 ``kid``           KID (mean; ``kid_std`` alongside), same features as FID
-``ppl_zfull``     PPL, slerp in Z, t ~ U[0, 1)           (spec segan §4)
-``ppl_wfull``     PPL, lerp in W, t ~ U[0, 1)            (spec segan §4)
-``ppl_wend``      PPL, lerp in W, t = 0                  (spec stylegan2 §3, the paper's PPL)
+``ppl_zfull``     PPL, slerp in Z, t ~ U[0, 1)           (SEGan_Pytorch README)
+``ppl_wfull``     PPL, lerp in W, t ~ U[0, 1)            (SEGan_Pytorch README)
+``ppl_wend``      PPL, lerp in W, t = 0                  (StyleGAN2 paper's PPL)
 ================  ===============================================================================
 
 Each PPL name yields one result per eps (:func:`src.metrics.ppl.result_key`).

@@ -1,6 +1,6 @@
 """The one place that finds a pretrained file in ``paths.weights_dir`` and loads it safely.
 
-Files keep their upstream names (DESIGN.md, "Contracts"), so a torch hub cache that already holds
+Files keep their upstream names, so a torch hub cache that already holds
 them works as is. A missing file stops with :class:`MissingWeightsError`, which names the file, the
 folder searched, the key that sets the folder and where to download the file. Files are read with
 ``torch.load(weights_only=True)``: a state dict of tensors, never pickled code.

@@ -1,4 +1,4 @@
-"""Equalized-learning-rate layers and FIR resampling in plain PyTorch (spec stylegan2 §2).
+"""Equalized-learning-rate layers and FIR resampling in plain PyTorch, after stylegan2-ada-pytorch.
 
 No custom CUDA kernels: every op here is a stock PyTorch op, so it runs on CPU, compiles with
 ``torch.compile`` and needs no build step. Weights are stored ~N(0, 1) and scaled at run time by
@@ -66,7 +66,7 @@ def normalize_2nd_moment(x: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
 
 
 def make_fir(taps=(1, 3, 3, 1)) -> Tensor:
-    """1-D FIR kernel normalised to sum 1; applied along both axes it is the 2-D blur of §2."""
+    """1-D FIR kernel normalised to sum 1; applied along both axes it is StyleGAN2's 2-D blur."""
     f = torch.as_tensor(taps, dtype=torch.float32)
     return f / f.sum()
 
@@ -189,7 +189,7 @@ class Conv2dLayer(nn.Module):
 
 def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, up: int = 1, demodulate: bool = True,
                      fir: Tensor | None = None, fused: bool = False) -> Tensor:
-    """Modulated (and demodulated) convolution of spec §2.
+    """Modulated (and demodulated) convolution (Karras et al. 2020, §2.2, Eq. 1-3).
 
     ``x`` [N, I, H, W], ``weight`` [O, I, k, k] (already gain-scaled), ``styles`` [N, I].
     Demodulation coefficients ``1/sqrt(sum_{i,kh,kw} (w * s)^2 + 1e-8)`` are computed as a

@@ -6,7 +6,7 @@ objects' stored attributes (what the network actually used, e.g. ``conv_clamp``,
 the stored constructor arguments, and then checked against every tensor's shape when the gamut
 module is filled (:func:`src.pretrained.convert.build_module`).
 
-Name map (spec stylegan2 §2): ``mapping.fc{i}`` -> ``mapping.layers.{i}``; ``synthesis.b{res}`` ->
+Name map (NVIDIA's networks.py): ``mapping.fc{i}`` -> ``mapping.layers.{i}``; ``synthesis.b{res}`` ->
 ``synthesis.blocks.{log2(res)-2}``; D ``b{res}`` -> ``blocks.{k}`` counted from the top and
 ``b4`` -> ``epilogue``; ``resample_filter`` buffers are dropped after checking they hold the
 [1, 3, 3, 1] filter gamut uses.

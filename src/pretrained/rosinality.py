@@ -5,7 +5,7 @@ The file is read with ``torch.load(weights_only=True)``; the only non-tensor typ
 attribute bag. Architecture comes from the tensor shapes: resolution from the number of
 ``convs``, mapping depth from the ``style.{i}`` layers, widths from the weights.
 
-rosinality's layers compute the same functions as NVIDIA's (spec stylegan2 §1.3: its
+rosinality's layers compute the same functions as NVIDIA's (rosinality/stylegan2-pytorch train.py: its
 ``channel_multiplier`` 2 is channel_base 32768, 1 is 16384; lr_mlp 0.01 like NVIDIA's mapping):
 
 | rosinality | gamut |

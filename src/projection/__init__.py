@@ -1,1 +1,1 @@
-"""GAN inversion: project images into a generator's W or W+ space (spec stylegan2 §4)."""
+"""GAN inversion: project images into a generator's W or W+ space (Karras et al. 2020, §5)."""

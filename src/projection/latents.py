@@ -5,7 +5,7 @@ A safetensors file (``*.safetensors``, format ``gamut-latents/1``) with the tens
 JSON metadata entry ``gamut`` holding the generator fingerprint (class, ``num_ws``, ``w_dim``,
 resolution, channels, noise shapes) and free-form info (target names, mode). Loading it for a
 generator of another shape raises a ``ValueError`` naming the mismatch. NVIDIA's
-``projected_w.npz`` (spec stylegan2 §2.4) is read too (ws only).
+``projected_w.npz`` (stylegan2-ada-pytorch projector.py) is read too (ws only).
 """
 
 from __future__ import annotations

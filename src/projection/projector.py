@@ -1,12 +1,12 @@
-"""Latent optimisation into W, W+ or W then W+ (spec stylegan2 §4.1-§4.3).
+"""Latent optimisation into W, W+ or W then W+ (Karras et al. 2020, §5; Abdal et al. 2019).
 
-The algorithm is ADA-pt's projector (§4.1): W statistics from 10,000 seeded z, free variables
+The algorithm is stylegan2-ada-pytorch's projector.py: W statistics from 10,000 seeded z, free variables
 initialised at ``w_avg`` plus re-drawn noise maps, LPIPS-VGG distance on images area-downsampled to
 at most 256 px, the multi-octave noise autocorrelation penalty (weight 1e5), a learning rate with a
 5% linear ramp-up and a 25% cosine ramp-down, w jitter ``w_std * 0.05 * max(0, 1 - t/0.75)^2`` and
-noise renormalisation after every step. Extended as §4.2/§4.3 propose: optional pixel MSE, several
-targets per batch (each with its own noise maps), any color space (decoded to RGB before VGG),
-non-square generators, and three modes:
+noise renormalisation after every step. Extended after rosinality's projector.py and e4e
+(Tov et al. 2021): optional pixel MSE, several targets per batch (each with its own noise maps), any
+color space (decoded to RGB before VGG), non-square generators, and three modes:
 
 * ``w``: one w per image, tiled over every layer (editable, worse fit);
 * ``w_plus``: one w per layer (better fit), with optional e4e-style penalties on the spread of the
@@ -35,7 +35,7 @@ NOISE_CHOICES = ("optimize", "const")
 
 @dataclass
 class ProjectorConfig:
-    """Every knob of the projector with the reference defaults (spec stylegan2 §4.1-§4.2)."""
+    """Every knob of the projector with the reference defaults (NVIDIA's and rosinality's projector.py)."""
 
     mode: str = "w"
     steps: int = 1000
@@ -48,7 +48,7 @@ class ProjectorConfig:
     noise_reg: float = 1e5           # noise autocorrelation penalty weight
     noise: str = "optimize"          # optimize: re-drawn N(0, 1) maps are free variables | const: G's own maps, fixed
     lpips_weight: float = 1.0
-    mse_weight: float = 0.0          # pixel MSE on RGB in [-1, 1] (rosi --mse)
+    mse_weight: float = 0.0          # pixel MSE on RGB in [-1, 1] (rosinality's --mse)
     spread_weight: float = 0.0       # w_plus: mean_l |w_l - mean(w)|^2 / w_std^2 (e4e: codes close to each other)
     avg_weight: float = 0.0          # w_plus: mean_l |w_l - w_avg|^2 / w_std^2 (e4e: codes close to W)
     switch: float = 0.5              # w_then_w_plus: fraction of the steps spent in W
@@ -81,14 +81,14 @@ class ProjectionResult:
 
 
 # ----------------------------------------------------------------------------------------------
-# Pieces of the objective and the schedule (plain functions: testable against spec §4.1).
+# Pieces of the objective and the schedule (plain functions: testable against NVIDIA's projector.py).
 
 
 @torch.no_grad()
 def w_stats(generator: nn.Module, n: int = 10000, seed: int = 123, c: Tensor | None = None,
             batch: int = 1000) -> tuple[Tensor, float]:
     """``w_avg`` ``[w_dim]`` and the scalar ``w_std = sqrt(mean_i |w_i - w_avg|^2)`` over ``n`` z drawn
-    from ``RandomState(seed)`` (spec §4.1 step 2)."""
+    from ``RandomState(seed)``, as NVIDIA's projector."""
     device = next(generator.parameters()).device
     z_all = torch.from_numpy(np.random.RandomState(seed).randn(n, generator.z_dim)).float()
     ws = []
@@ -104,7 +104,7 @@ def w_stats(generator: nn.Module, n: int = 10000, seed: int = 123, c: Tensor | N
 
 def lr_at(t: float, base: float = 0.1, rampup: float = 0.05, rampdown: float = 0.25) -> float:
     """Learning rate at progress ``t`` in [0, 1]: linear ramp-up over ``rampup``, cosine ramp-down over
-    the last ``rampdown`` (spec §4.1 step 6)."""
+    the last ``rampdown`` (NVIDIA's schedule)."""
     ramp = min(1.0, (1.0 - t) / rampdown) if rampdown > 0 else 1.0
     ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
     ramp *= min(1.0, t / rampup) if rampup > 0 else 1.0
@@ -118,7 +118,7 @@ def jitter_scale(t: float, w_std: float, strength: float = 0.05, ramp: float = 0
 
 def noise_regularization(maps: list[Tensor]) -> Tensor:
     """Per-image sum over maps and octaves (down to 8 px) of the squared one-pixel autocorrelations
-    in x and y (spec §4.1 step 5). ``maps``: ``[N, H, W]`` each; returns ``[N]``."""
+    in x and y (NVIDIA's noise regulariser). ``maps``: ``[N, H, W]`` each; returns ``[N]``."""
     total = 0
     for m in maps:
         x = m.unsqueeze(1)
@@ -133,14 +133,14 @@ def noise_regularization(maps: list[Tensor]) -> Tensor:
 
 @torch.no_grad()
 def renormalize_(maps: list[Tensor]) -> None:
-    """Zero mean, unit RMS per image and map, in place (spec §4.1 step 7)."""
+    """Zero mean, unit RMS per image and map, in place, after every step as NVIDIA's projector."""
     for m in maps:
         m -= m.mean(dim=(1, 2), keepdim=True)
         m *= m.square().mean(dim=(1, 2), keepdim=True).rsqrt()
 
 
 def editability(ws: Tensor, w_avg: Tensor, w_std: float) -> dict[str, Tensor]:
-    """Per image: how far the codes are from W's bulk (spec §4.3).
+    """Per image: how far the codes are from W's bulk (the editability cost of W+, Tov et al. 2021).
 
     ``w_avg_distance``: mean over layers of ``|w_l - w_avg| / w_std`` (sampled w score ~1);
     ``w_avg_distance_max``: its max over layers; ``layer_spread``: RMS over layers of

@@ -1,7 +1,7 @@
 """Projection targets: image files -> RGB tensors at the generator's size, with notes on conversions.
 
-Spec stylegan2 §4.1 step 1 (center crop to the generator's aspect ratio, Lanczos resize) generalised
-to non-square generators and to every color space (§4.3): the target goes through the model's
+stylegan2-ada-pytorch's projector.py target handling (center crop to the generator's aspect ratio, Lanczos
+resize) generalised to non-square generators and to every color space: the target goes through the model's
 color space and back (``decode(encode(rgb))``), so a gray model is compared with the target's luma
 and an RGBA model with an opaque target.
 """

@@ -71,7 +71,7 @@ class InferenceModel:
     """What the tools need from a generator file: ``G`` (G_ema, eval, fp32), its color space and labels.
 
     Built by :func:`load_inference` from a gamut ``.ckpt`` or a ``.safetensors`` export, so every
-    tool accepts either (DESIGN.md, "CPU inference").
+    tool accepts either, on CPU or GPU.
     """
 
     def __init__(self, generator: torch.nn.Module, colorspace, source: Path, config: dict | None = None) -> None:

@@ -1,8 +1,8 @@
 """Image sizes: an int (square) or ``[height, width]``; for StyleGAN models each side ``4 * 2**k``.
 
 StyleGAN2's synthesis starts from a small constant and doubles it per block, so every side
-must be a power of two times 4 (spec stylegan2 §6.3 for non-square images: the constant
-becomes ``[C, h0, w0]`` and every block keeps the factor 2).
+must be a power of two times 4. For non-square images (stylegan2-ada-pytorch trains square ones only)
+the constant becomes ``[C, h0, w0]`` and every block keeps the factor 2.
 """
 
 from __future__ import annotations

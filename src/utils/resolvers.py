@@ -17,7 +17,7 @@ def _num_devices(devices, num_nodes=1) -> int:
 
 
 def auto_preset(key: str, resolution, devices=1, num_nodes=1):
-    """stylegan2-ada-pytorch's ``auto`` config (spec stylegan2 §1.1, formula A).
+    """stylegan2-ada-pytorch's ``auto`` config (train.py, ``cfg_specs``).
 
     ``res`` is the longer side for non-square images. Keys: batch (per device), mbstd_group,
     channel_base, lr, r1_gamma, ema_kimg.

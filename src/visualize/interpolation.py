@@ -1,4 +1,4 @@
-"""Interpolation videos: one latent walk, or a grid of independent walks (SG3 ``gen_video.py``)."""
+"""Interpolation videos: one latent walk, or a grid of independent walks (stylegan3 ``gen_video.py``)."""
 
 from __future__ import annotations
 

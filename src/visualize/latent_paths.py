@@ -1,7 +1,7 @@
-"""Latent paths for interpolation videos: lerp in W, slerp in Z, looping keyframes (spec stylegan2 §2.4).
+"""Latent paths for interpolation videos: lerp in W, slerp in Z, looping keyframes (stylegan3 gen_video.py).
 
 A path is a list of keyframe latents; :func:`keyframe_path` returns ``frames`` latents per keyframe
-transition, looping back to the first keyframe (SG3 ``gen_video.py``'s ``--num-keyframes``,
+transition, looping back to the first keyframe (stylegan3 ``gen_video.py``'s ``--num-keyframes``,
 ``--w-frames``), so the video plays seamlessly on repeat.
 """
 

@@ -1,4 +1,4 @@
-"""Layer view: what each ToRGB adds to the image, and the image after each resolution (spec §2.4).
+"""Layer view: what each ToRGB adds, and the image after each resolution (cf. stylegan3 visualizer.py).
 
 The skip generator's image is ``img_k = up(img_{k-1}) + toRGB_k(x_k)`` (plus SEGAN mode 1's image
 offsets). Hooks on the synthesis blocks read every ``img_k``; block k's contribution at full size is

@@ -1,4 +1,4 @@
-"""Noise view: the same w with one layer's noise resampled at a time (spec §2.4).
+"""Noise view: the same w with one layer's noise resampled at a time (cf. stylegan3 visualizer.py).
 
 Row k shows ``variants`` images in which only noise layer k gets fresh N(0, 1) maps (every other
 layer keeps its stored 'const' map), followed by the per-pixel standard deviation over the variants

@@ -1,4 +1,4 @@
-"""Style-mixing grid (spec stylegan2 §2.4, ADA-pt ``style_mixing.py``).
+"""Style-mixing grid (stylegan2-ada-pytorch ``style_mixing.py``).
 
 Rows take their codes from the row seeds; in each cell the column seed's codes replace the layers
 ``layers`` (w indices). The first row shows the column seeds, the first column the row seeds, the

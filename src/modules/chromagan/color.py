@@ -1,4 +1,4 @@
-"""ChromaGAN's tensor conventions (spec chromagan §1-2): L_in in [0, 1] and normalised ab.
+"""ChromaGAN's tensor conventions (pvitoria/ChromaGAN, dataClass.py): L_in in [0, 1] and normalised ab.
 
 The data side delivers gamut's ``lab`` model space, ``x = (L/50 - 1, a/110, b/110)``
 (:func:`src.datamodules.colorspaces.rgb_to_model_lab`, kornia in fp32). ChromaGAN works in its own

@@ -1,4 +1,4 @@
-"""ChromaGAN's PatchGAN critic (spec chromagan §4): ``[L_in, a_n, b_n]`` -> ``[N, 1, H/8, W/8]`` scores.
+"""ChromaGAN's PatchGAN critic (SOURCE/ChromaGAN.py): ``[L_in, a_n, b_n]`` -> ``[N, 1, H/8, W/8]`` scores.
 
 Five 4x4 convolutions with TF-"same" padding, strides 2, 2, 2, 1, 1 (70x70 receptive field), LeakyReLU
 after all but the last, linear output (a Wasserstein critic). The official code has no normalization
@@ -22,7 +22,7 @@ class PatchCritic(nn.Module):
         in_channels: 3 (L, a, b).
         channels: output channels of the first four convs (the fifth has 1).
         strides: the five strides.
-        norm: ``none``, ``batch`` or ``instance``, after convs 2-4 (spec §4, §10).
+        norm: ``none``, ``batch`` or ``instance``, after convs 2-4 (official none, jeniasivets batch).
         leaky_slope: LeakyReLU negative slope.
         width: multiplier for ``channels`` (tests use tiny critics).
     """

@@ -1,6 +1,6 @@
-"""ChromaGAN's generator (spec chromagan §3): L -> (ab, class distribution).
+"""ChromaGAN's generator (pvitoria/ChromaGAN, SOURCE/ChromaGAN.py): L -> (ab, class distribution).
 
-Shapes at 224x224 and width 1 (spec §3 table; ``resolution`` may be any multiple of 8, and the
+Shapes at 224x224 and width 1 (``resolution`` may be any multiple of 8, and the
 flattened global map follows it):
 
 ============================ ====================== ==========================================
@@ -16,7 +16,7 @@ color head                   2 x 112 x 112          sigmoid, then nearest x2 -> 
 ============================ ====================== ==========================================
 
 Branch blocks are conv -> ReLU -> BN (official) or conv -> BN -> ReLU (``block_order``); the FC
-stacks have no activations unless ``fc_act=relu`` (spec §3, §10.2). New layers are glorot-uniform
+stacks have no activations unless ``fc_act=relu`` (Keras' Dense is linear). New layers are glorot-uniform
 with zero bias (Keras' default). ``width`` scales every conv channel count (tests use tiny widths).
 """
 
@@ -61,7 +61,7 @@ class GlobalBranch(nn.Module):
 
 
 class ColorHead(nn.Module):
-    """Fusion 1x1 conv and the upsampling color decoder; sigmoid at H/2, nearest x2 after it (spec §3, §10.4)."""
+    """Fusion 1x1 conv and the upsampling color decoder; sigmoid at H/2, nearest x2 after it (official)."""
 
     def __init__(self, in_channels: int, width: float) -> None:
         super().__init__()
@@ -85,7 +85,7 @@ class ColorizationGenerator(nn.Module):
 
     Args:
         resolution: ``(H, W)``, each a multiple of 8 (224 in the paper).
-        num_classes: class-head size K (1000 ImageNet; 200 for TinyImageNet, spec §7).
+        num_classes: class-head size K (1000 ImageNet; 200 for TinyImageNet, as jeniasivets/chromagan).
         width: channel multiplier for every conv (1.0 = the paper; only 1.0 loads ImageNet weights).
         global_fc: sizes of the global-feature FC stack (its last size is broadcast and fused).
         class_fc: hidden sizes of the class FC stack (K is appended).

@@ -15,8 +15,8 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     """TensorFlow's ``padding='same'`` along one axis: (before, after), the extra pixel after.
 
     Output size is ``ceil(size / stride)``. For odd kernels at stride 1 and for k=4 at stride 2 on
-    even sizes this is PyTorch's symmetric padding; for k=4 at stride 1 it is (1, 2) (spec
-    chromagan §4) and for k=3 at stride 2 on even sizes (0, 1).
+    even sizes this is PyTorch's symmetric padding; for k=4 at stride 1 it is (1, 2) (the
+    critic's last two convs in SOURCE/ChromaGAN.py) and for k=3 at stride 2 on even sizes (0, 1).
     """
     total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
     return total // 2, total - total // 2
@@ -42,7 +42,7 @@ class BranchBlock(nn.Sequential):
     """3x3 same conv, ReLU and BatchNorm in the official order (``conv_relu_bn``: Keras'
     ``Conv2D(activation='relu')`` then ``BatchNormalization``) or jeniasivets' ``conv_bn_relu``.
 
-    ``bn_momentum=0.01`` and ``bn_eps=1e-3`` are Keras' defaults (its momentum 0.99) (spec §3, §10.3).
+    ``bn_momentum=0.01`` and ``bn_eps=1e-3`` are Keras' defaults (its momentum 0.99; official code).
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, order: str = "conv_relu_bn",
@@ -57,7 +57,7 @@ class BranchBlock(nn.Sequential):
 
 def linear_stack(in_features: int, sizes: list[int], act: str = "none") -> nn.Sequential:
     """Dense layers ``in -> sizes[0] -> ... -> sizes[-1]``; ``act`` between them (``none`` as in the
-    official Keras model, where the stack collapses to one low-rank linear map; spec §3)."""
+    official Keras model, where the stack collapses to one low-rank linear map; SOURCE/ChromaGAN.py)."""
     if act not in ("none", "relu"):
         raise ValueError(f"model.fc_act={act!r}: allowed values are none, relu")
     layers: list[nn.Module] = []
@@ -70,7 +70,7 @@ def linear_stack(in_features: int, sizes: list[int], act: str = "none") -> nn.Se
 
 
 def glorot_init(module: nn.Module) -> None:
-    """Keras' default init for new layers: glorot-uniform weights, zero bias (spec §3)."""
+    """Keras' default init for new layers: glorot-uniform weights, zero bias (as in SOURCE/ChromaGAN.py)."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.init.xavier_uniform_(m.weight)

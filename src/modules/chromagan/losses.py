@@ -1,4 +1,4 @@
-"""ChromaGAN's losses as plain functions of tensors (spec chromagan §5).
+"""ChromaGAN's losses as plain functions of tensors (pvitoria/ChromaGAN, SOURCE/ChromaGAN.py).
 
 ``L_G = lambda_color * L_col + lambda_kl * L_kl + lambda_adv * L_adv`` (1.0, 0.003, 0.1) and
 ``L_D = mean D(fake) - mean D(real) + lambda_gp * GP`` (lambda_gp = 10), all in normalised ab space.
@@ -24,7 +24,7 @@ def class_kl(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
     """KL(teacher || student), summed over classes and averaged over the batch (``batchmean``).
 
     Both arguments are logits; softmax runs over the given columns (for TinyImageNet, the teacher's
-    200 mapped ImageNet columns, which equals renormalising its 1000-way softmax; spec §7).
+    200 mapped ImageNet columns, which equals renormalising its 1000-way softmax; jeniasivets/chromagan).
     """
     return F.kl_div(F.log_softmax(student_logits.float(), dim=1), F.log_softmax(teacher_logits.float(), dim=1),
                     log_target=True, reduction="batchmean")
@@ -42,7 +42,7 @@ def critic_wasserstein(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
 
 def gradient_penalty(critic: Callable[[Tensor], Tensor], l_in: Tensor, ab_real: Tensor, ab_fake: Tensor,
                      alpha: Tensor | None = None) -> Tensor:
-    """WGAN-GP on ab only: ``mean_n (1 - ||grad_{ab_hat} sum D(L, ab_hat)||_2)^2`` (spec §5).
+    """WGAN-GP on ab only: ``mean_n (1 - ||grad_{ab_hat} sum D(L, ab_hat)||_2)^2`` (Gulrajani et al. 2017).
 
     ``ab_hat = alpha * ab_real + (1 - alpha) * ab_fake`` with one ``alpha ~ U(0, 1)`` per sample; L is
     shared and not differentiated; the norm runs over each sample's 2 x H x W gradient. Computed in

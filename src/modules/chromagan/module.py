@@ -1,4 +1,4 @@
-"""ChromaGAN LightningModule (Vitoria et al., WACV 2020; spec chromagan §5-8).
+"""ChromaGAN LightningModule (Vitoria et al., WACV 2020; official Keras code pvitoria/ChromaGAN).
 
 Per iteration, on one batch of Lab images (gamut's ``lab`` color space, converted on the device):
 
@@ -8,7 +8,7 @@ Per iteration, on one batch of Lab images (gamut's ``lab`` color space, converte
 
 ``optim.order=g_first`` is the official order; there the critic sees a fake recomputed by the freshly
 updated G (``optim.d_fake=recompute``, official) or the G step's own fake (``reuse``, one G forward
-fewer). ``d_first`` is jeniasivets' order. Separate Adams (the official code shares one; spec §10.7).
+fewer). ``d_first`` is jeniasivets' order. Separate Adams (SOURCE/ChromaGAN.py shares one).
 
 Validation (when the data has a val set): PSNR, per-image-peak PSNR and SSIM on RGB in [0, 1], and the
 same for the gray baseline (:mod:`src.metrics.colorization`), logged as ``val/*`` at the images-seen step.
@@ -45,7 +45,7 @@ class ChromaGAN(GANModule):
     """ChromaGAN: ``G`` (:class:`ColorizationGenerator`) and the critic ``D`` (:class:`PatchCritic`).
 
     Args:
-        colorspace: must be ``lab`` (the data delivers Lab; spec §2).
+        colorspace: must be ``lab`` (the data delivers Lab).
         resolution: training size, int or ``[h, w]``, multiples of 8 (224 in the paper).
         num_classes: class-head size (1000; 200 with TinyImageNet, whose data supplies the teacher columns).
         ab_norm: ``opencv`` (official) or ``minmax`` (jeniasivets) (:mod:`src.modules.chromagan.color`).
@@ -254,7 +254,7 @@ class ChromaGAN(GANModule):
         self.log("kimg", self.kimg, on_step=True, on_epoch=False, prog_bar=True, logger=False)
 
     # ------------------------------------------------------------------------------------------
-    # Validation: PSNR / SSIM against the gray baseline (spec §7-8).
+    # Validation: PSNR / SSIM against the gray baseline.
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         lab = batch["image"]

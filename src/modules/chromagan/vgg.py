@@ -2,9 +2,9 @@
 
 Both read torchvision's ImageNet file ``vgg16-397923af.pth`` from ``paths.weights_dir`` through the
 one weights loader (:mod:`src.metrics.weights`). The trunk's layer indices equal torchvision's
-``vgg16().features[:23]`` (spec chromagan §3), so ``features.<i>.*`` tensors load into ``trunk.<i>``.
+``vgg16().features[:23]``, so ``features.<i>.*`` tensors load into ``trunk.<i>``.
 
-Input scaling (spec §10.1, ``model.vgg_input_norm``): ``imagenet`` standardises the tiled ``[L/100]x3``
+Input scaling (``model.vgg_input_norm``): ``imagenet`` standardises the tiled ``[L/100]x3``
 image with torchvision's mean/std, what the ImageNet weights expect; ``none`` reproduces the
 official code, which feeds ``[0, 1]`` straight in.
 """
@@ -56,7 +56,7 @@ def _load_vgg16(weights_dir: str, purpose: str) -> dict[str, Tensor]:
 
 
 def load_trunk_weights(trunk: nn.Sequential, weights_dir: str) -> None:
-    """Copy torchvision's ImageNet ``features.0 ... features.21`` into ``trunk`` (spec §3)."""
+    """Copy torchvision's ImageNet ``features.0 ... features.21`` into ``trunk``."""
     state = _load_vgg16(weights_dir, "ChromaGAN's VGG-16 trunk; model.trunk_pretrained=false trains it from scratch")
     own = trunk.state_dict()
     try:
@@ -80,7 +80,7 @@ def to_vgg_input(l_in: Tensor, norm: str) -> Tensor:
 
 
 class Teacher:
-    """The frozen ImageNet VGG-16 classifier whose class distribution the student head matches (spec §5).
+    """The frozen ImageNet VGG-16 classifier whose class distribution the student head matches.
 
     Deliberately not an ``nn.Module`` attribute of the LightningModule: it is never trained, never
     synced across ranks and never written into checkpoints (138M parameters the file can be re-read

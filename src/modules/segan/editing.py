@@ -1,8 +1,8 @@
-"""Side-effect-free semantic edits on subspace coordinates (spec segan §5).
+"""Side-effect-free semantic edits on subspace coordinates (SEGan_Pytorch README, fig. 6).
 
 An :class:`Edit` names one coordinate ``c_l[D]`` of the subspace at (layer L, subspace N) and how
 to change it. Edits are forward arguments: they never touch module state, so they cannot leak
-into G_ema, copies of the module or the next call (their mutable ``factor``, spec segan §8.4).
+into G_ema, copies of the module or the next call (as model_SEG.py's mutable ``factor`` does).
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def seed_latents(seeds: list[int], z_dim: int, num_layers: int = 0, q: int = 0) 
 def traversal(generator, z: Tensor, layer: int, subspace: int, dim: int, values: list[float], op: str = "add",
               units: str = "sigma", stats: tuple[Tensor, Tensor] | None = None, coords: Tensor | None = None,
               noise_mode: str = "const", c: Tensor | None = None, ws: Tensor | None = None) -> Tensor:
-    """Images ``[len(z) * len(values), C, H, W]``, rows = latents, columns = values (spec segan §5).
+    """Images ``[len(z) * len(values), C, H, W]``, rows = latents, columns = values.
 
     One forward pass per value; every image in a row shares its latent (and its noise with
     ``noise_mode='const'``), so a row shows only the edited coordinate moving. ``ws``

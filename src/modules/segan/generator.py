@@ -1,4 +1,4 @@
-"""SEGAN generator: the StyleGAN2 generator plus one linear subspace per layer (spec segan §1-2).
+"""SEGAN generator: the StyleGAN2 generator plus one linear subspace per layer (curefate/SEGan_Pytorch).
 
 Layers that consume a w are indexed (L = block, N = position in the block): block 0 has
 N=0 conv and N=1 toRGB, later blocks N=0 conv_up, N=1 conv, N=2 toRGB, so 14 layers and K = 10
@@ -30,7 +30,7 @@ COORDS = ("w", "sampled")
 
 
 def check_subspace_config(mode: Any, variant: str, coords: str, q: int, w_dim: int) -> None:
-    """One clear error for a mode/variant/coords/q combination that does not exist (spec segan §2)."""
+    """One clear error for a mode/variant/coords/q combination that does not exist."""
     if isinstance(mode, bool) or mode not in MODES:
         raise ValueError(f"model.mode={mode!r}: valid modes are 0..3 "
                          f"({'; '.join(f'{k} {v}' for k, v in MODES.items())})")
@@ -52,7 +52,7 @@ def check_subspace_config(mode: Any, variant: str, coords: str, q: int, w_dim: i
 
 
 class SEGANSynthesis(SynthesisNetwork):
-    """The StyleGAN2 synthesis network with a subspace per w-consuming layer (spec segan §2)."""
+    """The StyleGAN2 synthesis network with a subspace per w-consuming layer (their model_SEG.py)."""
 
     def __init__(self, w_dim: int = 64, resolution: tuple[int, int] = (64, 64), img_channels: int = 3,
                  channel_base: int = 32768, channel_max: int = 128, use_noise: bool = True,
@@ -112,7 +112,7 @@ class SEGANSynthesis(SynthesisNetwork):
         return coords.to(ws.dtype)
 
     def orth_bases(self) -> list[Tensor]:
-        """Bases the orthogonality regulariser acts on (spec segan §6): mode 1 and mode 2 ``eigen``.
+        """Bases the orthogonality regulariser acts on (EigenGAN): mode 1 and mode 2 ``eigen``.
 
         A layer whose map is smaller than q (toRGB at 4x4: 3*16 = 48 < 64) cannot hold q orthonormal
         columns and is left out.
@@ -187,7 +187,7 @@ class SEGANGenerator(Generator):
                               return_styles=return_styles)
 
     def subspaces(self) -> list[dict[str, Any]]:
-        """The subspace table (spec segan §5): id, layer L, subspace N, kind, resolution, w slot, q,
+        """The subspace table: id, layer L, subspace N, kind, resolution, w slot, q,
         ``abs_L`` (|L| per dim; None in mode 0) and ``rank`` (dims by |L|, largest first)."""
         rows = []
         for i, layer in enumerate(self.synthesis.layers):

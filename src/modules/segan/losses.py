@@ -1,4 +1,4 @@
-"""EigenGAN's orthogonality regulariser as plain functions (spec segan §6)."""
+"""EigenGAN's orthogonality regulariser as plain functions (He et al. 2021; LynnHo/EigenGAN-Tensorflow)."""
 
 from __future__ import annotations
 

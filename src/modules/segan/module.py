@@ -1,4 +1,4 @@
-"""SEGAN LightningModule: the StyleGAN2 module with SEGAN's generator (spec segan §1-3, §6).
+"""SEGAN LightningModule: the StyleGAN2 module with SEGAN's generator (curefate/SEGan_Pytorch).
 
 Training is StyleGAN2's four phases unchanged (path length is taken w.r.t. the mapping output, as
 in their code); SEGAN adds the EigenGAN orthogonality term to the G loss at every G step
@@ -36,11 +36,11 @@ def check_orth_config(orth: dict, mode: int, variant: str) -> None:
         key = "weight" if orth["weight"] > 0 else "hard"
         raise ValueError(f"model.loss.orth_reg.{key}={orth[key]!r} does not apply to model.mode={mode} "
                          f"(variant {variant!r}): only mode 1 and mode 2 variant eigen have a basis U "
-                         "(spec segan §6); set it to 0 / none")
+                         "(EigenGAN's regulariser); set it to 0 / none")
 
 
 class SEGAN(StyleGAN2):
-    """StyleGAN2 with a linear subspace per layer, ``mode`` 0-3 (spec segan §2).
+    """StyleGAN2 with a linear subspace per layer, ``mode`` 0-3 (SEGan_Pytorch model.py, model_SEG.py).
 
     New arguments: ``mode``; ``subspace`` {variant faithful|eigen, q (null = w_dim), coords w|sampled,
     U_init segan|orthonormal, L_init ones|eigengan}; ``g_channel_max`` / ``d_channel_max``
@@ -82,7 +82,7 @@ class SEGAN(StyleGAN2):
                              mbstd_group, mbstd_channels, conv_clamp=conv_clamp)
 
     def extra_g_loss(self, log: dict[str, Tensor]) -> Tensor | None:
-        """EigenGAN orthogonality term at every G step (spec segan §6), logged as ``G/orth``."""
+        """EigenGAN orthogonality term at every G step (as in EigenGAN), logged as ``G/orth``."""
         weight = self.orth_cfg["weight"]
         if weight <= 0:
             return None

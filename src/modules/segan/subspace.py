@@ -1,4 +1,4 @@
-"""SEGAN's per-layer linear subspaces (spec segan §2), one small class per mode.
+"""SEGAN's per-layer linear subspaces (SEGan_Pytorch subspace.py), one small class per mode.
 
 Every subspace sees its layer's *coordinates* ``c`` ``[B, q]`` (the w slot that feeds the layer,
 or EigenGAN-style sampled coordinates) and returns either a feature-map offset (mode 1) or the
@@ -19,7 +19,7 @@ HARD_ORTH = ("none", "qr")
 
 
 def init_importance(q: int, how: str = "ones") -> Tensor:
-    """L at init: ``ones`` (SEGAN) or EigenGAN's descending ``3q, 3(q-1), ..., 3`` (spec segan §6)."""
+    """L at init: ``ones`` (SEGAN) or EigenGAN's descending ``3q, 3(q-1), ..., 3`` (EigenGAN)."""
     if how == "ones":
         return torch.ones(q)
     if how == "eigengan":
@@ -43,9 +43,9 @@ class FeatureSubspace(nn.Module):
     """Mode 1: ``phi = reshape(U (L * c)) + mu``, added to a layer's output map ``[C, h, w]``.
 
     ``U`` is stored as the matrix ``[C*h*w, q]`` (the memory layout of their ``[C, h, w, q]``) and
-    applied with one matmul, never the 5-D broadcast of the reference (spec segan §2, §8.3).
+    applied with one matmul, never the 5-D broadcast of their model_SEG.py.
     ``U_init='segan'`` reproduces their orthogonal init over the ``C x (h*w*q)`` view (rows
-    orthonormal); ``'orthonormal'`` makes the q basis columns orthonormal (EigenGAN, spec §6).
+    orthonormal); ``'orthonormal'`` makes the q basis columns orthonormal (EigenGAN).
     """
 
     def __init__(self, channels: int, size: tuple[int, int], q: int = 64, U_init: str = "segan",
@@ -80,7 +80,7 @@ class FeatureSubspace(nn.Module):
 
 
 class ColumnSumSubspace(nn.Module):
-    """Mode 2 ``faithful``: what their w->w subspace really computes (spec segan §2, §8.1).
+    """Mode 2 ``faithful``: what their w->w subspace really computes (``EigenSpace_2style`` in subspace.py).
 
     Their ``sum_{c,y,x} U[c,y,x,:] * (L * w)`` collapses to ``w' = (L * s * c) + mu`` with
     ``s = colsum(U)``. The ``C*h*w*q`` tensor is replaced by ``p`` ``[q]`` with
@@ -111,7 +111,7 @@ class ColumnSumSubspace(nn.Module):
 
 
 class EigenSubspace(nn.Module):
-    """Mode 2 ``eigen``: ``w' = U (L * c) + mu`` (+ w for sampled coordinates), spec segan §2.
+    """Mode 2 ``eigen``: ``w' = U (L * c) + mu`` (+ w for sampled coordinates), their README's w->w map.
 
     ``U`` ``[w_dim, q]`` with orthonormal columns at init, ``L`` ``[q]``, ``mu`` ``[w_dim]``.
     ``residual=True`` (``coords: sampled``) adds the layer's w: ``w' = w + U (L * z) + mu``.
@@ -147,7 +147,7 @@ class EigenSubspace(nn.Module):
 
 
 class ScaleSubspace(nn.Module):
-    """Mode 3 ("only L"): ``w' = L * c`` with ``L`` ``[q]``, no bias (spec segan §2)."""
+    """Mode 3 ("only L"): ``w' = L * c`` with ``L`` ``[q]``, no bias (their ``EigenSpace_onlyL``)."""
 
     def __init__(self, q: int = 64, L_init: str = "ones") -> None:
         super().__init__()

@@ -1,4 +1,4 @@
-"""StyleGAN2 ResNet discriminator with minibatch standard deviation (spec stylegan2 §2).
+"""StyleGAN2 ResNet discriminator with minibatch stddev (stylegan2-ada-pytorch training/networks.py).
 
 FromImage (1x1) only at the top block; each block is conv3x3, conv3x3 + 2x down, plus a 1x1
 2x-down skip, the two branches scaled by sqrt(0.5). The 4x4 epilogue (4 x 4a for non-square

@@ -1,6 +1,6 @@
-"""StyleGAN2 generator: mapping network and skip synthesis network (spec stylegan2 §2, §2.1-2.3).
+"""StyleGAN2 generator: mapping and skip synthesis networks (stylegan2-ada-pytorch training/networks.py).
 
-Generalised past the reference in two ways the spec (§6) asks for: ``img_channels`` may be any
+Generalised past the reference in two ways its users often ask for: ``img_channels`` may be any
 count (1 gray, 3 RGB, 4 RGBA, ...) and the image may be non-square — the learned constant is
 ``[C, h0, w0]`` with the short side 4 and every block doubles both sides.
 """
@@ -158,7 +158,7 @@ class SynthesisBlock(nn.Module):
 
         ``adds`` (optional, one entry per layer, ``None`` = nothing) is added to that layer's
         output: to the features after a conv, to the running image after the ToImage (the hook
-        SEGAN mode 1 uses, spec segan §2).
+        SEGAN mode 1 uses).
         """
         i = 0
         if self.conv0 is None:
@@ -187,7 +187,7 @@ class SynthesisBlock(nn.Module):
 class SynthesisNetwork(nn.Module):
     """ws ``[N, num_ws, w_dim]`` -> image ``[N, img_channels, H, W]`` in about [-1, 1].
 
-    w index plan (spec §2.1): the first block uses 1 conv, later blocks 2; every ToImage shares the
+    w index plan (as NVIDIA's): the first block uses 1 conv, later blocks 2; every ToImage shares the
     index of the next block's first conv, so ``num_ws = 2 * num_blocks`` (10 at 64 px, 14 at 256).
     """
 

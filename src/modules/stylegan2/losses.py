@@ -1,5 +1,7 @@
-"""StyleGAN2 losses and regularizers as plain functions of tensors (spec stylegan2 §1.4).
+"""StyleGAN2 losses and regularizers as plain functions of tensors.
 
+As in stylegan2-ada-pytorch training/loss.py: R1 from Mescheder et al. 2018 (Eq. 9), path length
+from Karras et al. 2020 (§3.2, Eq. 4), lazy regularization from ibid. §3.1.
 Each returns per-sample values; the LightningModule takes the mean and applies the lazy gain.
 """
 
@@ -63,7 +65,7 @@ def path_length_penalty(lengths: Tensor, pl_mean: Tensor, decay: float = 0.01) -
 
 
 def lazy_adam_params(lr: float, betas: tuple[float, float], interval: int | None) -> tuple[float, tuple[float, float]]:
-    """Adam ``lr`` and ``betas`` for lazy regularization every ``interval`` steps (spec §1.4).
+    """Adam ``lr`` and ``betas`` for lazy regularization every ``interval`` steps (as NVIDIA's training loop).
 
     ``c = k / (k + 1)``: ``lr * c`` and ``beta ** c``. ``interval`` None or 0 means no lazy reg.
     """
