@@ -49,7 +49,7 @@ log.setLevel(logging.INFO)  # train.log gets gamut's notes even when the root lo
 # Lightning 2.6.6 calls a torch.utils._pytree API that torch 2.15 deprecates; harmless.
 warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
 
-DONE_FILE = "done"      # a job/run that reached trainer.max_steps (JSON: iteration, kimg, metrics)
+DONE_FILE = "done"      # a job/run that reached its length, trainer.max_kimg or max_steps (JSON: iteration, kimg, metrics)
 FAILED_FILE = "failed"  # a sweep job that stopped with an error (the error and its traceback)
 
 
@@ -58,7 +58,7 @@ def _instantiate_group(node: DictConfig | None) -> list:
 
 
 def _write_run_config(cfg: DictConfig, run_dir: Path, changes: dict | None = None) -> None:
-    """Write the resolved config and the command-line overrides (when launched by Hydra) under ``.hydra/``.
+    """Write the composed config and the command-line overrides (when launched by Hydra) under ``.hydra/``.
 
     A resumed launch keeps the first launch's files (a resume starts from them, src/utils/resume.py)
     and adds ``.hydra/resume-<k>/`` with its own config, overrides and ``changes.yaml``: every key
@@ -70,7 +70,9 @@ def _write_run_config(cfg: DictConfig, run_dir: Path, changes: dict | None = Non
         while (out / f"resume-{k}").exists():
             k += 1
         out = out / f"resume-{k}"
-    atomic_write(out / "config.yaml", lambda f: f.write(OmegaConf.to_yaml(_plain_config(cfg))), mode="w")
+    # Unresolved, as composed: src/eval.py lays data.* overrides over this node and its interpolations
+    # (data.dataset.resolution: ${data.resolution}) must follow them. Checkpoints record it resolved.
+    atomic_write(out / "config.yaml", lambda f: f.write(OmegaConf.to_yaml(cfg)), mode="w")
     if HydraConfig.initialized():
         hc = HydraConfig.get()
         atomic_write(out / "overrides.yaml", lambda f: f.write(OmegaConf.to_yaml(list(hc.overrides.task))), mode="w")

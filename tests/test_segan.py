@@ -314,6 +314,7 @@ def test_segan_readme_experiments(mode):
     assert (m.optim.g_lr, m.optim.d_lr, m.loss.r1_gamma, m.loss.r1_interval, m.loss.pl_interval) == \
         (0.002, 0.002, 10, 16, 4)
     assert (m.g_channel_max, m.d_channel_max, m.loss.style_mixing_prob) == (128, 512, 0.0)
-    assert cfg.trainer.max_steps == 50_000 and cfg.data.root == "/data/danbooru" and cfg.data.xflip
+    assert cfg.trainer.max_kimg == 800 and cfg.trainer.max_steps is None  # their 50 000 iterations x 16
+    assert cfg.data.root == "/data/danbooru" and cfg.data.xflip
     assert cfg.callbacks.traversal._target_ == "src.callbacks.traversal.TraversalGrid"
     assert f"mode{mode}" in cfg.logger.mlflow.run_name
