@@ -1,11 +1,12 @@
 """`make train` learns the shapes: the quickstart experiment, run as configured, ends with a G_ema
-whose images a shapes classifier recognises.
+whose images a shapes classifier recognises as the kinds it was asked for.
 
 The judge is a small CNN trained here, in a few seconds, on real images of the quickstart data (the
-dataset's labels are the kind of the largest shape). Its penultimate features give a Fréchet
-distance between generated and real images, and its softmax tells whether a generated image is
-confidently one kind. Real images for the classifier and for the reference statistics come from
-other seeds than the training data.
+dataset's labels are the kind of the shape). Its penultimate features give a Fréchet distance
+between generated and real images, and its softmax tells whether a generated image is confidently
+one kind, and which. Real images for the classifier and for the reference statistics come from
+other seeds than the training data. The quickstart model is conditional on the kind, so generated
+images are drawn with labels from the model's own class frequencies, as `src.eval` draws them.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from src.checkpoints.load import load_module
+from src.datamodules.labels import draw_labels
 from src.datamodules.shapes import ShapesDataset
 from src.train import train
-from src.utils.checkpoints import load_module
 from tests.conftest import compose_cfg
 
 NUM_GENERATED = 500  # images per generator for the statistics
@@ -33,11 +35,20 @@ class ShapesNet(nn.Module):
     def __init__(self, num_classes: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-            nn.Conv2d(16, 32, 3, padding=1, stride=2), nn.BatchNorm2d(32), nn.ReLU(),
-            nn.Conv2d(32, 64, 3, padding=1, stride=2), nn.BatchNorm2d(64), nn.ReLU(),
-            nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Conv2d(3, 16, 3, padding=1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1, stride=2),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3, padding=1, stride=2),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, padding=1),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
         self.head = nn.Linear(64, num_classes)
 
@@ -55,8 +66,9 @@ def real_images(dataset_cfg, seed: int, n: int) -> tuple[torch.Tensor, torch.Ten
     return images, torch.stack([it["label"] for it in items])
 
 
-def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: int, epochs: int = 6,
-                     seed: int = 0) -> ShapesNet:
+def train_classifier(
+    images: torch.Tensor, labels: torch.Tensor, num_classes: int, epochs: int = 6, seed: int = 0
+) -> ShapesNet:
     torch.manual_seed(seed)
     net = ShapesNet(num_classes)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
@@ -89,25 +101,40 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     w, v = np.linalg.eigh(cov_a)
     s = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
     eig = np.linalg.eigvalsh(s @ cov_b @ s)
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.sqrt(np.clip(eig, 0, None)).sum())
+    return float(
+        ((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.sqrt(np.clip(eig, 0, None)).sum()
+    )
 
 
 @torch.no_grad()
-def generated_images(model, n: int = NUM_GENERATED, seed: int = 123) -> torch.Tensor:
-    """``n`` RGB images in [0, 1] from ``model.G_ema`` (fixed latents, constant noise)."""
+def generated_images(
+    model, distribution: torch.Tensor, n: int = NUM_GENERATED, seed: int = 123
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` RGB images in [0, 1] from ``model.G_ema`` (fixed latents and labels, constant noise) and
+    the labels asked for, drawn from ``distribution`` (the trained model's class frequencies)."""
     z = torch.randn(n, model.G.z_dim, generator=torch.Generator().manual_seed(seed))
-    return torch.cat([model.colorspace.decode(model.sample(c)).clamp(0, 1) for c in z.split(100)])
+    labels = draw_labels(distribution, len(distribution), n, generator=torch.Generator().manual_seed(seed + 1))
+    images = [
+        model.colorspace.decode(model.sample(zc, lc)).clamp(0, 1) for zc, lc in zip(z.split(100), labels.split(100))
+    ]
+    return torch.cat(images), labels
 
 
 @pytest.mark.slow
-@pytest.mark.skip(reason="open (issue 15, item 8): on today's quickstart data this judge reaches only 63% "
-                         "on held-out reals, and no quickstart setting tried meets the bar below in 5 minutes")
 def test_quickstart_learns_the_shapes(log_dir):
     """The full quickstart run (nothing shortened); then, in the judge's feature space, the final
     G_ema is much closer to real images than both the untrained G_ema and the 4-kimg snapshot, and
-    the judge confidently recognises most of its images, spread over several kinds."""
-    cfg = compose_cfg(["experiment=quickstart", "logger=none", "run_name=learns",
-                       "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"])
+    the judge confidently recognises most of its images as the kind each was asked for, with every
+    kind of the data among them."""
+    cfg = compose_cfg(
+        [
+            "experiment=quickstart",
+            "logger=none",
+            "run_name=learns",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+        ]
+    )
     train(cfg)
     run = log_dir / "quickstart" / "learns"
 
@@ -123,15 +150,27 @@ def test_quickstart_learns_the_shapes(log_dir):
     initial = hydra.utils.instantiate(cfg.model).eval()  # what train() started from
     early = load_module(run / "checkpoints" / "kimg000004.000.ckpt")
     final = load_module(run / "checkpoints" / "last.ckpt")
+    distribution = final.label_distribution.cpu()
+    data_kinds = distribution.nonzero().flatten().tolist()
+    assert data_kinds == [
+        ShapesDataset.CLASSES.index(k) for k in sorted(dataset_cfg.kinds, key=ShapesDataset.CLASSES.index)
+    ]
     fd = {}
     for name, model in (("initial", initial), ("early", early), ("final", final)):
-        feats, probs = judge(net, generated_images(model))
+        images, asked = generated_images(model, distribution)
+        feats, probs = judge(net, images)
         fd[name] = frechet_distance(feats, real_feats)
-    confident = probs.max(1).values >= CONFIDENT  # the final G_ema's, from the last loop pass
-    kinds = torch.bincount(probs.argmax(1)[confident], minlength=num_classes)
-    report = f"FD {fd}, confident {confident.float().mean():.2f}, confident per kind {kinds.tolist()}"
+    # the final G_ema's, from the last loop pass
+    confident = probs.max(1).values >= CONFIDENT
+    as_asked = confident & (probs.argmax(1) == asked)
+    kinds = torch.bincount(probs.argmax(1)[as_asked], minlength=num_classes)
+    report = (
+        f"FD {fd}, confident {confident.float().mean():.2f}, confident and as asked "
+        f"{as_asked.float().mean():.2f}, per kind {kinds.tolist()}"
+    )
+    print(report)
 
     assert fd["final"] <= 0.25 * fd["initial"], report
-    assert fd["final"] <= 0.5 * fd["early"], report
-    assert confident.float().mean() >= 0.5, report
-    assert int((kinds >= 0.05 * confident.sum()).sum()) >= 4, report  # not one kind for every z
+    assert fd["final"] <= 0.7 * fd["early"], report  # and still improving after 4 kimg
+    assert as_asked.float().mean() >= 0.6, report
+    assert all(kinds[k] >= 0.1 * as_asked.sum() for k in data_kinds), report  # every kind, not one for every z

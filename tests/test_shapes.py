@@ -147,8 +147,15 @@ def test_speed() -> None:
 
 def test_easier_options() -> None:
     palette = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
-    ds = ShapesDataset(size=100, kinds=["circle", "cross"], size_range=[0.6, 0.7], rotate=False,
-                       position_jitter=0.0, palette=palette, background=[0.0, 0.0, 0.0])
+    ds = ShapesDataset(
+        size=100,
+        kinds=["circle", "cross"],
+        size_range=[0.6, 0.7],
+        rotate=False,
+        position_jitter=0.0,
+        palette=palette,
+        background=[0.0, 0.0, 0.0],
+    )
     labels = set()
     for i in range(len(ds)):
         layout = ds.layout(i)
@@ -168,12 +175,31 @@ def test_easier_options() -> None:
     assert "kinds" not in repr(ShapesDataset(size=2)) and "rotate=False" in repr(ShapesDataset(size=2, rotate=False))
 
 
-@pytest.mark.parametrize("kwargs,key", [
-    ({"kinds": ["hexagon"]}, "kinds"), ({"kinds": []}, "kinds"), ({"size_range": [0.5]}, "size_range"),
-    ({"size_range": [0.8, 0.5]}, "size_range"), ({"size_range": [0.5, 1.5]}, "size_range"),
-    ({"rotate": "no"}, "rotate"), ({"position_jitter": 2.0}, "position_jitter"),
-    ({"palette": [[1, 0]]}, "palette"), ({"palette": []}, "palette"), ({"background": [0, 0, 2]}, "background"),
-])
+@pytest.mark.parametrize(
+    "kwargs,key",
+    [
+        ({"kinds": ["hexagon"]}, "kinds"),
+        ({"kinds": []}, "kinds"),
+        ({"size_range": [0.5]}, "size_range"),
+        ({"size_range": [0.8, 0.5]}, "size_range"),
+        ({"size_range": [0.5, 1.5]}, "size_range"),
+        ({"rotate": "no"}, "rotate"),
+        ({"position_jitter": 2.0}, "position_jitter"),
+        ({"palette": [[1, 0]]}, "palette"),
+        ({"palette": []}, "palette"),
+        ({"background": [0, 0, 2]}, "background"),
+    ],
+)
 def test_easier_options_reject_bad_values(kwargs, key) -> None:
     with pytest.raises(ValueError, match=f"data.dataset.{key}"):
         ShapesDataset(**kwargs)
+
+
+def test_label_counts_match_the_items() -> None:
+    ds = ShapesDataset(size=120, resolution=16, seed=5, kinds=["triangle", "ring", "cross"])
+    items = torch.stack([ds[i]["label"] for i in range(len(ds))])
+    counts = ds.label_counts
+    assert counts.dtype == torch.int64 and counts.shape == (len(CLASSES),)
+    assert torch.equal(counts, torch.bincount(items, minlength=len(CLASSES)))
+    assert counts[[CLASSES.index(k) for k in ("circle", "square", "diamond")]].sum() == 0
+    assert (counts[[CLASSES.index(k) for k in ("triangle", "ring", "cross")]] > 20).all()

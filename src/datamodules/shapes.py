@@ -167,6 +167,7 @@ class ShapesDataset(Dataset):
         self.seed = seed
         self.channels = channels
         self.max_shapes = max_shapes
+        self._label_counts: torch.Tensor | None = None
         h, w = self.resolution
         # Pixel centers in pixel units, broadcast as [1, W] and [H, 1]: no full grids needed.
         self._xs = (np.arange(w, dtype=np.float32) + 0.5)[None, :]
@@ -178,6 +179,15 @@ class ShapesDataset(Dataset):
 
     def __len__(self) -> int:
         return self.size
+
+    @property
+    def label_counts(self) -> torch.Tensor:
+        """Images per class, int64 ``[num_classes]``, counted from the layouts (no rendering; about
+        0.1 ms an image, once)."""
+        if self._label_counts is None:
+            labels = torch.tensor([self.layout(i).label for i in range(self.size)], dtype=torch.int64)
+            self._label_counts = torch.bincount(labels, minlength=self.num_classes)
+        return self._label_counts
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         index = int(index)
@@ -192,13 +202,22 @@ class ShapesDataset(Dataset):
             f"size={self.size}, resolution={list(self.resolution)}, seed={self.seed}, "
             f"channels={self.channels}, max_shapes={self.max_shapes}"
         )
-        options = {"kinds": None if self.kinds is None else [CLASSES[k] for k in self.kinds],
-                   "size_range": None if self.size_range is None else list(self.size_range),
-                   "rotate": self.rotate, "position_jitter": self.position_jitter,
-                   "palette": None if self.palette is None else [list(c) for c in self.palette],
-                   "background": None if self.background is None else list(self.background)}
-        defaults = {"kinds": None, "size_range": None, "rotate": True, "position_jitter": 1.0,
-                    "palette": None, "background": None}
+        options = {
+            "kinds": None if self.kinds is None else [CLASSES[k] for k in self.kinds],
+            "size_range": None if self.size_range is None else list(self.size_range),
+            "rotate": self.rotate,
+            "position_jitter": self.position_jitter,
+            "palette": None if self.palette is None else [list(c) for c in self.palette],
+            "background": None if self.background is None else list(self.background),
+        }
+        defaults = {
+            "kinds": None,
+            "size_range": None,
+            "rotate": True,
+            "position_jitter": 1.0,
+            "palette": None,
+            "background": None,
+        }
         return text + "".join(f", {k}={v}" for k, v in options.items() if v != defaults[k])
 
     def __repr__(self) -> str:
