@@ -1,5 +1,6 @@
 # gamut: `make train` trains the default experiment, `make test` runs the tests.
-# Both create .venv and install the pinned dependencies on first use.
+# Both create .venv and install gamut (editable) with its pinned dependencies on first use;
+# `make install` does only that. The tools (`python scripts/<tool>.py`, `gamut-<tool>`) need it.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,10 +9,13 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 LOG_DIR ?= logs
 
-.PHONY: train test test-slow test-all dashboard benchmark clean-logs help
+.PHONY: install train test lint format test-slow test-all dashboard benchmark clean-logs help
 
 help:
+	@echo "make install    create .venv and install gamut (editable) with its dependencies and tools (gamut-*)"
 	@echo "make train      train the default experiment (experiment=quickstart) on the built-in shapes data"
+	@echo "make lint       ruff: lint and check the formatting (make test runs it first)"
+	@echo "make format     ruff: format the tree and apply the safe lint fixes"
 	@echo "make test       run the test suite (tests marked slow excluded; under 15 min on 2 CPU cores)"
 	@echo "make test-slow  run only the tests marked slow (DDP, sweeps, kill -9 resume, browser, learning)"
 	@echo "make test-all   run every test"
@@ -23,11 +27,21 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+install: $(STAMP)
+
 train: $(STAMP)
 	$(PY) -m src.train experiment=quickstart $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(PY) -m pytest -q -m "not slow" $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow $(ARGS)

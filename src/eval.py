@@ -20,9 +20,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import src.utils.resolvers  # noqa: F401  (registers ${gamut.*})
+from src.checkpoints.load import load_module
 from src.metrics.suite import MetricSuite, check_weights, flatten, needs_reals, parse_metrics
-from src.metrics.weights import MissingWeightsError
-from src.utils.checkpoints import load_module
+from src.pretrained.weights import MissingWeightsError
 from src.utils.io import atomic_write
 from src.utils.validation import ConfigError
 
@@ -45,7 +45,9 @@ def validate_eval(cfg: DictConfig) -> tuple[Path, list[str]]:
     try:
         ckpt = cfg.ckpt_path
     except OmegaConfBaseException:
-        raise ConfigError("ckpt_path is required (e.g. ckpt_path=logs/quickstart/<run>/checkpoints/last.ckpt)") from None
+        raise ConfigError(
+            "ckpt_path is required (e.g. ckpt_path=logs/quickstart/<run>/checkpoints/last.ckpt)"
+        ) from None
     if ckpt is None or not Path(str(ckpt)).is_file():
         raise ConfigError(f"ckpt_path={ckpt!r}: no such checkpoint file")
     try:
@@ -97,8 +99,10 @@ def data_config(cfg: DictConfig, ckpt: Path, module) -> DictConfig:
         base.data = cfg.data
     else:
         if "data" not in base:
-            raise ConfigError(f"no data config for the reals: {ckpt} has no run folder with .hydra/config.yaml; "
-                              "pass one, e.g. +data=folder data.root=/path/to/images data.resolution=64")
+            raise ConfigError(
+                f"no data config for the reals: {ckpt} has no run folder with .hydra/config.yaml; "
+                "pass one, e.g. +data=folder data.root=/path/to/images data.resolution=64"
+            )
         for k, v in given.items():
             if v is not None:
                 base.data[k] = v
@@ -106,8 +110,10 @@ def data_config(cfg: DictConfig, ckpt: Path, module) -> DictConfig:
         OmegaConf.to_container(base.data, resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", None) or "data"
-        raise ConfigError(f"{key} is required or invalid for the reals ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0]}), e.g. data.root=/path/to/data") from None
+        raise ConfigError(
+            f"{key} is required or invalid for the reals ({type(e).__name__}: "
+            f"{str(e).splitlines()[0]}), e.g. data.root=/path/to/data"
+        ) from None
     return base
 
 
@@ -121,20 +127,29 @@ def build_dataset(cfg: DictConfig, ckpt: Path, module):
     except ValueError as e:
         raise ConfigError(str(e)) from None
     if tuple(datamodule.resolution) != tuple(module.resolution):
-        raise ConfigError(f"data.resolution={list(datamodule.resolution)} does not match the checkpoint's "
-                          f"{list(module.resolution)}")
+        raise ConfigError(
+            f"data.resolution={list(datamodule.resolution)} does not match the checkpoint's {list(module.resolution)}"
+        )
     if datamodule.colorspace.name != module.colorspace.name:
-        raise ConfigError(f"the data's colorspace {datamodule.colorspace.name!r} differs from the checkpoint's "
-                          f"{module.colorspace.name!r}")
+        raise ConfigError(
+            f"the data's colorspace {datamodule.colorspace.name!r} differs from the checkpoint's "
+            f"{module.colorspace.name!r}"
+        )
     workers = cfg.data.get("num_workers") if cfg.get("data") else None
     return dataset, int(workers if workers is not None else base.data.get("num_workers", 0) or 0)
 
 
 def write_json(path: Path, ckpt: Path, module, results: dict[str, dict]) -> dict:
     """Write (or extend) the JSON record of ``ckpt``; earlier metrics of the same snapshot are kept."""
-    record = {"checkpoint": str(ckpt.resolve()), "module": f"{type(module).__module__}.{type(module).__qualname__}",
-              "kimg": module.kimg, "iteration": int(getattr(module, "iteration", 0)),
-              "colorspace": module.colorspace.name, "resolution": list(module.resolution), "metrics": {}}
+    record = {
+        "checkpoint": str(ckpt.resolve()),
+        "module": f"{type(module).__module__}.{type(module).__qualname__}",
+        "kimg": module.kimg,
+        "iteration": int(module.iteration),
+        "colorspace": module.colorspace.name,
+        "resolution": list(module.resolution),
+        "metrics": {},
+    }
     if path.is_file():
         try:
             old = json.loads(path.read_text())
@@ -142,7 +157,7 @@ def write_json(path: Path, ckpt: Path, module, results: dict[str, dict]) -> dict
                 record["metrics"].update(old.get("metrics", {}))
         except (OSError, ValueError):
             pass
-    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     for name, r in results.items():
         record["metrics"][name] = {**r, "evaluated_at": stamp}
     atomic_write(path, lambda f: f.write(json.dumps(record, indent=2) + "\n"), mode="w")
@@ -185,10 +200,18 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     ckpt, metrics = validate_eval(cfg)
     try:
         check_weights(metrics, cfg.paths.weights_dir)
-        suite = MetricSuite(metrics, cfg.paths.weights_dir, cfg.paths.get("cache_dir"), num_gen=cfg.num_gen,
-                            num_real=cfg.num_real, batch_size=cfg.batch_size, seed=cfg.seed,
-                            noise_mode=cfg.noise_mode, kid=OmegaConf.to_container(cfg.kid),
-                            ppl=OmegaConf.to_container(cfg.ppl))
+        suite = MetricSuite(
+            metrics,
+            cfg.paths.weights_dir,
+            cfg.paths.get("cache_dir"),
+            num_gen=cfg.num_gen,
+            num_real=cfg.num_real,
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+            noise_mode=cfg.noise_mode,
+            kid=OmegaConf.to_container(cfg.kid),
+            ppl=OmegaConf.to_container(cfg.ppl),
+        )
     except ValueError as e:
         raise ConfigError(str(e)) from None
     device = pick_device(str(cfg.device))

@@ -30,16 +30,15 @@ from hydra.experimental.callback import Callback as HydraCallback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
-
-import src.utils.resolvers  # noqa: F401  (registers ${gamut.*})
 from pytorch_lightning.trainer.states import TrainerStatus
 
+import src.utils.resolvers  # noqa: F401  (registers ${gamut.*})
 from src.callbacks.limits import StopAtIteration, lightning_trainer_config, limits_from_config, reached
-from src.metrics.weights import MissingWeightsError
-from src.utils.checkpoint_io import AtomicCheckpointIO
-from src.utils.checkpoints import apply_init_architecture, load_init_weights, read_init_checkpoint
+from src.checkpoints.io import AtomicCheckpointIO
+from src.checkpoints.load import apply_init_architecture, load_init_weights, read_init_checkpoint
+from src.nn.layer_sync import SyncBatchNormPlugin
+from src.pretrained.weights import MissingWeightsError
 from src.utils.io import atomic_write
-from src.utils.layer_sync import SyncBatchNormPlugin
 from src.utils.malloc import keep_freed_cpu_memory
 from src.utils.resume import changed_keys, check_frozen, find_source, merge_overrides
 from src.utils.validation import ConfigError, check_model_data, check_required, resolve_ckpt_path, validate
@@ -49,7 +48,7 @@ log.setLevel(logging.INFO)  # train.log gets gamut's notes even when the root lo
 # Lightning 2.6.6 calls a torch.utils._pytree API that torch 2.15 deprecates; harmless.
 warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
 
-DONE_FILE = "done"      # a job/run that reached its length, trainer.max_kimg or max_steps (JSON: iteration, kimg, metrics)
+DONE_FILE = "done"  # a job/run that reached its length, trainer.max_kimg or max_steps (JSON: iteration, kimg, metrics)
 FAILED_FILE = "failed"  # a sweep job that stopped with an error (the error and its traceback)
 
 
@@ -145,8 +144,12 @@ def train(cfg: DictConfig) -> dict:
     if sweep_job() is not None:
         done = _finished(cfg, run_dir)
         if done is not None:
-            log.info("%s: already finished (iteration %s, %s); skipping this job", run_dir, done.get("iteration"),
-                     run_dir / DONE_FILE)
+            log.info(
+                "%s: already finished (iteration %s, %s); skipping this job",
+                run_dir,
+                done.get("iteration"),
+                run_dir / DONE_FILE,
+            )
             return {k: float(v) for k, v in (done.get("metrics") or {}).items()}
     if cfg.get("ckpt_path") is None and _slurm_requeued():
         # A requeued SLURM job reruns its original command: continue this run instead of refusing it.
@@ -180,8 +183,7 @@ def train(cfg: DictConfig) -> dict:
             init_notes += load_init_weights(model, init)
         # Pretrained parts a model needs for training (ChromaGAN's VGG-16 trunk and teacher), loaded
         # here so that a missing weights file stops the launch before the run folder exists.
-        prepare = getattr(model, "prepare_fit", None)
-        fit_notes = prepare(datamodule, resuming=ckpt_path is not None) if callable(prepare) else []
+        fit_notes = model.prepare_fit(datamodule, resuming=ckpt_path is not None)
         # Loggers write nothing when built (their runs start at the first log), so a bad logger
         # value is reported here, before the run folder exists.
         loggers = _instantiate_group(cfg.get("logger"))
@@ -214,8 +216,13 @@ def train(cfg: DictConfig) -> dict:
         if cfg.trainer.get("sync_batchnorm"):  # BatchNorm over all ranks on every backend, CPU/gloo included
             plugins.append(SyncBatchNormPlugin())
         trainer: pl.Trainer = hydra.utils.instantiate(
-            lightning_trainer_config(cfg.trainer), max_steps=-1, callbacks=callbacks, logger=loggers or False,
-            plugins=plugins, default_root_dir=str(run_dir))
+            lightning_trainer_config(cfg.trainer),
+            max_steps=-1,
+            callbacks=callbacks,
+            logger=loggers or False,
+            plugins=plugins,
+            default_root_dir=str(run_dir),
+        )
         name, tags = _tracking_info(cfg)
         for lg in loggers:
             if hasattr(lg, "set_run_info"):  # gamut's own loggers: dashboard name and sweep tags
@@ -225,7 +232,7 @@ def train(cfg: DictConfig) -> dict:
             log.info("resuming %s from %s", cfg.run_name, ckpt_path)
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        at_end = limits.unlimited or reached(limits, getattr(model, "iteration", 0), getattr(model, "cur_nimg", 0))
+        at_end = limits.unlimited or reached(limits, model.iteration, model.cur_nimg)
         if trainer.state.status == TrainerStatus.FINISHED and at_end and trainer.is_global_zero:
             _write_done(run_dir, model, metrics)
         log.info("run folder: %s", run_dir)
@@ -267,14 +274,19 @@ def resume_config(cfg: DictConfig) -> DictConfig:
     try:
         return hydra.compose(config_name="train", overrides=merged)
     except HydraException as e:
-        raise ConfigError(f"{source.overrides_file}: the run's overrides no longer compose with today's "
-                          f"({str(e).splitlines()[0]})") from None
+        raise ConfigError(
+            f"{source.overrides_file}: the run's overrides no longer compose with today's ({str(e).splitlines()[0]})"
+        ) from None
 
 
 def _write_done(run_dir: Path, model, metrics: dict) -> None:
     """Mark the run finished (atomically, as the last file written); drop a stale ``failed``."""
-    record = {"iteration": int(getattr(model, "iteration", -1)), "kimg": float(getattr(model, "kimg", 0.0)),
-              "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "metrics": metrics}
+    record = {
+        "iteration": int(model.iteration),
+        "kimg": float(model.kimg),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "metrics": metrics,
+    }
     (run_dir / FAILED_FILE).unlink(missing_ok=True)
     atomic_write(run_dir / DONE_FILE, lambda f: f.write(json.dumps(record, indent=1)), mode="w")
 
@@ -295,8 +307,11 @@ class SweepReport(HydraCallback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        jobs = sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)) \
-            if sweep_dir.is_dir() else []
+        jobs = (
+            sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+            if sweep_dir.is_dir()
+            else []
+        )
         failed = [p for p in jobs if (p / FAILED_FILE).is_file()]
         if not failed:
             return

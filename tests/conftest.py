@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,11 +44,22 @@ def compose_cfg(overrides: list[str] | None = None, config_name: str = "train.ya
         return compose(config_name=config_name, overrides=list(overrides or []))
 
 
+@contextmanager
+def logs_in(path: Path) -> Iterator[Path]:
+    """``GAMUT_LOG_DIR=path`` (``paths.log_dir``) inside the block, the old value back after it.
+
+    For module-scoped fixtures, which cannot use the function-scoped :func:`log_dir`.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GAMUT_LOG_DIR", str(path))
+        yield path
+
+
 @pytest.fixture
-def log_dir(tmp_path, monkeypatch) -> Path:
-    d = tmp_path / "logs"
-    monkeypatch.setenv("GAMUT_LOG_DIR", str(d))
-    return d
+def log_dir(tmp_path) -> Iterator[Path]:
+    """A fresh ``paths.log_dir`` for the test (through ``GAMUT_LOG_DIR``)."""
+    with logs_in(tmp_path / "logs") as d:
+        yield d
 
 
 @pytest.fixture

@@ -37,9 +37,12 @@ EasyDict.__module__ = "dnnlib.util"
 
 @contextlib.contextmanager
 def _fake_nvidia_modules():
-    mods = {"torch_utils": types.ModuleType("torch_utils"),
-            "torch_utils.persistence": types.ModuleType("torch_utils.persistence"),
-            "dnnlib": types.ModuleType("dnnlib"), "dnnlib.util": types.ModuleType("dnnlib.util")}
+    mods = {
+        "torch_utils": types.ModuleType("torch_utils"),
+        "torch_utils.persistence": types.ModuleType("torch_utils.persistence"),
+        "dnnlib": types.ModuleType("dnnlib"),
+        "dnnlib.util": types.ModuleType("dnnlib.util"),
+    }
     mods["torch_utils.persistence"]._reconstruct_persistent_obj = _reconstruct_persistent_obj
     mods["dnnlib.util"].EasyDict = EasyDict
     saved = {k: sys.modules.get(k) for k in mods}
@@ -59,15 +62,19 @@ class Rec:
 
     def __init__(self, class_name, params=None, buffers=None, modules=None, init_kwargs=None, **attrs):
         self.class_name = class_name
-        self.state = {"training": False,
-                      "_parameters": OrderedDict((k, torch.nn.Parameter(v.detach().clone(), requires_grad=False))
-                                                 for k, v in (params or {}).items()),
-                      "_buffers": OrderedDict((k, v.detach().clone()) for k, v in (buffers or {}).items()),
-                      "_non_persistent_buffers_set": set(),
-                      "_modules": OrderedDict(modules or {}), "_forward_hooks": OrderedDict(),
-                      "_init_args": (),
-                      "_init_kwargs": EasyDict({k: v for k, v in (init_kwargs or {}).items() if v is not None}),
-                      **attrs}
+        self.state = {
+            "training": False,
+            "_parameters": OrderedDict(
+                (k, torch.nn.Parameter(v.detach().clone(), requires_grad=False)) for k, v in (params or {}).items()
+            ),
+            "_buffers": OrderedDict((k, v.detach().clone()) for k, v in (buffers or {}).items()),
+            "_non_persistent_buffers_set": set(),
+            "_modules": OrderedDict(modules or {}),
+            "_forward_hooks": OrderedDict(),
+            "_init_args": (),
+            "_init_kwargs": EasyDict({k: v for k, v in (init_kwargs or {}).items() if v is not None}),
+            **attrs,
+        }
 
     def __reduce__(self):
         meta = dict(type="class", version=6, module_src=DUMMY_SOURCE, class_name=self.class_name, state=self.state)
@@ -78,18 +85,32 @@ FIR2D = torch.outer(torch.tensor([1.0, 3, 3, 1]), torch.tensor([1.0, 3, 3, 1])) 
 
 
 def _fc(layer, activation="linear"):
-    return Rec("FullyConnectedLayer", {"weight": layer.weight, "bias": layer.bias}, activation=activation,
-               in_features=layer.in_features, out_features=layer.out_features,
-               weight_gain=layer.weight_gain, bias_gain=layer.bias_gain)
+    return Rec(
+        "FullyConnectedLayer",
+        {"weight": layer.weight, "bias": layer.bias},
+        activation=activation,
+        in_features=layer.in_features,
+        out_features=layer.out_features,
+        weight_gain=layer.weight_gain,
+        bias_gain=layer.bias_gain,
+    )
 
 
 def _mapping(m, w_avg=True):
     mods = {f"fc{i}": _fc(fc, "lrelu") for i, fc in enumerate(m.layers)}
     if m.c_dim:
         mods = {"embed": _fc(m.embed), **mods}
-    return Rec("MappingNetwork", buffers={"w_avg": m.w_avg} if w_avg else None, modules=mods,
-               z_dim=m.z_dim, c_dim=m.c_dim, w_dim=m.w_dim, num_ws=m.num_ws if w_avg else None,
-               num_layers=len(m.layers), w_avg_beta=m.w_avg_beta if w_avg else None)
+    return Rec(
+        "MappingNetwork",
+        buffers={"w_avg": m.w_avg} if w_avg else None,
+        modules=mods,
+        z_dim=m.z_dim,
+        c_dim=m.c_dim,
+        w_dim=m.w_dim,
+        num_ws=m.num_ws if w_avg else None,
+        num_layers=len(m.layers),
+        w_avg_beta=m.w_avg_beta if w_avg else None,
+    )
 
 
 def _synth_layer(layer, clamp):
@@ -98,9 +119,18 @@ def _synth_layer(layer, clamp):
     if layer.use_noise:
         params["noise_strength"] = layer.noise_strength
         buffers["noise_const"] = layer.noise_const
-    return Rec("SynthesisLayer", params, buffers, {"affine": _fc(layer.affine)}, use_noise=layer.use_noise,
-               activation="lrelu", conv_clamp=clamp, up=layer.up, in_channels=layer.in_channels,
-               out_channels=layer.out_channels)
+    return Rec(
+        "SynthesisLayer",
+        params,
+        buffers,
+        {"affine": _fc(layer.affine)},
+        use_noise=layer.use_noise,
+        activation="lrelu",
+        conv_clamp=clamp,
+        up=layer.up,
+        in_channels=layer.in_channels,
+        out_channels=layer.out_channels,
+    )
 
 
 def nvidia_generator(g, conv_clamp=None, channel_base=None, channel_max=None) -> Rec:
@@ -113,19 +143,52 @@ def nvidia_generator(g, conv_clamp=None, channel_base=None, channel_max=None) ->
         if b.conv0 is not None:
             mods["conv0"] = _synth_layer(b.conv0, conv_clamp)
         mods["conv1"] = _synth_layer(b.conv1, conv_clamp)
-        mods["torgb"] = Rec("ToRGBLayer", {"weight": b.torgb.weight, "bias": b.torgb.bias},
-                            modules={"affine": _fc(b.torgb.affine)}, conv_clamp=conv_clamp)
-        blocks[f"b{r}"] = Rec("SynthesisBlock", {"const": b.const} if b.conv0 is None else None,
-                              {"resample_filter": FIR2D}, mods, architecture="skip", resolution=r,
-                              in_channels=b.in_channels)
-    synthesis = Rec("SynthesisNetwork", modules=blocks, w_dim=g.w_dim, img_resolution=res,
-                    img_channels=g.img_channels, block_resolutions=[4 << k for k in range(len(blocks))])
-    kwargs = dict(z_dim=g.z_dim, c_dim=g.c_dim, w_dim=g.w_dim, img_resolution=res, img_channels=g.img_channels,
-                  mapping_kwargs=EasyDict(num_layers=len(g.mapping.layers)), channel_base=channel_base,
-                  channel_max=channel_max, num_fp16_res=0, conv_clamp=conv_clamp)
-    return Rec("Generator", modules={"synthesis": synthesis, "mapping": _mapping(g.mapping)},
-               init_kwargs=kwargs, z_dim=g.z_dim, c_dim=g.c_dim, w_dim=g.w_dim, img_resolution=res,
-               img_channels=g.img_channels, num_ws=g.num_ws)
+        mods["torgb"] = Rec(
+            "ToRGBLayer",
+            {"weight": b.torgb.weight, "bias": b.torgb.bias},
+            modules={"affine": _fc(b.torgb.affine)},
+            conv_clamp=conv_clamp,
+        )
+        blocks[f"b{r}"] = Rec(
+            "SynthesisBlock",
+            {"const": b.const} if b.conv0 is None else None,
+            {"resample_filter": FIR2D},
+            mods,
+            architecture="skip",
+            resolution=r,
+            in_channels=b.in_channels,
+        )
+    synthesis = Rec(
+        "SynthesisNetwork",
+        modules=blocks,
+        w_dim=g.w_dim,
+        img_resolution=res,
+        img_channels=g.img_channels,
+        block_resolutions=[4 << k for k in range(len(blocks))],
+    )
+    kwargs = dict(
+        z_dim=g.z_dim,
+        c_dim=g.c_dim,
+        w_dim=g.w_dim,
+        img_resolution=res,
+        img_channels=g.img_channels,
+        mapping_kwargs=EasyDict(num_layers=len(g.mapping.layers)),
+        channel_base=channel_base,
+        channel_max=channel_max,
+        num_fp16_res=0,
+        conv_clamp=conv_clamp,
+    )
+    return Rec(
+        "Generator",
+        modules={"synthesis": synthesis, "mapping": _mapping(g.mapping)},
+        init_kwargs=kwargs,
+        z_dim=g.z_dim,
+        c_dim=g.c_dim,
+        w_dim=g.w_dim,
+        img_resolution=res,
+        img_channels=g.img_channels,
+        num_ws=g.num_ws,
+    )
 
 
 def _conv(layer, clamp, activation="lrelu"):
@@ -149,20 +212,42 @@ def nvidia_discriminator(d, conv_clamp=None, channel_base=None, channel_max=None
         sub["conv0"] = _conv(b.conv0, conv_clamp)
         sub["conv1"] = _conv(b.conv1, conv_clamp)
         sub["skip"] = _conv(b.skip, None, "linear")
-        mods[f"b{r}"] = Rec("DiscriminatorBlock", buffers={"resample_filter": FIR2D}, modules=sub,
-                            architecture="resnet", resolution=r)
+        mods[f"b{r}"] = Rec(
+            "DiscriminatorBlock", buffers={"resample_filter": FIR2D}, modules=sub, architecture="resnet", resolution=r
+        )
     if d.c_dim:
         mods["mapping"] = _mapping(d.mapping, w_avg=False)
     e = d.epilogue
-    mods["b4"] = Rec("DiscriminatorEpilogue", modules={
-        "mbstd": Rec("MinibatchStdLayer", group_size=e.mbstd.group_size, num_channels=e.mbstd.num_channels),
-        "conv": _conv(e.conv, conv_clamp), "fc": _fc(e.fc, "lrelu"), "out": _fc(e.out)},
-        cmap_dim=e.cmap_dim, architecture="resnet", resolution=4)
-    kwargs = dict(c_dim=d.c_dim, img_resolution=res, img_channels=d.img_channels, channel_base=channel_base,
-                  channel_max=channel_max, conv_clamp=conv_clamp, epilogue_kwargs=EasyDict(
-                      mbstd_group_size=e.mbstd.group_size))
-    return Rec("Discriminator", modules=mods, init_kwargs=kwargs, c_dim=d.c_dim, img_resolution=res,
-               img_channels=d.img_channels, block_resolutions=[res >> k for k in range(len(d.blocks))])
+    mods["b4"] = Rec(
+        "DiscriminatorEpilogue",
+        modules={
+            "mbstd": Rec("MinibatchStdLayer", group_size=e.mbstd.group_size, num_channels=e.mbstd.num_channels),
+            "conv": _conv(e.conv, conv_clamp),
+            "fc": _fc(e.fc, "lrelu"),
+            "out": _fc(e.out),
+        },
+        cmap_dim=e.cmap_dim,
+        architecture="resnet",
+        resolution=4,
+    )
+    kwargs = dict(
+        c_dim=d.c_dim,
+        img_resolution=res,
+        img_channels=d.img_channels,
+        channel_base=channel_base,
+        channel_max=channel_max,
+        conv_clamp=conv_clamp,
+        epilogue_kwargs=EasyDict(mbstd_group_size=e.mbstd.group_size),
+    )
+    return Rec(
+        "Discriminator",
+        modules=mods,
+        init_kwargs=kwargs,
+        c_dim=d.c_dim,
+        img_resolution=res,
+        img_channels=d.img_channels,
+        block_resolutions=[res >> k for k in range(len(d.blocks))],
+    )
 
 
 def write_pickle(path, obj) -> None:
@@ -226,6 +311,7 @@ def rosinality_discriminator(d) -> dict:
 def as_records(obj):
     """Turn ``Rec`` trees into the reader's ``PersistentRecord`` directly (no pickle round trip)."""
     from src.pretrained.safe_pickle import PersistentRecord
+
     if isinstance(obj, Rec):
         state = dict(obj.state)
         state["_modules"] = OrderedDict((k, as_records(v)) for k, v in state["_modules"].items())

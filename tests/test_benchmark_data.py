@@ -1,23 +1,18 @@
-"""scripts/benchmark.py at tiny sizes: loader, colorspace and the model subcommands."""
+"""The benchmark tool (scripts/benchmark.py) at tiny sizes: loader, colorspace and the model subcommands."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-
-import benchmark  # noqa: E402
-
-from src.datamodules.colorspaces import COLORSPACE_NAMES  # noqa: E402
+from src.colorspaces import COLORSPACE_NAMES
+from src.tools import benchmark
 
 
 @pytest.mark.parametrize("source", ["folder", "zip"])
 def test_loader_subcommand(source, capsys):
-    out = benchmark.main(["loader", "--source", source, "--resolution", "16", "--batch", "4", "--steps", "3",
-                          "--images", "16", "--warmup", "1", "--space", "lab"])
+    out = benchmark.main(
+        ["loader", f"source={source}", "resolution=16", "batch=4", "steps=3", "images=16", "warmup=1", "space=lab"]
+    )
     assert out["what"] == "loader" and out["source"] == source and out["resolution"] == [16, 16]
     assert out["images_per_sec"] > 0 and out["timed_batches"] == 3 and out["colorspace"] == "lab"
     assert '"images_per_sec"' in capsys.readouterr().out
@@ -28,34 +23,38 @@ def test_loader_reads_a_given_root(tmp_path):
 
     for k in range(4):
         Image.new("RGB", (8, 8), (k * 40, 0, 0)).save(tmp_path / f"{k}.png")
-    out = benchmark.main(["loader", "--root", str(tmp_path), "--resolution", "8", "--batch", "2", "--steps", "2",
-                          "--warmup", "0"])
+    out = benchmark.main(["loader", f"root={tmp_path}", "resolution=8", "batch=2", "steps=2", "warmup=0"])
     assert out["root"] == str(tmp_path) and out["source"] == "folder"
 
 
 def test_colorspace_subcommand():
-    out = benchmark.main(["colorspace", "--resolution", "8", "--batch", "2", "--repeats", "2", "--warmup", "0"])
+    out = benchmark.main(["colorspace", "resolution=8", "batch=2", "repeats=2", "warmup=0"])
     assert [r["space"] for r in out["results"]] == list(COLORSPACE_NAMES)
     for r in out["results"]:
         assert r["encode_ms"] >= 0 and r["encode_decode_ms"] >= r["encode_ms"]
         assert "skimage_cpu_ms" in r
-    one = benchmark.main(["colorspace", "--space", "hsv", "--resolution", "8", "--batch", "2", "--repeats", "1"])
+    one = benchmark.main(["colorspace", "space=hsv", "resolution=8", "batch=2", "repeats=1"])
     assert [r["space"] for r in one["results"]] == ["hsv"]
-    with pytest.raises(ValueError, match="--space"):
-        benchmark.main(["colorspace", "--space", "cmyk"])
+    with pytest.raises(ValueError, match="space='cmyk'"):
+        benchmark.main(["colorspace", "space=cmyk"])
 
 
-@pytest.mark.parametrize("argv", [
-    ["stylegan2", "--channel-base", "128", "--channel-max", "16", "--z-dim", "16", "--map-depth", "1"],
-    ["segan", "--mode", "3", "--channel-base", "128", "--channel-max", "16", "--z-dim", "16", "--map-depth", "1"],
-    ["chromagan", "--width", "0.0625"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["stylegan2", "channel_base=128", "channel_max=16", "z_dim=16", "map_depth=1"],
+        ["segan", "mode=3", "channel_base=128", "channel_max=16", "z_dim=16", "map_depth=1"],
+        ["chromagan", "width=0.0625"],
+    ],
+)
 def test_model_subcommands_time_real_iterations(argv):
     """Each model subcommand fits through a real Trainer and reports the timed window and sizes."""
-    size = ["--resolution", "16", "--batch", "2"] if argv[0] != "chromagan" else ["--resolution", "32", "--batch", "2"]
-    out = benchmark.main([*argv, *size, "--steps", "1", "--warmup", "1"])
+    size = ["resolution=16", "batch=2"] if argv[0] != "chromagan" else ["resolution=32", "batch=2"]
+    out = benchmark.main([*argv, *size, "steps=1", "warmup=1"])
     assert out["model"] == argv[0] and out["timed_iterations"] >= 1
-    assert out["sec_per_iteration"] > 0 and out["images_per_sec"] == pytest.approx(2 / out["sec_per_iteration"], rel=1e-2)
+    assert out["sec_per_iteration"] > 0 and out["images_per_sec"] == pytest.approx(
+        2 / out["sec_per_iteration"], rel=1e-2
+    )
     assert out["params_G"] > 0 and out["params_D"] > 0
     if argv[0] == "segan":
         assert out["mode"] == 3

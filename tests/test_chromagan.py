@@ -15,16 +15,16 @@ import torch
 import torchvision
 from PIL import Image
 
-from src.datamodules.colorspaces import get_colorspace
+from src.colorspaces import get_colorspace
 from src.datamodules.imagenet_classes import IMAGENET_WNIDS
 from src.metrics.colorization import ColorizationMetrics, per_image_psnr
-from src.metrics.weights import WEIGHTS, MissingWeightsError
 from src.modules.chromagan import losses
 from src.modules.chromagan.color import AB_NORMS, ab_to_unit, join_lab, split_lab, unit_to_ab
 from src.modules.chromagan.discriminator import PatchCritic
 from src.modules.chromagan.generator import ColorizationGenerator
 from src.modules.chromagan.layers import same_padding
-from tests.conftest import compose_cfg
+from src.pretrained.weights import WEIGHTS, MissingWeightsError
+from tests.conftest import compose_cfg, logs_in
 from tests.test_tinyimagenet import make_tiny_imagenet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +79,9 @@ def test_trunk_layout_matches_torchvision_vgg16():
     assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in ref.state_dict().items()}
 
 
-@pytest.mark.parametrize("size,k,s,pads", [(28, 4, 1, (1, 2)), (224, 4, 2, (1, 1)), (28, 3, 2, (0, 1)), (7, 3, 1, (1, 1))])
+@pytest.mark.parametrize(
+    "size,k,s,pads", [(28, 4, 1, (1, 2)), (224, 4, 2, (1, 1)), (28, 3, 2, (0, 1)), (7, 3, 1, (1, 1))]
+)
 def test_tf_same_padding(size, k, s, pads):
     assert same_padding(size, k, s) == pads
 
@@ -101,8 +103,9 @@ def test_critic_options_and_bad_values():
 
 
 def test_block_order_and_fc_activations():
-    g = ColorizationGenerator((32, 32), num_classes=3, width=0.125, global_fc=(8, 4), class_fc=(8,),
-                              block_order="conv_bn_relu", fc_act="relu")
+    g = ColorizationGenerator(
+        (32, 32), num_classes=3, width=0.125, global_fc=(8, 4), class_fc=(8,), block_order="conv_bn_relu", fc_act="relu"
+    )
     block = g.mid[0]
     assert isinstance(block[1], torch.nn.BatchNorm2d) and isinstance(block[2], torch.nn.ReLU)
     assert block[1].momentum == 0.01 and block[1].eps == 1e-3
@@ -228,18 +231,38 @@ def vgg_dir(tmp_path_factory) -> Path:
 
 
 TINY_CHROMA = [
-    "data.resolution=32", "data.batch_size=4", "data.num_workers=0", "model.width=0.0625",
-    "model.global_fc=[16,8]", "model.class_fc=[16]", "model.critic.width=0.0625",
-    "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-    "trainer.log_every_n_steps=1", "trainer.val_check_interval=2", "callbacks.checkpoint.every_kimg=0.008",
-    "callbacks.sample_grid.every_kimg=0.008", "callbacks.sample_grid.num=4",
+    "data.resolution=32",
+    "data.batch_size=4",
+    "data.num_workers=0",
+    "model.width=0.0625",
+    "model.global_fc=[16,8]",
+    "model.class_fc=[16]",
+    "model.critic.width=0.0625",
+    "trainer.accelerator=cpu",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "trainer.log_every_n_steps=1",
+    "trainer.val_check_interval=2",
+    "callbacks.checkpoint.every_kimg=0.008",
+    "callbacks.sample_grid.every_kimg=0.008",
+    "callbacks.sample_grid.num=4",
 ]
 
 
 def _cfg(tin_root, vgg_dir, *overrides, run_name="test", logger="none"):
-    return compose_cfg(["experiment=chromagan_tinyimagenet", f"data.root={tin_root}", f"paths.weights_dir={vgg_dir}",
-                        "model.num_classes=3", "model.trunk_pretrained=false", *TINY_CHROMA, f"logger={logger}",
-                        f"run_name={run_name}", *overrides])
+    return compose_cfg(
+        [
+            "experiment=chromagan_tinyimagenet",
+            f"data.root={tin_root}",
+            f"paths.weights_dir={vgg_dir}",
+            "model.num_classes=3",
+            "model.trunk_pretrained=false",
+            *TINY_CHROMA,
+            f"logger={logger}",
+            f"run_name={run_name}",
+            *overrides,
+        ]
+    )
 
 
 @pytest.fixture
@@ -255,8 +278,20 @@ def test_fit_validates_logs_grids_and_resumes_exactly(log_dir, tin_root, vgg_dir
     from src.train import train
 
     metrics = train(_cfg(tin_root, vgg_dir, "trainer.max_steps=4", run_name="straight"))
-    for key in ("Loss/G", "Loss/D", "Loss/color", "Loss/kl", "Loss/adv", "Loss/gp", "val/psnr", "val/psnr_gray",
-                "val/psnr_peak", "val/ssim", "val/ssim_gray", "val/psnr_gain"):
+    for key in (
+        "Loss/G",
+        "Loss/D",
+        "Loss/color",
+        "Loss/kl",
+        "Loss/adv",
+        "Loss/gp",
+        "val/psnr",
+        "val/psnr_gray",
+        "val/psnr_peak",
+        "val/ssim",
+        "val/ssim_gray",
+        "val/psnr_gain",
+    ):
         assert key in metrics and np.isfinite(metrics[key]), key
     straight = log_dir / "chromagan_tinyimagenet" / "straight"
     grids = sorted((straight / "samples").glob("colorized_kimg*.png"))
@@ -264,8 +299,9 @@ def test_fit_validates_logs_grids_and_resumes_exactly(log_dir, tin_root, vgg_dir
     ckpt = _state(straight / "checkpoints" / "last.ckpt")
     assert ckpt["gamut"]["iteration"] == 4 and ckpt["gamut"]["cur_nimg"] == 16
     assert not any(k.startswith("_teacher") for k in ckpt["state_dict"])  # the frozen teacher is not saved
-    assert ckpt["state_dict"]["class_columns"].tolist() == [IMAGENET_WNIDS.index(w) for w in
-                                                             ("n01641577", "n01443537", "n01629819")]
+    assert ckpt["state_dict"]["class_columns"].tolist() == [
+        IMAGENET_WNIDS.index(w) for w in ("n01641577", "n01443537", "n01629819")
+    ]
 
     train(_cfg(tin_root, vgg_dir, "trainer.max_steps=2", run_name="resumed"))
     train(_cfg(tin_root, vgg_dir, "trainer.max_steps=4", "ckpt_path=last", run_name="resumed"))
@@ -281,9 +317,19 @@ def test_fit_validates_logs_grids_and_resumes_exactly(log_dir, tin_root, vgg_dir
 def test_training_orders_and_critic_ratio(log_dir, tin_root, vgg_dir):
     from src.train import train
 
-    m = train(_cfg(tin_root, vgg_dir, "trainer.max_steps=2", "model.optim.order=d_first", "model.optim.n_critic=2",
-                   "model.optim.d_fake=reuse", "model.loss.lambda_kl=0", "trainer.limit_val_batches=0",
-                   run_name="order"))
+    m = train(
+        _cfg(
+            tin_root,
+            vgg_dir,
+            "trainer.max_steps=2",
+            "model.optim.order=d_first",
+            "model.optim.n_critic=2",
+            "model.optim.d_fake=reuse",
+            "model.loss.lambda_kl=0",
+            "trainer.limit_val_batches=0",
+            run_name="order",
+        )
+    )
     assert np.isfinite(m["Loss/D"]) and np.isfinite(m["Loss/G"]) and "Loss/kl" not in m
 
 
@@ -329,6 +375,7 @@ def test_bad_configs_give_one_clear_error(log_dir, tin_root, tmp_path, vgg_dir):
     assert "map_depth" not in plain.model and "channel_base" not in plain.model
     with pytest.raises(MissingWeightsError):  # the library raises the same message
         from src.modules.chromagan.vgg import Teacher
+
         Teacher(str(empty))
 
 
@@ -336,8 +383,14 @@ def test_pretrained_trunk_loads_imagenet_file_on_fresh_runs_only(vgg_dir):
     from src.modules.chromagan.module import ChromaGAN
 
     state = torch.load(vgg_dir / WEIGHTS["vgg16"].filename, weights_only=True)
-    m = ChromaGAN(resolution=32, num_classes=1000, class_fc=(8,), global_fc=(8,), weights_dir=str(vgg_dir),
-                  loss={"lambda_kl": 0.0})
+    m = ChromaGAN(
+        resolution=32,
+        num_classes=1000,
+        class_fc=(8,),
+        global_fc=(8,),
+        weights_dir=str(vgg_dir),
+        loss={"lambda_kl": 0.0},
+    )
     m.prepare_fit(resuming=True)
     assert not torch.equal(m.G.trunk[0].weight, state["features.0.weight"]) and not bool(m.trunk_initialized)
     m.prepare_fit()
@@ -353,21 +406,12 @@ def test_pretrained_trunk_loads_imagenet_file_on_fresh_runs_only(vgg_dir):
 
 @pytest.fixture(scope="module")
 def chroma_ckpt(tmp_path_factory, vgg_dir) -> Path:
-    import os
-
     from src.train import train
 
     base = tmp_path_factory.mktemp("cli")
     root = make_tiny_imagenet(base, per_class=2)
-    old = os.environ.get("GAMUT_LOG_DIR")
-    os.environ["GAMUT_LOG_DIR"] = str(base / "logs")
-    try:
+    with logs_in(base / "logs"):
         train(_cfg(root, vgg_dir, "trainer.max_steps=1", "model.loss.lambda_kl=0", "trainer.limit_val_batches=0"))
-    finally:
-        if old is None:
-            os.environ.pop("GAMUT_LOG_DIR")
-        else:
-            os.environ["GAMUT_LOG_DIR"] = old
     return next((base / "logs").rglob("last.ckpt"))
 
 
@@ -382,8 +426,12 @@ def test_colorize_cli_any_size_mode_and_bad_files(tmp_path, chroma_ckpt):
     (src / "notes.txt").write_text("not an image")
     (src / "broken.png").write_bytes(b"\x89PNG not really")
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "scripts/colorize.py", f"ckpt={chroma_ckpt}", f"input={src}",
-                             f"out={out}"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "scripts/colorize.py", f"ckpt={chroma_ckpt}", f"input={src}", f"out={out}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert "notes.txt: skipped, not an image file" in result.stderr
     assert "broken.png: skipped, not a readable image" in result.stderr
@@ -396,14 +444,14 @@ def test_colorize_cli_any_size_mode_and_bad_files(tmp_path, chroma_ckpt):
     lab_out = LAB.encode(torch.from_numpy(np.array(Image.open(out / "odd.png"))).permute(2, 0, 1)[None].float() / 255)
     assert (lab_in[:, 0] - lab_out[:, 0]).abs().mean() < 0.02
 
-    from scripts.colorize import main
+    from src.tools.colorize import main
 
     with pytest.warns(UserWarning, match="exists: kept"):
         assert main([f"ckpt={chroma_ckpt}", f"input={src / 'odd.jpg'}", f"out={out}"]) == []
 
 
 def test_colorize_cli_bad_input(tmp_path, chroma_ckpt):
-    from scripts.colorize import main
+    from src.tools.colorize import main
 
     with pytest.raises(SystemExit, match="input=FILE_OR_DIR is required"):
         main([f"ckpt={chroma_ckpt}"])
@@ -418,7 +466,7 @@ def test_colorize_cli_bad_input(tmp_path, chroma_ckpt):
 
 def test_colorize_matches_the_module_at_training_size(chroma_ckpt):
     """At the training size, the CLI's path equals G's own prediction joined with the input's L."""
-    from src.utils.checkpoints import load_module
+    from src.checkpoints.load import load_module
 
     model = load_module(chroma_ckpt)
     rgb = torch.rand(2, 3, 32, 32)
@@ -460,13 +508,32 @@ def test_psnr_rises_above_the_gray_baseline(log_dir, tmp_path, vgg_dir):
         (tmp_path / split).mkdir()
         for i in range(n):
             _scene(rng).save(tmp_path / split / f"{i:03d}.png")
-    cfg = compose_cfg([
-        "experiment=chromagan_imagenet", f"data.root={tmp_path / 'train'}", f"data.val_root={tmp_path / 'val'}",
-        f"paths.weights_dir={vgg_dir}", "model.trunk_pretrained=false", "model.loss.lambda_kl=0",
-        "model.optim.g_lr=2e-4", "model.optim.d_lr=2e-4", "model.width=0.125", "model.critic.width=0.125",
-        "model.global_fc=[64,32]", "model.class_fc=[64]", "data.resolution=32", "data.batch_size=8",
-        "data.num_workers=0", "trainer.max_steps=200", "trainer.val_check_interval=200", "trainer.accelerator=cpu",
-        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "logger=none", "run_name=learn"])
+    cfg = compose_cfg(
+        [
+            "experiment=chromagan_imagenet",
+            f"data.root={tmp_path / 'train'}",
+            f"data.val_root={tmp_path / 'val'}",
+            f"paths.weights_dir={vgg_dir}",
+            "model.trunk_pretrained=false",
+            "model.loss.lambda_kl=0",
+            "model.optim.g_lr=2e-4",
+            "model.optim.d_lr=2e-4",
+            "model.width=0.125",
+            "model.critic.width=0.125",
+            "model.global_fc=[64,32]",
+            "model.class_fc=[64]",
+            "data.resolution=32",
+            "data.batch_size=8",
+            "data.num_workers=0",
+            "trainer.max_steps=200",
+            "trainer.val_check_interval=200",
+            "trainer.accelerator=cpu",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+            "logger=none",
+            "run_name=learn",
+        ]
+    )
     m = train(cfg)
     assert m["val/psnr_gain"] > 1.0, m
     assert m["val/psnr"] == pytest.approx(m["val/psnr_gray"] + m["val/psnr_gain"], abs=1e-4)

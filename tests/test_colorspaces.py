@@ -1,4 +1,4 @@
-"""The color-space registry against its contract (src/datamodules/colorspaces.py; kornia.color,
+"""The color-space registry against its contract (src/colorspaces/; kornia.color,
 NVlabs/stylegan3 #210 on HSV)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from src.datamodules.colorspaces import COLORSPACE_NAMES, ColorSpace, get_colorspace
+from src.colorspaces import COLORSPACE_NAMES, ColorSpace, get_colorspace
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

@@ -37,8 +37,13 @@ def _post(url: str, body: dict) -> dict:
 def _dashboard(log_dir: Path):
     """``make dashboard`` on a free port for ``log_dir``; yields ``(base_url, experiments)`` once it answers."""
     port = _free_port()
-    proc = subprocess.Popen(["make", "-s", "dashboard", f"PORT={port}", f"LOG_DIR={log_dir}"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        ["make", "-s", "dashboard", f"PORT={port}", f"LOG_DIR={log_dir}"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 120
@@ -67,8 +72,9 @@ def test_make_dashboard_serves_the_run(tiny_cfg, log_dir):
         assert {m["key"] for m in run["data"]["metrics"]} >= {"Loss/G", "Loss/D", "progress/kimg"}
         assert any(p["key"] == "model/loss/r1_gamma" for p in run["data"]["params"])
         run_id = run["info"]["run_id"]
-        with urllib.request.urlopen(f"{base}/api/2.0/mlflow/artifacts/list?run_id={run_id}&path=images",
-                                    timeout=10) as r:
+        with urllib.request.urlopen(
+            f"{base}/api/2.0/mlflow/artifacts/list?run_id={run_id}&path=images", timeout=10
+        ) as r:
             files = [f["path"] for f in json.load(r)["files"] if f["path"].endswith(".png")]
         assert files
         q = urllib.parse.urlencode({"path": files[0], "run_uuid": run_id})
@@ -78,6 +84,7 @@ def test_make_dashboard_serves_the_run(tiny_cfg, log_dir):
 
 def _chromium() -> str | None:
     import shutil
+
     return next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser")) if p), None)
 
 
@@ -92,8 +99,10 @@ def _chart_points(dom: str, metric: str) -> list[tuple[float, float]]:
     assert trace, f"the {metric} plot has no trace"
     line = re.search(r'class="js-line" d="(M[^"]+)"', trace.group(1))
     assert line and "L" in line.group(1), f"the {metric} trace has no line"
-    return [(float(x), float(y)) for x, y in
-            re.findall(r'class="point" transform="translate\(([-\d.e]+),([-\d.e]+)\)"', trace.group(1))]
+    return [
+        (float(x), float(y))
+        for x, y in re.findall(r'class="point" transform="translate\(([-\d.e]+),([-\d.e]+)\)"', trace.group(1))
+    ]
 
 
 @pytest.mark.slow
@@ -118,10 +127,22 @@ def test_dashboard_in_headless_chromium(tiny_cfg, log_dir):
         run_url = f"{base}/#/experiments/{exp['experiment_id']}/runs/{run_id}"
 
         def dom(url: str) -> str:
-            out = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-                                  "--run-all-compositor-stages-before-draw", "--window-size=1600,3000",
-                                  "--virtual-time-budget=20000", "--dump-dom", url],
-                                 capture_output=True, text=True, timeout=120)
+            out = subprocess.run(
+                [
+                    _chromium(),
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--run-all-compositor-stages-before-draw",
+                    "--window-size=1600,3000",
+                    "--virtual-time-budget=20000",
+                    "--dump-dom",
+                    url,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             return out.stdout
 
         page = dom(run_url)

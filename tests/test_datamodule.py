@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
-from src.datamodules.colorspaces import COLORSPACE_NAMES, get_colorspace
+from src.colorspaces import COLORSPACE_NAMES, get_colorspace
 from src.datamodules.image_datamodule import ImageDataModule
 from src.datamodules.sampler import InfiniteSampler
 from src.datamodules.shapes import ShapesDataset
@@ -338,12 +338,17 @@ def test_val_dataloader_is_finite_and_ordered() -> None:
     assert [b["image"].shape[0] for b in got] == [4, 4, 2]  # last partial batch kept
     assert torch.equal(torch.cat([b["image"] for b in got]), torch.stack([val[i]["image"] for i in range(10)]))
     assert torch.equal(list(dm.val_dataloader())[0]["image"], got[0]["image"])  # same order every time
-    lazy = ImageDataModule(ShapesDataset(size=8, resolution=16),
-                           val_dataset=functools.partial(ShapesDataset, size=3, resolution=16), batch_size=2)
+    lazy = ImageDataModule(
+        ShapesDataset(size=8, resolution=16),
+        val_dataset=functools.partial(ShapesDataset, size=3, resolution=16),
+        batch_size=2,
+    )
     assert len(lazy.val_dataset) == 3
     with pytest.raises(ValueError, match="data.dataset.channels"):
-        ImageDataModule(ShapesDataset(size=8, resolution=16),
-                        val_dataset=functools.partial(ShapesDataset, size=3, resolution=16, channels=4))
+        ImageDataModule(
+            ShapesDataset(size=8, resolution=16),
+            val_dataset=functools.partial(ShapesDataset, size=3, resolution=16, channels=4),
+        )
 
 
 def test_no_val_dataset_means_no_val_loader() -> None:

@@ -2,8 +2,9 @@
 (StyleGAN2 below; ChromaGAN with its BatchNorm synced, at the end), and gamut's SyncBatchNorm on its own.
 
 StyleGAN2 with R1 and path length both active in the steps run (intervals 2 and 3, so lazy and
-non-lazy iterations mix). Noise inputs are off: per-layer noise is drawn per rank, everything else
-(latents, mixing, path-length noise) is drawn for the global batch (module docstring).
+non-lazy iterations mix), and SEGAN with sampled subspace coordinates. Noise inputs are off: per-layer
+noise is drawn per rank, everything else (latents, mixing, path-length noise, SEGAN's coordinates) is
+drawn for the global batch (module docstring).
 Adam's eps is 1e-3 here: with the default 1e-8, a gradient element of size ~eps turns the float32
 rounding difference between "mean of 2 rank means" and "mean of 8" into a step difference of up to
 ~1e-4 in that one element (measured: 9.9e-5 in one D weight, every other element < 6e-7); with
@@ -50,9 +51,19 @@ class DumpRankState(Callback):
 
 def run_two_ranks(overrides: list[str], dump: Path, log_dir: Path, logger: str = "none") -> tuple[dict, dict]:
     """``python -m src.train overrides trainer=ddp`` with 2 CPU processes; returns both ranks' final states."""
-    cmd = [sys.executable, "-m", "src.train", *overrides, "trainer=ddp", "trainer.accelerator=cpu",
-           "trainer.devices=2", f"logger={logger}", "run_name=ddp",
-           "+callbacks.dump._target_=tests.test_ddp.DumpRankState", f"+callbacks.dump.dirpath={dump}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "src.train",
+        *overrides,
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        f"logger={logger}",
+        "run_name=ddp",
+        "+callbacks.dump._target_=tests.test_ddp.DumpRankState",
+        f"+callbacks.dump.dirpath={dump}",
+    ]
     env = {**os.environ, "GAMUT_LOG_DIR": str(log_dir), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
@@ -62,12 +73,14 @@ def run_two_ranks(overrides: list[str], dump: Path, log_dir: Path, logger: str =
 # ----------------------------------------------------------------------------------------------
 # gamut's SyncBatchNorm (src/nn/sync_batchnorm.py) against nn.BatchNorm2d on the full batch.
 
+
 def _sync_bn_case():
     """A conv, a BatchNorm (momentum and eps not the defaults) and a ReLU, with non-trivial affine
     parameters; a batch of 8 and the weights of a loss with a gradient-penalty-like double backward."""
     g = torch.Generator().manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4, eps=1e-3, momentum=0.3),
-                              torch.nn.ReLU())
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4, eps=1e-3, momentum=0.3), torch.nn.ReLU()
+    )
     with torch.no_grad():
         for p in net.parameters():
             p.copy_(torch.randn(p.shape, generator=g) * 0.5 + (1.0 if p is net[1].weight else 0.0))
@@ -144,8 +157,13 @@ def test_sync_batchnorm_two_processes_match_batchnorm(tmp_path):
             # each rank's loss is the mean over its half: its input gradient is world x the full-batch one
             torch.testing.assert_close(res[f"{it}/xgrad"], world * xf.grad[r::world], rtol=1e-4, atol=1e-6)
             for name, p in net.named_parameters():
-                torch.testing.assert_close(res[f"{it}/grad/{name}"], p.grad, rtol=1e-4, atol=1e-6,
-                                           msg=lambda m, name=name: f"iteration {it}, {name}: {m}")
+                torch.testing.assert_close(
+                    res[f"{it}/grad/{name}"],
+                    p.grad,
+                    rtol=1e-4,
+                    atol=1e-6,
+                    msg=lambda m, name=name: f"iteration {it}, {name}: {m}",
+                )
         with torch.no_grad():
             for p in net.parameters():
                 p -= 0.1 * p.grad
@@ -176,14 +194,18 @@ def test_sync_batchnorm_convert_keeps_state_and_reverts():
     state-dict keys and values, the same Parameter objects (requires_grad kept) and the same mode; one
     process (no torch.distributed) computes exactly BatchNorm's output and running statistics;
     ``revert`` gives the original classes back. The Lightning plugin picks it without NCCL."""
+    from src.nn.layer_sync import SyncBatchNormPlugin
     from src.nn.sync_batchnorm import SyncBatchNorm
-    from src.utils.layer_sync import SyncBatchNormPlugin
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4, momentum=None),
+        torch.nn.Conv2d(3, 4, 1),
+        torch.nn.BatchNorm2d(4, momentum=None),
         torch.nn.Sequential(torch.nn.Flatten(2), torch.nn.BatchNorm1d(4, affine=False)),
-        torch.nn.Unflatten(2, (2, 3)), torch.nn.Unflatten(2, (1, 2)), torch.nn.BatchNorm3d(4, track_running_stats=False))
+        torch.nn.Unflatten(2, (2, 3)),
+        torch.nn.Unflatten(2, (1, 2)),
+        torch.nn.BatchNorm3d(4, track_running_stats=False),
+    )
     net(torch.randn(5, 3, 2, 3))  # non-trivial running statistics
     with torch.no_grad():
         net[1].weight.uniform_(0.5, 1.5)
@@ -211,7 +233,10 @@ def test_sync_batchnorm_convert_keeps_state_and_reverts():
 
     net = SyncBatchNorm.revert(net)
     assert [type(m) for m in (net[1], net[2][1], net[5])] == [
-        torch.nn.BatchNorm2d, torch.nn.BatchNorm1d, torch.nn.BatchNorm3d]
+        torch.nn.BatchNorm2d,
+        torch.nn.BatchNorm1d,
+        torch.nn.BatchNorm3d,
+    ]
     assert net[1].bias is bias and list(net.state_dict()) == list(before)
 
     plugin = SyncBatchNormPlugin()
@@ -220,11 +245,30 @@ def test_sync_batchnorm_convert_keeps_state_and_reverts():
     assert type(plugin.revert(net)[1]) is torch.nn.BatchNorm2d
 
 
+STYLEGAN2 = [
+    "model.use_noise=false",
+    "model.loss.r1_interval=2",
+    "model.loss.pl_interval=3",
+    "model.loss.pl_batch_shrink=2",
+    "model.mbstd_group=2",
+    "model.loss.r1_gamma=1.0",
+    "model.ema.kimg=0.01",
+    "model.ema.rampup=null",
+    "model.optim.eps=1e-3",
+]  # Adam eps >> rounding of near-zero grads (see docstring)
 FAMILIES = {
-    "stylegan2": ["model.use_noise=false", "model.loss.r1_interval=2", "model.loss.pl_interval=3",
-                  "model.loss.pl_batch_shrink=2", "model.mbstd_group=2",
-                  "model.loss.r1_gamma=1.0", "model.ema.kimg=0.01", "model.ema.rampup=null",
-                  "model.optim.eps=1e-3"],  # Adam eps >> rounding of near-zero grads (see docstring)
+    "stylegan2": STYLEGAN2,
+    # SEGAN's sampled per-layer coordinates z_l are drawn for the global batch too (the orthogonality
+    # term on: every G step adds it)
+    "segan_sampled": [
+        *STYLEGAN2,
+        "model=segan",
+        "model.mode=2",
+        "model.subspace.variant=eigen",
+        "model.subspace.coords=sampled",
+        "model.subspace.q=4",
+        "model.loss.orth_reg.weight=1.0",
+    ],
 }
 
 
@@ -232,8 +276,13 @@ FAMILIES = {
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_ddp_two_processes_match_one_process(family, tmp_path, log_dir):
     extra = FAMILIES[family]
-    common = [*[o for o in TINY if not o.startswith("data.batch_size")], *extra, f"trainer.max_steps={STEPS}",
-              "callbacks.sample_grid.every_kimg=1", "callbacks.checkpoint.every_kimg=1"]
+    common = [
+        *[o for o in TINY if not o.startswith("data.batch_size")],
+        *extra,
+        f"trainer.max_steps={STEPS}",
+        "callbacks.sample_grid.every_kimg=1",
+        "callbacks.checkpoint.every_kimg=1",
+    ]
     r0, r1 = run_two_ranks([*common, "data.batch_size=4"], tmp_path / "ranks", log_dir, logger="csv")
     trained = [k for k in r0 if k.startswith(("G.", "D.", "G_ema.")) and r0[k].is_floating_point()]
     for k in trained + ["pl_mean"]:
@@ -249,7 +298,9 @@ def test_ddp_two_processes_match_one_process(family, tmp_path, log_dir):
 
     # one process, same global batch
     train(compose_cfg([*common, "data.batch_size=8", "logger=none", "run_name=single"]))
-    single = torch.load(log_dir / "quickstart" / "single" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    single = torch.load(log_dir / "quickstart" / "single" / "checkpoints" / "last.ckpt", weights_only=True)[
+        "state_dict"
+    ]
     diffs = {k: (single[k] - r0[k]).abs().max().item() for k in trained + ["pl_mean"] if not k.endswith("w_avg")}
     worst = max(diffs.values())
     print(f"max |param(DDP 2x4) - param(1x8)| after {STEPS} iterations: {worst:.3g}")
@@ -272,21 +323,29 @@ def test_ddp_chromagan_gradient_penalty_matches_one_process(tmp_path, log_dir):
     the learning rate (measured at the default lr: 4.1e-6 in one such bias, every other element < 3e-7).
     Measured: 1.2e-7 with sync, 1.4e-2 in the running statistics with ``trainer.sync_batchnorm=false``.
     """
+    import torchvision
+
     from tests.test_chromagan import TINY_CHROMA
     from tests.test_tinyimagenet import make_tiny_imagenet
-
-    import torchvision
 
     weights = tmp_path / "weights"
     weights.mkdir()
     torch.manual_seed(0)
     torch.save(torchvision.models.vgg16(weights=None).state_dict(), weights / "vgg16-397923af.pth")
     root = make_tiny_imagenet(tmp_path, per_class=4)
-    common = ["experiment=chromagan_tinyimagenet", f"data.root={root}", f"paths.weights_dir={weights}",
-              "model.num_classes=3", "model.trunk_pretrained=false",
-              *[o for o in TINY_CHROMA if not o.startswith(("data.batch_size", "trainer.val_check_interval"))],
-              "trainer.limit_val_batches=0", f"trainer.max_steps={STEPS}",
-              "model.optim.g_lr=2e-4", "model.optim.d_lr=2e-4", "model.optim.eps=1e-3"]  # see docstring
+    common = [
+        "experiment=chromagan_tinyimagenet",
+        f"data.root={root}",
+        f"paths.weights_dir={weights}",
+        "model.num_classes=3",
+        "model.trunk_pretrained=false",
+        *[o for o in TINY_CHROMA if not o.startswith(("data.batch_size", "trainer.val_check_interval"))],
+        "trainer.limit_val_batches=0",
+        f"trainer.max_steps={STEPS}",
+        "model.optim.g_lr=2e-4",
+        "model.optim.d_lr=2e-4",
+        "model.optim.eps=1e-3",
+    ]  # see docstring
     assert compose_cfg(common).model.loss.lambda_gp > 0
     r0, r1 = run_two_ranks([*common, "data.batch_size=2"], tmp_path / "ranks", log_dir)
     compared = [k for k in r0 if k.startswith(("G.", "D.")) and r0[k].is_floating_point()]
@@ -301,13 +360,16 @@ def test_ddp_chromagan_gradient_penalty_matches_one_process(tmp_path, log_dir):
 
     # one process, same global batch
     train(compose_cfg([*common, "data.batch_size=4", "logger=none", "run_name=single"]))
-    single = torch.load(log_dir / "chromagan_tinyimagenet" / "single" / "checkpoints" / "last.ckpt",
-                        weights_only=True)["state_dict"]
+    single = torch.load(log_dir / "chromagan_tinyimagenet" / "single" / "checkpoints" / "last.ckpt", weights_only=True)[
+        "state_dict"
+    ]
     assert set(single) == set(r0)
     diff = {k: (single[k] - r0[k]).abs().max().item() for k in compared}
     worst_param, worst_stat = max(params, key=diff.get), max(stats, key=diff.get)
-    print(f"max |DDP 2x2 - 1x4| after {STEPS} iterations: parameters {diff[worst_param]:.3g} ({worst_param}), "
-          f"BatchNorm statistics {diff[worst_stat]:.3g} ({worst_stat})")
+    print(
+        f"max |DDP 2x2 - 1x4| after {STEPS} iterations: parameters {diff[worst_param]:.3g} ({worst_param}), "
+        f"BatchNorm statistics {diff[worst_stat]:.3g} ({worst_stat})"
+    )
     assert diff[worst_param] < 1e-5 and diff[worst_stat] < 1e-5
     nbt = [k for k in r0 if k.endswith("num_batches_tracked")]
     assert nbt and all(single[k] == r0[k] == r1[k] for k in nbt)

@@ -1,14 +1,16 @@
 """Every command the documentation shows does what it says.
 
-Collects each ``python -m src.train``, ``python -m src.eval``, ``make train ARGS=...`` and
-``scripts/<tool>.py`` command line in README.md and docs/*.md (code blocks and inline code; a new doc
-is picked up by the glob) and, without training anything:
+Collects each ``python -m src.train``, ``python -m src.eval``, ``make train ARGS=...`` and tool command
+line (``python scripts/<tool>.py``, ``python -m src.tools.<tool>``, ``gamut-<tool>``) in README.md and
+docs/*.md (code blocks and inline code; a new doc is picked up by the glob) and, without training
+anything:
 
 - composes ``src.train`` / ``src.eval`` commands with Hydra and asserts that every config group the
   command names is the one selected and every ``key=value`` it sets holds in the composed config (a
   sweep is composed once per swept value);
-- parses the tools' ``key=value`` (or ``--flag``) arguments with the tool's own parser and asserts
-  each key exists and holds its value;
+- parses the tools' ``key=value`` arguments with the parser of the tool's module (``src/tools/``)
+  and asserts each key exists and holds its value (a ``scripts/`` wrapper or console script named
+  by a command must exist too);
 - asserts bracketed values are quoted, so a line pasted into zsh (which globs ``[...]``) works as in bash.
 
 A failure names the file and line of the command.
@@ -16,10 +18,11 @@ A failure names the file and line of the command.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
 import re
 import shlex
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,10 +42,10 @@ PLACEHOLDER = "..."  # "ckpt_path=... metrics=[fid]": an elided argument, not a 
 
 @dataclass
 class Command:
-    where: str           # file:line
-    raw: str             # the command as written (continuations joined)
-    program: str         # src.train | src.eval | scripts/<name>.py
-    args: list[str]      # its arguments, shell-parsed
+    where: str  # file:line
+    raw: str  # the command as written (continuations joined)
+    program: str  # src.train | src.eval | scripts/<tool>.py | src.tools.<tool> | gamut-<tool>
+    args: list[str]  # its arguments, shell-parsed
     multirun: bool = False
 
     def __str__(self) -> str:
@@ -66,8 +69,12 @@ def _logical_lines(text: str) -> list[tuple[int, str, bool]]:
     return out
 
 
-_PROGRAM = re.compile(r"(?:^|[\s/])python[0-9.]*\s+(?:-m\s+(src\.train|src\.eval)|(scripts/\w+\.py))(?=\s|$)"
-                      r"|(?:^|\s)make\s+train(?=\s|$)")
+_PROGRAM = re.compile(
+    r"(?:^|[\s/])python[0-9.]*\s+"
+    r"(?:-m\s+(src\.train|src\.eval|src\.tools\.\w+)|(scripts/\w+\.py))(?=\s|$)"
+    r"|(?:^|\s)gamut-[\w-]+(?=\s+\S)"  # a console script, with arguments
+    r"|(?:^|\s)make\s+train(?=\s|$)"
+)
 
 
 def _candidates(line: str, fenced: bool) -> list[str]:
@@ -81,7 +88,7 @@ def _parse(where: str, text: str) -> Command | None:
     m = _PROGRAM.search(text)
     if m is None:
         return None
-    raw = text[m.start():].strip()
+    raw = text[m.start() :].strip()
     try:
         tokens = shlex.split(raw, comments=True)
     except ValueError as e:
@@ -90,11 +97,11 @@ def _parse(where: str, text: str) -> Command | None:
         args = []
         for t in tokens[2:]:
             if t.startswith("ARGS="):
-                args += shlex.split(t[len("ARGS="):])
+                args += shlex.split(t[len("ARGS=") :])
         return Command(where, raw, "src.train", ["experiment=quickstart", *args])
-    i = next(k for k, t in enumerate(tokens) if t == "-m" or t.startswith("scripts/"))
+    i = next(k for k, t in enumerate(tokens) if t == "-m" or t.startswith(("scripts/", "gamut-")))
     program = tokens[i + 1] if tokens[i] == "-m" else tokens[i]
-    rest = tokens[i + 2:] if tokens[i] == "-m" else tokens[i + 1:]
+    rest = tokens[i + 2 :] if tokens[i] == "-m" else tokens[i + 1 :]
     for k, t in enumerate(rest):  # stop at a pipe, a redirection or a second command
         if t in ("|", "||", "&&", ";", ">", "2>&1", "&") or t.startswith((">", "2>")):
             rest = rest[:k]
@@ -122,7 +129,7 @@ def collect() -> list[Command]:
 
 COMMANDS = collect()
 HYDRA = [c for c in COMMANDS if c.program in ("src.train", "src.eval")]
-TOOLS = [c for c in COMMANDS if c.program.startswith("scripts/")]
+TOOLS = [c for c in COMMANDS if c.program not in ("src.train", "src.eval")]
 
 
 def test_the_docs_show_commands():
@@ -207,6 +214,7 @@ def test_hydra_command_composes_to_what_it_says(cmd, tmp_path, monkeypatch):
             from omegaconf import open_dict
 
             from src.utils.validation import ConfigError, validate
+
             checked = cfg.copy()
             with open_dict(checked):
                 checked.ckpt_path = None
@@ -234,28 +242,33 @@ def test_hydra_command_composes_to_what_it_says(cmd, tmp_path, monkeypatch):
             assert _plain(got) == o.value(), f"{cmd.where}: {key} is {_plain(got)!r}, not {o.value()!r}: {cmd.raw}"
 
 
-def _load_tool(path: Path):
-    spec = importlib.util.spec_from_file_location(f"doc_tool_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+CONSOLE_SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+
+
+def _tool_module(cmd: Command):
+    """The module under ``src/tools/`` a command runs, after checking that its entry exists."""
+    program = cmd.program
+    if program.startswith("scripts/"):
+        assert (ROOT / program).is_file(), f"{cmd.where}: no such tool {program}"
+        name = program[len("scripts/") : -len(".py")]
+    elif program.startswith("src.tools."):
+        name = program[len("src.tools.") :]
+    else:
+        assert program in CONSOLE_SCRIPTS, f"{cmd.where}: {program} is not a console script in pyproject.toml"
+        name = CONSOLE_SCRIPTS[program].split(":")[0].removeprefix("src.tools.")
+    try:
+        return importlib.import_module(f"src.tools.{name}")
+    except ModuleNotFoundError:
+        pytest.fail(f"{cmd.where}: no tool module src.tools.{name}: {cmd.raw}")
 
 
 @pytest.mark.parametrize("cmd", TOOLS, ids=str)
 def test_tool_command_parses(cmd):
     from src.utils.cli import parse_key_values
 
-    path = ROOT / cmd.program
-    assert path.is_file(), f"{cmd.where}: no such tool {cmd.program}"
-    tool = _load_tool(path)
-    if hasattr(tool, "build_parser"):  # argparse tools (benchmark.py)
-        try:
-            tool.build_parser().parse_args(cmd.args)
-        except SystemExit:
-            pytest.fail(f"{cmd.where}: {cmd.program} refuses its arguments: {cmd.raw}")
-        return
+    tool = _tool_module(cmd)
     args = list(cmd.args)
-    if hasattr(tool, "COMMANDS"):  # visualize.py: a subcommand, then key=value
+    if hasattr(tool, "COMMANDS"):  # visualize, benchmark: a subcommand, then key=value
         assert args and args[0] in tool.COMMANDS, f"{cmd.where}: unknown subcommand: {cmd.raw}"
         defaults, args = tool.COMMANDS[args[0]], args[1:]
     else:
@@ -273,16 +286,24 @@ def test_tool_command_parses(cmd):
 
 def test_the_repository_reads_on_its_own():
     """No file points at notes outside the repository: a sibling shared/ folder, its spec files, section marks."""
-    outside = re.compile("|".join([r"\.\./" + "shared", r"\bspecs/", r"\bspec(?:\s+[a-z]+)?\s*" + "\u00a7",
-                                   r"\bDESIGN" + r"\.md"]))
+    outside = re.compile(
+        "|".join([r"\.\./" + "shared", r"\bspecs/", r"\bspec(?:\s+[a-z]+)?\s*" + "\u00a7", r"\bDESIGN" + r"\.md"])
+    )
     hits = []
     for folder in ("src", "conf", "scripts", "tests", "docs", ".ci"):
         for path in sorted((ROOT / folder).rglob("*")):
-            if path.suffix in (".py", ".yaml", ".md", ".txt", "") and path.is_file() and "__pycache__" not in path.parts:
+            if (
+                path.suffix in (".py", ".yaml", ".md", ".txt", "")
+                and path.is_file()
+                and "__pycache__" not in path.parts
+            ):
                 for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
                     if outside.search(line):
                         hits.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
     for path in (ROOT / "README.md", ROOT / "Makefile", ROOT / "pyproject.toml"):
-        hits += [f"{path.name}:{n}: {ln.strip()}" for n, ln in enumerate(path.read_text().splitlines(), 1)
-                 if outside.search(ln)]
+        hits += [
+            f"{path.name}:{n}: {ln.strip()}"
+            for n, ln in enumerate(path.read_text().splitlines(), 1)
+            if outside.search(ln)
+        ]
     assert not hits, "\n".join(hits)

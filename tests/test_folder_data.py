@@ -197,8 +197,16 @@ def test_train_on_mixed_folder(log_dir: Path, mixed: Path) -> None:
 def test_train_rgba_non_square_with_workers(log_dir: Path, mixed: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        train(cfg_for("data=folder", f"data.root={mixed}", "data.resolution=[16,32]", "colorspace=rgba",
-                      "data.num_workers=2", "trainer.max_steps=2"))
+        train(
+            cfg_for(
+                "data=folder",
+                f"data.root={mixed}",
+                "data.resolution=[16,32]",
+                "colorspace=rgba",
+                "data.num_workers=2",
+                "trainer.max_steps=2",
+            )
+        )
 
 
 @pytest.mark.parametrize("source", ["tree", "zip"])
@@ -208,8 +216,11 @@ def test_train_ffhq(log_dir: Path, ffhq: Path, ffhq_zip: Path, source: str) -> N
 
 
 def test_train_conditional_on_zip_labels(log_dir: Path, ffhq_zip: Path) -> None:
-    train(cfg_for("data=folder", f"data.root={ffhq_zip}", "data.use_labels=true", "model.num_classes=3",
-                  "trainer.max_steps=1"))
+    train(
+        cfg_for(
+            "data=folder", f"data.root={ffhq_zip}", "data.use_labels=true", "model.num_classes=3", "trainer.max_steps=1"
+        )
+    )
 
 
 def test_bad_data_stops_before_writing(log_dir: Path, tmp_path: Path, mixed: Path) -> None:

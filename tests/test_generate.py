@@ -10,29 +10,31 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from src.tools import generate
 from src.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-import generate  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory):
-    from tests.conftest import TINY, compose_cfg
-    import os
+    from tests.conftest import TINY, compose_cfg, logs_in
+
     log_dir = tmp_path_factory.mktemp("logs")
-    old = os.environ.get("GAMUT_LOG_DIR")
-    os.environ["GAMUT_LOG_DIR"] = str(log_dir)
-    try:
+    with logs_in(log_dir):
         for cs in ("rgb", "rgba"):
-            train(compose_cfg([*TINY, "logger=none", f"run_name={cs}", f"colorspace={cs}",
-                               "data.resolution=[16,32]", "trainer.max_steps=2"]))
-    finally:
-        if old is None:
-            os.environ.pop("GAMUT_LOG_DIR")
-        else:
-            os.environ["GAMUT_LOG_DIR"] = old
+            train(
+                compose_cfg(
+                    [
+                        *TINY,
+                        "logger=none",
+                        f"run_name={cs}",
+                        f"colorspace={cs}",
+                        "data.resolution=[16,32]",
+                        "trainer.max_steps=2",
+                    ]
+                )
+            )
     return {cs: log_dir / "quickstart" / cs / "checkpoints" / "last.ckpt" for cs in ("rgb", "rgba")}
 
 
@@ -43,9 +45,21 @@ def test_parse_seeds():
 
 def test_cli_writes_one_png_per_seed(ckpts, tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "scripts/generate.py", f"ckpt={ckpts['rgb']}", "seeds=0-2",
-                           "trunc=0.7", "noise_mode=const", f"out={out}"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "scripts/generate.py",
+            f"ckpt={ckpts['rgb']}",
+            "seeds=0-2",
+            "trunc=0.7",
+            "noise_mode=const",
+            f"out={out}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     files = sorted(p.name for p in out.glob("*.png"))
     assert files == ["seed0000.png", "seed0001.png", "seed0002.png"]

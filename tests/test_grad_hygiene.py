@@ -74,6 +74,7 @@ class Poisoned(StyleGAN2):
             flat = grad.view(-1)
             flat[0], flat[1], flat[2] = float("inf"), float("nan"), -float("inf")
             return grad
+
         return hook
 
     @contextlib.contextmanager
@@ -94,7 +95,8 @@ class Poisoned(StyleGAN2):
             grad = self.targets[self.current].grad
             self.seen.append((self.current, self.iteration, grad.detach().view(-1)[:3].clone()))
             self.all_finite = getattr(self, "all_finite", True) and all(
-                torch.isfinite(p.grad).all() for g in optimizer.param_groups for p in g["params"] if p.grad is not None)
+                torch.isfinite(p.grad).all() for g in optimizer.param_groups for p in g["params"] if p.grad is not None
+            )
 
 
 def _finite(model: StyleGAN2) -> bool:

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import torch
 
+from src.checkpoints.export import load_generator
+from src.checkpoints.importing import build_module, import_checkpoint
+from src.checkpoints.load import load_module
 from src.modules.stylegan2.discriminator import Discriminator
 from src.modules.stylegan2.generator import Generator
-from src.pretrained import UnsafePickleError, UnsupportedNetworkError, import_checkpoint, read
-from src.pretrained.convert import build_module
+from src.pretrained import UnsafePickleError, UnsupportedNetworkError, read
 from src.pretrained.nvidia import convert as nvidia_convert
-from src.utils.checkpoints import load_module
-from src.utils.export import load_generator
 from tests import foreign_layouts as fl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,8 +37,14 @@ def _randomize(module: torch.nn.Module, seed: int) -> None:
 
 def _nets(num_classes=0, img_channels=3, map_depth=2, seed=0):
     g = Generator(num_classes=num_classes, img_channels=img_channels, map_depth=map_depth, **ARCH)
-    d = Discriminator(resolution=ARCH["resolution"], img_channels=img_channels, num_classes=num_classes,
-                      channel_base=128, channel_max=16, mbstd_group=2)
+    d = Discriminator(
+        resolution=ARCH["resolution"],
+        img_channels=img_channels,
+        num_classes=num_classes,
+        channel_base=128,
+        channel_max=16,
+        mbstd_group=2,
+    )
     _randomize(g, seed)
     _randomize(d, seed + 1)
     return g, d
@@ -46,9 +52,13 @@ def _nets(num_classes=0, img_channels=3, map_depth=2, seed=0):
 
 def _nvidia_pickle(path, g, d, g_ema=None, clamp=256.0):
     kw = dict(conv_clamp=clamp, channel_base=128, channel_max=16)
-    data = {"G": fl.nvidia_generator(g, **kw), "D": fl.nvidia_discriminator(d, **kw),
-            "G_ema": fl.nvidia_generator(g_ema or g, **kw), "augment_pipe": None,
-            "training_set_kwargs": {"resolution": 16, "use_labels": g.c_dim > 0}}
+    data = {
+        "G": fl.nvidia_generator(g, **kw),
+        "D": fl.nvidia_discriminator(d, **kw),
+        "G_ema": fl.nvidia_generator(g_ema or g, **kw),
+        "augment_pipe": None,
+        "training_set_kwargs": {"resolution": 16, "use_labels": g.c_dim > 0},
+    }
     fl.write_pickle(path, data)
     return path
 
@@ -73,22 +83,33 @@ def test_nvidia_pickle_imports_and_matches(tmp_path, num_classes, img_channels):
     out, imported = import_checkpoint(src, tmp_path / "net.ckpt")
     assert imported.format == "nvidia-pickle" and imported.notes == []
     hp = imported.hparams
-    assert (hp["resolution"], hp["img_channels"], hp["num_classes"], hp["map_depth"]) == (16, img_channels,
-                                                                                        num_classes, 2)
+    assert (hp["resolution"], hp["img_channels"], hp["num_classes"], hp["map_depth"]) == (
+        16,
+        img_channels,
+        num_classes,
+        2,
+    )
     assert (hp["channel_base"], hp["channel_max"], hp["conv_clamp"], hp["mbstd_group"]) == (128, 16, 256.0, 2)
     model = load_module(out)
     # gamut's own G with NVIDIA's clamp reproduces the import exactly
     ref_g = Generator(num_classes=num_classes, img_channels=img_channels, map_depth=2, conv_clamp=256.0, **ARCH)
     ref_g.load_state_dict(g.state_dict())
-    ref_d = Discriminator(resolution=(16, 16), img_channels=img_channels, num_classes=num_classes, channel_base=128,
-                          channel_max=16, mbstd_group=2, conv_clamp=256.0)
+    ref_d = Discriminator(
+        resolution=(16, 16),
+        img_channels=img_channels,
+        num_classes=num_classes,
+        channel_base=128,
+        channel_max=16,
+        mbstd_group=2,
+        conv_clamp=256.0,
+    )
     ref_d.load_state_dict(d.state_dict())
     _same_outputs(model, ref_g, ref_d, num_classes)
     assert model.colorspace.name == {1: "gray", 3: "rgb"}[img_channels]
     # safetensors export loads without Lightning and matches
     g2, cs, config = load_generator(out.with_suffix(".safetensors"))
     z = torch.randn(2, 16)
-    c = model._random_labels(2)
+    c = model.random_labels(2)
     assert torch.equal(g2(z, c, noise_mode="const"), model.G_ema(z, c, noise_mode="const"))
     assert config["source"]["format"] == "nvidia-pickle" and cs.name == model.colorspace.name
 
@@ -108,7 +129,7 @@ def test_loader_needs_no_nvidia_modules_and_runs_no_source(tmp_path):
     assert "torch_utils" not in sys.modules and "dnnlib" not in sys.modules
     with pytest.raises(ModuleNotFoundError):  # the plain pickle module would need NVIDIA's code
         pickle.load(open(src, "rb"))
-    imported = read(src)  # and the restricted reader does not
+    read(src)  # and the restricted reader does not
     assert "torch_utils" not in sys.modules
 
 
@@ -129,8 +150,13 @@ def test_malicious_reduce_is_refused_without_running(tmp_path):
     with pytest.raises(UnsafePickleError, match=r"(posix|os)\.system"):
         read(src)
     assert not marker.exists()
-    proc = subprocess.run([sys.executable, "scripts/import_checkpoint.py", f"src={src}", f"out={tmp_path / 'x.ckpt'}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "scripts/import_checkpoint.py", f"src={src}", f"out={tmp_path / 'x.ckpt'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0 and "system" in proc.stderr and "not on the allow-list" in proc.stderr
     assert not marker.exists() and not (tmp_path / "x.ckpt").exists()
 
@@ -173,8 +199,14 @@ def test_parameter_counts_after_import_match_spec():
     """NVIDIA's layer formulas: 64 px, channel_base 16384, mapping 2 -> G 22.24M, D 23.41M."""
     g = Generator(z_dim=512, w_dim=512, resolution=(64, 64), channel_base=16384, map_depth=2)
     d = Discriminator(resolution=(64, 64), channel_base=16384)
-    imported = nvidia_convert(fl.as_records({"G_ema": fl.nvidia_generator(g, channel_base=16384, channel_max=512),
-                               "D": fl.nvidia_discriminator(d, channel_base=16384, channel_max=512)}))
+    imported = nvidia_convert(
+        fl.as_records(
+            {
+                "G_ema": fl.nvidia_generator(g, channel_base=16384, channel_max=512),
+                "D": fl.nvidia_discriminator(d, channel_base=16384, channel_max=512),
+            }
+        )
+    )
     model = build_module(imported)
     assert sum(p.numel() for p in model.G_ema.parameters()) == 22_243_608
     assert sum(p.numel() for p in model.D.parameters()) == 23_407_361
@@ -186,9 +218,14 @@ def test_rosinality_checkpoint_imports_with_the_right_names(tmp_path, with_extra
     g_ema, _ = _nets(seed=7)
     data = {"g_ema": fl.rosinality_generator(g_ema)}
     if with_extras:
-        data.update(g=fl.rosinality_generator(g), d=fl.rosinality_discriminator(d),
-                    latent_avg=g_ema.mapping.w_avg.clone(), g_optim={}, d_optim={},
-                    args=argparse.Namespace(size=16, latent=16, n_mlp=2, channel_multiplier=2))
+        data.update(
+            g=fl.rosinality_generator(g),
+            d=fl.rosinality_discriminator(d),
+            latent_avg=g_ema.mapping.w_avg.clone(),
+            g_optim={},
+            d_optim={},
+            args=argparse.Namespace(size=16, latent=16, n_mlp=2, channel_multiplier=2),
+        )
     src = tmp_path / "050000.pt"
     torch.save(data, src)
     out, imported = import_checkpoint(src, tmp_path / "rosi.ckpt")
@@ -208,8 +245,11 @@ def test_rosinality_checkpoint_imports_with_the_right_names(tmp_path, with_extra
         assert model.G_ema.mapping.w_avg.abs().sum() > 0
         z = torch.randn(3, 16)
         with torch.no_grad():
-            assert torch.allclose(model.G_ema.synthesis(model.G_ema.mapping(z), noise_mode="const"),
-                                  g_ema.synthesis(g_ema.mapping(z), noise_mode="const"), atol=1e-6)
+            assert torch.allclose(
+                model.G_ema.synthesis(model.G_ema.mapping(z), noise_mode="const"),
+                g_ema.synthesis(g_ema.mapping(z), noise_mode="const"),
+                atol=1e-6,
+            )
 
 
 def test_rosinality_file_with_code_is_refused(tmp_path):
@@ -224,7 +264,10 @@ def test_cli_and_generate_seed_semantics(tmp_path):
     g, d = _nets()
     src = _nvidia_pickle(tmp_path / "net.pkl", g, d)
     out = tmp_path / "w" / "net.ckpt"
-    run = lambda *a: subprocess.run([sys.executable, *a], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+    def run(*a):
+        return subprocess.run([sys.executable, *a], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
     proc = run("scripts/import_checkpoint.py", f"src={src}", f"out={out}")
     assert proc.returncode == 0, proc.stderr
     assert "16x16" in proc.stdout and out.is_file() and out.with_suffix(".safetensors").is_file()
@@ -240,6 +283,7 @@ def test_cli_and_generate_seed_semantics(tmp_path):
         x = ref_g(z, psi=0.7, noise_mode="const")
     expected = (x * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
     from PIL import Image
+
     got = np.asarray(Image.open(tmp_path / "img" / "seed0085.png"))
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
     assert (got != expected).mean() < 0.01
@@ -247,26 +291,32 @@ def test_cli_and_generate_seed_semantics(tmp_path):
 
 def test_finetune_starts_from_imported_weights(tmp_path, tiny_cfg, log_dir):
     from src.train import train
+
     g, d = _nets()
     ckpt, _ = import_checkpoint(_nvidia_pickle(tmp_path / "net.pkl", g, d), tmp_path / "net.ckpt")
-    cfg = tiny_cfg("experiment=finetune", f"ckpt_init={ckpt}", "data.resolution=32", "model.z_dim=512",
-                   "trainer.max_steps=0", run_name="ft")
+    cfg = tiny_cfg(
+        "experiment=finetune",
+        f"ckpt_init={ckpt}",
+        "data.resolution=32",
+        "model.z_dim=512",
+        "trainer.max_steps=0",
+        run_name="ft",
+    )
     train(cfg)
     run = log_dir / "finetune" / "ft"
     log = (run / "train.log").read_text()
     assert "data.resolution: 32 -> 16" in log and "model.conv_clamp: None -> 256.0" in log
     saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
-    assert torch.equal(saved["state_dict"]["G_ema.synthesis.blocks.1.conv0.weight"],
-                       g.synthesis.blocks[1].conv0.weight)
+    assert torch.equal(saved["state_dict"]["G_ema.synthesis.blocks.1.conv0.weight"], g.synthesis.blocks[1].conv0.weight)
     assert saved["hyper_parameters"]["ema"]["rampup"] is None
     # relaunching the same run resumes it (ckpt_init then only fixes the architecture)
-    train(tiny_cfg("experiment=finetune", f"ckpt_init={ckpt}", "ckpt_path=last", "trainer.max_steps=1",
-                   run_name="ft"))
+    train(tiny_cfg("experiment=finetune", f"ckpt_init={ckpt}", "ckpt_path=last", "trainer.max_steps=1", run_name="ft"))
 
 
 def test_finetune_bad_input(tiny_cfg, tmp_path):
     from src.train import train
     from src.utils.validation import ConfigError
+
     with pytest.raises(ConfigError, match="ckpt_init is required by this experiment"):
         train(tiny_cfg("experiment=finetune"))
     with pytest.raises(ConfigError, match="no such file"):

@@ -5,7 +5,6 @@ training and in evaluation (as NVIDIA's stylegan2-ada-pytorch training_loop.py /
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,21 +12,19 @@ import pytest
 import torch
 from PIL import Image
 
+from src.callbacks.sample_grid import SampleGrid
+from src.checkpoints.load import InferenceModel, load_module
 from src.datamodules.image_datamodule import ImageDataModule
 from src.datamodules.labels import draw_labels, parse_labels
-from src.datamodules.readers import FolderSource, ImageFolderDataset
+from src.datamodules.readers import ImageFolderDataset
 from src.metrics.generated import generated_labels, latents
 from src.modules.segan.module import SEGAN
 from src.modules.stylegan2.module import StyleGAN2
+from src.tools import prepare_dataset
 from src.train import train
-from src.utils.checkpoints import load_module
 from tests.conftest import TINY, compose_cfg
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import prepare_dataset  # noqa: E402
-
 N_DRAWS = 20000
 TOL = 0.02  # 20000 draws at p = 0.9: standard deviation 0.002
 
@@ -49,8 +46,17 @@ def _folder(root: Path, layout: dict[str, int]) -> Path:
 
 
 def _tiny_module(num_classes: int = 2, cls: type[StyleGAN2] = StyleGAN2) -> StyleGAN2:
-    return cls(img_channels=3, resolution=16, num_classes=num_classes, z_dim=16, w_dim=16, map_depth=1,
-                     channel_base=128, channel_max=16, mbstd_group=2)
+    return cls(
+        img_channels=3,
+        resolution=16,
+        num_classes=num_classes,
+        z_dim=16,
+        w_dim=16,
+        map_depth=1,
+        channel_base=128,
+        channel_max=16,
+        mbstd_group=2,
+    )
 
 
 def _frequency_of_0(labels: torch.Tensor) -> float:
@@ -79,7 +85,10 @@ def test_subfolders_are_classes_in_sorted_order(tmp_path: Path) -> None:
     by_folder = {ds.name(i).split("/")[0]: int(ds[i]["label"]) for i in range(len(ds))}
     assert by_folder == {"apple": 0, "mango": 1, "zebra": 2}
     assert [ds.name(i) for i in range(len(ds)) if int(ds[i]["label"]) == 1] == [
-        "mango/im003.png", "mango/ripe/im004.png", "mango/ripe/im005.png"]
+        "mango/im003.png",
+        "mango/ripe/im004.png",
+        "mango/ripe/im005.png",
+    ]
     assert ds.label_counts.tolist() == [1, 3, 2]
     assert ImageFolderDataset(root, resolution=16).num_classes == 0  # labels only when asked
 
@@ -170,12 +179,12 @@ def test_datamodule_exposes_the_empirical_distribution(skewed: Path) -> None:
 def test_training_draws_labels_from_the_data_distribution(skewed: Path, cls: type[StyleGAN2]) -> None:
     module = _tiny_module(2, cls)
     torch.manual_seed(0)
-    uniform = module._random_labels(N_DRAWS)  # no distribution known yet: the uniform fallback
+    uniform = module.random_labels(N_DRAWS)  # no distribution known yet: the uniform fallback
     assert abs(_frequency_of_0(uniform.argmax(1)) - 0.5) < TOL
     dm = ImageDataModule(ImageFolderDataset(skewed, resolution=16, use_labels=True), resolution=16)
     module.set_label_distribution(dm.label_distribution)
     torch.manual_seed(0)
-    labels = module._random_labels(N_DRAWS).argmax(1)
+    labels = module.random_labels(N_DRAWS).argmax(1)
     assert abs(_frequency_of_0(labels) - 0.9) < TOL
     assert abs(_frequency_of_0(uniform.argmax(1)) - 0.9) > 10 * TOL  # a uniform draw would fail this check
 
@@ -184,12 +193,12 @@ def test_training_draws_are_rank_consistent() -> None:
     module = _tiny_module(3)
     module.set_label_distribution(torch.tensor([5.0, 3.0, 2.0]))
     torch.manual_seed(1)
-    single = module._random_labels(8)
+    single = module.random_labels(8)
     shards = []
     for rank in range(2):
         module._rank, module._world = rank, 2
         torch.manual_seed(1)
-        shards.append(module._random_labels(4))
+        shards.append(module.random_labels(4))
     merged = torch.stack(shards, 1).reshape(8, 3)  # rank r holds global rows r::2
     assert torch.equal(merged, single)
 
@@ -198,8 +207,11 @@ def test_eval_draws_from_the_checkpointed_distribution(tmp_path: Path) -> None:
     module = _tiny_module()
     module.set_label_distribution(torch.tensor([0.9, 0.1]))
     hp = dict(module.hparams)
-    ckpt = {"state_dict": module.state_dict(), "hyper_parameters": hp,
-            "gamut": {"module": "src.modules.stylegan2.module.StyleGAN2", "cur_nimg": 0, "iteration": 0}}
+    ckpt = {
+        "state_dict": module.state_dict(),
+        "hyper_parameters": hp,
+        "gamut": {"module": "src.modules.stylegan2.module.StyleGAN2", "cur_nimg": 0, "iteration": 0},
+    }
     torch.save(ckpt, tmp_path / "new.ckpt")
     loaded = load_module(tmp_path / "new.ckpt")
     assert torch.allclose(loaded.label_distribution, torch.tensor([0.9, 0.1]))
@@ -219,8 +231,48 @@ def test_eval_draws_from_the_checkpointed_distribution(tmp_path: Path) -> None:
 
 def test_fit_stores_the_data_distribution_in_the_checkpoint(tmp_path: Path, log_dir: Path, skewed: Path) -> None:
     tiny = [o for o in TINY if not o.startswith("data.dataset.size")]
-    train(compose_cfg([*tiny, "logger=none", "run_name=labels", "data.num_workers=0", "data=folder",
-                       f"data.root={skewed}", "data.use_labels=true", "model.num_classes=2", "trainer.max_steps=1"]))
+    train(
+        compose_cfg(
+            [
+                *tiny,
+                "logger=none",
+                "run_name=labels",
+                "data.num_workers=0",
+                "data=folder",
+                f"data.root={skewed}",
+                "data.use_labels=true",
+                "model.num_classes=2",
+                "trainer.max_steps=1",
+            ]
+        )
+    )
     ckpt = next(log_dir.rglob("labels/checkpoints/last.ckpt"))
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     assert torch.allclose(state["state_dict"]["label_distribution"], torch.tensor([0.9, 0.1]))
+
+
+def test_sample_grid_cycles_through_the_classes_the_data_has(tmp_path: Path) -> None:
+    module = _tiny_module(4)
+    grid = SampleGrid(tmp_path, num=8)
+    assert grid.latents(module)[1].tolist() == [0, 1, 2, 3, 0, 1, 2, 3]  # not known yet: every class
+    module.set_label_distribution(torch.tensor([0.0, 5.0, 0.0, 3.0]))
+    z, labels = grid.latents(module)
+    assert labels.tolist() == [1, 3, 1, 3, 1, 3, 1, 3]  # classes absent from the data are never drawn
+    assert z.shape == (8, module.G.z_dim)
+
+
+def test_tools_draw_each_seeds_class_from_the_recorded_distribution(tmp_path: Path) -> None:
+    module = _tiny_module(4)
+    module.set_label_distribution(torch.tensor([0.0, 5.0, 0.0, 3.0]))
+    model = InferenceModel(
+        module.G_ema, module.colorspace, tmp_path / "x.ckpt", label_distribution=module.label_distribution
+    )
+    seeds = list(range(40))
+    classes = model.labels_for(len(seeds), None, seeds=seeds).argmax(1)
+    assert set(classes.tolist()) == {1, 3}  # only the classes the data has, both of them
+    again = model.labels_for(3, None, seeds=[7, 2, 30]).argmax(1)
+    assert again.tolist() == [classes[7], classes[2], classes[30]]  # a seed keeps its class
+    assert model.labels_for(2, 2).argmax(1).tolist() == [2, 2]  # class_idx wins
+    unknown = InferenceModel(module.G_ema, module.colorspace, tmp_path / "x.ckpt")
+    with pytest.raises(ValueError, match="class_idx="):
+        unknown.labels_for(2, None)

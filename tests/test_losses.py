@@ -62,7 +62,7 @@ def test_path_length_penalty_uses_updated_mean():
 def test_lazy_regularization_adam_params():
     # lazy regularization, c = k/(k+1): worked values
     lr, betas = losses.lazy_adam_params(0.002, (0.0, 0.99), 4)
-    assert lr == pytest.approx(0.0016) and betas[0] == 0.0 and betas[1] == pytest.approx(0.99 ** 0.8)
+    assert lr == pytest.approx(0.0016) and betas[0] == 0.0 and betas[1] == pytest.approx(0.99**0.8)
     assert betas[1] == pytest.approx(0.99199, abs=1e-5)
     lr, betas = losses.lazy_adam_params(0.002, (0.0, 0.99), 16)
     assert lr == pytest.approx(0.002 * 16 / 17) and betas[1] == pytest.approx(0.99059, abs=1e-5)

@@ -10,15 +10,23 @@ import torch
 import torchvision
 from torch import nn
 
-from src.datamodules.colorspaces import get_colorspace
+from src.colorspaces import get_colorspace
 from src.metrics import cache as feature_cache
 from src.metrics.generated import quantize, real_images, to_display_rgb
 from src.metrics.inception import FeatureBank, InceptionFeatures, fid_from_features, kid_from_features
 from src.metrics.lpips import LPIPS, _load_heads, heads_file
-from src.metrics.ppl import (PerceptualPathLength, crop_face, downsample_to_256, path_distances,
-                             percentile_filtered_mean, ppl_metrics, result_key, slerp)
+from src.metrics.ppl import (
+    PerceptualPathLength,
+    crop_face,
+    downsample_to_256,
+    path_distances,
+    percentile_filtered_mean,
+    ppl_metrics,
+    result_key,
+    slerp,
+)
 from src.metrics.suite import check_weights, parse_metrics
-from src.metrics.weights import WEIGHTS, MissingWeightsError, load_weights
+from src.pretrained.weights import WEIGHTS, MissingWeightsError, load_weights
 
 
 class TinyExtractor(nn.Module):
@@ -29,8 +37,9 @@ class TinyExtractor(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         torch.manual_seed(0)
-        self.net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.AdaptiveAvgPool2d(1),
-                                 nn.Flatten())
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        )
 
     def forward(self, x):
         return self.net(x)
@@ -216,8 +225,13 @@ class FakeG(nn.Module):
 
 
 def _fake_module(G):
-    return SimpleNamespace(G_ema=G, device=torch.device("cpu"), num_classes=0, labels_to_onehot=lambda x: None,
-                           colorspace=get_colorspace("rgb"))
+    return SimpleNamespace(
+        G_ema=G,
+        device=torch.device("cpu"),
+        num_classes=0,
+        labels_to_onehot=lambda x: None,
+        colorspace=get_colorspace("rgb"),
+    )
 
 
 @pytest.mark.parametrize("space", ["zfull", "wfull", "wend"])
@@ -305,10 +319,12 @@ def test_feature_cache_round_trip_and_identity(tmp_path):
     assert torch.equal(feature_cache.load_features(path, ident), feats)
     ds.bad_files.append("x.png")  # reader counters do not change the identity
     assert feature_cache.dataset_identity(ds, "rgb", 6, weights) == ident
-    for other in (feature_cache.dataset_identity(DS(images, 1), "rgb", 6, weights),
-                  feature_cache.dataset_identity(ds, "gray", 6, weights),
-                  feature_cache.dataset_identity(ds, "rgb", 5, weights),
-                  feature_cache.dataset_identity(DS(images.flip(0), 0), "rgb", 6, weights)):
+    for other in (
+        feature_cache.dataset_identity(DS(images, 1), "rgb", 6, weights),
+        feature_cache.dataset_identity(ds, "gray", 6, weights),
+        feature_cache.dataset_identity(ds, "rgb", 5, weights),
+        feature_cache.dataset_identity(DS(images.flip(0), 0), "rgb", 6, weights),
+    ):
         assert other != ident and feature_cache.cache_file(tmp_path / "cache", other) != path
     path.write_bytes(b"damaged")
     assert feature_cache.load_features(path, ident) is None

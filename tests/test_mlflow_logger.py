@@ -11,8 +11,13 @@ from src.loggers.mlflow import RUN_ID_FILE, MLflowLogger
 
 def make(tmp_path, run_dir):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    return MLflowLogger(experiment_name="quickstart", tracking_uri=uri, run_dir=str(run_dir), run_name="r1",
-                        artifact_location=str(tmp_path / "artifacts")), uri
+    return MLflowLogger(
+        experiment_name="quickstart",
+        tracking_uri=uri,
+        run_dir=str(run_dir),
+        run_name="r1",
+        artifact_location=str(tmp_path / "artifacts"),
+    ), uri
 
 
 def test_run_is_continued_with_its_params_metrics_and_images(tmp_path):

@@ -14,8 +14,11 @@ from src.utils.validation import ConfigError
 
 # A well-formed (fake) token: the client decodes this format; its api_key is what must never leak.
 SECRET = "gamut-test-secret-7f3c1a"
-TOKEN = base64.b64encode(json.dumps({"api_address": "https://neptune.invalid", "api_url": "https://neptune.invalid",
-                                     "api_key": SECRET}).encode()).decode()
+TOKEN = base64.b64encode(
+    json.dumps(
+        {"api_address": "https://neptune.invalid", "api_url": "https://neptune.invalid", "api_key": SECRET}
+    ).encode()
+).decode()
 
 
 def _ops(run_dir: Path) -> list[dict]:
@@ -38,9 +41,19 @@ def test_offline_run_has_namespaces_continues_and_never_holds_the_token(tiny_cfg
     rd = log_dir / "quickstart" / "test"
     run_id = (rd / RUN_ID_FILE).read_text()
     first = _paths(_ops(rd))
-    assert {"parameters/model/loss/r1_gamma", "parameters/data/batch_size", "metrics/Loss/G", "metrics/Loss/D",
-            "images/samples/fakes", "images/samples/reals", "checkpoints/last", "checkpoints/snapshots",
-            "gamut/custom_run_id", "gamut/status", "sys/name"} <= first
+    assert {
+        "parameters/model/loss/r1_gamma",
+        "parameters/data/batch_size",
+        "metrics/Loss/G",
+        "metrics/Loss/D",
+        "images/samples/fakes",
+        "images/samples/reals",
+        "checkpoints/last",
+        "checkpoints/snapshots",
+        "gamut/custom_run_id",
+        "gamut/status",
+        "sys/name",
+    } <= first
     ops = _ops(rd)
     assert any(o.get("value") == run_id for o in ops if o.get("path") == ["gamut", "custom_run_id"])
     # the metric series use images seen as their step, like MLflow
@@ -70,11 +83,14 @@ def test_debug_mode_stores_nothing(tiny_cfg, log_dir, monkeypatch):
     assert [f for f in (rd / ".neptune").rglob("*") if f.is_file()] == []  # the client makes empty folders
 
 
-@pytest.mark.parametrize("override,key", [
-    ("+logger.neptune.api_token=abc", "logger.neptune.api_token"),
-    ("logger.neptune.mode=online", "logger.neptune.mode"),
-    ("logger.neptune.project=noslash", "logger.neptune.project"),
-])
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("+logger.neptune.api_token=abc", "logger.neptune.api_token"),
+        ("logger.neptune.mode=online", "logger.neptune.mode"),
+        ("logger.neptune.project=noslash", "logger.neptune.project"),
+    ],
+)
 def test_bad_neptune_config_is_one_clear_error(tiny_cfg, log_dir, override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         train(tiny_cfg("trainer.max_steps=1", override, logger="neptune"))

@@ -27,13 +27,16 @@ def test_num_ws(res, num_ws):
 
 
 # counted from NVIDIA's layer formulas (and the config-F totals at 1024: G 30,370,060 / D 29,012,513)
-@pytest.mark.parametrize("res,base,depth,g_params,d_params", [
-    (64, 16384, 2, 22_243_608, 23_407_361),
-    (64, 16384, 8, 23_819_544, 23_407_361),
-    (64, 32768, 2, 25_456_664, 26_488_833),
-    (256, 16384, 8, 24_767_458, 24_001_089),
-    (256, 32768, 8, 30_034_338, 28_864_129),
-])
+@pytest.mark.parametrize(
+    "res,base,depth,g_params,d_params",
+    [
+        (64, 16384, 2, 22_243_608, 23_407_361),
+        (64, 16384, 8, 23_819_544, 23_407_361),
+        (64, 32768, 2, 25_456_664, 26_488_833),
+        (256, 16384, 8, 24_767_458, 24_001_089),
+        (256, 32768, 8, 30_034_338, 28_864_129),
+    ],
+)
 def test_parameter_counts(res, base, depth, g_params, d_params):
     with torch.device("meta"):
         g = Generator(resolution=(res, res), channel_base=base, map_depth=depth)
@@ -58,10 +61,10 @@ def test_channel_plan_256():
 
 @pytest.mark.parametrize("resolution,channels", [((16, 16), 3), ((16, 32), 1), ((32, 16), 4), ((8, 32), 3)])
 def test_generator_discriminator_shapes(resolution, channels):
-    g = Generator(z_dim=8, w_dim=8, resolution=resolution, img_channels=channels, channel_base=64,
-                  channel_max=8, map_depth=1)
-    d = Discriminator(resolution=resolution, img_channels=channels, channel_base=64, channel_max=8,
-                      mbstd_group=2)
+    g = Generator(
+        z_dim=8, w_dim=8, resolution=resolution, img_channels=channels, channel_base=64, channel_max=8, map_depth=1
+    )
+    d = Discriminator(resolution=resolution, img_channels=channels, channel_base=64, channel_max=8, mbstd_group=2)
     img = g(torch.randn(4, 8))
     assert img.shape == (4, channels, *resolution)
     assert d(img).shape == (4, 1)
@@ -108,7 +111,7 @@ def test_demodulation_formula():
     for n in range(2):
         wn = w * s[n].reshape(1, 3, 1, 1)
         wn = wn / (wn.square().sum(dim=[1, 2, 3], keepdim=True) + 1e-8).sqrt()
-        ref.append(F.conv2d(x[n: n + 1], wn, padding=1))
+        ref.append(F.conv2d(x[n : n + 1], wn, padding=1))
     torch.testing.assert_close(out, torch.cat(ref), atol=1e-5, rtol=1e-5)
 
 
@@ -145,6 +148,7 @@ def test_mapping_truncation_and_w_avg():
 
 def test_equalized_lr_runtime_scale():
     from src.nn.layers import FullyConnected
+
     fc = FullyConnected(64, 32, lr_multiplier=0.01)
     # stored weights ~ N(0, 1/lr^2); the runtime gain lr/sqrt(fan_in) brings them back to N(0, 1/fan_in)
     assert fc.weight_gain == pytest.approx(0.01 / math.sqrt(64))

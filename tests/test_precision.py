@@ -13,8 +13,15 @@ FAMILIES = {"stylegan2": [], "segan": ["model=segan"]}
 
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_bf16_mixed_fit(tiny_cfg, log_dir, family):
-    metrics = train(tiny_cfg(*FAMILIES[family], "trainer.max_steps=2", "trainer.precision=bf16-mixed",
-                             "model.loss.r1_interval=1", "model.loss.pl_interval=1"))
+    metrics = train(
+        tiny_cfg(
+            *FAMILIES[family],
+            "trainer.max_steps=2",
+            "trainer.precision=bf16-mixed",
+            "model.loss.r1_interval=1",
+            "model.loss.pl_interval=1",
+        )
+    )
     for key in ("Loss/G", "Loss/D", "Loss/r1", "Loss/pl"):
         assert key in metrics and metrics[key] == metrics[key], key  # present and finite
     state = torch.load(log_dir / "quickstart" / "test" / "checkpoints" / "last.ckpt", weights_only=True)
@@ -33,10 +40,22 @@ def test_bf16_mixed_fit_chromagan(log_dir, tmp_path):
     torch.manual_seed(0)
     torch.save(torchvision.models.vgg16(weights=None).state_dict(), tmp_path / "vgg16-397923af.pth")
     root = make_tiny_imagenet(tmp_path, per_class=2)
-    metrics = train(compose_cfg([
-        "experiment=chromagan_tinyimagenet", f"data.root={root}", f"paths.weights_dir={tmp_path}",
-        "model.num_classes=3", "model.trunk_pretrained=false", *TINY_CHROMA, "trainer.max_steps=2",
-        "trainer.precision=bf16-mixed", "logger=none", "run_name=test"]))
+    metrics = train(
+        compose_cfg(
+            [
+                "experiment=chromagan_tinyimagenet",
+                f"data.root={root}",
+                f"paths.weights_dir={tmp_path}",
+                "model.num_classes=3",
+                "model.trunk_pretrained=false",
+                *TINY_CHROMA,
+                "trainer.max_steps=2",
+                "trainer.precision=bf16-mixed",
+                "logger=none",
+                "run_name=test",
+            ]
+        )
+    )
     for key in ("Loss/G", "Loss/D", "Loss/gp", "Loss/kl", "val/psnr", "val/psnr_gray"):
         assert key in metrics and metrics[key] == metrics[key], key  # present and finite
     state = torch.load(log_dir / "chromagan_tinyimagenet" / "test" / "checkpoints" / "last.ckpt", weights_only=True)
@@ -59,10 +78,11 @@ def test_fp16_loss_scaling_is_separate_for_g_and_d(log_dir):
     class OverflowOnce(StyleGAN2):
         used: list = []  # (optimizer index, loss scale used) per phase
 
-        def extra_g_loss(self, log):  # an infinite gradient in G's first step only
+        def g_main_loss(self, fake_logits, log):  # an infinite gradient in G's first step only
+            loss = super().g_main_loss(fake_logits, log)
             if self.iteration == 0:
-                return next(self.G.parameters()).sum() * float("inf")
-            return None
+                return loss + next(self.G.parameters()).sum() * float("inf")
+            return loss
 
         def _use_scaler_of(self, opt):
             super()._use_scaler_of(opt)
@@ -74,10 +94,20 @@ def test_fp16_loss_scaling_is_separate_for_g_and_d(log_dir):
     torch.manual_seed(0)
     model = OverflowOnce(**kwargs)
     plugin = MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu", init_scale=1.0))
-    trainer = pl.Trainer(accelerator="cpu", devices=1, plugins=[plugin], max_steps=-1, max_epochs=-1,
-                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, use_distributed_sampler=False, limit_val_batches=0,
-                         callbacks=[StopAtIteration(1)])
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        plugins=[plugin],
+        max_steps=-1,
+        max_epochs=-1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        limit_val_batches=0,
+        callbacks=[StopAtIteration(1)],
+    )
     trainer.fit(model, datamodule=hydra.utils.instantiate(cfg.data))
     # iteration 0: Gmain (overflow: G's scale 1 -> 0.5), Greg with 0.5, then Dmain with D's own 1.0
     # (one shared scaler would have handed D the 0.5 that G's overflow left behind)

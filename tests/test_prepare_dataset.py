@@ -14,11 +14,9 @@ import pytest
 from PIL import Image
 
 from src.datamodules.readers import ImageFolderDataset
+from src.tools import prepare_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import prepare_dataset  # noqa: E402
 
 
 def _png(path: Path, seed: int, size=(40, 48)) -> None:
@@ -55,8 +53,15 @@ def test_folder_to_zip_loads_and_manifest(folder, tmp_path, capsys):
     assert "broken.png" in m["skipped"][0]["reason"]
     with zipfile.ZipFile(out) as z:
         names = sorted(z.namelist())
-        assert names == ["00000/img00000000.png", "00000/img00000001.png", "00000/img00000002.png",
-                         "00000/img00000003.png", "00000/img00000004.png", "dataset.json", "manifest.json"]
+        assert names == [
+            "00000/img00000000.png",
+            "00000/img00000001.png",
+            "00000/img00000002.png",
+            "00000/img00000003.png",
+            "00000/img00000004.png",
+            "dataset.json",
+            "manifest.json",
+        ]
         assert json.loads(z.read("manifest.json")) == m
         assert json.loads(z.read("dataset.json")) == {"labels": None}
     ds = ImageFolderDataset(out, resolution=32)
@@ -88,8 +93,18 @@ def test_refuses_overwrite_unless_asked(folder, tmp_path):
     with pytest.raises(SystemExit, match=str(out)):
         prepare_dataset.main([f"source={folder}", f"out={out}", "resolution=16", "workers=0"])
     assert out.read_bytes() == b"precious"
-    m = prepare_dataset.main([f"source={folder}", f"out={out}", "resolution=16", "workers=0", "overwrite=true",
-                              "max_images=2", "channels=1", "resize_filter=lanczos"])
+    m = prepare_dataset.main(
+        [
+            f"source={folder}",
+            f"out={out}",
+            "resolution=16",
+            "workers=0",
+            "overwrite=true",
+            "max_images=2",
+            "channels=1",
+            "resize_filter=lanczos",
+        ]
+    )
     assert m["count"] == 2 and m["channels"] == 1 and m["resize_filter"] == "lanczos"
     ds = ImageFolderDataset(out, resolution=16, channels=1)
     assert len(ds) == 2 and ds[0]["image"].shape == (1, 16, 16)
@@ -107,11 +122,14 @@ def test_labels_from_source_dataset_json(tmp_path):
     assert [int(ds[i]["label"]) for i in range(3)] == [2, 0, 1] and ds.num_classes == 3
 
 
-@pytest.mark.parametrize("args, message", [
-    (["resolution=48"], "resolution"),
-    (["resize_filter=gauss"], "resize_filter"),
-    (["colour=1"], "allowed keys"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["resolution=48"], "resolution"),
+        (["resize_filter=gauss"], "resize_filter"),
+        (["colour=1"], "allowed keys"),
+    ],
+)
 def test_bad_arguments_name_the_key(folder, tmp_path, args, message):
     with pytest.raises(SystemExit, match=message):
         prepare_dataset.main([f"source={folder}", f"out={tmp_path / 'x.zip'}", *args])
@@ -121,7 +139,18 @@ def test_bad_arguments_name_the_key(folder, tmp_path, args, message):
 
 def test_command_line(folder, tmp_path):
     out = tmp_path / "cli.zip"
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "prepare_dataset.py"), f"source={folder}",
-                        f"out={out}", "resolution=16", "workers=0"], capture_output=True, text=True, cwd=tmp_path)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "prepare_dataset.py"),
+            f"source={folder}",
+            f"out={out}",
+            "resolution=16",
+            "workers=0",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["count"] == 5 and "skipped 1 bad file(s): broken.png" in r.stderr

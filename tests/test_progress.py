@@ -20,8 +20,10 @@ from src.utils.validation import ConfigError
 
 # tests/conftest.py's TINY clears quickstart's max_kimg; max_steps is null by default (cleared anyway).
 KIMG = ["trainer.max_steps=null"]
-TICK = re.compile(r"^tick (\d+) +kimg (\d+\.\d+)(/\d+\.\d+)? +time (\S+( \S+)*?) +sec/tick (\d+\.\d) +"
-                  r"sec/kimg (\d+\.\d\d) +(eta \S+( \S+)*? +)?maxram (\d+\.\d\d) GB +gpumem (\d+\.\d\d) GB$")
+TICK = re.compile(
+    r"^tick (\d+) +kimg (\d+\.\d+)(/\d+\.\d+)? +time (\S+( \S+)*?) +sec/tick (\d+\.\d) +"
+    r"sec/kimg (\d+\.\d\d) +(eta \S+( \S+)*? +)?maxram (\d+\.\d\d) GB +gpumem (\d+\.\d\d) GB$"
+)
 
 
 def _state(log_dir: Path, name: str = "test") -> dict:
@@ -34,6 +36,7 @@ def _ticks(text: str) -> list[re.Match]:
 
 # ---------------------------------------------------------------------------------------------
 # Length.
+
 
 def test_max_kimg_stops_at_the_first_iteration_past_it(tiny_cfg, log_dir):
     # batch 4: 4, 8, 12 images -> the first iteration with cur_nimg >= 10 is the third
@@ -70,14 +73,17 @@ def test_limits_helpers():
     assert StopAtIteration(-1).limits.unlimited and StopAtIteration(7).max_iterations == 7
 
 
-@pytest.mark.parametrize("overrides,keys", [
-    (["trainer.max_steps=0", "trainer.max_kimg=0"], ["trainer.max_steps", "trainer.max_kimg"]),
-    (["trainer.max_steps=10", "trainer.max_kimg=0.5"], ["trainer.max_steps", "trainer.max_kimg"]),
-    ([*KIMG, "trainer.max_kimg=-1"], ["trainer.max_kimg"]),
-    ([*KIMG, "trainer.max_kimg=lots"], ["trainer.max_kimg"]),
-    (["trainer.max_steps=-5"], ["trainer.max_steps"]),
-    (["trainer.max_steps=-1", "trainer.max_kimg=-0.5"], ["trainer.max_kimg"]),
-])
+@pytest.mark.parametrize(
+    "overrides,keys",
+    [
+        (["trainer.max_steps=0", "trainer.max_kimg=0"], ["trainer.max_steps", "trainer.max_kimg"]),
+        (["trainer.max_steps=10", "trainer.max_kimg=0.5"], ["trainer.max_steps", "trainer.max_kimg"]),
+        ([*KIMG, "trainer.max_kimg=-1"], ["trainer.max_kimg"]),
+        ([*KIMG, "trainer.max_kimg=lots"], ["trainer.max_kimg"]),
+        (["trainer.max_steps=-5"], ["trainer.max_steps"]),
+        (["trainer.max_steps=-1", "trainer.max_kimg=-0.5"], ["trainer.max_kimg"]),
+    ],
+)
 def test_bad_lengths_are_one_config_error(tiny_cfg, log_dir, overrides, keys):
     with pytest.raises(ConfigError) as err:
         train(tiny_cfg(*overrides))
@@ -94,10 +100,17 @@ def test_max_steps_minus_one_with_max_kimg_is_accepted(tiny_cfg, log_dir):
 # ---------------------------------------------------------------------------------------------
 # Tick lines, bar, metrics.
 
+
 def test_tick_lines_when_stdout_is_not_a_terminal(tiny_cfg, log_dir, capsys):
     # enable_progress_bar=true: Lightning would draw its bar; off a terminal the tick printer replaces it
-    train(tiny_cfg("trainer.max_steps=6", "trainer.enable_progress_bar=true",
-                   "callbacks.progress.tick_kimg=0.008", logger="csv"))
+    train(
+        tiny_cfg(
+            "trainer.max_steps=6",
+            "trainer.enable_progress_bar=true",
+            "callbacks.progress.tick_kimg=0.008",
+            logger="csv",
+        )
+    )
     out, err = capsys.readouterr()
     assert "\r" not in out and "\r" not in err
     ticks = _ticks(out)
@@ -107,8 +120,8 @@ def test_tick_lines_when_stdout_is_not_a_terminal(tiny_cfg, log_dir, capsys):
     assert [m.group(2) for m in ticks] == ["0.004", "0.012", "0.020", "0.024"]
     assert {m.group(3) for m in ticks} == {"/0.024"}  # the total: max_steps x 4 images
     assert float(ticks[-1].group(10)) > 0  # maxram
-    assert ticks[-1].group(11) == "0.00"    # gpumem on CPU
-    assert "Epoch 0" not in out             # no Lightning bar
+    assert ticks[-1].group(11) == "0.00"  # gpumem on CPU
+    assert "Epoch 0" not in out  # no Lightning bar
 
 
 def test_tick_lines_without_a_length_and_with_the_bar_off(capsys):
@@ -129,8 +142,13 @@ def test_tick_lines_without_a_length_and_with_the_bar_off(capsys):
 
 def test_progress_metrics_are_logged(tiny_cfg, log_dir):
     metrics = train(tiny_cfg("trainer.max_steps=6", "callbacks.progress.tick_kimg=0.008", logger="csv"))
-    keys = ["progress/sec_per_kimg", "progress/sec_per_tick", "progress/eta_s",
-            "progress/peak_cpu_mem_gb", "progress/peak_gpu_mem_gb"]
+    keys = [
+        "progress/sec_per_kimg",
+        "progress/sec_per_tick",
+        "progress/eta_s",
+        "progress/peak_cpu_mem_gb",
+        "progress/peak_gpu_mem_gb",
+    ]
     for key in keys:
         assert key in metrics, key
     assert metrics["progress/sec_per_kimg"] > 0 and metrics["progress/peak_cpu_mem_gb"] > 0
@@ -142,8 +160,7 @@ def test_progress_metrics_are_logged(tiny_cfg, log_dir):
 
 
 def test_kimg_bar_on_a_terminal(tiny_cfg, log_dir, capsys):
-    train(tiny_cfg(*KIMG, "trainer.max_kimg=0.012", "trainer.enable_progress_bar=true",
-                   "callbacks.progress.tty=true"))
+    train(tiny_cfg(*KIMG, "trainer.max_kimg=0.012", "trainer.enable_progress_bar=true", "callbacks.progress.tty=true"))
     out = capsys.readouterr().out
     assert "0.012/0.012 kimg" in out and "s/kimg=" in out and "eta=" in out
     assert not _ticks(out)
@@ -151,6 +168,7 @@ def test_kimg_bar_on_a_terminal(tiny_cfg, log_dir, capsys):
 
 # ---------------------------------------------------------------------------------------------
 # ETA math (fake clock) and resume.
+
 
 def test_format_time():
     assert format_time(0) == "0s"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,19 +11,15 @@ import torch
 import torchvision
 from PIL import Image
 
-from src.datamodules.colorspaces import get_colorspace
+from src.colorspaces import get_colorspace
+from src.latents.files import Latents, load_latents, save_latents
 from src.metrics.lpips import LPIPS, _load_heads, heads_file
-from src.metrics.weights import WEIGHTS
 from src.modules.stylegan2.generator import Generator
-from src.projection.latents import Latents, load_latents, save_latents
-from src.projection.projector import (Projector, ProjectorConfig, jitter_scale, lr_at, noise_regularization,
-                                      renormalize_)
-from src.utils.export import load_inference
+from src.pretrained.weights import WEIGHTS
+from src.projection.projector import Projector, ProjectorConfig, jitter_scale, lr_at, noise_regularization, renormalize_
+from src.tools import generate, project
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-import generate  # noqa: E402
-import project  # noqa: E402
 
 RGB = get_colorspace("rgb")
 
@@ -46,19 +40,25 @@ def tiny_g():
 def run(tmp_path_factory):
     """One tiny non-square training run (3 iterations) with the D-scores callback; shared by the tool tests."""
     from src.train import train
-    from tests.conftest import TINY, compose_cfg
+    from tests.conftest import TINY, compose_cfg, logs_in
+
     log_dir = tmp_path_factory.mktemp("logs")
-    old = os.environ.get("GAMUT_LOG_DIR")
-    os.environ["GAMUT_LOG_DIR"] = str(log_dir)
-    try:
-        train(compose_cfg([*TINY, "logger=none", "run_name=tools", "data.resolution=[16,32]", "trainer.max_steps=3",
-                           "callbacks=[default,d_scores]", "callbacks.sample_grid.every_kimg=0.004",
-                           "callbacks.d_scores.every_kimg=0.004", "callbacks.d_scores.num=4"]))
-    finally:
-        if old is None:
-            os.environ.pop("GAMUT_LOG_DIR")
-        else:
-            os.environ["GAMUT_LOG_DIR"] = old
+    with logs_in(log_dir):
+        train(
+            compose_cfg(
+                [
+                    *TINY,
+                    "logger=none",
+                    "run_name=tools",
+                    "data.resolution=[16,32]",
+                    "trainer.max_steps=3",
+                    "callbacks=[default,d_scores]",
+                    "callbacks.sample_grid.every_kimg=0.004",
+                    "callbacks.d_scores.every_kimg=0.004",
+                    "callbacks.d_scores.num=4",
+                ]
+            )
+        )
     return log_dir / "quickstart" / "tools"
 
 
@@ -138,7 +138,9 @@ def test_w_plus_fits_better_and_strays_further_from_w_avg(tiny_g, lpips_net):
 
 def test_latent_file_round_trip_and_shape_mismatch(tiny_g, tmp_path):
     import copy
-    from src.projection.latents import fingerprint, render
+
+    from src.latents.files import fingerprint, render
+
     tiny_g = copy.deepcopy(tiny_g)
     with torch.no_grad():
         for m in tiny_g.modules():
@@ -154,7 +156,9 @@ def test_latent_file_round_trip_and_shape_mismatch(tiny_g, tmp_path):
     b = render(tiny_g, Latents(ws, {k: v.flip(0) for k, v in noise.items()}))
     assert a.shape == (2, 3, 16, 16) and not torch.equal(a, b)
     other = Generator(z_dim=16, w_dim=16, resolution=(32, 32), map_depth=1, channel_base=128, channel_max=16)
-    with pytest.raises(ValueError, match=r"made for another generator: num_ws: the latent file has 6, the generator has 8"):
+    with pytest.raises(
+        ValueError, match=r"made for another generator: num_ws: the latent file has 6, the generator has 8"
+    ):
         load_latents(path, other)
     with pytest.raises(FileNotFoundError, match="latents="):
         load_latents(tmp_path / "none.safetensors", tiny_g)
@@ -167,16 +171,26 @@ def test_latent_file_round_trip_and_shape_mismatch(tiny_g, tmp_path):
 def _targets(folder: Path) -> Path:
     folder.mkdir()
     rng = np.random.RandomState(0)
-    Image.fromarray(rng.randint(0, 255, (40, 60, 3), dtype=np.uint8)).save(folder / "a.png")   # other size
-    Image.fromarray(rng.randint(0, 255, (16, 32), dtype=np.uint8)).save(folder / "b.png")      # gray
+    Image.fromarray(rng.randint(0, 255, (40, 60, 3), dtype=np.uint8)).save(folder / "a.png")  # other size
+    Image.fromarray(rng.randint(0, 255, (16, 32), dtype=np.uint8)).save(folder / "b.png")  # gray
     return folder
 
 
 def test_project_cli_writes_latents_images_video_and_json(run, weights_dir, tmp_path, capsys):
     ckpt = run / "checkpoints" / "last.ckpt"
     out = tmp_path / "proj"
-    project.main([f"ckpt={ckpt}", f"target={_targets(tmp_path / 'targets')}", "mode=w_then_w_plus", "steps=12",
-                  f"out={out}", f"weights_dir={weights_dir}", "w_stats_n=500", "frame_every=4"])
+    project.main(
+        [
+            f"ckpt={ckpt}",
+            f"target={_targets(tmp_path / 'targets')}",
+            "mode=w_then_w_plus",
+            "steps=12",
+            f"out={out}",
+            f"weights_dir={weights_dir}",
+            "w_stats_n=500",
+            "frame_every=4",
+        ]
+    )
     printed = capsys.readouterr().out
     assert "note: a.png: 60x40 center-cropped" in printed and "note: b.png: L image (1 channels)" in printed
     summary = json.loads((out / "projection.json").read_text())
@@ -185,6 +199,7 @@ def test_project_cli_writes_latents_images_video_and_json(run, weights_dir, tmp_
         assert {"lpips", "psnr", "w_avg_distance", "layer_spread"} <= set(t) and t["layer_spread"] > 0
     assert np.asarray(Image.open(out / "a.png")).shape == (16, 32, 3)
     from src.visualize.video import read_video
+
     assert len(read_video(out / "progress.gif")) == len(read_video(out / "progress.mp4")) == 4  # steps 0,4,8,11
     # the latents render with generate.py, named after the targets, equal to the projector's images
     gen_out = tmp_path / "gen"
@@ -205,6 +220,9 @@ def test_project_cli_bad_inputs_are_one_clear_line(run, weights_dir, tmp_path):
 
 def test_generate_refuses_latents_of_another_generator(run, tiny_g, tmp_path):
     path = save_latents(tmp_path / "lat.safetensors", Latents(tiny_g.mapping(torch.randn(1, 16))), tiny_g)
-    with pytest.raises(SystemExit, match="made for another generator: resolution: the latent file has "
-                                         r"\[16, 16\], the generator has \[16, 32\]"):
+    with pytest.raises(
+        SystemExit,
+        match="made for another generator: resolution: the latent file has "
+        r"\[16, 16\], the generator has \[16, 32\]",
+    ):
         generate.main([f"ckpt={run / 'checkpoints' / 'last.ckpt'}", f"latents={path}", f"out={tmp_path / 'o'}"])

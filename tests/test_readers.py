@@ -1,5 +1,5 @@
 """Readers: decoding every PIL mode, center-crop + resize, bad data, folder and zip sources
-(src/datamodules/readers.py). Fixtures write real PNG/JPEG/TIFF files and dataset_tool zips."""
+(src/datamodules/readers/). Fixtures write real PNG/JPEG/TIFF files and dataset_tool zips."""
 
 from __future__ import annotations
 
@@ -41,8 +41,14 @@ def gradient_rgb(width: int = 40, height: int = 40, seed: int = 0) -> PIL.Image.
     rng = np.random.default_rng(seed)
     x = np.linspace(0, 255, width)[None, :, None]
     y = np.linspace(0, 255, height)[:, None, None]
-    a = np.concatenate([np.broadcast_to(x, (height, width, 1)), np.broadcast_to(y, (height, width, 1)),
-                        rng.integers(0, 256, (height, width, 1))], axis=2)
+    a = np.concatenate(
+        [
+            np.broadcast_to(x, (height, width, 1)),
+            np.broadcast_to(y, (height, width, 1)),
+            rng.integers(0, 256, (height, width, 1)),
+        ],
+        axis=2,
+    )
     return PIL.Image.fromarray(a.astype(np.uint8), "RGB")
 
 
@@ -207,11 +213,14 @@ def test_smaller_than_target_is_refused_unless_allowed() -> None:
     assert decode_image(data, 3, (32, 32), allow_upscale=True).shape == (3, 32, 32)
 
 
-@pytest.mark.parametrize("data,match", [
-    (b"", "empty"),
-    (b"GIF89a garbage", "cannot decode"),
-    (b"hello, world", "cannot decode"),
-])
+@pytest.mark.parametrize(
+    "data,match",
+    [
+        (b"", "empty"),
+        (b"GIF89a garbage", "cannot decode"),
+        (b"hello, world", "cannot decode"),
+    ],
+)
 def test_bad_bytes_raise_naming_the_file(data: bytes, match: str) -> None:
     with pytest.raises(BadImageError, match=f"a/b.png: .*{match}"):
         decode_image(data, 3, name="a/b.png")

@@ -24,8 +24,9 @@ FAST = ["logger=csv", "callbacks.sample_grid.every_kimg=100", "callbacks.checkpo
 def _cli(log_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "GAMUT_LOG_DIR": str(log_dir)}
     env.pop("SLURM_JOB_ID", None)
-    return subprocess.run([sys.executable, "-m", "src.train", *overrides], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "src.train", *overrides], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def _state(run: Path) -> dict:
@@ -35,27 +36,54 @@ def _state(run: Path) -> dict:
 # ------------------------------------------------------------------------------------------------
 # The pieces, on plain values.
 
+
 def test_override_keys_and_merge():
     assert override_key("+model.loss.x=1") == "model.loss.x"
     assert override_key("~logger") == "logger" and override_key("model=segan") == "model"
     first = ["experiment=quickstart", "run_name=r", "data.resolution=64", "trainer.max_steps=3", "ckpt_path=x"]
     now = ["run_name=r", "ckpt_path=last", "trainer.max_steps=5"]
-    assert merge_overrides(first, now) == ["experiment=quickstart", "data.resolution=64", "run_name=r",
-                                           "ckpt_path=last", "trainer.max_steps=5"]
+    assert merge_overrides(first, now) == [
+        "experiment=quickstart",
+        "data.resolution=64",
+        "run_name=r",
+        "ckpt_path=last",
+        "trainer.max_steps=5",
+    ]
 
 
 def test_frozen_keys_are_architecture_and_data_shape():
-    cfg = {"model": {"channel_base": 512, "optim": {"g_lr": 0.1}, "subspace": {"variant": "eigen"},
-                     "loss": {"r1_gamma": 1}, "ema": {"kimg": 1}, "perf": {"compile": False}},
-           "data": {"resolution": 64, "batch_size": 16}, "colorspace": {"name": "lab", "channels": 3},
-           "trainer": {"max_steps": 5}}
-    assert frozen_values(cfg) == {"model.channel_base": 512, "model.subspace.variant": "eigen",
-                                  "data.resolution": 64, "colorspace.name": "lab", "colorspace.channels": 3}
-    training = {**cfg, "model": {**cfg["model"], "optim": {"g_lr": 0.2}}, "trainer": {"max_steps": 9},
-                "data": {"resolution": 64, "batch_size": 8}}
+    cfg = {
+        "model": {
+            "channel_base": 512,
+            "optim": {"g_lr": 0.1},
+            "subspace": {"variant": "eigen"},
+            "loss": {"r1_gamma": 1},
+            "ema": {"kimg": 1},
+            "perf": {"compile": False},
+        },
+        "data": {"resolution": 64, "batch_size": 16},
+        "colorspace": {"name": "lab", "channels": 3},
+        "trainer": {"max_steps": 5},
+    }
+    assert frozen_values(cfg) == {
+        "model.channel_base": 512,
+        "model.subspace.variant": "eigen",
+        "data.resolution": 64,
+        "colorspace.name": "lab",
+        "colorspace.channels": 3,
+    }
+    training = {
+        **cfg,
+        "model": {**cfg["model"], "optim": {"g_lr": 0.2}},
+        "trainer": {"max_steps": 9},
+        "data": {"resolution": 64, "batch_size": 8},
+    }
     check_frozen(cfg, training, "r")  # training keys may change
-    assert changed_keys(cfg, training) == {"data.batch_size": [16, 8], "model.optim.g_lr": [0.1, 0.2],
-                                           "trainer.max_steps": [5, 9]}
+    assert changed_keys(cfg, training) == {
+        "data.batch_size": [16, 8],
+        "model.optim.g_lr": [0.1, 0.2],
+        "trainer.max_steps": [5, 9],
+    }
     for key, value in (("data.resolution", [64, 32]), ("model.channel_base", 1024), ("colorspace.name", "rgb")):
         top, _, leaf = key.rpartition(".")
         other = {**cfg, top: {**cfg[top], leaf: value}}
@@ -66,15 +94,36 @@ def test_frozen_keys_are_architecture_and_data_shape():
 # ------------------------------------------------------------------------------------------------
 # The user's commands.
 
+
+def test_runs_from_before_channels_followed_the_colorspace_still_resume():
+    """Earlier configs carried ``model.img_channels``; it follows the (frozen) colour space now."""
+    first = {
+        "model": {"img_channels": 3, "z_dim": 8},
+        "colorspace": {"name": "rgb", "channels": 3},
+        "data": {"resolution": 16},
+    }
+    now = {"model": {"z_dim": 8}, "colorspace": {"name": "rgb", "channels": 3}, "data": {"resolution": 16}}
+    check_frozen(first, now, "r")
+    with pytest.raises(ConfigError, match="colorspace.name"):
+        check_frozen(first, {**now, "colorspace": {"name": "gray", "channels": 1}}, "r")
+
+
 def test_cli_resume_keeps_the_first_launch_config_and_refuses_new_architecture(tmp_path):
     """The issue's commands: a run started at another resolution resumes at it; channel_base is fixed."""
-    first = _cli(tmp_path, *TINY, *FAST, "run_name=r", "data.resolution=32", "model.optim.g_lr=0.001",
-                 "trainer.max_steps=2")
+    first = _cli(
+        tmp_path, *TINY, *FAST, "run_name=r", "data.resolution=32", "model.optim.g_lr=0.001", "trainer.max_steps=2"
+    )
     assert first.returncode == 0, first.stderr[-3000:]
     run = tmp_path / "quickstart" / "r"
     # today's command names neither the resolution nor the lr: both come from the run
-    again = _cli(tmp_path, "experiment=quickstart", "run_name=r", "ckpt_path=last", "trainer.max_steps=3",
-                 "trainer.enable_progress_bar=false")
+    again = _cli(
+        tmp_path,
+        "experiment=quickstart",
+        "run_name=r",
+        "ckpt_path=last",
+        "trainer.max_steps=3",
+        "trainer.enable_progress_bar=false",
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     state = _state(run)
     assert state["gamut"]["iteration"] == 3
@@ -87,8 +136,14 @@ def test_cli_resume_keeps_the_first_launch_config_and_refuses_new_architecture(t
     assert "resume: trainer.max_steps: 2 -> 3" in (run / "train.log").read_text()
 
     before = (run / "checkpoints" / "last.ckpt").read_bytes()
-    refused = _cli(tmp_path, "experiment=quickstart", "run_name=r", "ckpt_path=last", "trainer.max_steps=4",
-                   "model.channel_base=1024")
+    refused = _cli(
+        tmp_path,
+        "experiment=quickstart",
+        "run_name=r",
+        "ckpt_path=last",
+        "trainer.max_steps=4",
+        "model.channel_base=1024",
+    )
     assert refused.returncode == 2
     line = [ln for ln in refused.stderr.splitlines() if ln.startswith("gamut:")]
     assert len(line) == 1 and "model.channel_base=1024 (the run has 128)" in line[0], refused.stderr[-2000:]

@@ -18,8 +18,12 @@ from src.train import train
 from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMON = ["callbacks.checkpoint.every_kimg=0.008", "callbacks.sample_grid.every_kimg=1", "model.loss.r1_interval=2",
-          "model.loss.pl_interval=2"]
+COMMON = [
+    "callbacks.checkpoint.every_kimg=0.008",
+    "callbacks.sample_grid.every_kimg=1",
+    "model.loss.r1_interval=2",
+    "model.loss.pl_interval=2",
+]
 
 
 # Progress is watched through sample grids (every 2 iterations); the only checkpoint is the one the
@@ -58,10 +62,19 @@ def test_kill_9_then_resume_continues_from_last_checkpoint(tiny_cfg, log_dir, mo
     monkeypatch.setenv("NEPTUNE_MODE", "offline")
     rd = log_dir / "quickstart" / "test"
     ckpts = rd / "checkpoints"
-    cmd = [sys.executable, "-m", "src.train", *TINY, *COMMON, "logger=[csv,neptune]", "run_name=test",
-           "trainer.max_steps=100000"]
-    proc = _start_until(cmd, {**os.environ, "GAMUT_LOG_DIR": str(log_dir)},
-                        lambda: len(list(ckpts.glob("kimg*.ckpt"))) >= 3)  # one every 2 iterations
+    cmd = [
+        sys.executable,
+        "-m",
+        "src.train",
+        *TINY,
+        *COMMON,
+        "logger=[csv,neptune]",
+        "run_name=test",
+        "trainer.max_steps=100000",
+    ]
+    proc = _start_until(
+        cmd, {**os.environ, "GAMUT_LOG_DIR": str(log_dir)}, lambda: len(list(ckpts.glob("kimg*.ckpt"))) >= 3
+    )  # one every 2 iterations
     try:
         os.kill(proc.pid, signal.SIGKILL)  # mid-run: no handler, no final save
         proc.wait(timeout=30)
@@ -104,14 +117,30 @@ def test_slurm_requeue_saves_last_then_the_requeued_job_resumes(tiny_cfg, log_di
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     marker = tmp_path / "requeued"
-    (bin_dir / "scontrol").write_text(f"#!/bin/sh\necho \"$@\" > {marker}\n")
+    (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" > {marker}\n')
     (bin_dir / "scontrol").chmod(0o755)
-    slurm = {"SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1", "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "gamut",
-             "SLURM_NODELIST": "localhost", "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}
+    slurm = {
+        "SLURM_NTASKS": "1",
+        "SLURM_NTASKS_PER_NODE": "1",
+        "SLURM_JOB_ID": "4242",
+        "SLURM_JOB_NAME": "gamut",
+        "SLURM_NODELIST": "localhost",
+        "SLURM_PROCID": "0",
+        "SLURM_LOCALID": "0",
+        "SLURM_NODEID": "0",
+    }
     env = {**os.environ, "GAMUT_LOG_DIR": str(log_dir), "PATH": f"{bin_dir}:{os.environ['PATH']}", **slurm}
     ckpts = log_dir / "quickstart" / "test" / "checkpoints"
-    cmd = [sys.executable, "-m", "src.train", *TINY, *NO_PERIODIC_SAVES, "logger=csv", "run_name=test",
-           "trainer.max_steps=100000"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "src.train",
+        *TINY,
+        *NO_PERIODIC_SAVES,
+        "logger=csv",
+        "run_name=test",
+        "trainer.max_steps=100000",
+    ]
     proc = _start_until(cmd, env, lambda: len(list((ckpts.parent / "samples").glob("fakes_kimg*.png"))) >= 3)
     try:
         os.kill(proc.pid, signal.SIGUSR1)
@@ -129,8 +158,9 @@ def test_slurm_requeue_saves_last_then_the_requeued_job_resumes(tiny_cfg, log_di
     assert k >= 4
 
     requeued = {**env, "SLURM_RESTART_COUNT": "1"}
-    rerun = subprocess.run([*cmd[:-1], f"trainer.max_steps={k + 2}"], cwd=ROOT, env=requeued, capture_output=True,
-                           text=True, timeout=300)
+    rerun = subprocess.run(
+        [*cmd[:-1], f"trainer.max_steps={k + 2}"], cwd=ROOT, env=requeued, capture_output=True, text=True, timeout=300
+    )
     assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
     assert _iteration(ckpts / "last.ckpt") == k + 2
     assert "SLURM requeue (SLURM_RESTART_COUNT=1): ckpt_path=last" in rerun.stdout + rerun.stderr
@@ -141,9 +171,21 @@ def test_slurm_requeue_saves_last_then_the_requeued_job_resumes(tiny_cfg, log_di
 def test_sigterm_saves_last_checkpoint_and_exits(log_dir):
     """SIGTERM (a scheduler's stop, ``kill``): training ends at the next iteration boundary with last.ckpt saved."""
     ckpts = log_dir / "quickstart" / "test" / "checkpoints"
-    cmd = [sys.executable, "-m", "src.train", *TINY, *NO_PERIODIC_SAVES, "logger=csv", "run_name=test",
-           "trainer.max_steps=100000"]
-    proc = _start_until(cmd, {**os.environ, "GAMUT_LOG_DIR": str(log_dir)}, lambda: len(list((ckpts.parent / "samples").glob("fakes_kimg*.png"))) >= 3)
+    cmd = [
+        sys.executable,
+        "-m",
+        "src.train",
+        *TINY,
+        *NO_PERIODIC_SAVES,
+        "logger=csv",
+        "run_name=test",
+        "trainer.max_steps=100000",
+    ]
+    proc = _start_until(
+        cmd,
+        {**os.environ, "GAMUT_LOG_DIR": str(log_dir)},
+        lambda: len(list((ckpts.parent / "samples").glob("fakes_kimg*.png"))) >= 3,
+    )
     try:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)

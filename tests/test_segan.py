@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from src.checkpoints.load import load_module
 from src.modules.segan.editing import Edit
 from src.modules.segan.generator import SEGANGenerator, SEGANSynthesis
 from src.modules.segan.losses import orthogonality_penalty
 from src.modules.segan.module import SEGAN
 from src.modules.segan.subspace import ColumnSumSubspace
 from src.modules.stylegan2.module import StyleGAN2
+from src.tools import generate
 from src.train import train
-from src.utils.checkpoints import load_module
 from src.utils.validation import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-import generate  # noqa: E402
 TINY_G = dict(z_dim=8, w_dim=8, map_depth=1, channel_base=64, channel_max=8, resolution=(16, 16))
 MODES = [(0, "faithful"), (1, "faithful"), (2, "faithful"), (2, "eigen"), (3, "faithful")]
 
@@ -94,8 +92,14 @@ def test_slot_and_subspace_index_map_at_64px():
     table = g.subspaces()
     assert len(table) == 14
     row = table[12]  # L4 N1: the 64x64 conv
-    assert (row["layer"], row["subspace"], row["kind"], row["resolution"], row["slot"], row["q"]) == \
-        (4, 1, "conv", "64x64", 8, 8)
+    assert (row["layer"], row["subspace"], row["kind"], row["resolution"], row["slot"], row["q"]) == (
+        4,
+        1,
+        "conv",
+        "64x64",
+        8,
+        8,
+    )
     assert row["abs_L"] == [1.0] * 8 and sorted(row["rank"]) == list(range(8))
     assert g.synthesis.spaces[12].U.shape == (4 * 64 * 64, 8)  # a [C*h*w, q] matrix, applied as a matmul
 
@@ -140,28 +144,34 @@ def test_edit_ops_units_and_alpha():
     torch.testing.assert_close(st_b["coords"][:, lid, 0], per_sample)
 
 
-@pytest.mark.parametrize("edit,match", [
-    (Edit(layer=3, subspace=0, dim=0), r"layer=3 does not exist: valid layers are 0..2"),
-    (Edit(layer=0, subspace=2, dim=0), r"subspace=2 does not exist in layer 0: valid subspaces are 0..1"),
-    (Edit(layer=1, subspace=2, dim=8), r"dim=8 does not exist: valid dims are 0..7"),
-    ({"layer": 1, "subspace": 0, "op": "mul"}, r"op='mul'"),
-    ({"layer": 1, "subspace": 0, "dim": 1, "units": "sigma", "op": "add", "value": 1}, r"stats="),
-])
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (Edit(layer=3, subspace=0, dim=0), r"layer=3 does not exist: valid layers are 0..2"),
+        (Edit(layer=0, subspace=2, dim=0), r"subspace=2 does not exist in layer 0: valid subspaces are 0..1"),
+        (Edit(layer=1, subspace=2, dim=8), r"dim=8 does not exist: valid dims are 0..7"),
+        ({"layer": 1, "subspace": 0, "op": "mul"}, r"op='mul'"),
+        ({"layer": 1, "subspace": 0, "dim": 1, "units": "sigma", "op": "add", "value": 1}, r"stats="),
+    ],
+)
 def test_bad_edit_names_value_and_range(edit, match):
     g = tiny_generator(2)
     with pytest.raises(ValueError, match=match):
         g(torch.randn(2, 8), edits=[edit])
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(mode=4), r"model.mode=4: valid modes are 0..3"),
-    (dict(mode=-1), r"model.mode=-1"),
-    (dict(mode=1, subspace=dict(variant="eigen")), r"variant='eigen' does not apply to model.mode=1"),
-    (dict(mode=2, subspace=dict(variant="diag")), r"variant='diag': allowed values are faithful, eigen"),
-    (dict(mode=2, subspace=dict(coords="sampled")), r"coords='sampled' needs model.mode=2"),
-    (dict(mode=3, loss=dict(orth_reg=dict(weight=1.0))), r"orth_reg.weight=1.0 does not apply to model.mode=3"),
-    (dict(mode=2, loss=dict(orth_reg=dict(weight=1.0))), r"does not apply to model.mode=2 \(variant 'faithful'\)"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(mode=4), r"model.mode=4: valid modes are 0..3"),
+        (dict(mode=-1), r"model.mode=-1"),
+        (dict(mode=1, subspace=dict(variant="eigen")), r"variant='eigen' does not apply to model.mode=1"),
+        (dict(mode=2, subspace=dict(variant="diag")), r"variant='diag': allowed values are faithful, eigen"),
+        (dict(mode=2, subspace=dict(coords="sampled")), r"coords='sampled' needs model.mode=2"),
+        (dict(mode=3, loss=dict(orth_reg=dict(weight=1.0))), r"orth_reg.weight=1.0 does not apply to model.mode=3"),
+        (dict(mode=2, loss=dict(orth_reg=dict(weight=1.0))), r"does not apply to model.mode=2 \(variant 'faithful'\)"),
+    ],
+)
 def test_bad_mode_or_variant_is_one_clear_error(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SEGAN(**{k: v for k, v in TINY_G.items()}, mbstd_group=2, **kwargs)
@@ -200,8 +210,11 @@ def test_orthogonality_penalty_zero_iff_orthonormal(form):
     assert orthogonality_penalty([q1, q2], form).item() == pytest.approx(0.0, abs=1e-10)
     assert orthogonality_penalty([q1, 1.1 * q2], form).item() > 1e-3
     u = torch.randn(20, 6)
-    expected = 0.5 * (u.t() @ u - torch.eye(6)).square().sum() if form == "half_fro_sum" else \
-        (u.t() @ u - torch.eye(6)).square().mean()
+    expected = (
+        0.5 * (u.t() @ u - torch.eye(6)).square().sum()
+        if form == "half_fro_sum"
+        else (u.t() @ u - torch.eye(6)).square().mean()
+    )
     torch.testing.assert_close(orthogonality_penalty([u], form), expected)
 
 
@@ -209,14 +222,16 @@ def test_orthogonality_targets_and_the_4x4_torgb_caveat():
     # EigenGAN-style init: orthonormal columns, zero penalty
     assert orthogonality_penalty(tiny_generator(2, "eigen").synthesis.orth_bases()).item() < 1e-10
     # mode 1 with w_dim 64: toRGB at 4x4 is 3*16 = 48 < 64 rows and is left out
-    g = SEGANGenerator(z_dim=64, w_dim=64, map_depth=1, channel_base=64, channel_max=8, resolution=(8, 8), mode=1,
-                       U_init="orthonormal")
+    g = SEGANGenerator(
+        z_dim=64, w_dim=64, map_depth=1, channel_base=64, channel_max=8, resolution=(8, 8), mode=1, U_init="orthonormal"
+    )
     bases = g.synthesis.orth_bases()
     assert len(bases) == g.synthesis.num_layers - 1 and all(u.shape[0] >= 64 for u in bases)
     assert orthogonality_penalty(bases).item() < 1e-8
     # their row-wise init is not orthonormal over the basis columns
-    g_segan = SEGANGenerator(z_dim=64, w_dim=64, map_depth=1, channel_base=64, channel_max=8, resolution=(8, 8),
-                             mode=1, U_init="segan")
+    g_segan = SEGANGenerator(
+        z_dim=64, w_dim=64, map_depth=1, channel_base=64, channel_max=8, resolution=(8, 8), mode=1, U_init="segan"
+    )
     assert orthogonality_penalty(g_segan.synthesis.orth_bases()).item() > 1.0
     # faithful mode 2 and mode 3 have no basis
     assert tiny_generator(2).synthesis.orth_bases() == [] and tiny_generator(3).synthesis.orth_bases() == []
@@ -254,6 +269,43 @@ def test_mode0_equals_stylegan2_given_the_same_weights():
 
 
 # ----------------------------------------------------------------------------------------------
+# Arguments: SEGAN's own, StyleGAN2's by keyword; channels from the colour space.
+
+
+def test_segan_passes_stylegan2_arguments_on_and_old_checkpoints_load(tmp_path):
+    """SEGAN takes its own arguments and hands StyleGAN2's on by keyword; all are recorded, so
+    ``load_module`` rebuilds it. The networks' channels follow the colour space. A checkpoint from
+    before that (``img_channels`` among its hyper_parameters) still loads; a disagreeing
+    ``img_channels`` is one clear error."""
+    torch.manual_seed(0)
+    seg = SEGAN(**TINY_G, mbstd_group=2, colorspace="gray", mode=2, g_channel_max=4, use_noise=False)
+    hp = dict(seg.hparams)
+    assert (hp["mode"], hp["g_channel_max"], hp["d_channel_max"], hp["z_dim"], hp["use_noise"]) == (
+        2,
+        4,
+        None,
+        8,
+        False,
+    )
+    assert hp["conv_clamp"] is None and hp["map_lr_multiplier"] == 0.01 and "img_channels" not in hp
+    assert seg.G.img_channels == seg.D.img_channels == 1
+    assert max(b.out_channels for b in seg.G.synthesis.blocks) == 4  # g_channel_max; D keeps channel_max 8
+    assert max(b.out_channels for b in seg.D.blocks) == 8
+    for name, extra in (("new", {}), ("old", {"img_channels": 1})):
+        ckpt = {
+            "state_dict": seg.state_dict(),
+            "hyper_parameters": {**hp, **extra},
+            "gamut": {"module": "src.modules.segan.module.SEGAN", "cur_nimg": 0, "iteration": 0},
+        }
+        torch.save(ckpt, tmp_path / f"{name}.ckpt")
+        loaded = load_module(tmp_path / f"{name}.ckpt")
+        z = torch.randn(2, 8)
+        assert type(loaded) is SEGAN and torch.equal(loaded.sample(z), seg.sample(z))
+    with pytest.raises(ValueError, match=r"model.img_channels=3 does not match colorspace.name='gray'"):
+        SEGAN(**TINY_G, mbstd_group=2, colorspace="gray", img_channels=3)
+
+
+# ----------------------------------------------------------------------------------------------
 # Training through the real configs: every mode trains, resumes bit-exactly, loads and generates.
 
 
@@ -264,9 +316,16 @@ def _state(log_dir: Path, name: str) -> dict:
 @pytest.mark.parametrize("mode,variant", MODES)
 def test_every_mode_trains_and_resumes_exactly(tiny_cfg, log_dir, tmp_path, mode, variant):
     from tests.test_train import _assert_same_state
-    common = ["model=segan", f"model.mode={mode}", f"model.subspace.variant={variant}",
-              "model.loss.r1_interval=2", "model.loss.pl_interval=2", "model.d_channel_max=8",
-              "callbacks.sample_grid.every_kimg=100"]
+
+    common = [
+        "model=segan",
+        f"model.mode={mode}",
+        f"model.subspace.variant={variant}",
+        "model.loss.r1_interval=2",
+        "model.loss.pl_interval=2",
+        "model.d_channel_max=8",
+        "callbacks.sample_grid.every_kimg=100",
+    ]
     if variant == "eigen":
         common.append("model.loss.orth_reg.weight=1.0")
     metrics = train(tiny_cfg("trainer.max_steps=4", *common, run_name="straight"))
@@ -288,10 +347,13 @@ def test_every_mode_trains_and_resumes_exactly(tiny_cfg, log_dir, tmp_path, mode
     assert len(paths) == 2 and all(p.is_file() for p in paths)
 
 
-@pytest.mark.parametrize("override,key", [
-    ("model.mode=7", "model.mode=7"),
-    ("model.subspace.variant=eigen", "model.subspace.variant='eigen' does not apply to model.mode=1"),
-])
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("model.mode=7", "model.mode=7"),
+        ("model.subspace.variant=eigen", "model.subspace.variant='eigen' does not apply to model.mode=1"),
+    ],
+)
 def test_bad_segan_config_stops_before_writing(tiny_cfg, log_dir, override, key):
     cfg = tiny_cfg("model=segan", "model.mode=1", override)
     with pytest.raises(ConfigError) as err:
@@ -307,12 +369,18 @@ def test_bad_segan_config_stops_before_writing(tiny_cfg, log_dir, override, key)
 @pytest.mark.parametrize("mode", [0, 1, 2, 3])
 def test_segan_readme_experiments(mode):
     from tests.conftest import compose_cfg
+
     cfg = compose_cfg([f"experiment=segan_danbooru64_mode{mode}", "data.root=/data/danbooru"])
     m, d = cfg.model, cfg.data
     assert cfg.task_name == "segan_danbooru64" and m.mode == mode
     assert (d.resolution, d.batch_size, m.z_dim, m.w_dim) == (64, 16, 64, 64)
-    assert (m.optim.g_lr, m.optim.d_lr, m.loss.r1_gamma, m.loss.r1_interval, m.loss.pl_interval) == \
-        (0.002, 0.002, 10, 16, 4)
+    assert (m.optim.g_lr, m.optim.d_lr, m.loss.r1_gamma, m.loss.r1_interval, m.loss.pl_interval) == (
+        0.002,
+        0.002,
+        10,
+        16,
+        4,
+    )
     assert (m.g_channel_max, m.d_channel_max, m.loss.style_mixing_prob) == (128, 512, 0.0)
     assert cfg.trainer.max_kimg == 800 and cfg.trainer.max_steps is None  # their 50 000 iterations x 16
     assert cfg.data.root == "/data/danbooru" and cfg.data.xflip

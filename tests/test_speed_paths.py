@@ -9,8 +9,6 @@ within a stated tolerance; the FLOP counter on small tensors; the benchmark's ne
 from __future__ import annotations
 
 import copy
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,11 +18,9 @@ from src.modules.stylegan2.discriminator import Discriminator
 from src.modules.stylegan2.generator import Generator
 from src.modules.stylegan2.module import StyleGAN2
 from src.nn.layers import bias_act, downsample2d, make_fir, upfirdn2d, upsample2d
+from src.profiling.measure import FlopCount, PhaseRecorder
+from src.tools import benchmark
 from src.utils.malloc import keep_freed_cpu_memory
-from src.utils.profiling import FlopCount, PhaseRecorder
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import benchmark  # noqa: E402
 
 CL = torch.channels_last
 
@@ -37,24 +33,27 @@ def literal_upfirdn2d(x, taps, up, down, pad, gain):
     z[:, :, ::up, ::up] = x.double()
     px0, px1, py0, py1 = pad
     z = F.pad(z, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
-    z = z[:, :, max(-py0, 0): z.shape[2] - max(-py1, 0), max(-px0, 0): z.shape[3] - max(-px1, 0)]
+    z = z[:, :, max(-py0, 0) : z.shape[2] - max(-py1, 0), max(-px0, 0) : z.shape[3] - max(-px1, 0)]
     k = len(taps)
     f = torch.outer(torch.tensor(taps, dtype=torch.float64), torch.tensor(taps, dtype=torch.float64)) * gain
     oh, ow = z.shape[2] - k + 1, z.shape[3] - k + 1
     out = torch.zeros(n, c, oh, ow, dtype=torch.float64)
     for i in range(k):
         for j in range(k):  # convolution flips the kernel
-            out += f[k - 1 - i, k - 1 - j] * z[:, :, i: i + oh, j: j + ow]
+            out += f[k - 1 - i, k - 1 - j] * z[:, :, i : i + oh, j : j + ow]
     return out[:, :, ::down, ::down]
 
 
-@pytest.mark.parametrize("up,down,pad,gain", [
-    (1, 1, (1, 1, 1, 1), 1.0),
-    (2, 1, (2, 1, 2, 1), 4.0),
-    (1, 2, (1, 1, 1, 1), 1.0),
-    (1, 2, (2, 2, 2, 2), 1.0),
-    (1, 1, (2, 0, -1, 1), 2.0),   # asymmetric, with a crop
-])
+@pytest.mark.parametrize(
+    "up,down,pad,gain",
+    [
+        (1, 1, (1, 1, 1, 1), 1.0),
+        (2, 1, (2, 1, 2, 1), 4.0),
+        (1, 2, (1, 1, 1, 1), 1.0),
+        (1, 2, (2, 2, 2, 2), 1.0),
+        (1, 1, (2, 0, -1, 1), 2.0),  # asymmetric, with a crop
+    ],
+)
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_upfirdn2d_matches_its_definition(up, down, pad, gain, channels_last):
     x = torch.randn(2, 3, 7, 9)
@@ -74,7 +73,9 @@ def test_resampling_keeps_the_mean_and_the_size():
     fir = make_fir()
     up, down = upsample2d(x, fir), downsample2d(x, fir)
     assert up.shape[-2:] == (16, 16) and down.shape[-2:] == (4, 4)
-    assert torch.allclose(up[..., 2:-2, 2:-2], torch.tensor(3.0)) and torch.allclose(down[..., 1:-1, 1:-1], torch.tensor(3.0))
+    assert torch.allclose(up[..., 2:-2, 2:-2], torch.tensor(3.0)) and torch.allclose(
+        down[..., 1:-1, 1:-1], torch.tensor(3.0)
+    )
 
 
 @pytest.mark.parametrize("act,gain,clamp", [("lrelu", 1.0, None), ("lrelu", 0.5, 0.3), ("linear", 2.0, None)])
@@ -155,15 +156,36 @@ def _fit(perf: dict, iterations: int = 2, precision: str = "32-true") -> StyleGA
     from src.datamodules.image_datamodule import ImageDataModule
 
     torch.manual_seed(0)
-    model = StyleGAN2(resolution=16, z_dim=16, w_dim=16, map_depth=1, channel_base=128, channel_max=16,
-                      mbstd_group=2, use_noise=False, loss=dict(r1_interval=2, pl_interval=2),
-                      optim=dict(eps=1e-3), check_finite_every=0, perf=perf)
+    model = StyleGAN2(
+        resolution=16,
+        z_dim=16,
+        w_dim=16,
+        map_depth=1,
+        channel_base=128,
+        channel_max=16,
+        mbstd_group=2,
+        use_noise=False,
+        loss=dict(r1_interval=2, pl_interval=2),
+        optim=dict(eps=1e-3),
+        check_finite_every=0,
+        perf=perf,
+    )
     data = benchmark.RandomImages(8, 3, (16, 16))
     dm = ImageDataModule(data, batch_size=4, resolution=[16, 16])
     pl.seed_everything(0)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=-1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                         num_sanity_val_steps=0, precision=precision, callbacks=[StopAtIteration(iterations)])
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=-1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        precision=precision,
+        callbacks=[StopAtIteration(iterations)],
+    )
     trainer.fit(model, datamodule=dm)
     return model
 
@@ -191,8 +213,16 @@ def test_compile_falls_back_to_eager_when_compilation_fails(monkeypatch):
             raise TorchDynamoException("no C++ compiler")
 
     monkeypatch.setattr(torch, "compile", lambda module, *a, **k: Broken(module))
-    model = StyleGAN2(resolution=16, z_dim=16, w_dim=16, map_depth=1, channel_base=128, channel_max=16,
-                      mbstd_group=2, perf={"compile": True})
+    model = StyleGAN2(
+        resolution=16,
+        z_dim=16,
+        w_dim=16,
+        map_depth=1,
+        channel_base=128,
+        channel_max=16,
+        mbstd_group=2,
+        perf={"compile": True},
+    )
     x = torch.randn(2, 3, 16, 16)
     with pytest.warns(RuntimeWarning, match="torch.compile failed for Discriminator.*no C"):
         out = model.compiled(model.D)(x)
@@ -266,11 +296,11 @@ def test_malloc_setting_applies_on_glibc():
         assert keep_freed_cpu_memory() is True and keep_freed_cpu_memory() is True
 
 
-@pytest.mark.parametrize("flag,applied", [([], True), (["--system-malloc"], False)])
+@pytest.mark.parametrize("flag,applied", [([], True), (["system_malloc=true"], False)])
 def test_benchmark_applies_the_allocator_setting_unless_told_not_to(monkeypatch, flag, applied):
     calls = []
     monkeypatch.setattr(benchmark, "keep_freed_cpu_memory", lambda: calls.append(1) or True)
-    out = benchmark.main(["colorspace", "--space", "rgb", "--resolution", "8", "--batch", "1", "--repeats", "1", *flag])
+    out = benchmark.main(["colorspace", "space=rgb", "resolution=8", "batch=1", "repeats=1", *flag])
     assert out["what"] == "colorspace" and (calls == [1]) is applied
 
 
@@ -280,21 +310,21 @@ def test_training_applies_the_allocator_setting_unless_told_not_to(tiny_cfg, mon
     for setting, applied in ((True, True), (False, False)):
         calls = []
         monkeypatch.setattr(src.train, "keep_freed_cpu_memory", lambda: calls.append(1) or True)
-        src.train.train(tiny_cfg(f"cpu_malloc_cache={str(setting).lower()}", "trainer.max_steps=1",
-                                 run_name=f"malloc_{setting}"))
+        src.train.train(
+            tiny_cfg(f"cpu_malloc_cache={str(setting).lower()}", "trainer.max_steps=1", run_name=f"malloc_{setting}")
+        )
         assert (calls == [1]) is applied
 
 
 def test_benchmark_reports_phases_and_inference():
-    tiny = ["--channel-base", "128", "--channel-max", "16", "--z-dim", "16", "--map-depth", "1", "--system-malloc"]
-    out = benchmark.main(["stylegan2", *tiny, "--resolution", "16", "--batch", "2", "--steps", "1", "--warmup", "1"])
+    tiny = ["channel_base=128", "channel_max=16", "z_dim=16", "map_depth=1", "system_malloc=true"]
+    out = benchmark.main(["stylegan2", *tiny, "resolution=16", "batch=2", "steps=1", "warmup=1"])
     assert set(out["phases"]) == {"Gmain", "Greg", "Dmain", "Dreg"}
     assert out["phases"]["Greg"]["every"] == 4 and out["phases"]["Dreg"]["every"] == 16
     assert all(row["gflop"] > 0 and 0 < row["peak_fraction"] for row in out["phases"].values())
     assert out["sec_per_iteration_from_phases"] > 0 and out["gflop_per_iteration"] > 0
-    inf = benchmark.main(["inference", *tiny, "--resolution", "16", "--batch", "2", "--steps", "2", "--channels-last"])
+    inf = benchmark.main(["inference", *tiny, "resolution=16", "batch=2", "steps=2", "channels_last=true"])
     assert inf["what"] == "inference" and inf["channels_last"] and inf["sec_per_batch"] > 0
     assert inf["gflop_per_image"] > 0 and inf["params_G"] > 0
     with pytest.raises(FileNotFoundError, match="networks_stylegan2.py"):
-        benchmark.main(["inference", *tiny, "--resolution", "16", "--batch", "2", "--steps", "1",
-                        "--nvidia", "/nonexistent/stylegan3"])
+        benchmark.main(["inference", *tiny, "resolution=16", "batch=2", "steps=1", "nvidia=/nonexistent/stylegan3"])

@@ -21,9 +21,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _sweep(log_dir: Path, *extra: str) -> subprocess.CompletedProcess:
     # job 0: data.batch_size=3 is not a multiple of model.mbstd_group=2 (a bad value); jobs 1, 2 train
-    cmd = [sys.executable, "-m", "src.train", "-m", *TINY, "logger=mlflow", "run_name=sw", "ckpt_path=last",
-           "trainer.max_steps=2", "callbacks.checkpoint.every_kimg=0.001", "callbacks.sample_grid.every_kimg=1",
-           "data.batch_size=3,4,8", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "src.train",
+        "-m",
+        *TINY,
+        "logger=mlflow",
+        "run_name=sw",
+        "ckpt_path=last",
+        "trainer.max_steps=2",
+        "callbacks.checkpoint.every_kimg=0.001",
+        "callbacks.sample_grid.every_kimg=1",
+        "data.batch_size=3,4,8",
+        *extra,
+    ]
     env = {**os.environ, "GAMUT_LOG_DIR": str(log_dir)}
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
@@ -81,8 +93,14 @@ def _hydra_cfg(*overrides: str):
 
 def test_launcher_configs_compose():
     """SLURM can't run here; its config must still compose with every documented key."""
-    slurm = _hydra_cfg("hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=8",
-                       "hydra.launcher.tasks_per_node=8", "trainer=ddp", "trainer.devices=8").hydra.launcher
+    slurm = _hydra_cfg(
+        "hydra/launcher=slurm",
+        "hydra.launcher.partition=gpu",
+        "hydra.launcher.gpus_per_node=8",
+        "hydra.launcher.tasks_per_node=8",
+        "trainer=ddp",
+        "trainer.devices=8",
+    ).hydra.launcher
     assert slurm._target_.endswith("submitit_launcher.SlurmLauncher")
     assert slurm.partition == "gpu" and slurm.tasks_per_node == 8 and slurm.max_num_timeout == 3
     assert slurm.submitit_folder.endswith("/x/.submitit/%j")

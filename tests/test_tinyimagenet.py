@@ -24,8 +24,12 @@ WORDS = {
     "n01641577": "bullfrog, Rana catesbeiana",
     "n00001740": "entity",
 }
-VAL = [("val_0.JPEG", "n01629819"), ("val_1.JPEG", "n01641577"), ("val_2.JPEG", "n01443537"),
-       ("val_3.JPEG", "n01641577")]
+VAL = [
+    ("val_0.JPEG", "n01629819"),
+    ("val_1.JPEG", "n01641577"),
+    ("val_2.JPEG", "n01443537"),
+    ("val_3.JPEG", "n01641577"),
+]
 
 
 def _jpeg(path: Path, color, gray: bool = False, size: int = 64) -> None:
@@ -108,11 +112,13 @@ def test_imagenet_index_map(tin_root):
 def test_imagenet_index_rejects_unknown_wnid(tin_root):
     (tin_root / "wnids.txt").write_text("n01443537\nn99999999\n")
     (tin_root / "train" / "n99999999" / "images").mkdir(parents=True)
-    shutil.copy(tin_root / "train" / "n01443537" / "images" / "n01443537_0.JPEG",
-                tin_root / "train" / "n99999999" / "images" / "x.JPEG")
+    shutil.copy(
+        tin_root / "train" / "n01443537" / "images" / "n01443537_0.JPEG",
+        tin_root / "train" / "n99999999" / "images" / "x.JPEG",
+    )
     ds = TinyImageNetDataset(tin_root)
     with pytest.raises(ValueError, match="n99999999"):
-        ds.imagenet_index
+        _ = ds.imagenet_index
 
 
 @pytest.mark.parametrize(
@@ -176,8 +182,9 @@ def test_stylegan2_fits_two_steps_on_tinyimagenet(log_dir, tin_root):
 
     from src.train import train
 
-    cfg = _tiny_cfg("data=tinyimagenet", f"data.root={tin_root}", "data.resolution=16", "trainer.max_steps=2",
-                    "data.num_workers=0")
+    cfg = _tiny_cfg(
+        "data=tinyimagenet", f"data.root={tin_root}", "data.resolution=16", "trainer.max_steps=2", "data.num_workers=0"
+    )
     dm = instantiate(cfg.data)
     dm.setup("fit")
     assert isinstance(dm.dataset, TinyImageNetDataset) and dm.dataset.split == "train"

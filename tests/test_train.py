@@ -38,6 +38,7 @@ def test_fit_writes_the_run_folder(tiny_cfg, log_dir):
     assert metrics["progress/kimg"] == pytest.approx(0.024)
     # the loggers' step axis is images seen: 4 images per iteration, logged every iteration
     import csv
+
     rows = list(csv.DictReader(next((rd / "csv").rglob("metrics.csv")).open()))
     assert [int(r["step"]) for r in rows] == [4, 8, 12, 16, 20, 24]
     # no stray Lightning checkpoints outside checkpoints/
@@ -78,8 +79,10 @@ def test_resume_is_bit_exact(tiny_cfg, log_dir):
     train(tiny_cfg("trainer.max_steps=10", "ckpt_path=last", *common, run_name="split"))
     _assert_same_state(_final_state(log_dir, "straight"), _final_state(log_dir, "split"))
     # and the resumed run really did continue rather than restart
-    assert not torch.equal(half["state_dict"]["G.mapping.layers.0.weight"],
-                           _final_state(log_dir, "split")["state_dict"]["G.mapping.layers.0.weight"])
+    assert not torch.equal(
+        half["state_dict"]["G.mapping.layers.0.weight"],
+        _final_state(log_dir, "split")["state_dict"]["G.mapping.layers.0.weight"],
+    )
 
 
 def test_resume_of_a_finished_run_trains_no_further(tiny_cfg, log_dir):
@@ -99,21 +102,24 @@ def test_fresh_launch_never_overwrites_a_run(tiny_cfg, log_dir):
     assert ckpt.read_bytes() == before
 
 
-@pytest.mark.parametrize("override,key", [
-    ("data.resolution=30", "data.resolution"),
-    ("data.resolution=[16,24]", "data.resolution"),
-    ("data.batch_size=1", "data.batch_size"),
-    ("data.batch_size=3", "model.mbstd_group"),
-    ("model.img_channels=4", "model.img_channels"),
-    ("colorspace.channels=1", "colorspace.channels"),
-    ("ckpt_path=/no/such/file.ckpt", "ckpt_path"),
-    ("model.loss.r1_gama=1", "model.loss.r1_gama"),
-    ("trainer.max_steps=-5", "trainer.max_steps"),
-    ("model.num_classes=3", "model.num_classes"),
-    ("model.channel_base=8", "model.channel_base"),
-    ("model.perf.compile=yes_please", "model.perf.compile"),
-    ("cpu_malloc_cache=1", "cpu_malloc_cache"),
-])
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("data.resolution=30", "data.resolution"),
+        ("data.resolution=[16,24]", "data.resolution"),
+        ("data.batch_size=1", "data.batch_size"),
+        ("data.batch_size=3", "model.mbstd_group"),
+        ("+model.img_channels=4", "model.img_channels"),  # a key of older configs: must still agree
+        ("colorspace.channels=1", "colorspace.channels"),
+        ("ckpt_path=/no/such/file.ckpt", "ckpt_path"),
+        ("model.loss.r1_gama=1", "model.loss.r1_gama"),
+        ("trainer.max_steps=-5", "trainer.max_steps"),
+        ("model.num_classes=3", "model.num_classes"),
+        ("model.channel_base=8", "model.channel_base"),
+        ("model.perf.compile=yes_please", "model.perf.compile"),
+        ("cpu_malloc_cache=1", "cpu_malloc_cache"),
+    ],
+)
 def test_bad_config_stops_before_writing(tiny_cfg, log_dir, override, key):
     cfg = tiny_cfg(override) if not override.startswith("model.loss.r1_gama") else tiny_cfg("+" + override)
     with pytest.raises(ConfigError) as err:
@@ -124,6 +130,7 @@ def test_bad_config_stops_before_writing(tiny_cfg, log_dir, override, key):
 
 def test_missing_data_root_is_one_clear_error(log_dir):
     from tests.conftest import TINY, compose_cfg
+
     overrides = [o for o in TINY if not o.startswith("data.dataset.")]
     with pytest.raises(ConfigError, match="data.root is required"):
         train(compose_cfg([*overrides, "data=folder", "logger=none", "run_name=test"]))
@@ -132,8 +139,14 @@ def test_missing_data_root_is_one_clear_error(log_dir):
 
 def test_cli_reports_bad_input_in_one_line(tmp_path):
     env = {**os.environ, "GAMUT_LOG_DIR": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-m", "src.train", "data.resolution=48", "logger=none", "run_name=x"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "src.train", "data.resolution=48", "logger=none", "run_name=x"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2
     assert "data.resolution=48" in proc.stderr and "4 * 2**k" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -156,16 +169,26 @@ def test_conditional_training_on_shape_labels(tiny_cfg, log_dir):
 
 def test_nonfinite_loss_is_reported(tiny_cfg):
     with pytest.raises(FloatingPointError, match="non-finite"):
-        train(tiny_cfg("trainer.max_steps=4", "model.check_finite_every=1", "model.optim.g_lr=1e30",
-                       "model.optim.d_lr=1e30"))
+        train(
+            tiny_cfg(
+                "trainer.max_steps=4", "model.check_finite_every=1", "model.optim.g_lr=1e30", "model.optim.d_lr=1e30"
+            )
+        )
 
 
 @pytest.mark.parametrize("colorspace", ["rgb", "gray", "rgba", "hsv", "hsv_polar", "lab", "ycbcr"])
 def test_short_fit_in_every_colorspace(tiny_cfg, log_dir, colorspace):
     """StyleGAN2 trains in each color space; grids are decoded to RGB(A) for people to look at."""
     from PIL import Image
-    train(tiny_cfg("trainer.max_steps=2", f"colorspace={colorspace}", "data.resolution=[8,16]",
-                   "callbacks.sample_grid.every_kimg=0.004"))
+
+    train(
+        tiny_cfg(
+            "trainer.max_steps=2",
+            f"colorspace={colorspace}",
+            "data.resolution=[8,16]",
+            "callbacks.sample_grid.every_kimg=0.004",
+        )
+    )
     rd = run_dir(log_dir, "test")
     channels = {"gray": 1, "rgba": 4}.get(colorspace, 3)
     sd = _final_state(log_dir, "test")["state_dict"]

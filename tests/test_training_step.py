@@ -35,14 +35,31 @@ from src.modules.stylegan2.module import StyleGAN2
 
 Z, W, RES, BATCH = 8, 8, 8, 4
 PL_INTERVAL, R1_INTERVAL, ITERATIONS = 4, 3, 9
-LOSS = dict(r1_gamma=0.7, r1_interval=R1_INTERVAL, pl_weight=2.0, pl_decay=0.25, pl_batch_shrink=2,
-            pl_interval=PL_INTERVAL, style_mixing_prob=0.0)
+LOSS = dict(
+    r1_gamma=0.7,
+    r1_interval=R1_INTERVAL,
+    pl_weight=2.0,
+    pl_decay=0.25,
+    pl_batch_shrink=2,
+    pl_interval=PL_INTERVAL,
+    style_mixing_prob=0.0,
+)
 EMA = dict(kimg=0.01, rampup=1.0)  # ema_nimg = min(10, cur_nimg): beta 0, 0.5, 0.5 ** 0.5, then 0.5 ** 0.4
 
 
 def tiny(cls=StyleGAN2, resolution: int = RES, **kwargs) -> StyleGAN2:
-    options = dict(img_channels=3, resolution=resolution, z_dim=Z, w_dim=W, map_depth=2, channel_base=32,
-                   channel_max=8, mbstd_group=2, use_noise=False, check_finite_every=0)
+    options = dict(
+        img_channels=3,
+        resolution=resolution,
+        z_dim=Z,
+        w_dim=W,
+        map_depth=2,
+        channel_base=32,
+        channel_max=8,
+        mbstd_group=2,
+        use_noise=False,
+        check_finite_every=0,
+    )
     return cls(**{**options, **kwargs})
 
 
@@ -66,10 +83,20 @@ def fit(model, iterations: int, **trainer_kwargs):
     from src.callbacks.limits import StopAtIteration
 
     pl.seed_everything(0, verbose=False)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=-1, max_epochs=-1, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         limit_val_batches=0, num_sanity_val_steps=0,
-                         callbacks=[StopAtIteration(iterations)], **trainer_kwargs)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=-1,
+        max_epochs=-1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=[StopAtIteration(iterations)],
+        **trainer_kwargs,
+    )
     loader = torch.utils.data.DataLoader(FixedImages(model.resolution[0]), batch_size=BATCH)
     trainer.fit(model, train_dataloaders=loader)
     return model
@@ -108,8 +135,14 @@ class Recording(StyleGAN2):
 
     @contextlib.contextmanager
     def phase(self, name: str):
-        entry = dict(name=name, it=self.iteration, G=_clone(self.G), D=_clone(self.D),
-                     w_avg=self.G.mapping.w_avg.clone(), pl_mean=self.pl_mean.clone())
+        entry = dict(
+            name=name,
+            it=self.iteration,
+            G=_clone(self.G),
+            D=_clone(self.D),
+            w_avg=self.G.mapping.w_avg.clone(),
+            pl_mean=self.pl_mean.clone(),
+        )
         self._entry = entry
         self.record.append(entry)
         try:
@@ -123,14 +156,16 @@ class Recording(StyleGAN2):
         super().on_before_optimizer_step(optimizer)
         net = self.G if optimizer.param_groups[0]["params"][0] is next(self.G.parameters()) else self.D
         self._entry["net"] = "G" if net is self.G else "D"
-        self._entry["grad"] = {k: (torch.zeros_like(p) if p.grad is None else p.grad.clone())
-                               for k, p in net.named_parameters()}
+        self._entry["grad"] = {
+            k: (torch.zeros_like(p) if p.grad is None else p.grad.clone()) for k, p in net.named_parameters()
+        }
 
     def update_ema(self, global_batch: int) -> None:
         before = _clone(self.G_ema)
         super().update_ema(global_batch)
-        self.ema_record.append(dict(cur_nimg=self.cur_nimg, batch=global_batch, before=before,
-                                    G=_clone(self.G), after=_clone(self.G_ema)))
+        self.ema_record.append(
+            dict(cur_nimg=self.cur_nimg, batch=global_batch, before=before, G=_clone(self.G), after=_clone(self.G_ema))
+        )
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +196,7 @@ def _with_params(net: torch.nn.Module, flat: torch.Tensor) -> torch.nn.Module:
     with torch.no_grad():
         offset = 0
         for p in net.parameters():
-            p.copy_(flat[offset:offset + p.numel()].view_as(p))
+            p.copy_(flat[offset : offset + p.numel()].view_as(p))
             offset += p.numel()
     return net
 
@@ -181,8 +216,12 @@ def test_phases_run_in_order_and_regularizers_only_on_their_intervals(recorded):
         by_iteration.setdefault(e["it"], []).append(e["name"])
     assert sorted(by_iteration) == list(range(ITERATIONS))
     for it, names in by_iteration.items():
-        expected = ["Gmain"] + (["Greg"] if it % PL_INTERVAL == 0 else []) + ["Dmain"] + \
-                   (["Dreg"] if it % R1_INTERVAL == 0 else [])
+        expected = (
+            ["Gmain"]
+            + (["Greg"] if it % PL_INTERVAL == 0 else [])
+            + ["Dmain"]
+            + (["Dreg"] if it % R1_INTERVAL == 0 else [])
+        )
         assert names == expected, it
     assert [e["it"] for e in _entries(recorded, "Greg")] == [0, 4, 8]
     assert [e["it"] for e in _entries(recorded, "Dreg")] == [0, 3, 6]
@@ -207,8 +246,12 @@ def test_r1_gradient_is_interval_times_half_gamma_times_the_penalty_gradient(rec
     got = _flat(entry["grad"].values())
     gain = R1_INTERVAL * LOSS["r1_gamma"] / 2
     # hand-written double backward
-    expected = _flat(g if g is not None else torch.zeros_like(p) for g, p in zip(
-        torch.autograd.grad(_r1(D, entry["real"], True), list(D.parameters()), allow_unused=True), D.parameters()))
+    expected = _flat(
+        g if g is not None else torch.zeros_like(p)
+        for g, p in zip(
+            torch.autograd.grad(_r1(D, entry["real"], True), list(D.parameters()), allow_unused=True), D.parameters()
+        )
+    )
     torch.testing.assert_close(got, gain * expected, rtol=1e-3, atol=1e-4 * expected.abs().max().item())
     # finite differences of the penalty along a random direction (no double backward at all)
     v = torch.randn(got.shape, generator=torch.Generator().manual_seed(which), dtype=torch.float64)
@@ -249,8 +292,10 @@ def test_path_length_gradient_is_interval_times_the_penalty_gradient(recorded, w
     assert (pl_mean == 0) == (which == 0)
     got = _flat(entry["grad"].values())
     loss = _pl_loss(_lengths_autograd(G, z, noise, True), pl_mean)
-    expected = _flat(g if g is not None else torch.zeros_like(p) for g, p in zip(
-        torch.autograd.grad(loss, list(G.parameters()), allow_unused=True), G.parameters()))
+    expected = _flat(
+        g if g is not None else torch.zeros_like(p)
+        for g, p in zip(torch.autograd.grad(loss, list(G.parameters()), allow_unused=True), G.parameters())
+    )
     torch.testing.assert_close(got, PL_INTERVAL * expected, rtol=1e-3, atol=1e-4 * expected.abs().max().item())
     v = torch.randn(got.shape, generator=torch.Generator().manual_seed(which), dtype=torch.float64)
     v /= v.norm()
@@ -296,13 +341,15 @@ def test_pl_mean_follows_its_decay(recorded):
 @pytest.mark.parametrize("pl_weight,r1_gamma", [(2.0, 10.0), (0.0, 10.0), (2.0, 0.0)])
 def test_adam_gets_the_lazy_regularization_scaling(pl_weight, r1_gamma):
     """c = k/(k+1): lr*c and betas**c for a network with a lazy regularizer, the plain values without."""
-    model = tiny(loss=dict(pl_interval=4, r1_interval=16, pl_weight=pl_weight, r1_gamma=r1_gamma),
-                 optim=dict(g_lr=0.002, d_lr=0.003, betas=(0.5, 0.99)))
+    model = tiny(
+        loss=dict(pl_interval=4, r1_interval=16, pl_weight=pl_weight, r1_gamma=r1_gamma),
+        optim=dict(g_lr=0.002, d_lr=0.003, betas=(0.5, 0.99)),
+    )
     opt_g, opt_d = model.configure_optimizers()
     g, d = opt_g.param_groups[0], opt_d.param_groups[0]
     if pl_weight > 0:
         assert g["lr"] == pytest.approx(0.002 * 0.8)
-        assert g["betas"] == pytest.approx((0.5 ** 0.8, 0.99 ** 0.8))
+        assert g["betas"] == pytest.approx((0.5**0.8, 0.99**0.8))
     else:
         assert g["lr"] == 0.002 and tuple(g["betas"]) == (0.5, 0.99)
     if r1_gamma > 0:
@@ -334,19 +381,22 @@ def test_g_ema_follows_half_life_and_rampup_during_training(recorded):
         for k in r["after"]:
             expected = r["G"][k].double() + beta * (r["before"][k].double() - r["G"][k].double())
             torch.testing.assert_close(r["after"][k].double(), expected, rtol=1e-6, atol=1e-6)
-    assert betas[:4] == pytest.approx([0.0, 0.5, 0.5 ** 0.5, 0.5 ** 0.4])  # ramp-up, then the half-life
+    assert betas[:4] == pytest.approx([0.0, 0.5, 0.5**0.5, 0.5**0.4])  # ramp-up, then the half-life
     # G and G_ema really differ after the ramp-up, so the values above test something
     last = recorded.ema_record[-1]
     assert max((last["after"][k] - last["G"][k]).abs().max().item() for k in last["G"]) > 1e-4
 
 
-@pytest.mark.parametrize("kimg,rampup,cur_nimg,batch", [
-    (10.0, 0.05, 0, 32),        # ramp-up from 0: beta 0, G_ema = G
-    (10.0, 0.05, 1000, 32),     # ramp-up: ema_nimg = 50
-    (10.0, 0.05, 10 ** 6, 32),  # past the ramp-up: the half-life, 10k images
-    (0.02, None, 64, 8),        # no ramp-up
-    (0.02, 0.0, 0, 8),          # rampup 0 = off
-])
+@pytest.mark.parametrize(
+    "kimg,rampup,cur_nimg,batch",
+    [
+        (10.0, 0.05, 0, 32),  # ramp-up from 0: beta 0, G_ema = G
+        (10.0, 0.05, 1000, 32),  # ramp-up: ema_nimg = 50
+        (10.0, 0.05, 10**6, 32),  # past the ramp-up: the half-life, 10k images
+        (0.02, None, 64, 8),  # no ramp-up
+        (0.02, 0.0, 0, 8),  # rampup 0 = off
+    ],
+)
 def test_update_ema_closed_form(kimg, rampup, cur_nimg, batch):
     torch.manual_seed(0)
     model = tiny(ema=dict(kimg=kimg, rampup=rampup))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,14 +9,13 @@ import pytest
 import torch
 from PIL import Image
 
-from src.utils.export import export_torchscript, load_inference
+from src.checkpoints.export import export_torchscript
+from src.checkpoints.load import load_inference
+from src.tools import export, visualize
 from src.visualize.video import read_video, write_video
 from tests.test_project import run  # noqa: F401  (the shared tiny training run)
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-import export  # noqa: E402
-import visualize  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +26,7 @@ def model(run):  # noqa: F811
 def test_layer_contributions_sum_to_the_final_image(model):
     from src.visualize.layers import layer_contributions
     from src.visualize.render import seeds_to_w
+
     ws = seeds_to_w(model, [0, 1])
     contrib, running, final = layer_contributions(model.G.synthesis, ws)
     assert contrib.shape == (len(model.G.synthesis.blocks), 2, 3, 16, 32)
@@ -48,15 +47,26 @@ def test_video_has_the_requested_frame_count(tmp_path, fmt):
 
 def test_interp_cli_writes_looping_videos_with_frames_per_keyframe(run, tmp_path):  # noqa: F811
     out = tmp_path / "interp"
-    visualize.main(["interp", f"ckpt={run / 'checkpoints' / 'last.ckpt'}", "seeds=0-3", "frames=5", "grid=[2,1]",
-                    "space=z", "scale=1", f"out={out}"])
+    visualize.main(
+        [
+            "interp",
+            f"ckpt={run / 'checkpoints' / 'last.ckpt'}",
+            "seeds=0-3",
+            "frames=5",
+            "grid=[2,1]",
+            "space=z",
+            "scale=1",
+            f"out={out}",
+        ]
+    )
     mp4, gif = read_video(out / "interp.mp4"), read_video(out / "interp.gif")
     assert len(mp4) == len(gif) == 2 * 5  # 2 keyframes per cell, looping: 2 transitions x 5 frames
-    assert gif[0].shape == (16, 64, 3)    # two cells side by side
+    assert gif[0].shape == (16, 64, 3)  # two cells side by side
 
 
 def test_interpolation_paths_hit_the_keyframes():
     from src.visualize.latent_paths import keyframe_path
+
     keys = torch.randn(3, 4)
     path = keyframe_path(keys, 4, "w")
     assert path.shape == (12, 4) and torch.equal(path[0], keys[0]) and torch.allclose(path[4], keys[1])
@@ -65,8 +75,9 @@ def test_interpolation_paths_hit_the_keyframes():
 
 
 def test_style_mixing_takes_the_chosen_layers_from_the_columns(model, tmp_path):
-    from src.visualize.style_mixing import mix, parse_layers
     from src.visualize.render import render_rgb, seeds_to_w
+    from src.visualize.style_mixing import mix, parse_layers
+
     rows, cols = seeds_to_w(model, [0, 1]), seeds_to_w(model, [5, 6, 7])
     all_layers = parse_layers(f"0-{model.G.num_ws - 1}", model.G.num_ws)
     assert torch.equal(mix(rows, cols, all_layers)[:3], cols)
@@ -84,6 +95,7 @@ def test_style_mixing_takes_the_chosen_layers_from_the_columns(model, tmp_path):
 def test_noise_view_changes_only_where_noise_acts(model, tmp_path):
     from src.visualize.noise import noise_variants
     from src.visualize.render import seeds_to_w
+
     with torch.no_grad():
         for layer in model.G.synthesis.modules():
             if hasattr(layer, "noise_strength"):
@@ -114,6 +126,7 @@ def test_layers_cli_and_progress_video_from_the_runs_grids(run, tmp_path):  # no
 
 def test_d_scores_callback_logs_fixed_reals_through_training(run, tmp_path):  # noqa: F811
     from src.visualize.d_scores import read_table
+
     rows = read_table(run / "d_scores.csv")
     assert len(rows) >= 3 and [r["kimg"] for r in rows] == sorted(r["kimg"] for r in rows)
     assert all({"real_0", "real_3", "fake_mean"} <= set(r) for r in rows)
@@ -128,7 +141,9 @@ def test_safetensors_export_reproduces_the_checkpoint_exactly(run, tmp_path):  #
     export.main([f"ckpt={ckpt}", f"out={tmp_path / 'G.safetensors'}"])
     a, b = load_inference(ckpt), load_inference(tmp_path / "G.safetensors")
     z = torch.randn(3, a.G.z_dim, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(a.sample(z, psi=0.7), b.sample(z, psi=0.7))
+    c = a.labels_for(3, None)  # the quickstart is conditional: each seed's class from the recorded frequencies
+    assert torch.equal(c, b.labels_for(3, None))  # the export records them too
+    assert torch.equal(a.sample(z, c, psi=0.7), b.sample(z, c, psi=0.7))
     # and the tools take the export as ckpt=
     visualize.main(["layers", f"ckpt={tmp_path / 'G.safetensors'}", "seeds=0", f"out={tmp_path / 'l'}"])
     assert (tmp_path / "l" / "layers.png").is_file()
@@ -141,13 +156,15 @@ def test_channels_last_loading_gives_the_same_images(run):  # noqa: F811
     assert fast.G.synthesis.blocks[1].conv0.weight.is_contiguous(memory_format=torch.channels_last)
     assert not plain.G.synthesis.blocks[1].conv0.weight.is_contiguous(memory_format=torch.channels_last)
     z = torch.randn(3, plain.G.z_dim, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(fast.sample(z, psi=0.7), plain.sample(z, psi=0.7), atol=1e-5, rtol=1e-5)
+    c = plain.labels_for(3, None)
+    torch.testing.assert_close(fast.sample(z, c, psi=0.7), plain.sample(z, c, psi=0.7), atol=1e-5, rtol=1e-5)
 
 
 def test_torchscript_export_matches_the_generator(model, tmp_path):
     path = export_torchscript(model.G, tmp_path / "G.pt")
     traced = torch.jit.load(str(path))
     z = torch.randn(5, model.G.z_dim, generator=torch.Generator().manual_seed(1))  # another batch than traced
+    c = model.labels_for(5, None)  # conditional (the quickstart): f(z, psi, c)
     for psi in (1.0, 0.6):
-        ref = model.sample(z, psi=psi)
-        assert torch.allclose(traced(z, torch.tensor(psi)), ref, atol=1e-5)
+        ref = model.sample(z, c, psi=psi)
+        assert torch.allclose(traced(z, torch.tensor(psi), c), ref, atol=1e-5)

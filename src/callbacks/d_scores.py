@@ -19,8 +19,15 @@ from src.visualize.d_scores import plot_d_scores, read_table, write_table
 
 
 class DScores(Callback):
-    def __init__(self, dirpath: str, every_kimg: float = 4, num: int = 16, seed: int = 0,
-                 noise_mode: str = "const", plot: bool = True) -> None:
+    def __init__(
+        self,
+        dirpath: str,
+        every_kimg: float = 4,
+        num: int = 16,
+        seed: int = 0,
+        noise_mode: str = "const",
+        plot: bool = True,
+    ) -> None:
         self.dirpath = Path(dirpath)
         self.every_kimg, self.num, self.seed, self.noise_mode, self.plot = every_kimg, num, seed, noise_mode, plot
         self.rows: list[dict] = []
@@ -62,9 +69,13 @@ class DScores(Callback):
             fake = pl_module.D(fakes, pl_module.labels_to_onehot(fake_labels)).float().flatten().cpu()
         finally:
             pl_module.D.train(was_training)
-        row = {"kimg": round(pl_module.kimg, 6), "real_mean": float(real.mean()),
-               "real_std": float(real.std()) if n > 1 else 0.0, "fake_mean": float(fake.mean()),
-               "fake_std": float(fake.std()) if n > 1 else 0.0}
+        row = {
+            "kimg": round(pl_module.kimg, 6),
+            "real_mean": float(real.mean()),
+            "real_std": float(real.std()) if n > 1 else 0.0,
+            "fake_mean": float(fake.mean()),
+            "fake_std": float(fake.std()) if n > 1 else 0.0,
+        }
         row |= {f"real_{i}": float(v) for i, v in enumerate(real)}
         return row
 
@@ -77,8 +88,9 @@ class DScores(Callback):
         if self.plot:
             plot_d_scores(self.rows, self.dirpath / "d_scores.png")
         for logger in trainer.loggers:
-            logger.log_metrics({"D_view/real_mean": row["real_mean"], "D_view/fake_mean": row["fake_mean"]},
-                               step=pl_module.cur_nimg)
+            logger.log_metrics(
+                {"D_view/real_mean": row["real_mean"], "D_view/fake_mean": row["fake_mean"]}, step=pl_module.cur_nimg
+            )
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = batch["image"].shape[0] * trainer.world_size

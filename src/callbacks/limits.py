@@ -100,9 +100,11 @@ class StopAtIteration(Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         if self._reached(pl_module):
             key = self.limits.key()
-            rank_zero_warn(f"this run is already at iteration {pl_module.iteration}, kimg "
-                           f"{pl_module.cur_nimg / 1000:g} ({self.limits.describe()}): nothing to train. "
-                           f"Raise {key} to continue it.")
+            rank_zero_warn(
+                f"this run is already at iteration {pl_module.iteration}, kimg "
+                f"{pl_module.cur_nimg / 1000:g} ({self.limits.describe()}): nothing to train. "
+                f"Raise {key} to continue it."
+            )
             trainer.should_stop = True
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

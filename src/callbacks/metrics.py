@@ -27,14 +27,35 @@ class GeneratorMetrics(Callback):
     ``batch_size``, ``seed``, ``noise_mode``, ``kid``, ``ppl``; ``every_kimg`` (0: never),
     ``weights_dir``, ``cache_dir``, ``dirpath`` (folder of ``metrics.jsonl``; None: none written)."""
 
-    def __init__(self, every_kimg: float = 0, metrics: list[str] | tuple[str, ...] = ("fid",),
-                 weights_dir: str = ".", cache_dir: str | None = None, dirpath: str | None = None,
-                 num_gen: int = 10000, num_real: int | None = None, batch_size: int = 32, seed: int = 0,
-                 noise_mode: str = "random", kid: dict | None = None, ppl: dict | None = None) -> None:
+    def __init__(
+        self,
+        every_kimg: float = 0,
+        metrics: list[str] | tuple[str, ...] = ("fid",),
+        weights_dir: str = ".",
+        cache_dir: str | None = None,
+        dirpath: str | None = None,
+        num_gen: int = 10000,
+        num_real: int | None = None,
+        batch_size: int = 32,
+        seed: int = 0,
+        noise_mode: str = "random",
+        kid: dict | None = None,
+        ppl: dict | None = None,
+    ) -> None:
         self.every_kimg = float(every_kimg or 0)
         self.dirpath = None if dirpath is None else Path(dirpath)
-        self.suite = MetricSuite(list(metrics), weights_dir, cache_dir, num_gen=num_gen, num_real=num_real,
-                                 batch_size=batch_size, seed=seed, noise_mode=noise_mode, kid=kid, ppl=ppl)
+        self.suite = MetricSuite(
+            list(metrics),
+            weights_dir,
+            cache_dir,
+            num_gen=num_gen,
+            num_real=num_real,
+            batch_size=batch_size,
+            seed=seed,
+            noise_mode=noise_mode,
+            kid=kid,
+            ppl=ppl,
+        )
         self.last: dict[str, float] = {}
 
     def setup(self, trainer, pl_module, stage: str) -> None:
@@ -48,8 +69,13 @@ class GeneratorMetrics(Callback):
 
     def evaluate(self, trainer, pl_module) -> dict[str, float]:
         dataset = trainer.datamodule.dataset if needs_reals(self.suite.metrics) else None
-        results = self.suite.run(pl_module, dataset, rank=trainer.global_rank, world_size=trainer.world_size,
-                                 is_global_zero=trainer.is_global_zero)
+        results = self.suite.run(
+            pl_module,
+            dataset,
+            rank=trainer.global_rank,
+            world_size=trainer.world_size,
+            is_global_zero=trainer.is_global_zero,
+        )
         self.last = flatten(results)
         if trainer.is_global_zero:
             step = int(pl_module.cur_nimg)

@@ -27,8 +27,8 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from pytorch_lightning.callbacks import Callback, ProgressBar, TQDMProgressBar
@@ -77,16 +77,25 @@ class Tick:
 
     def line(self, digits: int = 1) -> str:
         kimg = f"{self.kimg:.{digits}f}" + ("" if self.total_kimg is None else f"/{self.total_kimg:.{digits}f}")
-        fields = [f"tick {self.tick:<5d}", f"kimg {kimg:<8s}", f"time {format_time(self.time):<12s}",
-                  f"sec/tick {self.sec_per_tick:<7.1f}", f"sec/kimg {self.sec_per_kimg:<7.2f}"]
+        fields = [
+            f"tick {self.tick:<5d}",
+            f"kimg {kimg:<8s}",
+            f"time {format_time(self.time):<12s}",
+            f"sec/tick {self.sec_per_tick:<7.1f}",
+            f"sec/kimg {self.sec_per_kimg:<7.2f}",
+        ]
         if self.eta is not None:
             fields.append(f"eta {format_time(self.eta):<12s}")
         fields += [f"maxram {self.cpu_mem_gb:.2f} GB ", f"gpumem {self.gpu_mem_gb:.2f} GB"]
         return " ".join(fields).rstrip()
 
     def metrics(self) -> dict[str, float]:
-        out = {"progress/sec_per_kimg": self.sec_per_kimg, "progress/sec_per_tick": self.sec_per_tick,
-               "progress/peak_cpu_mem_gb": self.cpu_mem_gb, "progress/peak_gpu_mem_gb": self.gpu_mem_gb}
+        out = {
+            "progress/sec_per_kimg": self.sec_per_kimg,
+            "progress/sec_per_tick": self.sec_per_tick,
+            "progress/peak_cpu_mem_gb": self.cpu_mem_gb,
+            "progress/peak_gpu_mem_gb": self.gpu_mem_gb,
+        }
         if self.eta is not None:
             out["progress/eta_s"] = self.eta
         return out
@@ -142,8 +151,9 @@ class ProgressClock:
 
     def tick_due(self) -> bool:
         """NVIDIA's rule: tick 0 after the first iteration, then every ``tick_kimg`` thousand images."""
-        return (self.tick == 0 and self.last is None and self.cur_nimg > self.start_nimg) or \
-            self.cur_nimg >= self.tick_start_nimg + self.tick_kimg * 1000
+        return (
+            self.tick == 0 and self.last is None and self.cur_nimg > self.start_nimg
+        ) or self.cur_nimg >= self.tick_start_nimg + self.tick_kimg * 1000
 
     def take_tick(self, cpu_mem_gb: float = 0.0, gpu_mem_gb: float = 0.0) -> Tick:
         """Close the current tick and return its figures."""
@@ -151,10 +161,17 @@ class ProgressClock:
         images = self.cur_nimg - self.tick_start_nimg
         sec_per_tick = now - self.tick_start_time
         total = self.total_nimg()
-        tick = Tick(tick=self.tick if self.last is None else self.tick + 1, kimg=self.cur_nimg / 1000,
-                    total_kimg=None if total is None else total / 1000, time=now - self.start_time,
-                    sec_per_tick=sec_per_tick, sec_per_kimg=sec_per_tick / images * 1000 if images > 0 else 0.0,
-                    eta=self.eta(), cpu_mem_gb=cpu_mem_gb, gpu_mem_gb=gpu_mem_gb)
+        tick = Tick(
+            tick=self.tick if self.last is None else self.tick + 1,
+            kimg=self.cur_nimg / 1000,
+            total_kimg=None if total is None else total / 1000,
+            time=now - self.start_time,
+            sec_per_tick=sec_per_tick,
+            sec_per_kimg=sec_per_tick / images * 1000 if images > 0 else 0.0,
+            eta=self.eta(),
+            cpu_mem_gb=cpu_mem_gb,
+            gpu_mem_gb=gpu_mem_gb,
+        )
         self.tick, self.last = tick.tick, tick
         self.tick_start_time, self.tick_start_nimg = now, self.cur_nimg
         return tick
@@ -173,7 +190,7 @@ class _ProgressMixin:
     clock: ProgressClock
 
     def _start(self, trainer, pl_module) -> None:
-        self.clock.start(getattr(pl_module, "cur_nimg", 0), getattr(pl_module, "iteration", 0), _limits_of(trainer))
+        self.clock.start(pl_module.cur_nimg, pl_module.iteration, _limits_of(trainer))
 
     def _advance(self, trainer, pl_module) -> Tick | None:
         """Update the clock after an iteration; return the tick that closed there, if any."""

@@ -1,7 +1,7 @@
 """Sample grids, decoded to RGB(A), to ``samples/`` and the loggers: the one grid writer.
 
 Generators (StyleGAN2, SEGAN): ``fakes_kimg{K}.png`` from G_ema with fixed latents. Colorizers
-(modules with ``colorize``, i.e. ChromaGAN): ``colorized_kimg{K}.png`` with gray input | prediction |
+(modules with ``colorizes`` set, i.e. ChromaGAN): ``colorized_kimg{K}.png`` with gray input | prediction |
 ground truth side by side for a fixed set of images (the first ``num`` of the val set, else of the
 first training batch), also after every validation epoch.
 """
@@ -25,8 +25,15 @@ class SampleGrid(Callback):
     The latents come from their own generator, so writing grids never shifts the training RNG.
     """
 
-    def __init__(self, dirpath: str, every_kimg: float = 4, num: int = 16, seed: int = 0, psi: float = 1.0,
-                 noise_mode: str = "const") -> None:
+    def __init__(
+        self,
+        dirpath: str,
+        every_kimg: float = 4,
+        num: int = 16,
+        seed: int = 0,
+        psi: float = 1.0,
+        noise_mode: str = "const",
+    ) -> None:
         self.dirpath = Path(dirpath)
         self.every_kimg, self.num, self.seed, self.psi, self.noise_mode = every_kimg, num, seed, psi, noise_mode
         self._wrote_reals = False
@@ -35,7 +42,14 @@ class SampleGrid(Callback):
     def latents(self, pl_module) -> tuple[torch.Tensor, torch.Tensor | None]:
         g = torch.Generator().manual_seed(self.seed)
         z = torch.randn(self.num, pl_module.G.z_dim, generator=g)
-        labels = (torch.arange(self.num) % pl_module.num_classes) if pl_module.num_classes else None
+        labels = None
+        if pl_module.num_classes:  # cycle through the classes the data has (all, when that is not known)
+            frequencies = pl_module.label_frequencies()
+            seen = (
+                torch.zeros(0, dtype=torch.long) if frequencies is None else (frequencies.cpu() > 0).nonzero().flatten()
+            )
+            seen = seen if len(seen) else torch.arange(pl_module.num_classes)
+            labels = seen[torch.arange(self.num) % len(seen)]
         return z.to(pl_module.device), None if labels is None else labels.to(pl_module.device)
 
     def write(self, trainer, pl_module, images: torch.Tensor, name: str, key: str) -> None:
@@ -46,7 +60,7 @@ class SampleGrid(Callback):
         log_image(trainer.loggers, key, grid, step=pl_module.cur_nimg)  # same x-axis as the metrics
 
     def write_fakes(self, trainer, pl_module) -> None:
-        if callable(getattr(pl_module, "colorize", None)):
+        if pl_module.colorizes:
             self.write_colorized(trainer, pl_module)
             return
         z, labels = self.latents(pl_module)
@@ -79,11 +93,11 @@ class SampleGrid(Callback):
         log_image(trainer.loggers, "samples/colorized", grid, step=pl_module.cur_nimg)
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        if callable(getattr(pl_module, "colorize", None)) and not trainer.sanity_checking:
+        if pl_module.colorizes and not trainer.sanity_checking:
             self.write_colorized(trainer, pl_module)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self._fixed is None and callable(getattr(pl_module, "colorize", None)):
+        if self._fixed is None and pl_module.colorizes:
             self.fixed_images(trainer, pl_module, batch)
         if not self._wrote_reals and not (self.dirpath / "reals.png").exists():
             self.write(trainer, pl_module, batch["image"][: self.num], "reals.png", "samples/reals")

@@ -8,8 +8,11 @@ import torch
 from pytorch_lightning.callbacks import Callback
 
 from src.callbacks.checkpoint import crossed
+from src.datamodules.labels import seed_labels
+from src.latents.seeds import seed_latents
 from src.loggers.images import log_image
-from src.modules.segan.editing import seed_latents, traversal
+from src.modules.segan.editing import traversal
+from src.modules.segan.module import SEGAN
 from src.utils.io import image_grid, save_png
 
 
@@ -24,10 +27,20 @@ class TraversalGrid(Callback):
         dims: coordinate indices; null = the ``num_dims`` dims with the largest |L| (EigenGAN order).
     """
 
-    def __init__(self, dirpath: str, every_kimg: float = 100, subspaces: list | None = None,
-                 dims: list[int] | None = None, num_dims: int = 4, values: list[float] = (-3, -1.5, 0, 1.5, 3),
-                 seeds: list[int] = (0, 1, 2), op: str = "add", units: str = "sigma", stats_n: int = 2000,
-                 noise_mode: str = "const") -> None:
+    def __init__(
+        self,
+        dirpath: str,
+        every_kimg: float = 100,
+        subspaces: list | None = None,
+        dims: list[int] | None = None,
+        num_dims: int = 4,
+        values: list[float] = (-3, -1.5, 0, 1.5, 3),
+        seeds: list[int] = (0, 1, 2),
+        op: str = "add",
+        units: str = "sigma",
+        stats_n: int = 2000,
+        noise_mode: str = "const",
+    ) -> None:
         self.dirpath = Path(dirpath)
         self.every_kimg, self.subspaces, self.dims, self.num_dims = every_kimg, subspaces, dims, num_dims
         self.values, self.seeds, self.op, self.units = list(values), list(seeds), op, units
@@ -39,14 +52,16 @@ class TraversalGrid(Callback):
         return [(int(l), int(n)) for l, n in self.subspaces]
 
     def on_fit_start(self, trainer, pl_module) -> None:
-        g = getattr(pl_module, "G_ema", None)
-        if g is None or not hasattr(g, "subspaces"):
+        if not isinstance(pl_module, SEGAN):
             raise ValueError("callbacks.traversal needs a SEGAN model (model=segan)")
+        g = pl_module.G_ema
         layout = g.synthesis.layout
         for l, n in self._pairs(g):  # fail at start, not after hours of training
             if not 0 <= l < len(layout) or not 0 <= n < len(layout[l]):
-                raise ValueError(f"callbacks.traversal.subspaces: [{l}, {n}] does not exist; valid layers "
-                                 f"0..{len(layout) - 1}, subspaces per layer {[len(x) for x in layout]}")
+                raise ValueError(
+                    f"callbacks.traversal.subspaces: [{l}, {n}] does not exist; valid layers "
+                    f"0..{len(layout) - 1}, subspaces per layer {[len(x) for x in layout]}"
+                )
         for d in self.dims or []:
             if not 0 <= d < g.synthesis.q:
                 raise ValueError(f"callbacks.traversal.dims: {d} does not exist; valid dims 0..{g.synthesis.q - 1}")
@@ -56,19 +71,29 @@ class TraversalGrid(Callback):
             return []
         g = pl_module.G_ema
         syn = g.synthesis
-        stats = g.coord_stats(n=self.stats_n) if self.units == "sigma" else None
+        frequencies, classes = pl_module.label_frequencies(), pl_module.num_classes
+        c = None
+        if self.units == "sigma" and classes:  # the statistics over the data's classes
+            c = pl_module.labels_to_onehot(seed_labels(frequencies, classes, range(self.stats_n)))
+        stats = g.coord_stats(n=self.stats_n, c=c) if self.units == "sigma" else None
         sampled = syn.coords == "sampled"
         z, coords = seed_latents(self.seeds, g.z_dim, syn.num_layers if sampled else 0, syn.q if sampled else 0)
         z = z.to(pl_module.device)
         coords = None if coords is None else coords.to(pl_module.device)
-        labels = pl_module.labels_to_onehot(torch.zeros(len(self.seeds), dtype=torch.long, device=pl_module.device))
+        labels = None  # each seed's class drawn from the data's frequencies, as the tools do
+        if classes:
+            labels = pl_module.labels_to_onehot(seed_labels(frequencies, classes, self.seeds)).to(pl_module.device)
         table = {(r["layer"], r["subspace"]): r for r in g.subspaces()}
         written = []
         for l, n in self._pairs(g):
             row = table[(l, n)]
             dims = self.dims if self.dims is not None else (row["rank"] or list(range(syn.q)))[: self.num_dims]
-            images = torch.cat([traversal(g, z, l, n, d, self.values, self.op, self.units, stats, coords,
-                                          self.noise_mode, labels) for d in dims])
+            images = torch.cat(
+                [
+                    traversal(g, z, l, n, d, self.values, self.op, self.units, stats, coords, self.noise_mode, labels)
+                    for d in dims
+                ]
+            )
             grid = image_grid(pl_module.colorspace.decode(images), nrow=len(self.values))
             written.append(save_png(grid, self.dirpath / f"traverse_L{l}N{n}_kimg{pl_module.kimg:010.3f}.png"))
             log_image(trainer.loggers, f"traversal/L{l}N{n}", grid, step=pl_module.cur_nimg)

@@ -1,8 +1,11 @@
-"""Export a generator to safetensors (weights + JSON config) and load it back without Lightning.
+"""Export a generator without Lightning: safetensors (weights + JSON config, loaded back by
+:func:`load_generator`) or a traced TorchScript file (:func:`export_torchscript`).
 
-The file holds ``G_ema``'s state dict; its metadata entry ``gamut`` is a JSON object with the
-generator class, its constructor arguments and the color space, so inference needs only
-``src.modules.<family>.generator`` and torch.
+The safetensors file holds ``G_ema``'s state dict; its metadata entry ``gamut`` is a JSON object
+with the generator class, its constructor arguments, the color space and, for a conditional model,
+the training data's class frequencies (``label_distribution``), so inference needs only
+``src.modules.<family>.generator`` and torch. The tools load either format, or a training
+checkpoint, through :func:`src.checkpoints.load.load_inference`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as st_save
 
-from src.datamodules.colorspaces import get_colorspace
+from src.colorspaces import get_colorspace
+from src.latents.truncation import truncate
 from src.utils.io import atomic_write
 
 FORMAT = "gamut-generator/1"
@@ -29,8 +33,17 @@ def generator_config(model) -> dict:
     hp = dict(model.hparams)
     kwargs = {n: hp[n] for n in names if n in hp}
     kwargs["resolution"] = list(model.resolution)
-    return {"format": FORMAT, "class": f"{type(g).__module__}.{type(g).__qualname__}", "kwargs": kwargs,
-            "colorspace": model.colorspace.name}
+    kwargs["img_channels"] = int(g.img_channels)  # follows the color space, not a hyperparameter
+    config = {
+        "format": FORMAT,
+        "class": f"{type(g).__module__}.{type(g).__qualname__}",
+        "kwargs": kwargs,
+        "colorspace": model.colorspace.name,
+    }
+    frequencies = model.label_frequencies()
+    if frequencies is not None and float(frequencies.sum()) > 0:  # the tools draw each seed's class from it
+        config["label_distribution"] = [float(v) for v in frequencies]
+    return config
 
 
 def export_generator(model, path: str | Path, extra: dict | None = None) -> Path:
@@ -64,99 +77,19 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu"):
 
 
 # ----------------------------------------------------------------------------------------------
-# One loader for the inference tools: a training checkpoint or an exported generator.
-
-
-class InferenceModel:
-    """What the tools need from a generator file: ``G`` (G_ema, eval, fp32), its color space and labels.
-
-    Built by :func:`load_inference` from a gamut ``.ckpt`` or a ``.safetensors`` export, so every
-    tool accepts either, on CPU or GPU.
-    """
-
-    def __init__(self, generator: torch.nn.Module, colorspace, source: Path, config: dict | None = None) -> None:
-        self.G, self.colorspace, self.source, self.config = generator, colorspace, source, config or {}
-        self.num_classes = int(getattr(generator, "c_dim", 0) or 0)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.G.parameters()).device
-
-    def onehot(self, labels: torch.Tensor | None) -> torch.Tensor | None:
-        """Class indices ``[N]`` -> one-hot ``[N, num_classes]`` (None for unconditional models)."""
-        if not self.num_classes or labels is None:
-            return None
-        return torch.nn.functional.one_hot(labels.long(), self.num_classes).to(torch.float32)
-
-    def labels_for(self, n: int, class_idx: int | None) -> torch.Tensor | None:
-        """One-hot labels for ``n`` images of ``class_idx``; ValueError when a conditional model gets none."""
-        if not self.num_classes:
-            return None
-        if class_idx is None:
-            raise ValueError(f"this model is conditional ({self.num_classes} classes): pass class_idx=")
-        if not 0 <= int(class_idx) < self.num_classes:
-            raise ValueError(f"class_idx={class_idx}: valid classes are 0..{self.num_classes - 1}")
-        return self.onehot(torch.full((n,), int(class_idx), device=self.device))
-
-    @torch.no_grad()
-    def sample(self, z: torch.Tensor, c: torch.Tensor | None = None, psi: float = 1.0, cutoff: int | None = None,
-               noise_mode: str = "const") -> torch.Tensor:
-        """Images in the model's color space, no grad, fp32 (``c`` one-hot or None)."""
-        return self.G(z, c, psi=psi, cutoff=cutoff, noise_mode=noise_mode).float()
-
-    @torch.no_grad()
-    def synthesize(self, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
-        return self.G.synthesis(ws, noise_mode=noise_mode).float()
-
-
-def load_inference(path: str | Path, device: str | torch.device = "cpu", key: str = "ckpt",
-                   channels_last: bool = False) -> InferenceModel:
-    """Load G_ema from a gamut ``.ckpt`` (via :func:`load_module`) or a ``.safetensors`` export, in fp32.
-
-    ``channels_last`` stores G's convolution weights in NHWC, the faster layout for inference on CPU
-    (oneDNN) and tensor-core GPUs: the same images, about 1.4x faster at 256 px (docs/benchmarks.md).
-    Raises ``FileNotFoundError`` / ``ValueError`` naming ``key`` and the file.
-    """
-    model = _load_inference(path, device, key)
-    if channels_last:
-        model.G.to(memory_format=torch.channels_last)
-    return model
-
-
-def _load_inference(path: str | Path, device: str | torch.device, key: str) -> InferenceModel:
-    from src.utils.checkpoints import load_module
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{key}={str(path)!r}: no such checkpoint file (a gamut .ckpt or an exported .safetensors)")
-    if path.suffix == ".safetensors":
-        try:
-            g, cs, config = load_generator(path, device)
-        except ValueError as e:
-            raise ValueError(f"{key}={str(path)!r}: {str(e).removeprefix(str(path) + ': ')}") from None
-        return InferenceModel(g.float(), cs, path, config)
-    try:
-        model = load_module(path, device)
-    except (RuntimeError, EOFError) as e:  # not a torch file at all
-        raise ValueError(f"{key}={str(path)!r} is not a gamut checkpoint or export ({type(e).__name__})") from None
-    g = model.G_ema.float().eval().requires_grad_(False)
-    return InferenceModel(g, model.colorspace, path, {"colorspace": model.colorspace.name})
-
-
-# ----------------------------------------------------------------------------------------------
 # TorchScript: z (and labels) + psi -> image, noise 'const', for runtimes without gamut's code.
 
 
 class _ScriptableGenerator(torch.nn.Module):
-    """Mapping, truncation toward ``w_avg`` with a tensor ``psi``, synthesis with the stored noise."""
+    """Mapping, truncation toward ``w_avg`` with a tensor ``psi`` (:func:`src.latents.truncation.truncate`),
+    synthesis with the stored noise."""
 
     def __init__(self, generator: torch.nn.Module) -> None:
         super().__init__()
         self.G = generator
 
     def forward(self, z: torch.Tensor, psi: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        ws = self.G.mapping(z, c)
-        ws = self.G.mapping.w_avg + psi * (ws - self.G.mapping.w_avg)
+        ws = truncate(self.G.mapping(z, c), self.G.mapping.w_avg, psi)
         return self.G.synthesis(ws, noise_mode="const")
 
 

@@ -1,58 +1,31 @@
-"""Import a foreign StyleGAN2 checkpoint into a gamut checkpoint: detect, translate, verify, write.
+"""Import a foreign StyleGAN2 checkpoint into a gamut checkpoint: read, fill a module, verify, write.
 
-``import_checkpoint(src, out)`` is the library form of ``scripts/import_checkpoint.py``. The
-result is a Lightning-format checkpoint of ``src.modules.stylegan2.module.StyleGAN2`` (loads with
-``torch.load(weights_only=True)``; ``scripts/generate.py``, ``experiment=finetune ckpt_init=...``
-and the other tools take it) plus a safetensors export of G_ema next to it.
+``import_checkpoint(src, out)`` is the library form of ``scripts/import_checkpoint.py``
+(:mod:`src.tools.import_checkpoint`). Reading and translating the foreign file is
+:func:`src.pretrained.reader.read`'s (NVIDIA pickles through a reader that runs no code, rosinality
+``.pt`` files with ``weights_only``); here the translated tensors fill a
+``src.modules.stylegan2.module.StyleGAN2``, every tensor checked for name and shape. The result is
+a Lightning-format checkpoint (loads with ``torch.load(weights_only=True)``;
+``scripts/generate.py``, ``experiment=finetune ckpt_init=...`` and the other tools take it) plus a
+safetensors export of G_ema next to it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import zipfile
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 
+from src.checkpoints.export import export_generator
 from src.modules.stylegan2.module import StyleGAN2
-from src.pretrained import nvidia, rosinality
-from src.pretrained.safe_pickle import load_network_pickle
+from src.pretrained.reader import read
 from src.pretrained.types import Imported, UnsupportedNetworkError
-from src.utils.export import export_generator
 from src.utils.io import atomic_write
 
 COLORSPACE_BY_CHANNELS = {1: "gray", 3: "rgb", 4: "rgba"}
-DISCRIMINATOR_CHOICES = ("import", "fresh")
-# A torch.save file in the legacy (non-zip) format starts with this pickled magic number.
-_LEGACY_TORCH_MAGIC = 0x1950A86A20F9469CFC6C
-
-
-def detect_format(path: Path) -> str:
-    """``rosinality`` for torch.save files (zip or legacy), ``nvidia-pickle`` for plain pickles."""
-    if zipfile.is_zipfile(path):
-        return "rosinality"
-    with open(path, "rb") as f:
-        head = f.read(32)
-    if not head.startswith(b"\x80"):
-        raise ValueError(f"{path}: neither a pickle nor a torch.save file")
-    if _LEGACY_TORCH_MAGIC.to_bytes(10, "little") in head:
-        return "rosinality"
-    return "nvidia-pickle"
-
-
-def read(src: str | Path, discriminator: str = "import") -> Imported:
-    """Read and translate ``src`` (format detected from its content)."""
-    path = Path(src)
-    if not path.is_file():
-        raise FileNotFoundError(f"src={str(path)!r}: no such file")
-    if discriminator not in DISCRIMINATOR_CHOICES:
-        raise ValueError(f"discriminator={discriminator!r}: expected one of {', '.join(DISCRIMINATOR_CHOICES)}")
-    fmt = detect_format(path)
-    if fmt == "rosinality":
-        return rosinality.convert(rosinality.load(path), discriminator)
-    return nvidia.convert(load_network_pickle(path), discriminator)
 
 
 def _fill(model: StyleGAN2, imported: Imported) -> list[str]:
@@ -68,21 +41,25 @@ def _fill(model: StyleGAN2, imported: Imported) -> list[str]:
             if key not in sd:
                 raise UnsupportedNetworkError(f"the source has {name!r}, which gamut's {prefix[:-1]} does not have")
             if tuple(sd[key].shape) != tuple(t.shape):
-                raise UnsupportedNetworkError(f"{prefix}{name}: the source holds shape {list(t.shape)}, gamut's "
-                                              f"{prefix[:-1]} expects {list(sd[key].shape)}")
+                raise UnsupportedNetworkError(
+                    f"{prefix}{name}: the source holds shape {list(t.shape)}, gamut's "
+                    f"{prefix[:-1]} expects {list(sd[key].shape)}"
+                )
             sd[key] = t.to(sd[key].dtype)
-        ours = [k[len(prefix):] for k in sd if k.startswith(prefix)]
+        ours = [k[len(prefix) :] for k in sd if k.startswith(prefix)]
         # w_avg: D's is unused; G's is estimated below when the source has none.
         uncovered = [k for k in ours if k not in part and k != "mapping.w_avg"]
         if uncovered:
-            raise UnsupportedNetworkError(f"the source has no tensor for {prefix}{uncovered[0]}"
-                                          + (f" (and {len(uncovered) - 1} more)" if len(uncovered) > 1 else ""))
+            raise UnsupportedNetworkError(
+                f"the source has no tensor for {prefix}{uncovered[0]}"
+                + (f" (and {len(uncovered) - 1} more)" if len(uncovered) > 1 else "")
+            )
     model.load_state_dict(sd)
     if "mapping.w_avg" not in imported.G_ema:
         with torch.no_grad():
             gen = torch.Generator().manual_seed(0)
             z = torch.randn(10000, model.G_ema.z_dim, generator=gen)
-            c = (model._random_labels(10000) if model.num_classes else None)
+            c = model.random_labels(10000) if model.num_classes else None
             w_avg = model.G_ema.mapping(z, c)[:, 0].mean(dim=0)
         model.G_ema.mapping.w_avg.copy_(w_avg)
         model.G.mapping.w_avg.copy_(w_avg)
@@ -93,10 +70,12 @@ def _fill(model: StyleGAN2, imported: Imported) -> list[str]:
 def build_module(imported: Imported) -> StyleGAN2:
     """A ``StyleGAN2`` module with the imported architecture and weights (verified tensor by tensor)."""
     hp = dict(imported.hparams)
-    cs = COLORSPACE_BY_CHANNELS.get(hp["img_channels"])
+    channels = hp.pop("img_channels")  # the module takes its channels from the colour space
+    cs = COLORSPACE_BY_CHANNELS.get(channels)
     if cs is None:
-        raise UnsupportedNetworkError(f"{hp['img_channels']}-channel images: gamut imports 1 (gray), 3 (rgb) "
-                                      "or 4 (rgba) channels")
+        raise UnsupportedNetworkError(
+            f"{channels}-channel images: gamut imports 1 (gray), 3 (rgb) or 4 (rgba) channels"
+        )
     model = StyleGAN2(colorspace=cs, **hp)
     imported.notes += _fill(model, imported)
     return model.eval()
@@ -112,9 +91,13 @@ def _sha256(path: Path) -> str:
 
 def save_checkpoint(model: StyleGAN2, out: str | Path, source: dict) -> Path:
     """Write a Lightning-format checkpoint of ``model`` atomically (a fresh run: step 0, no optimizer)."""
-    ckpt = {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "hyper_parameters": dict(model.hparams), "epoch": 0, "global_step": 0,
-            "pytorch-lightning_version": pl.__version__}
+    ckpt = {
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "hyper_parameters": dict(model.hparams),
+        "epoch": 0,
+        "global_step": 0,
+        "pytorch-lightning_version": pl.__version__,
+    }
     model.on_save_checkpoint(ckpt)
     ckpt["gamut"].pop("rng", None)  # an import has no training RNG stream to continue
     ckpt["gamut"]["source"] = source
@@ -123,8 +106,9 @@ def save_checkpoint(model: StyleGAN2, out: str | Path, source: dict) -> Path:
     return atomic_write(out, lambda f: f.write(buf.getvalue()))
 
 
-def import_checkpoint(src: str | Path, out: str | Path, discriminator: str = "import",
-                      export: bool = True) -> tuple[Path, Imported]:
+def import_checkpoint(
+    src: str | Path, out: str | Path, discriminator: str = "import", export: bool = True
+) -> tuple[Path, Imported]:
     """Import ``src`` (NVIDIA pickle or rosinality .pt) to the gamut checkpoint ``out``.
 
     Returns ``(out, imported)``; ``imported.notes`` lists what was filled in. With ``export``, the

@@ -1,4 +1,4 @@
-"""Checkpoint IO that writes atomically and loads with ``torch.load(weights_only=True)``."""
+"""Lightning checkpoint IO that writes atomically and loads with ``torch.load(weights_only=True)``."""
 
 from __future__ import annotations
 

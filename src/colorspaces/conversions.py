@@ -1,13 +1,9 @@
-"""The one color-space registry: RGB in [0, 1] <-> the space a model trains in.
+"""RGB in ``[0, 1]`` <-> model space, one pair of functions per color space (after kornia.color).
 
-Every model in gamut can train in any of these spaces (docs/architecture.md). The conversion runs on
-the device, batched, after the batch is transferred (``ImageDataModule.on_after_batch_transfer``);
-``decode`` turns model output back into display RGB before sample grids, VGG and Inception
-(every color space needs a differentiable ``to_rgb()``).
-
-Model space is always scaled to roughly ``[-1, 1]`` per channel, like RGB in StyleGAN2. The pairs
-below follow kornia's style: a function and its inverse side by side, value ranges in the docstring.
-The underlying conversions are kornia's (``kornia.color``):
+Each pair is a function and its inverse side by side, with the value ranges in the docstring;
+:mod:`src.colorspaces.registry` wraps them with dtype and shape checks. Model space is always
+scaled to roughly ``[-1, 1]`` per channel, like RGB in StyleGAN2. The underlying conversions are
+kornia's (``kornia.color``):
 
 ========= ======== =============================================== ====================================
 name      channels model space                                     notes
@@ -20,26 +16,18 @@ hsv_polar 3        ``S cos H, S sin H, 2 V - 1``                   decode with a
 lab       3        ``L/50 - 1, a/110, b/110``                      decode with ``lab_to_rgb(clip=True)``
 ycbcr     3        ``2 Y - 1, 2 Cb - 1, 2 Cr - 1`` (BT.601)
 ========= ======== =============================================== ====================================
-
-All conversions run in float32 with autocast disabled whatever the input dtype: hue gradients
-reach ~5e5 near grey pixels (kornia 0.9.0, measured), beyond fp16's range.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 import kornia.color as KC
 import torch
 from torch import Tensor
 
 __all__ = [
-    "COLORSPACE_NAMES",
-    "ColorSpace",
-    "get_colorspace",
+    "LAB_AB_SCALE",
     "rgb_to_model_rgb",
     "model_rgb_to_rgb",
     "rgb_to_model_gray",
@@ -146,9 +134,7 @@ def hsv_polar_to_rgb(x: Tensor) -> Tensor:
     nonzero = r2 > 0
     # Double-where: feed harmless values to sqrt/atan2 where r2 == 0 so their backward stays finite.
     s = torch.where(nonzero, torch.sqrt(torch.where(nonzero, r2, torch.ones_like(r2))), torch.zeros_like(r2))
-    h = torch.atan2(
-        torch.where(nonzero, cy, torch.zeros_like(cy)), torch.where(nonzero, cx, torch.ones_like(cx))
-    )
+    h = torch.atan2(torch.where(nonzero, cy, torch.zeros_like(cy)), torch.where(nonzero, cx, torch.ones_like(cx)))
     h = torch.remainder(h, _TWO_PI)
     s = s.clamp(0.0, 1.0)
     v = ((v + 1.0) * 0.5).clamp(0.0, 1.0)
@@ -159,7 +145,8 @@ def hsv_polar_to_rgb(x: Tensor) -> Tensor:
 # lab: CIE L*a*b* (D65, 2 deg)
 # --------------------------------------------------------------------------------------------
 
-_LAB_AB_SCALE = 110.0
+#: the ``lab`` model space stores ``a / LAB_AB_SCALE`` and ``b / LAB_AB_SCALE``
+LAB_AB_SCALE = 110.0
 
 
 def rgb_to_model_lab(rgb: Tensor) -> Tensor:
@@ -170,7 +157,7 @@ def rgb_to_model_lab(rgb: Tensor) -> Tensor:
     """
     lab = KC.rgb_to_lab(rgb)
     lum, a, b = lab.unbind(dim=-3)
-    return torch.stack([lum / 50.0 - 1.0, a / _LAB_AB_SCALE, b / _LAB_AB_SCALE], dim=-3)
+    return torch.stack([lum / 50.0 - 1.0, a / LAB_AB_SCALE, b / LAB_AB_SCALE], dim=-3)
 
 
 def model_lab_to_rgb(x: Tensor) -> Tensor:
@@ -180,7 +167,7 @@ def model_lab_to_rgb(x: Tensor) -> Tensor:
     """
     lum, a, b = x.unbind(dim=-3)
     lum = ((lum + 1.0) * 50.0).clamp(0.0, 100.0)
-    lab = torch.stack([lum, a * _LAB_AB_SCALE, b * _LAB_AB_SCALE], dim=-3)
+    lab = torch.stack([lum, a * LAB_AB_SCALE, b * LAB_AB_SCALE], dim=-3)
     return KC.lab_to_rgb(lab, clip=True)
 
 
@@ -197,103 +184,3 @@ def rgb_to_model_ycbcr(rgb: Tensor) -> Tensor:
 def model_ycbcr_to_rgb(x: Tensor) -> Tensor:
     """Inverse of :func:`rgb_to_model_ycbcr`; RGB clamped to ``[0, 1]``."""
     return KC.ycbcr_to_rgb((x + 1.0) * 0.5).clamp(0.0, 1.0)
-
-
-# --------------------------------------------------------------------------------------------
-# registry
-# --------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _fp32_region(device: torch.device) -> Iterator[None]:
-    """Disable autocast for ``device``'s type (and CPU's, which autocast also covers)."""
-    with contextlib.ExitStack() as stack:
-        for device_type in {device.type, "cpu"}:
-            try:
-                stack.enter_context(torch.autocast(device_type=device_type, enabled=False))
-            except RuntimeError:  # a device type autocast does not know: nothing to disable
-                pass
-        yield
-
-
-@dataclass(frozen=True)
-class ColorSpace:
-    """A color space a model trains in.
-
-    Args:
-        name: registry name (the ``colorspace`` config group's ``name``).
-        channels: channels the model sees (``model.img_channels``).
-        input_channels: channels of the uint8 image the reader must deliver (4 for rgba, else 3).
-        to_model: RGB(A) ``[0, 1]`` -> model space (raw function; use :meth:`encode`).
-        to_rgb: model space -> display RGB(A) ``[0, 1]`` (raw function; use :meth:`decode`).
-    """
-
-    name: str
-    channels: int
-    input_channels: int
-    to_model: Callable[[Tensor], Tensor] = field(repr=False, compare=False)
-    to_rgb: Callable[[Tensor], Tensor] = field(repr=False, compare=False)
-
-    @property
-    def output_channels(self) -> int:
-        """Channels of :meth:`decode`'s output: 4 for rgba, else 3."""
-        return 4 if self.input_channels == 4 else 3
-
-    def encode(self, rgb: Tensor) -> Tensor:
-        """``[N, input_channels, H, W]`` float in ``[0, 1]`` -> ``[N, channels, H, W]`` float32, ~``[-1, 1]``.
-
-        Differentiable; computed in float32 with autocast disabled whatever ``rgb``'s dtype.
-        """
-        self._check(rgb, self.input_channels, "encode")
-        with _fp32_region(rgb.device):
-            return self.to_model(rgb.float())
-
-    def decode(self, x: Tensor) -> Tensor:
-        """``[N, channels, H, W]`` model space -> display RGB ``[N, 3, H, W]`` (RGBA for rgba) in ``[0, 1]``.
-
-        Differentiable (zero gradient where clamped); float32 with autocast disabled.
-        """
-        self._check(x, self.channels, "decode")
-        with _fp32_region(x.device):
-            return self.to_rgb(x.float())
-
-    def _check(self, x: Tensor, channels: int, what: str) -> None:
-        if not isinstance(x, Tensor):
-            raise TypeError(f"colorspace {self.name!r}: {what} expects a Tensor, got {type(x).__name__}")
-        if x.dim() < 3 or x.shape[-3] != channels:
-            raise ValueError(
-                f"colorspace {self.name!r}: {what} expects [N, {channels}, H, W], got {tuple(x.shape)}"
-            )
-        if not x.is_floating_point():
-            raise ValueError(
-                f"colorspace {self.name!r}: {what} expects a floating-point tensor, got {x.dtype}"
-                " (convert uint8 images with x.float() / 255 first)"
-            )
-
-
-_REGISTRY: dict[str, ColorSpace] = {
-    cs.name: cs
-    for cs in (
-        ColorSpace("rgb", 3, 3, rgb_to_model_rgb, model_rgb_to_rgb),
-        ColorSpace("gray", 1, 3, rgb_to_model_gray, model_gray_to_rgb),
-        ColorSpace("rgba", 4, 4, rgb_to_model_rgb, model_rgb_to_rgb),
-        ColorSpace("hsv", 3, 3, rgb_to_model_hsv, model_hsv_to_rgb),
-        ColorSpace("hsv_polar", 3, 3, rgb_to_hsv_polar, hsv_polar_to_rgb),
-        ColorSpace("lab", 3, 3, rgb_to_model_lab, model_lab_to_rgb),
-        ColorSpace("ycbcr", 3, 3, rgb_to_model_ycbcr, model_ycbcr_to_rgb),
-    )
-}
-
-COLORSPACE_NAMES: tuple[str, ...] = tuple(_REGISTRY)
-
-
-def get_colorspace(name: str | ColorSpace, key: str = "colorspace.name") -> ColorSpace:
-    """Look up a color space by name (a :class:`ColorSpace` is returned as is).
-
-    Raises ``ValueError`` naming ``key``, the bad value and the allowed names.
-    """
-    if isinstance(name, ColorSpace):
-        return name
-    if isinstance(name, str) and name in _REGISTRY:
-        return _REGISTRY[name]
-    raise ValueError(f"{key}={name!r}: unknown color space; choose one of {', '.join(COLORSPACE_NAMES)}")

@@ -34,7 +34,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from src.datamodules.colorspaces import ColorSpace, get_colorspace
+from src.colorspaces import ColorSpace, get_colorspace
 from src.datamodules.labels import class_frequencies
 from src.datamodules.sampler import InfiniteSampler
 from src.utils.resolution import parse_size
@@ -114,25 +114,12 @@ class ImageDataModule(pl.LightningDataModule):
             raise ValueError(f"data.batch_size={batch_size!r}: expected a positive integer")
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"data.num_workers={num_workers!r}: expected a non-negative integer")
-        if limit_images is not None and (isinstance(limit_images, bool) or not isinstance(limit_images, int)
-                                         or limit_images < 1):
+        if limit_images is not None and (
+            isinstance(limit_images, bool) or not isinstance(limit_images, int) or limit_images < 1
+        ):
             raise ValueError(f"data.limit_images={limit_images!r}: expected a positive integer or null")
 
-        if isinstance(dataset, Dataset) or (
-            not isinstance(dataset, type) and hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")
-        ):
-            self._dataset: Dataset | None = dataset
-            self._factory: Callable[[], Dataset] | None = None
-            self._check_dataset(dataset)
-        elif callable(dataset):
-            self._dataset = None
-            self._factory = dataset
-            self._check_partial(dataset)
-        else:
-            raise ValueError(
-                f"data.dataset: expected a dataset or a callable building one (_partial_: true), "
-                f"got {type(dataset).__name__}"
-            )
+        self._dataset, self._factory = self._dataset_or_factory(dataset, "data.dataset")
         self._consumed = 0
         self._reported = False
 
@@ -142,19 +129,8 @@ class ImageDataModule(pl.LightningDataModule):
             # No val loader: keep Lightning's own (undefined) hook so it sees none and never warns
             # about a val loader without a validation_step.
             self.val_dataloader = pl.LightningDataModule.val_dataloader.__get__(self)  # type: ignore[method-assign]
-        elif isinstance(val_dataset, Dataset) or (
-            not isinstance(val_dataset, type) and hasattr(val_dataset, "__getitem__") and hasattr(val_dataset, "__len__")
-        ):
-            self._check_dataset(val_dataset)
-            self._val_dataset = val_dataset
-        elif callable(val_dataset):
-            self._check_partial(val_dataset)
-            self._val_factory = val_dataset
         else:
-            raise ValueError(
-                f"data.val_dataset: expected a dataset or a callable building one (_partial_: true), "
-                f"got {type(val_dataset).__name__}"
-            )
+            self._val_dataset, self._val_factory = self._dataset_or_factory(val_dataset, "data.val_dataset")
 
     # ----------------------------------------------------------------------------------------
     # dataset and its properties
@@ -184,6 +160,22 @@ class ImageDataModule(pl.LightningDataModule):
             self._check_channels(factory.keywords.get("channels"))
             self._check_resolution(factory.keywords.get("resolution"))
 
+    def _dataset_or_factory(self, given: Any, key: str) -> tuple[Dataset | None, Callable[[], Dataset] | None]:
+        """``(dataset, None)`` for a dataset, ``(None, factory)`` for a callable building one (built on
+        first use), both checked against the color space and resolution; a ``ValueError`` naming ``key``
+        for anything else."""
+        if isinstance(given, Dataset) or (
+            not isinstance(given, type) and hasattr(given, "__getitem__") and hasattr(given, "__len__")
+        ):
+            self._check_dataset(given)
+            return given, None
+        if callable(given):
+            self._check_partial(given)
+            return None, given
+        raise ValueError(
+            f"{key}: expected a dataset or a callable building one (_partial_: true), got {type(given).__name__}"
+        )
+
     def _check_dataset(self, dataset: Dataset) -> None:
         self._check_channels(getattr(dataset, "channels", None))
         self._check_resolution(getattr(dataset, "resolution", None))
@@ -193,9 +185,7 @@ class ImageDataModule(pl.LightningDataModule):
         """The dataset, built on first use."""
         if self._dataset is None:
             assert self._factory is not None
-            dataset = self._factory()
-            self._check_dataset(dataset)
-            self._dataset = dataset
+            dataset = self._dataset = self._build(self._factory)
             ignored = int(getattr(dataset, "ignored", 0) or 0)
             if ignored:
                 log.info("data: %d non-image file(s) ignored in %s", ignored, getattr(dataset, "source", dataset))
@@ -205,10 +195,14 @@ class ImageDataModule(pl.LightningDataModule):
     def val_dataset(self) -> Dataset | None:
         """The validation dataset, built on first use; ``None`` when none was given."""
         if self._val_dataset is None and self._val_factory is not None:
-            dataset = self._val_factory()
-            self._check_dataset(dataset)
-            self._val_dataset = dataset
+            self._val_dataset = self._build(self._val_factory)
         return self._val_dataset
+
+    def _build(self, factory: Callable[[], Dataset]) -> Dataset:
+        """``factory()``, checked against the color space and resolution."""
+        dataset = factory()
+        self._check_dataset(dataset)
+        return dataset
 
     @property
     def colorspace(self) -> ColorSpace:

@@ -4,7 +4,7 @@ Two places say which class an image is in:
 
 * ``dataset.json`` in NVlabs' ``dataset_tool.py`` format, ``{"labels": [[file name, class], ...]}``
   (or ``"labels": null``), in a zip or at the top of a folder. :func:`parse_labels` is the one
-  reader for it: the folder and zip readers (``src/datamodules/readers.py``) and
+  reader for it: the folder and zip readers (``src/datamodules/readers/``) and
   ``scripts/prepare_dataset.py`` all use it.
 * a folder's top-level subfolders, one class each (:func:`subfolder_labels`): the class index is the
   subfolder's position among the sorted names of the top-level subfolders holding images.
@@ -65,8 +65,9 @@ def parse_labels(text: bytes | str, names: Sequence[str], where: str) -> list[in
             raise ValueError(f"{where}: no label for {name}")
         label = _class_index(table[name])
         if label is None:
-            raise ValueError(f"{where}: label of {name} is {table[name]!r}; "
-                             "only non-negative integer class labels are supported")
+            raise ValueError(
+                f"{where}: label of {name} is {table[name]!r}; only non-negative integer class labels are supported"
+            )
         labels.append(label)
     return labels
 
@@ -80,8 +81,10 @@ def subfolder_labels(names: Sequence[str], root: str) -> tuple[list[int], list[s
     """
     loose = next((n for n in names if "/" not in n), None)
     if loose is not None:
-        raise ValueError(f"{root}/{loose} is not in a class subfolder: with labels, put each class's images "
-                         f"in its own subfolder of {root} or list every image in {root}/dataset.json")
+        raise ValueError(
+            f"{root}/{loose} is not in a class subfolder: with labels, put each class's images "
+            f"in its own subfolder of {root} or list every image in {root}/dataset.json"
+        )
     class_names = sorted({n.split("/", 1)[0] for n in names})
     index = {c: i for i, c in enumerate(class_names)}
     return [index[n.split("/", 1)[0]] for n in names], class_names
@@ -97,8 +100,13 @@ def class_frequencies(counts: Tensor | Sequence[int] | None) -> Tensor | None:
     return (counts / counts.sum()).to(torch.float32)
 
 
-def draw_labels(distribution: Tensor | None, num_classes: int, n: int, generator: torch.Generator | None = None,
-                device: torch.device | str | None = None) -> Tensor:
+def draw_labels(
+    distribution: Tensor | None,
+    num_classes: int,
+    n: int,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
     """``n`` class indices (int64) drawn i.i.d. from ``distribution`` (the data's class frequencies).
 
     Without a known distribution (None or all zeros: a checkpoint from before labels were counted, a
@@ -111,3 +119,11 @@ def draw_labels(distribution: Tensor | None, num_classes: int, n: int, generator
     # all zeros = not known; decided on the device, so drawing never waits for the host
     weights = torch.where(weights.sum() > 0, weights, torch.ones_like(weights))
     return torch.multinomial(weights, n, replacement=True, generator=generator)
+
+
+def seed_labels(distribution: Tensor | None, num_classes: int, seeds: Sequence[int]) -> Tensor:
+    """One class index per seed (int64 ``[len(seeds)]``), each drawn by :func:`draw_labels` with a
+    generator seeded by that seed, so a seed gets the same class in every tool and grid."""
+    return torch.cat(
+        [draw_labels(distribution, num_classes, 1, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
+    )

@@ -130,8 +130,10 @@ class TinyImageNetDataset(SkippingImageDataset):
         wnids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
         if not wnids or len(set(wnids)) != len(wnids):
             dup = sorted({w for w in wnids if wnids.count(w) > 1})
-            raise ValueError(f"{path}: expected distinct wnids, one per line; "
-                             + (f"repeated: {', '.join(dup)}" if dup else "the file is empty"))
+            raise ValueError(
+                f"{path}: expected distinct wnids, one per line; "
+                + (f"repeated: {', '.join(dup)}" if dup else "the file is empty")
+            )
         return wnids
 
     @staticmethod
@@ -215,8 +217,14 @@ class TinyImageNetDataset(SkippingImageDataset):
             data = path.read_bytes()
         except OSError as e:
             raise BadImageError(f"{self.name(i)}: cannot read ({e})") from e
-        return decode_image(data, self.channels, self.resolution, resize_filter=self.resize_filter,
-                            name=self.name(i), allow_upscale=self.allow_upscale)
+        return decode_image(
+            data,
+            self.channels,
+            self.resolution,
+            resize_filter=self.resize_filter,
+            name=self.name(i),
+            allow_upscale=self.allow_upscale,
+        )
 
     def _label(self, i: int) -> int:
         return self.labels[i]
@@ -226,8 +234,10 @@ class TinyImageNetDataset(SkippingImageDataset):
         return str(self.root)  # item names are relative to the root
 
     def extra_repr(self) -> str:
-        return (f"root={str(self.root)!r}, split={self.split!r}, images={len(self)}, "
-                f"resolution={list(self.resolution)}, channels={self.channels}")
+        return (
+            f"root={str(self.root)!r}, split={self.split!r}, images={len(self)}, "
+            f"resolution={list(self.resolution)}, channels={self.channels}"
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"

@@ -29,16 +29,23 @@ FORMAT = "gamut-latents/1"
 
 def noise_layers(generator: nn.Module) -> dict[str, nn.Module]:
     """Synthesis layers that take noise, by their name inside ``generator.synthesis`` (in order)."""
-    return {name: m for name, m in generator.synthesis.named_modules()
-            if getattr(m, "use_noise", False) and hasattr(m, "noise_const")}
+    return {
+        name: m
+        for name, m in generator.synthesis.named_modules()
+        if getattr(m, "use_noise", False) and hasattr(m, "noise_const")
+    }
 
 
 def fingerprint(generator: nn.Module) -> dict:
     """The shape facts a latent file must agree with to render on ``generator``."""
-    return {"class": f"{type(generator).__module__}.{type(generator).__qualname__}",
-            "num_ws": int(generator.num_ws), "w_dim": int(generator.w_dim),
-            "resolution": [int(s) for s in generator.resolution], "img_channels": int(generator.img_channels),
-            "noise": {name: [int(s) for s in m.noise_const.shape[-2:]] for name, m in noise_layers(generator).items()}}
+    return {
+        "class": f"{type(generator).__module__}.{type(generator).__qualname__}",
+        "num_ws": int(generator.num_ws),
+        "w_dim": int(generator.w_dim),
+        "resolution": [int(s) for s in generator.resolution],
+        "img_channels": int(generator.img_channels),
+        "noise": {name: [int(s) for s in m.noise_const.shape[-2:]] for name, m in noise_layers(generator).items()},
+    }
 
 
 def fingerprint_mismatch(saved: dict, current: dict) -> str | None:
@@ -49,8 +56,10 @@ def fingerprint_mismatch(saved: dict, current: dict) -> str | None:
     if "noise" in saved and saved["noise"] != current["noise"]:
         a, b = saved["noise"], current["noise"]
         diff = sorted(set(a) ^ set(b)) or [k for k in a if a[k] != b.get(k)]
-        return (f"noise maps: the latent file has {len(a)} ({', '.join(diff[:3])} ...), "
-                f"the generator has {len(b)} of other shapes")
+        return (
+            f"noise maps: the latent file has {len(a)} ({', '.join(diff[:3])} ...), "
+            f"the generator has {len(b)} of other shapes"
+        )
     return None
 
 
@@ -65,7 +74,7 @@ class Latents:
     def __len__(self) -> int:
         return self.ws.shape[0]
 
-    def select(self, index: list[int] | slice) -> "Latents":
+    def select(self, index: list[int] | slice) -> Latents:
         return Latents(self.ws[index], {k: v[index] for k, v in self.noise.items()}, dict(self.info))
 
 
@@ -83,13 +92,16 @@ def save_latents(path: str | Path, latents: Latents, generator: nn.Module) -> Pa
 def check_shapes(latents: Latents, fp: dict, where: str) -> None:
     ws = latents.ws
     if ws.ndim != 3 or ws.shape[1] != fp["num_ws"] or ws.shape[2] != fp["w_dim"]:
-        raise ValueError(f"{where}: ws has shape {list(ws.shape)}, the generator needs "
-                         f"[N, num_ws={fp['num_ws']}, w_dim={fp['w_dim']}]")
+        raise ValueError(
+            f"{where}: ws has shape {list(ws.shape)}, the generator needs "
+            f"[N, num_ws={fp['num_ws']}, w_dim={fp['w_dim']}]"
+        )
     for name, t in latents.noise.items():
         want = fp["noise"].get(name)
         if want is None or list(t.shape[1:]) != want or t.shape[0] != ws.shape[0]:
-            raise ValueError(f"{where}: noise map {name} has shape {list(t.shape)}, the generator needs "
-                             f"[N={ws.shape[0]}, {want}]")
+            raise ValueError(
+                f"{where}: noise map {name} has shape {list(t.shape)}, the generator needs [N={ws.shape[0]}, {want}]"
+            )
 
 
 def load_latents(path: str | Path, generator: nn.Module | None = None, key: str = "latents") -> Latents:
@@ -108,8 +120,10 @@ def load_latents(path: str | Path, generator: nn.Module | None = None, key: str 
         except Exception as e:  # not a safetensors file
             raise ValueError(f"{key}={str(path)!r} is not a latent file ({type(e).__name__})") from None
         if meta.get("format") != FORMAT or "ws" not in tensors:
-            raise ValueError(f"{key}={str(path)!r} is not a gamut latent file (format {meta.get('format')!r}, "
-                             f"expected {FORMAT}; write one with scripts/project.py)")
+            raise ValueError(
+                f"{key}={str(path)!r} is not a gamut latent file (format {meta.get('format')!r}, "
+                f"expected {FORMAT}; write one with scripts/project.py)"
+            )
         noise = {k.removeprefix("noise."): v for k, v in tensors.items() if k.startswith("noise.")}
         latents = Latents(tensors["ws"], noise, meta.get("info", {}))
         saved = meta.get("generator")

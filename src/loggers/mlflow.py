@@ -30,16 +30,28 @@ class MLflowLogger(MLFlowLogger):
         run_dir: the gamut run directory; holds the run id file.
     """
 
-    def __init__(self, experiment_name: str, tracking_uri: str, run_dir: str | None = None,
-                 run_name: str | None = None, artifact_location: str | None = None,
-                 tags: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        experiment_name: str,
+        tracking_uri: str,
+        run_dir: str | None = None,
+        run_name: str | None = None,
+        artifact_location: str | None = None,
+        tags: dict[str, Any] | None = None,
+    ) -> None:
         self._id_file = Path(run_dir) / RUN_ID_FILE if run_dir else None
         run_id = None
         if self._id_file is not None and self._id_file.is_file():
             run_id = self._id_file.read_text().strip() or None
         self.resumed = run_id is not None
-        super().__init__(experiment_name=experiment_name, run_name=run_name, tracking_uri=tracking_uri,
-                         tags=dict(tags or {}), artifact_location=artifact_location, run_id=run_id)
+        super().__init__(
+            experiment_name=experiment_name,
+            run_name=run_name,
+            tracking_uri=tracking_uri,
+            tags=dict(tags or {}),
+            artifact_location=artifact_location,
+            run_id=run_id,
+        )
 
     def set_run_info(self, name: str, tags: dict[str, str]) -> None:
         """Dashboard name and tags (task, run name, sweep name and job number), before the first log.

@@ -56,29 +56,45 @@ class NeptuneLogger(Logger):
         flush_period: seconds between the client's background flushes.
     """
 
-    def __init__(self, project: str, run_dir: str, mode: str | None = None, name: str | None = None,
-                 tags: list[str] | None = None, capture_stdout: bool = False, capture_stderr: bool = False,
-                 capture_hardware_metrics: bool = False, flush_period: float = 5.0, **unexpected: Any) -> None:
+    def __init__(
+        self,
+        project: str,
+        run_dir: str,
+        mode: str | None = None,
+        name: str | None = None,
+        tags: list[str] | None = None,
+        capture_stdout: bool = False,
+        capture_stderr: bool = False,
+        capture_hardware_metrics: bool = False,
+        flush_period: float = 5.0,
+        **unexpected: Any,
+    ) -> None:
         super().__init__()
         if "api_token" in unexpected:
-            raise ValueError(f"logger.neptune.api_token: the Neptune token is read only from the environment "
-                             f"({TOKEN_ENV}); remove it from the config")
+            raise ValueError(
+                f"logger.neptune.api_token: the Neptune token is read only from the environment "
+                f"({TOKEN_ENV}); remove it from the config"
+            )
         if unexpected:
             raise ValueError(f"logger.neptune: unknown key(s) {', '.join(sorted(unexpected))}")
         mode = mode or os.environ.get("NEPTUNE_MODE") or "offline"
         if mode not in MODES:
             raise ValueError(f"logger.neptune.mode={mode!r} (or NEPTUNE_MODE): allowed values are {', '.join(MODES)}")
         if mode in ("async", "sync") and not os.environ.get(TOKEN_ENV):
-            raise ValueError(f"logger.neptune.mode={mode}: set {TOKEN_ENV} in the environment "
-                             "(or use mode offline / debug)")
+            raise ValueError(
+                f"logger.neptune.mode={mode}: set {TOKEN_ENV} in the environment (or use mode offline / debug)"
+            )
         if not project or "/" not in str(project):
             raise ValueError(f"logger.neptune.project={project!r}: expected 'workspace/project'")
         self.project, self.mode, self.run_dir = str(project), mode, Path(run_dir)
         self._name = name
         self._tags = list(tags or [])
         self._extra_tags: dict[str, str] = {}
-        self._capture = dict(capture_stdout=capture_stdout, capture_stderr=capture_stderr,
-                             capture_hardware_metrics=capture_hardware_metrics)
+        self._capture = dict(
+            capture_stdout=capture_stdout,
+            capture_stderr=capture_stderr,
+            capture_hardware_metrics=capture_hardware_metrics,
+        )
         self._flush_period = float(flush_period)
         id_file = self.run_dir / RUN_ID_FILE
         stored = id_file.read_text().strip() if id_file.is_file() else ""
@@ -122,9 +138,18 @@ class NeptuneLogger(Logger):
         previous = os.environ.get("NEPTUNE_DATA_DIRECTORY")
         os.environ["NEPTUNE_DATA_DIRECTORY"] = self.save_dir
         try:
-            run = neptune.init_run(project=self.project, mode=self.mode, custom_run_id=self.custom_run_id,
-                                   name=self._name, tags=self._tags or None, source_files=[], git_ref=False,
-                                   capture_traceback=False, flush_period=self._flush_period, **self._capture)
+            run = neptune.init_run(
+                project=self.project,
+                mode=self.mode,
+                custom_run_id=self.custom_run_id,
+                name=self._name,
+                tags=self._tags or None,
+                source_files=[],
+                git_ref=False,
+                capture_traceback=False,
+                flush_period=self._flush_period,
+                **self._capture,
+            )
         finally:
             if previous is None:
                 os.environ.pop("NEPTUNE_DATA_DIRECTORY", None)
@@ -181,8 +206,7 @@ class NeptuneLogger(Logger):
         array = image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
         buf = io.BytesIO()
         Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG")
-        self.experiment[f"images/{key}"].append(File.from_content(buf.getvalue(), extension="png"),
-                                                step=float(step))
+        self.experiment[f"images/{key}"].append(File.from_content(buf.getvalue(), extension="png"), step=float(step))
 
     @rank_zero_only
     def log_checkpoint(self, path: str, kimg: float) -> None:

@@ -44,7 +44,9 @@ def dataset_identity(dataset: Dataset, colorspace: str, num_images: int, weights
         v = _plain(v)
         if k.startswith("_") or k in _VOLATILE:
             continue
-        if isinstance(v, _SCALARS) or (isinstance(v, list) and len(v) <= 16 and all(isinstance(e, _SCALARS) for e in v)):
+        if isinstance(v, _SCALARS) or (
+            isinstance(v, list) and len(v) <= 16 and all(isinstance(e, _SCALARS) for e in v)
+        ):
             settings[k] = v
     source = getattr(dataset, "source", None)
     root = getattr(source, "root", None) or getattr(dataset, "root", None)

@@ -42,8 +42,7 @@ def per_image_psnr(pred: Tensor, target: Tensor, peak: str = "one") -> Tensor:
 def _scores(pred: Tensor, target: Tensor) -> dict[str, Tensor]:
     side = min(pred.shape[-2:])
     small = {} if side >= 11 else dict(gaussian_kernel=False, kernel_size=side if side % 2 else side - 1)
-    ssim = structural_similarity_index_measure(pred.float(), target.float(), data_range=1.0, reduction="none",
-                                               **small)
+    ssim = structural_similarity_index_measure(pred.float(), target.float(), data_range=1.0, reduction="none", **small)
     return {"psnr": per_image_psnr(pred, target), "psnr_peak": per_image_psnr(pred, target, "max_gt"), "ssim": ssim}
 
 
@@ -63,8 +62,9 @@ class ColorizationMetrics(Metric):
 
     def update(self, pred: Tensor, target: Tensor, gray: Tensor | None = None) -> None:
         if pred.shape != target.shape or pred.ndim != 4:
-            raise ValueError(f"pred and target must be [N, C, H, W] of one shape, got {list(pred.shape)} and "
-                             f"{list(target.shape)}")
+            raise ValueError(
+                f"pred and target must be [N, C, H, W] of one shape, got {list(pred.shape)} and {list(target.shape)}"
+            )
         for key, value in _scores(pred, target).items():
             setattr(self, key, getattr(self, key) + value.double().sum())
         self.count += pred.shape[0]

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from src.datamodules.colorspaces import ColorSpace
+from src.colorspaces import ColorSpace
 from src.datamodules.labels import draw_labels
 
 
@@ -48,13 +48,13 @@ def shard(num: int, rank: int = 0, world_size: int = 1) -> int:
 def generated_labels(module, n: int, generator: torch.Generator) -> Tensor | None:
     """``n`` class labels (CPU) for a conditional model's generated images, None for an unconditional one.
 
-    Drawn from the training data's class frequencies the checkpoint carries (``module.label_distribution``),
+    Drawn from the training data's class frequencies the checkpoint carries (``module.label_frequencies()``),
     as NVIDIA's stylegan2-ada-pytorch metrics/metric_utils.py draws ``c`` from ``dataset.get_label`` of
     random indices; uniform over the classes only when the module knows no distribution.
     """
     if not module.num_classes:
         return None
-    distribution = getattr(module, "label_distribution", None)
+    distribution = module.label_frequencies()
     distribution = None if distribution is None else distribution.detach().cpu()
     if distribution is not None and not bool((distribution > 0).any()):
         distribution = None  # not known (a checkpoint from before labels were counted): the uniform draw
@@ -68,12 +68,14 @@ def latents(module, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor 
 
 
 @torch.no_grad()
-def generated_images(module, num: int, batch_size: int, seed: int = 0, noise_mode: str = "random",
-                     rank: int = 0, world_size: int = 1) -> Iterator[Tensor]:
+def generated_images(
+    module, num: int, batch_size: int, seed: int = 0, noise_mode: str = "random", rank: int = 0, world_size: int = 1
+) -> Iterator[Tensor]:
     """This process's share of ``num`` G_ema images (psi 1) as uint8 RGB batches on the module's device.
 
     Latents come from a CPU generator seeded with ``(seed, rank)``; with ``noise_mode='random'`` the
-    per-layer noise is drawn from the global RNG, which the caller seeds (:meth:`src.metrics.suite.MetricSuite.run` does).
+    per-layer noise is drawn from the global RNG, which the caller seeds
+    (:meth:`src.metrics.suite.MetricSuite.run` does).
     """
     generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + rank)
     remaining = shard(num, rank, world_size)
@@ -93,8 +95,16 @@ def num_real_images(dataset: Dataset, num: int | None) -> int:
 
 
 @torch.no_grad()
-def real_images(dataset: Dataset, colorspace: ColorSpace, num: int, batch_size: int, num_workers: int = 0,
-                device: torch.device | str = "cpu", rank: int = 0, world_size: int = 1) -> Iterator[Tensor]:
+def real_images(
+    dataset: Dataset,
+    colorspace: ColorSpace,
+    num: int,
+    batch_size: int,
+    num_workers: int = 0,
+    device: torch.device | str = "cpu",
+    rank: int = 0,
+    world_size: int = 1,
+) -> Iterator[Tensor]:
     """The first ``num`` items of ``dataset`` (in order, no flips), this rank's share, as uint8 RGB."""
     subset = Subset(dataset, list(range(rank, num, world_size)))
     loader = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=num_workers)

@@ -19,14 +19,14 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 from torchmetrics.utilities import dim_zero_cat
 
-from src.metrics.weights import load_weights, weights_path
+from src.pretrained.weights import load_weights, weights_path
 
 
 class InceptionFeatures(nn.Module):
     """uint8 RGB ``[N, 3, H, W]`` -> pool3 features ``[N, 2048]`` float32; always in eval mode.
 
     Weights: ``weights-inception-2015-12-05-6726825d.pth`` in ``weights_dir``
-    (:mod:`src.metrics.weights`).
+    (:mod:`src.pretrained.weights`).
     """
 
     num_features = 2048
@@ -36,12 +36,15 @@ class InceptionFeatures(nn.Module):
         try:
             from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
         except ModuleNotFoundError:
-            raise ModuleNotFoundError("FID/KID need the torch-fidelity package (its Inception-v3 port); "
-                                      "install it with `pip install torch-fidelity`") from None
+            raise ModuleNotFoundError(
+                "FID/KID need the torch-fidelity package (its Inception-v3 port); "
+                "install it with `pip install torch-fidelity`"
+            ) from None
         load_weights("inception", weights_dir)  # checks the file is a plain state dict (weights_only)
         path = weights_path("inception", weights_dir)
-        self.net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
-                                               feature_extractor_weights_path=str(path))
+        self.net = FeatureExtractorInceptionV3(
+            "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path)
+        )
         self.net.requires_grad_(False)
         self.weights_file = path
 
@@ -122,8 +125,9 @@ def fid_from_features(real: Tensor, fake: Tensor) -> float:
     return float(fid.compute())
 
 
-def kid_from_features(real: Tensor, fake: Tensor, subsets: int = 100, max_subset_size: int = 1000,
-                      seed: int = 0) -> tuple[float, float, int]:
+def kid_from_features(
+    real: Tensor, fake: Tensor, subsets: int = 100, max_subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float, int]:
     """KID: unbiased MMD^2 with kernel ``(x.y/d + 1)^3``, mean (and std) over ``subsets`` random subsets
     of size ``min(max_subset_size, n_real, n_gen)`` (NVIDIA's KID). Returns (mean, std, subset size).
 
@@ -134,8 +138,9 @@ def kid_from_features(real: Tensor, fake: Tensor, subsets: int = 100, max_subset
         raise ValueError(f"KID needs at least 2 real and 2 generated samples, got {real.shape[0]} and {fake.shape[0]}")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Metric `Kernel Inception Distance`.*")
-        kid = KernelInceptionDistance(feature=Precomputed(real.shape[1]), subsets=subsets, subset_size=m,
-                                      sync_on_compute=False).to(real.device)
+        kid = KernelInceptionDistance(
+            feature=Precomputed(real.shape[1]), subsets=subsets, subset_size=m, sync_on_compute=False
+        ).to(real.device)
     kid.update(real.double(), real=True)  # float64 like NVIDIA's numpy code: the MMD terms nearly cancel
     kid.update(fake.to(real.device).double(), real=False)
     with torch.random.fork_rng(devices=[]):  # torchmetrics draws the subsets with CPU randperm

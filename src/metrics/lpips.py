@@ -1,7 +1,7 @@
 """LPIPS-VGG16 distance (Zhang et al. 2018, v0.1 linear heads) without downloads.
 
 The trunk is torchvision's VGG-16 ``features`` loaded from ``vgg16-397923af.pth`` in
-``paths.weights_dir`` (:mod:`src.metrics.weights`; only the ``features.*`` tensors are used).
+``paths.weights_dir`` (:mod:`src.pretrained.weights`; only the ``features.*`` tensors are used).
 The five 1x1 linear heads come from the file torchmetrics ships in its wheel
 (``torchmetrics/functional/image/lpips_models/vgg.pth``), or from ``lpips-vgg-v0.1.pth`` in
 ``paths.weights_dir``. The distance: each of relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 is
@@ -17,7 +17,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from src.metrics.weights import MissingWeightsError, load_weights
+from src.pretrained.weights import MissingWeightsError, load_weights
 
 # Cut points of torchvision's vgg16().features after relu1_2, relu2_2, relu3_3, relu4_3, relu5_3.
 VGG_CUTS = (4, 9, 16, 23, 30)
@@ -35,6 +35,7 @@ def heads_file(weights_dir: str | Path) -> Path:
         return own
     try:
         import torchmetrics
+
         shipped = Path(torchmetrics.__file__).parent / "functional" / "image" / "lpips_models" / "vgg.pth"
     except ImportError:
         shipped = None
@@ -43,7 +44,8 @@ def heads_file(weights_dir: str | Path) -> Path:
     raise MissingWeightsError(
         f"LPIPS linear heads not found: neither {own} nor torchmetrics' bundled lpips_models/vgg.pth. "
         "Install torchmetrics (it ships them), or copy lpips/weights/v0.1/vgg.pth from "
-        f"https://github.com/richzhang/PerceptualSimilarity to {own}.")
+        f"https://github.com/richzhang/PerceptualSimilarity to {own}."
+    )
 
 
 def _load_heads(path: Path) -> list[Tensor]:
@@ -82,8 +84,10 @@ class LPIPS(nn.Module):
         own = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
         missing = sorted(set(trunk.state_dict()) - set(own))
         if missing:
-            raise MissingWeightsError(f"{weights_dir}/vgg16-397923af.pth lacks VGG-16 trunk tensors "
-                                      f"(e.g. features.{missing[0]}); it is not torchvision's VGG-16 file")
+            raise MissingWeightsError(
+                f"{weights_dir}/vgg16-397923af.pth lacks VGG-16 trunk tensors "
+                f"(e.g. features.{missing[0]}); it is not torchvision's VGG-16 file"
+            )
         trunk.load_state_dict({k: own[k] for k in trunk.state_dict()})
         return cls(trunk, _load_heads(heads_file(weights_dir)))
 

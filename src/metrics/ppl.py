@@ -81,7 +81,7 @@ class PerceptualPathLength(Metric):
 def crop_face(img: Tensor) -> Tensor:
     """Rows 3/8..7/8 and columns 2/8..6/8 of ``[N, C, H, W]`` (NVIDIA's PPL face crop)."""
     h, w = img.shape[-2:]
-    return img[..., h * 3 // 8: h * 7 // 8, w * 2 // 8: w * 6 // 8]
+    return img[..., h * 3 // 8 : h * 7 // 8, w * 2 // 8 : w * 6 // 8]
 
 
 def downsample_to_256(img: Tensor) -> Tensor:
@@ -100,9 +100,20 @@ def _synthesize(synthesis: Callable, ws: Tensor, noise_mode: str, noise_seed: in
 
 
 @torch.no_grad()
-def path_distances(G, lpips: Callable[[Tensor, Tensor], Tensor], to_rgb: Callable[[Tensor], Tensor],
-                   z0: Tensor, z1: Tensor, c: Tensor | None, t: Tensor, epsilons: Sequence[float], space: str,
-                   crop: bool = False, noise_mode: str = "random", noise_seed: int | None = 0) -> Tensor:
+def path_distances(
+    G,
+    lpips: Callable[[Tensor, Tensor], Tensor],
+    to_rgb: Callable[[Tensor], Tensor],
+    z0: Tensor,
+    z1: Tensor,
+    c: Tensor | None,
+    t: Tensor,
+    epsilons: Sequence[float],
+    space: str,
+    crop: bool = False,
+    noise_mode: str = "random",
+    noise_seed: int | None = 0,
+) -> Tensor:
     """``LPIPS(img(t), img(t + eps)) / eps^2`` for each pair and eps: ``[N, len(epsilons)]`` float64.
 
     ``G`` has ``mapping(z, c) -> ws [N, num_ws, w_dim]`` and ``synthesis(ws, noise_mode=...)``;
@@ -130,10 +141,21 @@ def path_distances(G, lpips: Callable[[Tensor, Tensor], Tensor], to_rgb: Callabl
 
 
 @torch.no_grad()
-def ppl_metrics(module, lpips, spaces: Sequence[str], epsilons: Sequence[float], num_samples: int,
-                batch_size: int, seed: int = 0, crop: bool = False, noise_mode: str = "random",
-                rank: int = 0, world_size: int = 1, to_rgb: Callable[[Tensor], Tensor] | None = None,
-                **metric_kwargs) -> dict[str, float]:
+def ppl_metrics(
+    module,
+    lpips,
+    spaces: Sequence[str],
+    epsilons: Sequence[float],
+    num_samples: int,
+    batch_size: int,
+    seed: int = 0,
+    crop: bool = False,
+    noise_mode: str = "random",
+    rank: int = 0,
+    world_size: int = 1,
+    to_rgb: Callable[[Tensor], Tensor] | None = None,
+    **metric_kwargs,
+) -> dict[str, float]:
     """PPL of ``module.G_ema`` for each space in ``spaces`` (keys of :data:`SPACES`) and eps.
 
     ``num_samples`` pairs in all, split over ``world_size`` processes and synced by torchmetrics.
@@ -160,8 +182,20 @@ def ppl_metrics(module, lpips, spaces: Sequence[str], epsilons: Sequence[float],
             labels = generated_labels(module, n, generator)
             noise_seed = int(torch.randint(0, 2**62, (), generator=generator))
             c = module.labels_to_onehot(None if labels is None else labels.to(device))
-            d = path_distances(G, lpips, to_rgb, z0.to(device), z1.to(device), c, t.to(device), epsilons,
-                               space, crop=crop, noise_mode=noise_mode, noise_seed=noise_seed)
+            d = path_distances(
+                G,
+                lpips,
+                to_rgb,
+                z0.to(device),
+                z1.to(device),
+                c,
+                t.to(device),
+                epsilons,
+                space,
+                crop=crop,
+                noise_mode=noise_mode,
+                noise_seed=noise_seed,
+            )
             for k, m in enumerate(meters):
                 m.update(d[:, k])
             remaining -= n

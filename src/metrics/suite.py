@@ -29,7 +29,7 @@ from src.metrics.generated import generated_images, num_real_images, real_images
 from src.metrics.inception import FeatureBank, InceptionFeatures, fid_from_features, kid_from_features, load_inception
 from src.metrics.lpips import LPIPS, heads_file
 from src.metrics.ppl import SPACES, ppl_metrics
-from src.metrics.weights import weights_path
+from src.pretrained.weights import weights_path
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def parse_metrics(names: str | Iterable[str] | None, key: str = "metrics") -> li
     for n in names:
         if n not in METRIC_NAMES:
             raise ValueError(f"{key}: unknown metric {n!r}; valid choices: {', '.join(METRIC_NAMES)}")
-        for m in ([f"ppl_{s}" for s in SPACES] if n == "ppl" else [n]):
+        for m in [f"ppl_{s}" for s in SPACES] if n == "ppl" else [n]:
             if m not in out:
                 out.append(m)
     if not out:
@@ -80,10 +80,20 @@ class MetricSuite:
         num_workers: data loader workers for the reals.
     """
 
-    def __init__(self, metrics: Sequence[str], weights_dir: str | Path, cache_dir: str | Path | None = None,
-                 num_gen: int = 50000, num_real: int | None = None, batch_size: int = 32, seed: int = 0,
-                 noise_mode: str = "random", kid: dict | None = None, ppl: dict | None = None,
-                 num_workers: int = 0) -> None:
+    def __init__(
+        self,
+        metrics: Sequence[str],
+        weights_dir: str | Path,
+        cache_dir: str | Path | None = None,
+        num_gen: int = 50000,
+        num_real: int | None = None,
+        batch_size: int = 32,
+        seed: int = 0,
+        noise_mode: str = "random",
+        kid: dict | None = None,
+        ppl: dict | None = None,
+        num_workers: int = 0,
+    ) -> None:
         self.metrics = parse_metrics(metrics)
         self.weights_dir = str(weights_dir)
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
@@ -92,8 +102,12 @@ class MetricSuite:
         self.kid = {"subsets": 100, "max_subset_size": 1000, **dict(kid or {})}
         self.ppl = {"num_samples": 50000, "epsilons": [1e-4, 1e-2], "crop": False, "batch_size": 8, **dict(ppl or {})}
         self.num_workers = int(num_workers)
-        for key, value in (("num_gen", self.num_gen), ("batch_size", self.batch_size),
-                           ("ppl.num_samples", self.ppl["num_samples"]), ("ppl.batch_size", self.ppl["batch_size"])):
+        for key, value in (
+            ("num_gen", self.num_gen),
+            ("batch_size", self.batch_size),
+            ("ppl.num_samples", self.ppl["num_samples"]),
+            ("ppl.batch_size", self.ppl["batch_size"]),
+        ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key}={value!r}: expected a positive integer")
         if needs_reals(self.metrics) and self.num_gen < 2:
@@ -117,8 +131,9 @@ class MetricSuite:
 
     # -- features ------------------------------------------------------------------------------
 
-    def real_features(self, dataset: Dataset, colorspace, device, rank: int = 0, world_size: int = 1,
-                      is_global_zero: bool = True) -> torch.Tensor:
+    def real_features(
+        self, dataset: Dataset, colorspace, device, rank: int = 0, world_size: int = 1, is_global_zero: bool = True
+    ) -> torch.Tensor:
         """Inception features of the reals: from memory, the disk cache, or computed (then cached)."""
         n = num_real_images(dataset, self.num_real)
         if n < 2:
@@ -135,8 +150,9 @@ class MetricSuite:
             self.last_cache = {"file": str(path), "hit": True}
         else:
             bank = FeatureBank(extractor).to(device)
-            for images in real_images(dataset, colorspace, n, self.batch_size, self.num_workers, device,
-                                      rank, world_size):
+            for images in real_images(
+                dataset, colorspace, n, self.batch_size, self.num_workers, device, rank, world_size
+            ):
                 bank.update(images)
             feats = bank.compute()
             if path is not None and is_global_zero:
@@ -148,8 +164,9 @@ class MetricSuite:
 
     # -- run -----------------------------------------------------------------------------------
 
-    def run(self, module, dataset: Dataset | None = None, rank: int = 0, world_size: int = 1,
-            is_global_zero: bool = True) -> dict[str, dict]:
+    def run(
+        self, module, dataset: Dataset | None = None, rank: int = 0, world_size: int = 1, is_global_zero: bool = True
+    ) -> dict[str, dict]:
         """Evaluate every metric on ``module.G_ema``; returns ``{name: {"value": ..., settings...}}``.
 
         Runs under its own RNG state (seeded with ``seed``), so training's random stream is untouched.
@@ -165,19 +182,32 @@ class MetricSuite:
                 start = time.perf_counter()
                 real = self.real_features(dataset, module.colorspace, device, rank, world_size, is_global_zero)
                 bank = FeatureBank(self.inception(device)).to(device)
-                for images in generated_images(module, self.num_gen, self.batch_size, self.seed, self.noise_mode,
-                                               rank, world_size):
+                for images in generated_images(
+                    module, self.num_gen, self.batch_size, self.seed, self.noise_mode, rank, world_size
+                ):
                     bank.update(images)
                 fake = bank.compute()
-                common = {"num_gen": int(fake.shape[0]), "num_real": int(real.shape[0]), "psi": 1.0,
-                          "noise_mode": self.noise_mode, "seed": self.seed, "real_cache": dict(self.last_cache)}
+                common = {
+                    "num_gen": int(fake.shape[0]),
+                    "num_real": int(real.shape[0]),
+                    "psi": 1.0,
+                    "noise_mode": self.noise_mode,
+                    "seed": self.seed,
+                    "real_cache": dict(self.last_cache),
+                }
                 if "fid" in self.metrics:
                     results["fid"] = {"value": fid_from_features(real, fake), **common}
                 if "kid" in self.metrics:
-                    mean, std, m = kid_from_features(real, fake, int(self.kid["subsets"]),
-                                                     int(self.kid["max_subset_size"]), self.seed)
-                    results["kid"] = {"value": mean, "std": std, "subsets": int(self.kid["subsets"]),
-                                      "subset_size": m, **common}
+                    mean, std, m = kid_from_features(
+                        real, fake, int(self.kid["subsets"]), int(self.kid["max_subset_size"]), self.seed
+                    )
+                    results["kid"] = {
+                        "value": mean,
+                        "std": std,
+                        "subsets": int(self.kid["subsets"]),
+                        "subset_size": m,
+                        **common,
+                    }
                 took = time.perf_counter() - start
                 for k in ("fid", "kid"):
                     if k in results:
@@ -188,16 +218,34 @@ class MetricSuite:
                 epsilons = [float(e) for e in self.ppl["epsilons"]]
                 for space in spaces:
                     start = time.perf_counter()
-                    values = ppl_metrics(module, lpips, [space], epsilons, int(self.ppl["num_samples"]),
-                                         int(self.ppl["batch_size"]), self.seed, bool(self.ppl["crop"]),
-                                         self.noise_mode, rank, world_size)
+                    values = ppl_metrics(
+                        module,
+                        lpips,
+                        [space],
+                        epsilons,
+                        int(self.ppl["num_samples"]),
+                        int(self.ppl["batch_size"]),
+                        self.seed,
+                        bool(self.ppl["crop"]),
+                        self.noise_mode,
+                        rank,
+                        world_size,
+                    )
                     took = time.perf_counter() - start
                     kind, sampling = SPACES[space]
                     for (key, value), eps in zip(values.items(), epsilons):
-                        results[key] = {"value": value, "space": kind, "sampling": sampling, "epsilon": eps,
-                                        "num_samples": int(self.ppl["num_samples"]), "crop": bool(self.ppl["crop"]),
-                                        "percentiles": [1, 99], "noise": "fixed per pair", "seed": self.seed,
-                                        "time_s": round(took, 3)}
+                        results[key] = {
+                            "value": value,
+                            "space": kind,
+                            "sampling": sampling,
+                            "epsilon": eps,
+                            "num_samples": int(self.ppl["num_samples"]),
+                            "crop": bool(self.ppl["crop"]),
+                            "percentiles": [1, 99],
+                            "noise": "fixed per pair",
+                            "seed": self.seed,
+                            "time_s": round(took, 3),
+                        }
         return results
 
 

@@ -28,7 +28,7 @@ wraps the networks of the main phases in ``torch.compile`` (:meth:`compiled`), f
 with one warning when compilation fails (no C++ compiler, an unsupported op). Double-backward
 phases stay eager: ``torch.compile`` does not differentiate twice. Neither option changes what is
 computed; ``tests/test_speed_paths.py`` holds them to the plain path's outputs. :meth:`phase` marks
-the phases so ``scripts/benchmark.py`` can time them and count their FLOPs.
+the phases so ``src/tools/benchmark.py`` can time them and count their FLOPs.
 """
 
 from __future__ import annotations
@@ -40,8 +40,11 @@ from contextlib import nullcontext
 
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from lightning_fabric.utilities.seed import reset_seed
 from torch import Tensor
+
+from src.datamodules.labels import draw_labels
 
 __all__ = ["GANModule", "merge_options", "sanitize_grads", "DEFAULT_PERF"]
 
@@ -53,8 +56,10 @@ def merge_options(defaults: dict, given: dict | None, key: str) -> dict:
     given = dict(given or {})
     unknown = sorted(set(given) - set(defaults))
     if unknown:
-        raise ValueError(f"unknown key(s) {', '.join(f'{key}.{u}' for u in unknown)}; "
-                         f"allowed: {', '.join(f'{key}.{k}' for k in defaults)}")
+        raise ValueError(
+            f"unknown key(s) {', '.join(f'{key}.{u}' for u in unknown)}; "
+            f"allowed: {', '.join(f'{key}.{k}' for k in defaults)}"
+        )
     return {**defaults, **given}
 
 
@@ -81,19 +86,48 @@ def sanitize_grads(optimizer) -> None:
 
 
 class GANModule(pl.LightningModule):
-    """Base class: manual optimization, counters, resume state, NaN checks and DDP gradient sync.
+    """Base class of every model family: manual optimization, counters, resume state, NaN checks, DDP
+    gradient sync, and the family contract. Callers (``src/train.py``, callbacks, metrics, tools) use
+    the contract below and never probe a module for attributes.
 
-    Subclasses set ``self.colorspace`` and call :meth:`begin_iteration` first and :meth:`advance`
-    last in ``training_step``, stepping their optimizers with :meth:`step`.
+    **A family must provide**
+
+    - *its networks*, built in ``__init__``: ``G`` and ``D`` (generator families also ``G_ema``,
+      never trained), and the attributes ``colorspace`` (a ``ColorSpace``), ``resolution``
+      (``(height, width)``) and ``num_classes``;
+    - ``configure_optimizers()``: one optimizer per network;
+    - *its phases*: :meth:`phase_intervals` (every phase's name and how often it runs, in run order)
+      and :meth:`train_phases` (one iteration: the phases due, each a method of its own marked with
+      :meth:`phase` and ending in :meth:`step`; returns what to log). The base's
+      :meth:`training_step` runs :meth:`begin_iteration`, the phases, :meth:`advance` and the logging;
+    - *its checkpoint state*: the constructor's arguments, recorded with ``save_hyperparameters``
+      (``src.checkpoints.load.load_module`` rebuilds the class from them), and everything learned
+      or tracked in parameters and registered buffers (``state_dict``). The base adds the counters,
+      RNG states, colour space, class path, run config and loss scalers (:meth:`on_save_checkpoint`).
+
+    **A family may override**
+
+    - :meth:`prepare_fit`: what it needs from outside before training (pretrained weights, the data's
+      class frequencies); called by ``src/train.py`` before the run folder exists and by :meth:`setup`;
+    - *preview images* for the sample grid: :meth:`sample` (images from latents: ``fakes``), or
+      ``colorizes = True`` with :meth:`colorize` and :meth:`gray_baseline` (``gray | prediction | truth``);
+    - *label conditioning*: ``conditional_on_labels`` (False when ``num_classes`` is not the data's
+      classes) and :meth:`label_frequencies` (what :meth:`random_labels` and the metrics draw the
+      labels of generated images from; uniform by default);
+    - ``nonfinite_advice``: what the non-finite-loss error tells the user to change.
     """
 
     #: appended to the non-finite-loss error: what to change for this family
     nonfinite_advice = "Lower the learning rate or resume from an earlier checkpoint."
+    #: ``num_classes`` counts the data's classes (labels reach G and D); False for a class head of its own
+    conditional_on_labels = True
+    #: the sample grid shows colorizations (:meth:`colorize`) instead of generated images (:meth:`sample`)
+    colorizes = False
 
     def __init__(self, check_finite_every: int = 50, perf: dict | None = None) -> None:
         super().__init__()
         self.perf = merge_options(DEFAULT_PERF, perf, "model.perf")
-        self.phase_recorder = None  # set by scripts/benchmark.py; see :meth:`phase`
+        self.phase_recorder = None  # set by src/tools/benchmark.py; see :meth:`phase`
         self.run_config: dict | None = None  # set by src/train.py; saved in checkpoints under gamut.config
         self._compiled: dict[int, _CompiledOrEager] = {}
         self.automatic_optimization = False
@@ -105,6 +139,92 @@ class GANModule(pl.LightningModule):
         self._scalers: dict[int, torch.amp.GradScaler] = {}  # one loss scaler per optimizer (16-mixed)
         self._pending_scalers: list[dict] | None = None
         self.register_buffer("_nonfinite", torch.zeros([], dtype=torch.bool), persistent=False)
+
+    # ------------------------------------------------------------------------------------------
+    # The family contract: phases (must), preparation, previews and labels (may).
+
+    def phase_intervals(self) -> dict[str, int]:
+        """Every phase's name -> how often it runs (every k-th iteration), in the order it runs.
+
+        ``src/tools/benchmark.py`` amortizes per-phase timings with it; :meth:`due` reads it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must define phase_intervals()")
+
+    def train_phases(self, batch: dict) -> dict[str, Tensor]:
+        """Run this iteration's phases on ``batch`` (``{"image", "label"?}``); return the values to log."""
+        raise NotImplementedError(f"{type(self).__name__} must define train_phases()")
+
+    def due(self, name: str) -> bool:
+        """Whether phase ``name`` runs this iteration (``iteration % interval == 0``)."""
+        return self.iteration % self.phase_intervals()[name] == 0
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        """One iteration: :meth:`begin_iteration`, the family's :meth:`train_phases`, :meth:`advance`, logging."""
+        self.begin_iteration()
+        log = self.train_phases(batch)
+        self.advance(batch["image"].shape[0])
+        self.log_iteration(log)
+
+    def log_iteration(self, log: dict[str, Tensor | float]) -> None:
+        """Log ``log`` and the progress, keyed by images seen (loggers' x-axis), not Lightning's step count."""
+        log["progress/kimg"] = self.kimg
+        log["step"] = float(self.cur_nimg)
+        self.log_dict(log, on_step=True, on_epoch=False)
+        self.log("kimg", self.kimg, on_step=True, on_epoch=False, prog_bar=True, logger=False)
+
+    def prepare_fit(self, datamodule=None, resuming: bool = False) -> list[str]:
+        """Take what training needs from outside the config (``datamodule``: gamut's ``ImageDataModule``
+        or None); returns notes for ``train.log``. Nothing by default.
+
+        Called by ``src/train.py`` after the model and data are built and before the run folder
+        exists (a missing pretrained file stops the launch cleanly), and again by :meth:`setup`, so
+        it must be harmless to repeat. Runs before a resumed checkpoint is restored.
+        """
+        return []
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit":
+            self.prepare_fit(self.trainer.datamodule, resuming=self.trainer.ckpt_path is not None)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        z: Tensor,
+        labels: Tensor | None = None,
+        psi: float = 1.0,
+        cutoff: int | None = None,
+        noise_mode: str = "const",
+        ema: bool = True,
+    ) -> Tensor:
+        """Images in the model's colour space from latents ``z`` (and class ``labels``): generator families."""
+        raise NotImplementedError(f"{type(self).__name__} does not generate images from latents")
+
+    @torch.no_grad()
+    def colorize(self, images: Tensor) -> Tensor:
+        """``images`` in the model's colour space -> the same with predicted colour: colorizers (``colorizes``)."""
+        raise NotImplementedError(f"{type(self).__name__} is not a colorization model")
+
+    def gray_baseline(self, images: Tensor) -> Tensor:
+        """The trivial colorization of ``images`` (no colour) beside :meth:`colorize` in the grids."""
+        raise NotImplementedError(f"{type(self).__name__} is not a colorization model")
+
+    def label_frequencies(self) -> Tensor | None:
+        """The data's class frequencies ``[num_classes]`` that generated labels are drawn from; None or
+        all zeros = not known (labels are then uniform). None by default."""
+        return None
+
+    def random_labels(self, n: int) -> Tensor | None:
+        """One-hot labels ``[n, num_classes]`` of ``n`` generated images, this rank's rows of one global
+        draw (:meth:`draw`) from :meth:`label_frequencies`; None when the model is not label-conditional.
+
+        As NVIDIA's stylegan2-ada-pytorch training/training_loop.py draws ``gen_c`` from
+        ``training_set.get_label``; decided on the device, so drawing never waits for the host.
+        """
+        if not self.conditional_on_labels or self.num_classes == 0:
+            return None
+        frequencies, classes = self.label_frequencies(), self.num_classes
+        labels = self.draw(lambda m, device: draw_labels(frequencies, classes, m, device=device), n)
+        return F.one_hot(labels, classes).float()
 
     # ------------------------------------------------------------------------------------------
     # Progress.
@@ -180,10 +300,13 @@ class GANModule(pl.LightningModule):
         if not self._scalers:
             pending, self._pending_scalers = self._pending_scalers, None
             for i in range(len(optimizers)):
-                scaler = torch.amp.GradScaler(self.device.type, init_scale=shared.get_scale(),
-                                              growth_factor=shared.get_growth_factor(),
-                                              backoff_factor=shared.get_backoff_factor(),
-                                              growth_interval=shared.get_growth_interval())
+                scaler = torch.amp.GradScaler(
+                    self.device.type,
+                    init_scale=shared.get_scale(),
+                    growth_factor=shared.get_growth_factor(),
+                    backoff_factor=shared.get_backoff_factor(),
+                    growth_interval=shared.get_growth_interval(),
+                )
                 if pending and i < len(pending):
                     scaler.load_state_dict(pending[i])
                 self._scalers[i] = scaler
@@ -203,7 +326,7 @@ class GANModule(pl.LightningModule):
         offset = 0
         for p in params:
             n = p.grad.numel()
-            p.grad.copy_(flat[offset:offset + n].view_as(p.grad))
+            p.grad.copy_(flat[offset : offset + n].view_as(p.grad))
             offset += n
 
     def draw(self, fn: Callable[..., Tensor], n: int, *shape: int, device=None) -> Tensor:
@@ -211,7 +334,7 @@ class GANModule(pl.LightningModule):
         device = self.device if device is None else device
         if self._world == 1:
             return fn(n, *shape, device=device)
-        return fn(n * self._world, *shape, device=device)[self._rank::self._world]
+        return fn(n * self._world, *shape, device=device)[self._rank :: self._world]
 
     def fp32(self):
         """Autocast off: double-backward penalties (R1, path length, gradient penalty) run in float32."""
@@ -222,7 +345,7 @@ class GANModule(pl.LightningModule):
 
     def phase(self, name: str):
         """Context for one training phase (``Gmain``, ``Greg``, ...): timed or FLOP-counted by an
-        attached :class:`src.utils.profiling.PhaseRecorder`, a no-op otherwise."""
+        attached :class:`src.profiling.measure.PhaseRecorder`, a no-op otherwise."""
         return nullcontext() if self.phase_recorder is None else self.phase_recorder(name)
 
     def compiled(self, module: torch.nn.Module) -> Callable:
@@ -253,7 +376,8 @@ class GANModule(pl.LightningModule):
         if bool(self._nonfinite):
             raise FloatingPointError(
                 f"non-finite loss (NaN/Inf) detected at kimg {self.kimg:.3f} (iteration {self.iteration}); "
-                f"training stopped instead of continuing on garbage. {self.nonfinite_advice}")
+                f"training stopped instead of continuing on garbage. {self.nonfinite_advice}"
+            )
 
     # ------------------------------------------------------------------------------------------
     # Exact resume.
@@ -262,9 +386,13 @@ class GANModule(pl.LightningModule):
         rng = {"torch": torch.get_rng_state(), "python": random.getstate()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
-        checkpoint["gamut"] = {"cur_nimg": self.cur_nimg, "iteration": self.iteration, "rng": rng,
-                               "colorspace": self.colorspace.name,
-                               "module": f"{type(self).__module__}.{type(self).__qualname__}"}
+        checkpoint["gamut"] = {
+            "cur_nimg": self.cur_nimg,
+            "iteration": self.iteration,
+            "rng": rng,
+            "colorspace": self.colorspace.name,
+            "module": f"{type(self).__module__}.{type(self).__qualname__}",
+        }
         if self.run_config is not None:  # the run's resolved config (src/train.py): resume without its folder
             checkpoint["gamut"]["config"] = self.run_config
         if self._scalers:
@@ -303,9 +431,13 @@ class _CompiledOrEager:
                 return self.compiled(*args, **kwargs)
             except _COMPILE_ERRORS as err:
                 self.failed = True
-                warnings.warn(f"model.perf.compile: torch.compile failed for {type(self.module).__name__} "
-                              f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
-                              "running it eagerly instead", RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"model.perf.compile: torch.compile failed for {type(self.module).__name__} "
+                    f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+                    "running it eagerly instead",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         return self.module(*args, **kwargs)
 
 

@@ -17,8 +17,15 @@ LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0)
 
 
-def bias_act(x: Tensor, bias: Tensor | None, act: str = "linear", gain: float = 1.0,
-             clamp: float | None = None, dim: int = 1, inplace: bool = False) -> Tensor:
+def bias_act(
+    x: Tensor,
+    bias: Tensor | None,
+    act: str = "linear",
+    gain: float = 1.0,
+    clamp: float | None = None,
+    dim: int = 1,
+    inplace: bool = False,
+) -> Tensor:
     """Add a bias along ``dim``, apply ``act`` ('linear' | 'lrelu'), scale by its gain, clamp.
 
     ``inplace=True`` overwrites ``x`` (only for tensors nothing else needs, outside autograd): the
@@ -71,8 +78,14 @@ def make_fir(taps=(1, 3, 3, 1)) -> Tensor:
     return f / f.sum()
 
 
-def upfirdn2d(x: Tensor, f: Tensor, up: int = 1, down: int = 1,
-              padding: tuple[int, int, int, int] = (0, 0, 0, 0), gain: float = 1.0) -> Tensor:
+def upfirdn2d(
+    x: Tensor,
+    f: Tensor,
+    up: int = 1,
+    down: int = 1,
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0),
+    gain: float = 1.0,
+) -> Tensor:
     """Upsample by zero insertion, pad, convolve with the separable FIR ``f``, downsample.
 
     ``padding`` is ``(left, right, top, bottom)``; negative values crop. ``gain`` multiplies the
@@ -85,8 +98,11 @@ def upfirdn2d(x: Tensor, f: Tensor, up: int = 1, down: int = 1,
     """
     n, c, h, w = x.shape
     if up > 1:  # zero insertion, in the input's memory format
-        fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and c > 1 else \
-            torch.contiguous_format
+        fmt = (
+            torch.channels_last
+            if x.is_contiguous(memory_format=torch.channels_last) and c > 1
+            else torch.contiguous_format
+        )
         z = x.new_zeros((n, c, h * up, w * up)).contiguous(memory_format=fmt)
         z[:, :, ::up, ::up] = x
         x = z
@@ -97,7 +113,7 @@ def upfirdn2d(x: Tensor, f: Tensor, up: int = 1, down: int = 1,
     else:
         x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
         if min(padding) < 0:
-            x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
+            x = x[:, :, max(-py0, 0) : x.shape[2] - max(-py1, 0), max(-px0, 0) : x.shape[3] - max(-px1, 0)]
     taps = f.to(x.dtype).flip(0)  # true convolution, as upfirdn2d defines it
     k = taps.numel()
     kernel = (torch.outer(taps, taps) * gain).reshape(1, 1, k, k).expand(c, 1, k, k)
@@ -108,7 +124,7 @@ def upsample2d(x: Tensor, f: Tensor, up: int = 2) -> Tensor:
     """2x FIR upsampling that keeps the image aligned (the skip generator's image path)."""
     k = f.numel()
     p0, p1 = (k + up - 1) // 2, (k - up) // 2
-    return upfirdn2d(x, f, up=up, padding=(p0, p1, p0, p1), gain=up ** 2)
+    return upfirdn2d(x, f, up=up, padding=(p0, p1, p0, p1), gain=up**2)
 
 
 def downsample2d(x: Tensor, f: Tensor, down: int = 2) -> Tensor:
@@ -125,8 +141,15 @@ def downsample2d(x: Tensor, f: Tensor, down: int = 2) -> Tensor:
 class FullyConnected(nn.Module):
     """Equalized linear layer: ``y = act(x @ (W * lr_mult / sqrt(in)).T + b * lr_mult)``."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, bias_init: float = 0.0,
-                 activation: str = "linear", lr_multiplier: float = 1.0) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        bias_init: float = 0.0,
+        activation: str = "linear",
+        lr_multiplier: float = 1.0,
+    ) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         self.activation = activation
@@ -144,8 +167,7 @@ class FullyConnected(nn.Module):
         return bias_act(x.matmul(w.t()), b, self.activation)
 
     def extra_repr(self) -> str:
-        return (f"in={self.in_features}, out={self.out_features}, act={self.activation}, "
-                f"lr_mult={self.lr_multiplier:g}")
+        return f"in={self.in_features}, out={self.out_features}, act={self.activation}, lr_mult={self.lr_multiplier:g}"
 
 
 class Conv2dLayer(nn.Module):
@@ -154,14 +176,22 @@ class Conv2dLayer(nn.Module):
     ``down=2`` blurs then strides, exactly as the reference resampling does for 3x3 and 1x1 kernels.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True,
-                 activation: str = "linear", down: int = 1, conv_clamp: float | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        bias: bool = True,
+        activation: str = "linear",
+        down: int = 1,
+        conv_clamp: float | None = None,
+    ) -> None:
         super().__init__()
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         self.activation, self.down, self.conv_clamp = activation, down, conv_clamp
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
-        self.weight_gain = 1.0 / math.sqrt(in_channels * kernel_size ** 2)
+        self.weight_gain = 1.0 / math.sqrt(in_channels * kernel_size**2)
         self.padding = kernel_size // 2
         self.register_buffer("fir", make_fir(), persistent=False)
 
@@ -183,12 +213,21 @@ class Conv2dLayer(nn.Module):
         return bias_act(x, self.bias, self.activation, gain=gain, clamp=clamp)
 
     def extra_repr(self) -> str:
-        return (f"in={self.in_channels}, out={self.out_channels}, k={self.kernel_size}, "
-                f"act={self.activation}, down={self.down}")
+        return (
+            f"in={self.in_channels}, out={self.out_channels}, k={self.kernel_size}, "
+            f"act={self.activation}, down={self.down}"
+        )
 
 
-def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, up: int = 1, demodulate: bool = True,
-                     fir: Tensor | None = None, fused: bool = False) -> Tensor:
+def modulated_conv2d(
+    x: Tensor,
+    weight: Tensor,
+    styles: Tensor,
+    up: int = 1,
+    demodulate: bool = True,
+    fir: Tensor | None = None,
+    fused: bool = False,
+) -> Tensor:
     """Modulated (and demodulated) convolution (Karras et al. 2020, §2.2, Eq. 1-3).
 
     ``x`` [N, I, H, W], ``weight`` [O, I, k, k] (already gain-scaled), ``styles`` [N, I].
@@ -231,5 +270,5 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, up: int = 1, dem
         kf = fir.numel()
         p0 = (kf + up - 1) // 2 + k // 2 - (k - 1)
         p1 = (kf - up) // 2 + k // 2 - (k - up)
-        x = upfirdn2d(x, fir, padding=(p0, p1, p0, p1), gain=up ** 2)
+        x = upfirdn2d(x, fir, padding=(p0, p1, p0, p1), gain=up**2)
     return x

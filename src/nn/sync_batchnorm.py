@@ -49,8 +49,17 @@ class SyncBatchNorm(_BatchNorm):
     """``nn.BatchNorm{1,2,3}d`` whose training-mode statistics cover all processes of ``process_group``
     (default: the whole world). Same constructor as ``nn.SyncBatchNorm``; see the module docstring."""
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
-                 track_running_stats: bool = True, process_group=None, device=None, dtype=None) -> None:
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        process_group=None,
+        device=None,
+        dtype=None,
+    ) -> None:
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device=device, dtype=dtype)
         self.process_group = process_group
         self._bn_class: type[_BatchNorm] | None = None  # the class :meth:`convert` replaced
@@ -83,7 +92,7 @@ class SyncBatchNorm(_BatchNorm):
             local = torch.cat([mean, var * n, mean.new_full((1,), float(n))])
             rows = [local if r == rank else torch.zeros_like(local) for r in range(world)]
             table = _all_reduce_sum(torch.stack(rows), self.process_group)  # [world, 2C+1], row r = rank r's
-            means, m2s, counts = table[:, :c], table[:, c:2 * c], table[:, 2 * c:]
+            means, m2s, counts = table[:, :c], table[:, c : 2 * c], table[:, 2 * c :]
             total = counts.sum()
             mean = (counts * means).sum(0) / total
             var = (m2s.sum(0) + (counts * (means - mean).square()).sum(0)) / total  # biased, over the global batch
@@ -118,8 +127,14 @@ class SyncBatchNorm(_BatchNorm):
         """
         out = module
         if isinstance(module, _BatchNorm) and not isinstance(module, (cls, LazyModuleMixin)):
-            out = cls(module.num_features, module.eps, module.momentum, module.affine,
-                      module.track_running_stats, process_group)
+            out = cls(
+                module.num_features,
+                module.eps,
+                module.momentum,
+                module.affine,
+                module.track_running_stats,
+                process_group,
+            )
             out._bn_class = type(module)
             _copy_state(module, out)
         for name, child in module.named_children():
@@ -133,8 +148,9 @@ class SyncBatchNorm(_BatchNorm):
         if isinstance(module, cls) and module._bn_class is not None:
             original = module._bn_class
             kwargs = dict(process_group=module.process_group) if issubclass(original, nn.SyncBatchNorm) else {}
-            out = original(module.num_features, module.eps, module.momentum, module.affine,
-                           module.track_running_stats, **kwargs)
+            out = original(
+                module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats, **kwargs
+            )
             _copy_state(module, out)
         for name, child in module.named_children():
             out.add_module(name, cls.revert(child))

@@ -1,7 +1,17 @@
-"""Import public pretrained StyleGAN2 models (NVIDIA pickles, rosinality .pt) without running their code."""
+"""Other people's pretrained networks, read safely: the weights files gamut's metrics and ChromaGAN
+use, and public StyleGAN2 checkpoints to import.
 
-from src.pretrained.convert import import_checkpoint, read
+- :mod:`~src.pretrained.weights`: the one place that finds a pretrained file (VGG-16, Inception) in
+  ``paths.weights_dir`` under its upstream name and loads it with ``weights_only=True``;
+- :mod:`~src.pretrained.reader`: reads NVIDIA pickles and rosinality ``.pt`` files without running
+  their code (:mod:`~src.pretrained.safe_pickle`) and translates their tensors to gamut's names
+  (:mod:`~src.pretrained.nvidia`, :mod:`~src.pretrained.rosinality`).
+
+Building a gamut checkpoint from an imported model is :func:`src.checkpoints.importing.import_checkpoint`.
+"""
+
+from src.pretrained.reader import read
 from src.pretrained.safe_pickle import UnsafePickleError
 from src.pretrained.types import Imported, UnsupportedNetworkError
 
-__all__ = ["import_checkpoint", "read", "Imported", "UnsafePickleError", "UnsupportedNetworkError"]
+__all__ = ["read", "Imported", "UnsafePickleError", "UnsupportedNetworkError"]

@@ -4,7 +4,7 @@ The records come from :mod:`src.pretrained.safe_pickle`. Architecture values are
 objects' stored attributes (what the network actually used, e.g. ``conv_clamp``, the mapping's
 ``lr_multiplier`` via ``bias_gain``, ``w_avg_beta``, the minibatch-stddev group), falling back on
 the stored constructor arguments, and then checked against every tensor's shape when the gamut
-module is filled (:func:`src.pretrained.convert.build_module`).
+module is filled (:func:`src.checkpoints.importing.build_module`).
 
 Name map (NVIDIA's networks.py): ``mapping.fc{i}`` -> ``mapping.layers.{i}``; ``synthesis.b{res}`` ->
 ``synthesis.blocks.{log2(res)-2}``; D ``b{res}`` -> ``blocks.{k}`` counted from the top and
@@ -22,10 +22,24 @@ import torch
 from src.pretrained.safe_pickle import PersistentRecord
 from src.pretrained.types import Imported, UnsupportedNetworkError
 
-G_CLASSES = {"Generator", "MappingNetwork", "SynthesisNetwork", "SynthesisBlock", "SynthesisLayer",
-             "ToRGBLayer", "FullyConnectedLayer"}
-D_CLASSES = {"Discriminator", "DiscriminatorBlock", "DiscriminatorEpilogue", "MinibatchStdLayer",
-             "Conv2dLayer", "FullyConnectedLayer", "MappingNetwork"}
+G_CLASSES = {
+    "Generator",
+    "MappingNetwork",
+    "SynthesisNetwork",
+    "SynthesisBlock",
+    "SynthesisLayer",
+    "ToRGBLayer",
+    "FullyConnectedLayer",
+}
+D_CLASSES = {
+    "Discriminator",
+    "DiscriminatorBlock",
+    "DiscriminatorEpilogue",
+    "MinibatchStdLayer",
+    "Conv2dLayer",
+    "FullyConnectedLayer",
+    "MappingNetwork",
+}
 STYLEGAN3_MARKERS = {"SynthesisInput"}
 
 
@@ -41,16 +55,19 @@ def _check_classes(rec: PersistentRecord, allowed: set[str], what: str) -> None:
             raise UnsupportedNetworkError(
                 f"{what} is a StyleGAN3 (alias-free, cfg=stylegan3-t/-r) network (found {r.class_name} at "
                 f"{path or what}); gamut represents StyleGAN2 only. Networks trained with stylegan3's "
-                "cfg=stylegan2 import fine.")
+                "cfg=stylegan2 import fine."
+            )
         if r.class_name not in allowed:
-            raise UnsupportedNetworkError(f"{what} contains a {r.class_name} at {path or what}, which gamut's "
-                                          "StyleGAN2 cannot represent")
+            raise UnsupportedNetworkError(
+                f"{what} contains a {r.class_name} at {path or what}, which gamut's StyleGAN2 cannot represent"
+            )
 
 
 def _one(values: set, what: str):
     if len(values) != 1:
-        raise UnsupportedNetworkError(f"{what} differs between layers ({sorted(map(str, values))}); "
-                                      "gamut uses one value")
+        raise UnsupportedNetworkError(
+            f"{what} differs between layers ({sorted(map(str, values))}); gamut uses one value"
+        )
     return next(iter(values))
 
 
@@ -71,10 +88,16 @@ def _check_filter(rec: PersistentRecord, what: str) -> None:
 
 
 def _activation(rec: PersistentRecord, what: str) -> None:
-    acts = {r.attr("activation") for _, r in _walk(rec) if r.class_name in ("SynthesisLayer", "Conv2dLayer")
-            and r.attr("activation") not in (None, "linear")}
-    acts |= {r.attr("activation") for p, r in _walk(rec) if r.class_name == "FullyConnectedLayer"
-             and re.fullmatch(r"(mapping\.)?fc\d+", p)}
+    acts = {
+        r.attr("activation")
+        for _, r in _walk(rec)
+        if r.class_name in ("SynthesisLayer", "Conv2dLayer") and r.attr("activation") not in (None, "linear")
+    }
+    acts |= {
+        r.attr("activation")
+        for p, r in _walk(rec)
+        if r.class_name == "FullyConnectedLayer" and re.fullmatch(r"(mapping\.)?fc\d+", p)
+    }
     if acts - {"lrelu"}:
         raise UnsupportedNetworkError(f"{what} uses activation(s) {sorted(acts - {'lrelu'})}; gamut uses lrelu")
 
@@ -97,8 +120,9 @@ def generator_hparams(g: PersistentRecord) -> dict:
         raise UnsupportedNetworkError(f"G architecture {arch!r}: gamut's generator is 'skip' (config F)")
     layers = [r for _, r in _walk(syn) if r.class_name in ("SynthesisLayer", "ToRGBLayer")]
     clamp = _one({r.attr("conv_clamp") for r in layers}, "G conv_clamp")
-    use_noise = _one({bool(r.attr("use_noise", True)) for r in layers if r.class_name == "SynthesisLayer"},
-                     "G use_noise")
+    use_noise = _one(
+        {bool(r.attr("use_noise", True)) for r in layers if r.class_name == "SynthesisLayer"}, "G use_noise"
+    )
     num_layers = int(mapping.attr("num_layers", 8))
     fcs = [mapping.children.get(f"fc{i}") for i in range(num_layers)]
     if any(fc is None for fc in fcs):
@@ -109,11 +133,19 @@ def generator_hparams(g: PersistentRecord) -> dict:
     if embed not in (None, 0, w_dim) or mapping.attr("layer_features") not in (None, w_dim):
         raise UnsupportedNetworkError("G mapping has embed/layer widths different from w_dim")
     return dict(
-        img_channels=int(g.attr("img_channels")), resolution=res, num_classes=int(g.attr("c_dim", 0)),
-        z_dim=int(g.attr("z_dim")), w_dim=w_dim, map_depth=num_layers, map_lr_multiplier=lr_mult,
+        img_channels=int(g.attr("img_channels")),
+        resolution=res,
+        num_classes=int(g.attr("c_dim", 0)),
+        z_dim=int(g.attr("z_dim")),
+        w_dim=w_dim,
+        map_depth=num_layers,
+        map_lr_multiplier=lr_mult,
         w_avg_beta=float(mapping.attr("w_avg_beta") or 0.995),
-        channel_base=int(kw.get("channel_base") or 32768), channel_max=int(kw.get("channel_max") or 512),
-        use_noise=use_noise, conv_clamp=None if clamp is None else float(clamp))
+        channel_base=int(kw.get("channel_base") or 32768),
+        channel_max=int(kw.get("channel_max") or 512),
+        use_noise=use_noise,
+        conv_clamp=None if clamp is None else float(clamp),
+    )
 
 
 def discriminator_hparams(d: PersistentRecord, g_hparams: dict) -> dict:
@@ -125,8 +157,10 @@ def discriminator_hparams(d: PersistentRecord, g_hparams: dict) -> dict:
     blocks = [r for p, r in _walk(d) if r.class_name == "DiscriminatorBlock"]
     arch = _one({b.attr("architecture", "resnet") for b in blocks} or {"resnet"}, "D architecture")
     if arch != "resnet":
-        raise UnsupportedNetworkError(f"D architecture {arch!r}: gamut's discriminator is 'resnet'; "
-                                      "pass discriminator=fresh to import G and G_ema with a new D")
+        raise UnsupportedNetworkError(
+            f"D architecture {arch!r}: gamut's discriminator is 'resnet'; "
+            "pass discriminator=fresh to import G and G_ema with a new D"
+        )
     for key, ours in (("channel_base", 32768), ("channel_max", 512)):
         if int(kw.get(key) or ours) != g_hparams[key]:
             raise UnsupportedNetworkError(f"D {key}={kw.get(key, ours)} differs from G's {g_hparams[key]}")
@@ -198,5 +232,11 @@ def convert(data: dict, discriminator: str = "import") -> Imported:
         notes.append("no D in the pickle: D is freshly initialised (fine-tuning starts with an untrained D)")
     else:
         notes.append("discriminator=fresh: D is freshly initialised")
-    return Imported(hparams=hparams, G=None if g is None else generator_state(g), D=d_state,
-                    G_ema=generator_state(g_ema), notes=notes, format="nvidia-pickle")
+    return Imported(
+        hparams=hparams,
+        G=None if g is None else generator_state(g),
+        D=d_state,
+        G_ema=generator_state(g_ema),
+        notes=notes,
+        format="nvidia-pickle",
+    )

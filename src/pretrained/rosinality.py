@@ -78,8 +78,10 @@ def generator_state(sd: dict) -> tuple[dict, dict]:
     out["synthesis.blocks.0.const"] = sd["input.input"][0]
     layers = [("conv1", "synthesis.blocks.0.conv1")]
     for j in range(n_up):
-        layers += [(f"convs.{2 * j}", f"synthesis.blocks.{j + 1}.conv0"),
-                   (f"convs.{2 * j + 1}", f"synthesis.blocks.{j + 1}.conv1")]
+        layers += [
+            (f"convs.{2 * j}", f"synthesis.blocks.{j + 1}.conv0"),
+            (f"convs.{2 * j + 1}", f"synthesis.blocks.{j + 1}.conv1"),
+        ]
     for n, (src, to) in enumerate(layers):
         _mod_conv(sd, src, out, to)
         out[f"{to}.bias"] = sd[f"{src}.activate.bias"]
@@ -97,10 +99,18 @@ def generator_state(sd: dict) -> tuple[dict, dict]:
     res = 4 << n_up
     img_channels = sd["to_rgb1.conv.weight"].shape[1]
     channels = {4 << j: out[f"synthesis.blocks.{j}.conv1.weight"].shape[0] for j in range(n_up + 1)}
-    arch = dict(img_channels=int(img_channels), resolution=res, num_classes=0, z_dim=int(z_dim),
-                w_dim=int(sd["conv1.conv.modulation.weight"].shape[1]), map_depth=len(styles),
-                map_lr_multiplier=ROSINALITY_LR_MLP, use_noise="conv1.noise.weight" in sd,
-                conv_clamp=None, **_channel_plan(channels))
+    arch = dict(
+        img_channels=int(img_channels),
+        resolution=res,
+        num_classes=0,
+        z_dim=int(z_dim),
+        w_dim=int(sd["conv1.conv.modulation.weight"].shape[1]),
+        map_depth=len(styles),
+        map_lr_multiplier=ROSINALITY_LR_MLP,
+        use_noise="conv1.noise.weight" in sd,
+        conv_clamp=None,
+        **_channel_plan(channels),
+    )
     return out, arch
 
 

@@ -39,8 +39,9 @@ class PersistentRecord:
 
     def __init__(self, meta: Any) -> None:
         if not isinstance(meta, dict) or meta.get("type") != "class" or "state" not in meta:
-            raise UnsafePickleError("a persistent-object record without the expected metadata "
-                                    "(type='class', class_name, state)")
+            raise UnsafePickleError(
+                "a persistent-object record without the expected metadata (type='class', class_name, state)"
+            )
         self.class_name = str(meta.get("class_name"))
         self.version = meta.get("version")
         self.state: dict = dict(meta["state"])
@@ -63,8 +64,9 @@ class PersistentRecord:
                     out[prefix + k] = v
         for k, child in self.children.items():
             if not isinstance(child, PersistentRecord):
-                raise UnsafePickleError(f"sub-module {prefix + k!r} is a {type(child).__name__}, "
-                                        "not a persistent-object record")
+                raise UnsafePickleError(
+                    f"sub-module {prefix + k!r} is a {type(child).__name__}, not a persistent-object record"
+                )
             out.update(child.tensors(prefix + k + "."))
         return out
 
@@ -145,8 +147,10 @@ class RestrictedUnpickler(pickle.Unpickler):
             return found
         if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
             return getattr(torch, name)
-        raise UnsafePickleError(f"the pickle asks for {module}.{name}, which is not on the allow-list "
-                                "(tensors, plain containers and NVIDIA's persistent-object records)")
+        raise UnsafePickleError(
+            f"the pickle asks for {module}.{name}, which is not on the allow-list "
+            "(tensors, plain containers and NVIDIA's persistent-object records)"
+        )
 
     def persistent_load(self, pid: Any) -> Any:
         raise UnsafePickleError(f"the pickle uses a persistent id ({type(pid).__name__})")

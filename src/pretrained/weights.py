@@ -27,11 +27,13 @@ WEIGHTS: dict[str, WeightsFile] = {
     "inception": WeightsFile(
         "weights-inception-2015-12-05-6726825d.pth",
         "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
-        "FID and KID (torch-fidelity's port of the TF Inception-v3 graph NVIDIA uses)"),
+        "FID and KID (torch-fidelity's port of the TF Inception-v3 graph NVIDIA uses)",
+    ),
     "vgg16": WeightsFile(
         "vgg16-397923af.pth",
         "https://download.pytorch.org/models/vgg16-397923af.pth",
-        "PPL (the VGG-16 trunk of LPIPS; torchvision's ImageNet weights)"),
+        "PPL (the VGG-16 trunk of LPIPS; torchvision's ImageNet weights)",
+    ),
 }
 
 
@@ -49,7 +51,8 @@ def weights_path(name: str, weights_dir: str | Path) -> Path:
         raise MissingWeightsError(
             f"{spec.filename} not found in paths.weights_dir={str(weights_dir)!r} (needed for {spec.used_for}). "
             f"Download it from {spec.url} into that folder, or set paths.weights_dir (or TORCH_HOME) to "
-            f"the folder that holds it.")
+            f"the folder that holds it."
+        )
     return path
 
 
@@ -59,9 +62,11 @@ def load_weights(name: str, weights_dir: str | Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated download, HTML error page, pickled code
-        raise MissingWeightsError(f"{path} is not a readable state dict ({type(e).__name__}: {e}); "
-                                  f"download it again from {WEIGHTS[name].url}") from None
+        raise MissingWeightsError(
+            f"{path} is not a readable state dict ({type(e).__name__}: {e}); download it again from {WEIGHTS[name].url}"
+        ) from None
     if not isinstance(state, dict):
-        raise MissingWeightsError(f"{path} holds a {type(state).__name__}, not a state dict; "
-                                  f"download it again from {WEIGHTS[name].url}")
+        raise MissingWeightsError(
+            f"{path} holds a {type(state).__name__}, not a state dict; download it again from {WEIGHTS[name].url}"
+        )
     return state

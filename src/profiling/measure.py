@@ -1,9 +1,9 @@
 """Per-phase timing and FLOP counting for the training step, and the device's measured peak.
 
 A module calls ``with self.phase("Gmain"):`` around each phase (see ``GANModule.phase``); with no
-recorder attached that is a no-op, so training pays nothing. ``scripts/benchmark.py`` attaches a
-:class:`PhaseRecorder` to time every phase (synchronising the device at its edges) or, for one
-iteration, to count its FLOPs with :class:`FlopCount` (forward and
+recorder attached that is a no-op, so training pays nothing. The benchmark (``scripts/benchmark.py``,
+:mod:`src.tools.benchmark`) attaches a :class:`PhaseRecorder` to time every phase (synchronising the
+device at its edges) or, for one iteration, to count its FLOPs with :class:`FlopCount` (forward and
 every backward, double backward included), from which it reports the fraction of the device's peak.
 """
 
@@ -21,9 +21,18 @@ from torch.utils.flop_counter import flop_registry
 # Dense peak TFLOP/s by (GPU name fragment, dtype family): the vendors' data-sheet figures for the
 # SXM parts, used for model FLOP utilization on GPU. fp32 means plain (non-tensor-core) float32.
 GPU_PEAK_TFLOPS = {
-    ("H200", "bf16"): 989.0, ("H200", "fp16"): 989.0, ("H200", "tf32"): 494.0, ("H200", "fp32"): 67.0,
-    ("H100", "bf16"): 989.0, ("H100", "fp16"): 989.0, ("H100", "tf32"): 494.0, ("H100", "fp32"): 67.0,
-    ("A100", "bf16"): 312.0, ("A100", "fp16"): 312.0, ("A100", "tf32"): 156.0, ("A100", "fp32"): 19.5,
+    ("H200", "bf16"): 989.0,
+    ("H200", "fp16"): 989.0,
+    ("H200", "tf32"): 494.0,
+    ("H200", "fp32"): 67.0,
+    ("H100", "bf16"): 989.0,
+    ("H100", "fp16"): 989.0,
+    ("H100", "tf32"): 494.0,
+    ("H100", "fp32"): 67.0,
+    ("A100", "bf16"): 312.0,
+    ("A100", "fp16"): 312.0,
+    ("A100", "tf32"): 156.0,
+    ("A100", "fp32"): 19.5,
 }
 
 
@@ -96,8 +105,9 @@ class PhaseRecorder:
 _PEAKS: dict[tuple[str, torch.dtype], float] = {}
 
 
-def measured_peak_gflops(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-                         size: int | None = None, repeats: int = 5) -> float:
+def measured_peak_gflops(
+    device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, size: int | None = None, repeats: int = 5
+) -> float:
     """The best GFLOP/s of a square matmul on ``device`` (what "peak" means on a CPU here).
 
     The best over every measurement this process has made, so two reports in one run (gamut's and
@@ -116,7 +126,7 @@ def measured_peak_gflops(device: torch.device | str = "cpu", dtype: torch.dtype 
         synchronize(device)
         best = min(best, time.perf_counter() - t0)
     key = (str(device), dtype)
-    _PEAKS[key] = max(_PEAKS.get(key, 0.0), 2 * size ** 3 / best / 1e9)
+    _PEAKS[key] = max(_PEAKS.get(key, 0.0), 2 * size**3 / best / 1e9)
     return _PEAKS[key]
 
 
@@ -151,7 +161,9 @@ def phase_table(rec: PhaseRecorder, intervals: dict[str, int], peak: float) -> t
         row = {"sec": round(secs, 4), "calls": rec.calls[name], "every": intervals.get(name, 1)}
         if name in rec.flops:
             gflop = rec.flops[name] / 1e9
-            row.update(gflop=round(gflop, 3), gflops=round(gflop / secs, 1), peak_fraction=round(gflop / secs / peak, 3))
+            row.update(
+                gflop=round(gflop, 3), gflops=round(gflop / secs, 1), peak_fraction=round(gflop / secs / peak, 3)
+            )
         rows[name] = row
         amortized += secs / row["every"]
     return rows, amortized
@@ -171,8 +183,12 @@ def phase_report(rec: PhaseRecorder, intervals: dict[str, int], peak: float, sec
 
 def memory_report(device: torch.device) -> dict:
     if device.type == "cuda":
-        return {"peak_memory_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1),
-                "gpu": torch.cuda.get_device_name(device)}
+        return {
+            "peak_memory_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1),
+            "gpu": torch.cuda.get_device_name(device),
+        }
     # peak RSS of the process (covers everything this process ran before, too)
-    return {"peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "cpu_threads": torch.get_num_threads()}
+    return {
+        "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "cpu_threads": torch.get_num_threads(),
+    }

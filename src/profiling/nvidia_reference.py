@@ -1,8 +1,8 @@
 """Time NVIDIA's StyleGAN2 next to gamut's, from a checkout of NVlabs/stylegan3 that the user provides.
 
-Used by ``scripts/benchmark.py --nvidia PATH`` (issue 8's side-by-side). Nothing of NVIDIA's code is
-part of gamut: PATH is a folder outside the repository (``git clone
-https://github.com/NVlabs/stylegan3``), imported at run time. Their custom CUDA plugins are not
+Used by ``scripts/benchmark.py stylegan2 ... nvidia=PATH`` (:mod:`src.tools.benchmark`; issue 8's
+side-by-side). Nothing of NVIDIA's code is part of gamut: PATH is a folder outside the repository
+(``git clone https://github.com/NVlabs/stylegan3``), imported at run time. Their custom CUDA plugins are not
 built; on CPU their ops take their pure-PyTorch reference paths, which is what a user without a
 working compiler gets.
 
@@ -28,15 +28,17 @@ from pathlib import Path
 
 import torch
 
-from src.utils.profiling import PhaseRecorder, memory_report, peak_gflops, phase_report, synchronize
+from src.profiling.measure import PhaseRecorder, memory_report, peak_gflops, phase_report, synchronize
 
 
 def load(path: str | Path) -> types.SimpleNamespace:
     """Import ``training.networks_stylegan2`` and ``training.loss`` from the checkout at ``path``."""
     root = Path(path).expanduser().resolve()
     if not (root / "training" / "networks_stylegan2.py").is_file():
-        raise FileNotFoundError(f"--nvidia {path}: no training/networks_stylegan2.py there; pass the folder of a "
-                                "clone of https://github.com/NVlabs/stylegan3")
+        raise FileNotFoundError(
+            f"nvidia={path}: no training/networks_stylegan2.py there; pass the folder of a "
+            "clone of https://github.com/NVlabs/stylegan3"
+        )
     # Their conv2d_gradfix imports parse_version from pkg_resources, which setuptools >= 81 dropped:
     # provide that one function when the module is missing.
     if "pkg_resources" not in sys.modules and importlib.util.find_spec("pkg_resources") is None:
@@ -52,10 +54,16 @@ def load(path: str | Path) -> types.SimpleNamespace:
 
 def _kwargs(args, res: tuple[int, int], device: torch.device) -> tuple[dict, dict]:
     if res[0] != res[1]:
-        raise ValueError(f"--nvidia: NVIDIA's StyleGAN2 needs square images, got --resolution {res[0]} {res[1]}")
+        raise ValueError(f"nvidia=: NVIDIA's StyleGAN2 needs square images, got resolution=[{res[0]},{res[1]}]")
     fp16 = dict(num_fp16_res=4, conv_clamp=256) if device.type == "cuda" else dict(num_fp16_res=0, conv_clamp=None)
-    common = dict(c_dim=0, img_resolution=res[0], img_channels=3, channel_base=args.channel_base,
-                  channel_max=args.channel_max, **fp16)
+    common = dict(
+        c_dim=0,
+        img_resolution=res[0],
+        img_channels=3,
+        channel_base=args.channel_base,
+        channel_max=args.channel_max,
+        **fp16,
+    )
     g = dict(z_dim=args.z_dim, w_dim=args.z_dim, mapping_kwargs=dict(num_layers=args.map_depth), **common)
     d = dict(epilogue_kwargs=dict(mbstd_group_size=min(4, args.batch)), **common)
     return g, d
@@ -80,12 +88,13 @@ def time_training(path: str, data, args, device: torch.device, steps: int, model
     G = nv.networks.Generator(**g_kwargs).train().requires_grad_(False).to(device)
     D = nv.networks.Discriminator(**d_kwargs).train().requires_grad_(False).to(device)
     G_ema = copy.deepcopy(G).eval()
-    loss = nv.loss.StyleGAN2Loss(device=device, G=G, D=D, r1_gamma=10.0, style_mixing_prob=0.9, pl_weight=2.0,
-                                 pl_no_weight_grad=True)
+    loss = nv.loss.StyleGAN2Loss(
+        device=device, G=G, D=D, r1_gamma=10.0, style_mixing_prob=0.9, pl_weight=2.0, pl_no_weight_grad=True
+    )
     phases = []  # (name, module, optimizer, interval) in their order
     for name, module, interval in (("G", G, 4), ("D", D, 16)):
         ratio = interval / (interval + 1)
-        opt = torch.optim.Adam(module.parameters(), lr=0.0025 * ratio, betas=(0.0, 0.99 ** ratio), eps=1e-8)
+        opt = torch.optim.Adam(module.parameters(), lr=0.0025 * ratio, betas=(0.0, 0.99**ratio), eps=1e-8)
         phases += [(f"{name}main", module, opt, 1), (f"{name}reg", module, opt, interval)]
     rec = PhaseRecorder(device)
     rec.flops = dict(model_flops)
@@ -106,8 +115,9 @@ def time_training(path: str, data, args, device: torch.device, steps: int, model
             with rec(name):
                 opt.zero_grad(set_to_none=True)
                 module.requires_grad_(True)
-                loss.accumulate_gradients(phase=name, real_img=real, real_c=c, gen_z=z, gen_c=c, gain=interval,
-                                          cur_nimg=seen)
+                loss.accumulate_gradients(
+                    phase=name, real_img=real, real_c=c, gen_z=z, gen_c=c, gain=interval, cur_nimg=seen
+                )
                 module.requires_grad_(False)
                 params = [p for p in module.parameters() if p.grad is not None]
                 if params:
@@ -137,18 +147,30 @@ def time_training(path: str, data, args, device: torch.device, steps: int, model
 
     peak, source = peak_gflops(device, args.precision)
     intervals = {name: interval for name, _, _, interval in phases}
-    out = {"model": "nvidia stylegan2", "source": str(nv.root), "device": str(device),
-           "precision": "fp16 in the top 4 resolutions" if device.type == "cuda" else "32-true",
-           "resolution": list(res), "batch": batch, "timed_iterations": steps,
-           "sec_per_iteration": round(it, 4), "images_per_sec": round(batch / it, 3),
-           "sec_per_kimg": round(1000 / batch * it, 1), "params_G": _count(G), "params_D": _count(D),
-           **phase_report(rec, intervals, peak, it), "peak_gflops": round(peak, 1), "peak_source": source}
+    out = {
+        "model": "nvidia stylegan2",
+        "source": str(nv.root),
+        "device": str(device),
+        "precision": "fp16 in the top 4 resolutions" if device.type == "cuda" else "32-true",
+        "resolution": list(res),
+        "batch": batch,
+        "timed_iterations": steps,
+        "sec_per_iteration": round(it, 4),
+        "images_per_sec": round(batch / it, 3),
+        "sec_per_kimg": round(1000 / batch * it, 1),
+        "params_G": _count(G),
+        "params_D": _count(D),
+        **phase_report(rec, intervals, peak, it),
+        "peak_gflops": round(peak, 1),
+        "peak_source": source,
+    }
     out.update(memory_report(device))
     return out
 
 
-def time_inference(path: str, args, device: torch.device, res: tuple[int, int], time_generator,
-                   model_flops: int) -> dict:
+def time_inference(
+    path: str, args, device: torch.device, res: tuple[int, int], time_generator, model_flops: int
+) -> dict:
     """NVIDIA's ``G(z, c)`` in eval mode (their grouped modulated convolution), constant noise, fp32
     on CPU, timed by the same ``time_generator`` as gamut's."""
     nv = load(path)
@@ -157,8 +179,13 @@ def time_inference(path: str, args, device: torch.device, res: tuple[int, int], 
     G = nv.networks.Generator(**g_kwargs).eval().requires_grad_(False).to(device)
     c = torch.zeros(args.batch, 0, device=device)
     force_fp32 = device.type != "cuda"
-    out = time_generator(G, args, res, "nvidia stylegan2",
-                         lambda z: G(z, c, truncation_psi=1, noise_mode="const", force_fp32=force_fp32),
-                         model_flops=model_flops)
+    out = time_generator(
+        G,
+        args,
+        res,
+        "nvidia stylegan2",
+        lambda z: G(z, c, truncation_psi=1, noise_mode="const", force_fp32=force_fp32),
+        model_flops=model_flops,
+    )
     out["source"] = str(nv.root)
     return out

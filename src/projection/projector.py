@@ -21,12 +21,12 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from src.projection.latents import Latents, noise_layers, noise_override
+from src.latents.files import Latents, noise_layers, noise_override
+from src.latents.seeds import latents_from_seed
 from src.projection.targets import display_rgb
 
 MODES = ("w", "w_plus", "w_then_w_plus")
@@ -43,20 +43,20 @@ class ProjectorConfig:
     lr_rampup: float = 0.05
     lr_rampdown: float = 0.25
     betas: tuple[float, float] = (0.9, 0.999)
-    w_noise: float = 0.05            # initial w jitter, in units of w_std
-    w_noise_ramp: float = 0.75       # jitter reaches zero at this fraction of the steps
-    noise_reg: float = 1e5           # noise autocorrelation penalty weight
-    noise: str = "optimize"          # optimize: re-drawn N(0, 1) maps are free variables | const: G's own maps, fixed
+    w_noise: float = 0.05  # initial w jitter, in units of w_std
+    w_noise_ramp: float = 0.75  # jitter reaches zero at this fraction of the steps
+    noise_reg: float = 1e5  # noise autocorrelation penalty weight
+    noise: str = "optimize"  # optimize: re-drawn N(0, 1) maps are free variables | const: G's own maps, fixed
     lpips_weight: float = 1.0
-    mse_weight: float = 0.0          # pixel MSE on RGB in [-1, 1] (rosinality's --mse)
-    spread_weight: float = 0.0       # w_plus: mean_l |w_l - mean(w)|^2 / w_std^2 (e4e: codes close to each other)
-    avg_weight: float = 0.0          # w_plus: mean_l |w_l - w_avg|^2 / w_std^2 (e4e: codes close to W)
-    switch: float = 0.5              # w_then_w_plus: fraction of the steps spent in W
+    mse_weight: float = 0.0  # pixel MSE on RGB in [-1, 1] (rosinality's --mse)
+    spread_weight: float = 0.0  # w_plus: mean_l |w_l - mean(w)|^2 / w_std^2 (e4e: codes close to each other)
+    avg_weight: float = 0.0  # w_plus: mean_l |w_l - w_avg|^2 / w_std^2 (e4e: codes close to W)
+    switch: float = 0.5  # w_then_w_plus: fraction of the steps spent in W
     w_stats_n: int = 10000
     w_stats_seed: int = 123
     seed: int = 303
-    max_size: int = 256              # images larger than this (short side) are area-downsampled for VGG
-    frame_every: int = 10            # keep an image every this many steps (progress video); 0 = none
+    max_size: int = 256  # images larger than this (short side) are area-downsampled for VGG
+    frame_every: int = 10  # keep an image every this many steps (progress video); 0 = none
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -74,9 +74,9 @@ class ProjectionResult:
     """Final codes and noise, final images (RGB [0, 1]), per-step losses and progress frames."""
 
     latents: Latents
-    images: Tensor                        # [N, 3, H, W] decoded RGB of the final code (no jitter)
-    metrics: list[dict]                   # one dict per target
-    history: list[dict] = field(default_factory=list)   # per step: step, lr, lpips (mean), loss
+    images: Tensor  # [N, 3, H, W] decoded RGB of the final code (no jitter)
+    metrics: list[dict]  # one dict per target
+    history: list[dict] = field(default_factory=list)  # per step: step, lr, lpips (mean), loss
     frames: list[Tensor] = field(default_factory=list)  # [N, 3, H, W] RGB every frame_every steps
 
 
@@ -85,15 +85,16 @@ class ProjectionResult:
 
 
 @torch.no_grad()
-def w_stats(generator: nn.Module, n: int = 10000, seed: int = 123, c: Tensor | None = None,
-            batch: int = 1000) -> tuple[Tensor, float]:
+def w_stats(
+    generator: nn.Module, n: int = 10000, seed: int = 123, c: Tensor | None = None, batch: int = 1000
+) -> tuple[Tensor, float]:
     """``w_avg`` ``[w_dim]`` and the scalar ``w_std = sqrt(mean_i |w_i - w_avg|^2)`` over ``n`` z drawn
     from ``RandomState(seed)``, as NVIDIA's projector."""
     device = next(generator.parameters()).device
-    z_all = torch.from_numpy(np.random.RandomState(seed).randn(n, generator.z_dim)).float()
+    z_all = latents_from_seed(seed, n, generator.z_dim)
     ws = []
     for i in range(0, n, batch):
-        z = z_all[i: i + batch].to(device)
+        z = z_all[i : i + batch].to(device)
         cc = None if c is None else c[:1].expand(z.shape[0], -1)
         ws.append(generator.mapping(z, cc)[:, 0].double())
     w = torch.cat(ws)
@@ -183,8 +184,9 @@ class Projector:
     ``colorspace``: the model's; synthesized images are decoded to RGB before VGG.
     """
 
-    def __init__(self, generator: nn.Module, colorspace, lpips: nn.Module, config: ProjectorConfig,
-                 c: Tensor | None = None) -> None:
+    def __init__(
+        self, generator: nn.Module, colorspace, lpips: nn.Module, config: ProjectorConfig, c: Tensor | None = None
+    ) -> None:
         self.G = copy.deepcopy(generator).float().eval().requires_grad_(False)
         self.device = next(self.G.parameters()).device
         self.colorspace, self.lpips, self.cfg = colorspace, lpips.to(self.device), config
@@ -200,10 +202,11 @@ class Projector:
     def _initial_noise(self, n: int, gen: torch.Generator) -> dict[str, Tensor]:
         layers = noise_layers(self.G)
         if self.cfg.noise == "const":
-            return {k: m.noise_const.detach().expand(n, *m.noise_const.shape[-2:]).clone()
-                    for k, m in layers.items()}
-        return {k: torch.randn(n, *m.noise_const.shape[-2:], generator=gen).to(self.device).requires_grad_(True)
-                for k, m in layers.items()}
+            return {k: m.noise_const.detach().expand(n, *m.noise_const.shape[-2:]).clone() for k, m in layers.items()}
+        return {
+            k: torch.randn(n, *m.noise_const.shape[-2:], generator=gen).to(self.device).requires_grad_(True)
+            for k, m in layers.items()
+        }
 
     def project(self, targets: Tensor, callback: Callable[[int, dict], None] | None = None) -> ProjectionResult:
         """``targets`` RGB ``[N, 3, H, W]`` in [0, 1] at the generator's resolution."""
@@ -244,7 +247,7 @@ class Projector:
             if noise_vars:
                 loss = loss + cfg.noise_reg * noise_regularization(noise_vars)
             if plus and (cfg.spread_weight or cfg.avg_weight):
-                var2 = self.w_std ** 2
+                var2 = self.w_std**2
                 spread = (w_opt - w_opt.mean(1, keepdim=True)).square().sum(2).mean(1) / var2
                 to_avg = (w_opt - self.w_avg).square().sum(2).mean(1) / var2
                 loss = loss + cfg.spread_weight * spread + cfg.avg_weight * to_avg
@@ -252,8 +255,12 @@ class Projector:
             loss.sum().backward()
             opt.step()
             renormalize_(noise_vars)
-            record = {"step": step + 1, "lr": lr, "lpips": float(dist.detach().mean()),
-                      "loss": float(loss.detach().mean())}
+            record = {
+                "step": step + 1,
+                "lr": lr,
+                "lpips": float(dist.detach().mean()),
+                "loss": float(loss.detach().mean()),
+            }
             history.append(record)
             if cfg.frame_every and (step % cfg.frame_every == 0 or step == cfg.steps - 1):
                 frames.append(rgb.detach().cpu())
@@ -266,9 +273,15 @@ class Projector:
             dist = self.lpips(vgg_input(images, cfg.max_size), target_feats)
             quality = psnr(images, targets)
         edit = editability(final_ws, self.w_avg, self.w_std)
-        metrics = [{"lpips": float(dist[i]), "psnr": float(quality[i]),
-                    **{k: float(v[i]) for k, v in edit.items()}} for i in range(n)]
-        info = {"mode": cfg.mode, "steps": int(cfg.steps), "w_std": self.w_std,
-                "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}}
+        metrics = [
+            {"lpips": float(dist[i]), "psnr": float(quality[i]), **{k: float(v[i]) for k, v in edit.items()}}
+            for i in range(n)
+        ]
+        info = {
+            "mode": cfg.mode,
+            "steps": int(cfg.steps),
+            "w_std": self.w_std,
+            "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+        }
         noise_out = {k: v.cpu() for k, v in final_noise.items()} if noise_layers(self.G) else {}
         return ProjectionResult(Latents(final_ws.cpu(), noise_out, info), images.cpu(), metrics, history, frames)

@@ -65,8 +65,10 @@ def load_target(path: Path, resolution: tuple[int, int], colorspace, key: str = 
         raise ValueError(f"{key}={str(path)!r} is not a readable image ({type(e).__name__}: {e})") from None
     channels = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}.get(mode)
     if channels != colorspace.channels or mode not in ("RGB", "L", "RGBA"):
-        notes.append(f"{path.name}: {mode} image ({channels or '?'} channels) converted for the "
-                     f"{colorspace.name} generator ({colorspace.channels} channel(s))")
+        notes.append(
+            f"{path.name}: {mode} image ({channels or '?'} channels) converted for the "
+            f"{colorspace.name} generator ({colorspace.channels} channel(s))"
+        )
     if size != (w, h):
         box = center_crop_box(*size, w / h)
         if (box[2] - box[0], box[3] - box[1]) != size:

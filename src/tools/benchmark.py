@@ -1,45 +1,56 @@
 """Time gamut's real training step, its data loader and its color conversions; report JSON.
 
-    python scripts/benchmark.py stylegan2 --resolution 32 --batch 16 --channel-base 16384 --steps 16
-    python scripts/benchmark.py stylegan2 ... --nvidia ~/src/stylegan3      # NVIDIA's, same run
-    python scripts/benchmark.py inference --resolution 256 --batch 16 --channel-base 16384 --nvidia ~/src/stylegan3
-    python scripts/benchmark.py segan --mode 2 --resolution 64 --batch 16 --channel-base 32768 --z-dim 64
-    python scripts/benchmark.py chromagan --resolution 224 --batch 10 --weights-dir ~/.cache/torch/hub/checkpoints
-    python scripts/benchmark.py loader --source zip --resolution 64 --workers 2 --batch 32 --steps 50
-    python scripts/benchmark.py colorspace --space all --resolution 256 --batch 16
+    python scripts/benchmark.py stylegan2 resolution=32 batch=16 channel_base=16384 steps=16
+    python scripts/benchmark.py stylegan2 ... nvidia=~/src/stylegan3      # NVIDIA's, same run
+    python scripts/benchmark.py inference resolution=256 batch=16 channel_base=16384 nvidia=~/src/stylegan3
+    python scripts/benchmark.py segan mode=2 resolution=64 batch=16 channel_base=32768 z_dim=64
+    python scripts/benchmark.py chromagan resolution=224 batch=10 weights_dir=~/.cache/torch/hub/checkpoints
+    python scripts/benchmark.py loader source=zip resolution=64 workers=2 batch=32 steps=50
+    python scripts/benchmark.py colorspace space=all resolution=256 batch=16
 
-A full iteration is Gmain + Dmain, plus path length every 4 and R1 every 16 iterations, so the
-timed window (``--steps``, rounded up to a multiple of 16) amortizes the regularization exactly as
-training does. The step runs inside a real Lightning Trainer, as ``make train`` runs it; data are
-random uint8 images already in memory, so the figure is the model's, not the loader's.
+The first argument names what to time; ``key=value`` items follow, as for every gamut tool
+(``resolution`` is ``R`` or ``[H,W]``). A full iteration is Gmain + Dmain, plus path length every 4
+and R1 every 16 iterations, so the timed window (``steps``, rounded up to a multiple of 16)
+amortizes the regularization exactly as training does. The step runs inside a real Lightning
+Trainer, as ``make train`` runs it; data are random uint8 images already in memory
+(:class:`src.profiling.harness.RandomImages`), so the figure is the model's, not the loader's.
 Prints: images/s, seconds per iteration, seconds per kimg, peak memory (CPU RSS or CUDA allocated),
 and per phase (Gmain, Greg, Dmain, Dreg) the mean seconds, the FLOPs (counted on iteration 0 with
 ``FlopCount``) and the fraction of the device's peak: on CPU the measured best of a square
 matmul, on known GPUs the data-sheet dense peak (the model FLOP utilization, MFU).
-``--compile``, ``--channels-last`` and ``--precision`` set ``model.perf`` and the trainer as training
-does. ``--nvidia PATH`` also times NVIDIA's StyleGAN2 from a checkout of NVlabs/stylegan3 at PATH
-(``training/networks_stylegan2.py`` and its ``StyleGAN2Loss``) at the same architecture, in the same
-process, and reports both and the speed-up (see ``scripts/nvidia_reference.py``).
+``compile=true``, ``channels_last=true`` and ``precision=`` set ``model.perf`` and the trainer as
+training does. ``nvidia=PATH`` also times NVIDIA's StyleGAN2 from a checkout of NVlabs/stylegan3 at
+PATH (``training/networks_stylegan2.py`` and its ``StyleGAN2Loss``) at the same architecture, in the
+same process, and reports both and the speed-up (:mod:`src.profiling.nvidia_reference`).
 
 ``inference``: seconds per batch of ``G(z)`` (mapping + synthesis, constant noise, no grad), with the
-same flags; ``--nvidia PATH`` times NVIDIA's generator in eval mode alongside.
-``segan`` times the same iteration for SEGAN ``--mode`` 0-3; ``chromagan`` one ChromaGAN iteration
-(G step, critic step with the gradient penalty, and the VGG-16 teacher when ``--weights-dir`` holds it).
+same keys; ``nvidia=PATH`` times NVIDIA's generator in eval mode alongside; ``modconv=grouped`` runs
+the modulated convolution as one grouped conv with per-sample weights instead of activation scaling
+around one shared conv (``scaled``).
+``segan`` times the same iteration for SEGAN ``mode`` 0-3; ``chromagan`` one ChromaGAN iteration
+(G step, critic step with the gradient penalty, and the VGG-16 teacher when ``weights_dir`` holds
+``vgg16-397923af.pth``) at ``width`` (conv channel multiplier, 1.0 = the paper).
 
 ``loader``: images/s through the real train loader of :class:`ImageDataModule` over an
-:class:`ImageFolderDataset` (PNG decoding, crop/resize, collation, the transfer to ``--device`` and
-``on_after_batch_transfer``'s color encoding). Without ``--root`` it first writes ``--images`` random
-PNGs at the target resolution into a temporary folder, or a dataset_tool zip of them. The first
-``--warmup`` batches (worker start-up) are not timed.
+:class:`ImageFolderDataset` (PNG decoding, crop/resize, collation, the transfer to ``device`` and
+``on_after_batch_transfer``'s color encoding into ``space``). Without ``root`` it first writes
+``images`` random PNGs at the target resolution into a temporary folder, or a dataset_tool zip of
+them (``source=zip``); ``workers`` DataLoader workers. The first ``warmup`` batches (worker start-up)
+are not timed.
 
-``colorspace``: milliseconds per batch for ``encode`` and ``decode`` of each color space on
-``--device`` (median of ``--repeats``), and, when scikit-image is installed (``pip install
+``colorspace``: milliseconds per batch for ``encode`` and ``decode`` of each color space (``space=all``
+or one name) on ``device`` (median of ``repeats``), and, when scikit-image is installed (``pip install
 scikit-image``, or the ``bench`` extra), the same round trip with skimage on the CPU for comparison.
+
+Keys every subcommand takes: ``device`` (cpu | cuda | gpu | auto), ``resolution``, ``batch``,
+``warmup``, ``system_malloc`` (true: leave glibc's malloc as is; default: keep freed CPU memory, as
+training does); the model subcommands also ``precision`` (32-true | bf16-mixed | 16-mixed),
+``compile``, ``channels_last``, ``steps``; the StyleGAN2-type ones ``channel_base``, ``channel_max``,
+``map_depth``, ``z_dim``; ``loader`` and ``colorspace`` also ``threads`` (torch CPU threads).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import platform
@@ -47,89 +58,49 @@ import statistics
 import sys
 import tempfile
 import time
+import types
 import zipfile
 from pathlib import Path
 
 import numpy as np
-
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback
+from omegaconf import OmegaConf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from src.callbacks.limits import StopAtIteration
+from src.colorspaces import COLORSPACE_NAMES, get_colorspace
+from src.datamodules.image_datamodule import ImageDataModule
+from src.datamodules.readers import ImageFolderDataset, archive_name
+from src.modules.chromagan.module import ChromaGAN
+from src.modules.segan.module import SEGAN
+from src.modules.stylegan2.generator import Generator
+from src.modules.stylegan2.module import StyleGAN2
+from src.profiling.harness import IterationTimer, RandomImages
+from src.profiling.measure import FlopCount, PhaseRecorder, memory_report, peak_gflops, phase_report, synchronize
+from src.utils.cli import console_entry, parse_subcommand
+from src.utils.malloc import keep_freed_cpu_memory
+from src.utils.resolution import parse_resolution
 
-from src.callbacks.limits import StopAtIteration  # noqa: E402
-from src.datamodules.colorspaces import COLORSPACE_NAMES, get_colorspace  # noqa: E402
-from src.datamodules.image_datamodule import ImageDataModule  # noqa: E402
-from src.datamodules.readers import ImageFolderDataset  # noqa: E402
-from src.modules.chromagan.module import ChromaGAN  # noqa: E402
-from src.modules.segan.module import SEGAN  # noqa: E402
-from src.modules.stylegan2.module import StyleGAN2  # noqa: E402
-from src.modules.stylegan2.generator import Generator  # noqa: E402
-from src.utils.malloc import keep_freed_cpu_memory  # noqa: E402
-from src.utils.profiling import (  # noqa: E402
-    FlopCount,
-    PhaseRecorder,
-    memory_report,
-    peak_gflops,
-    phase_report,
-    synchronize,
-)
-from src.utils.resolution import parse_resolution  # noqa: E402
-
-
-class RandomImages(torch.utils.data.Dataset):
-    """Fixed random uint8 images (no decoding or drawing cost)."""
-
-    def __init__(self, n: int, channels: int, resolution: tuple[int, int], seed: int = 0) -> None:
-        g = torch.Generator().manual_seed(seed)
-        self.images = torch.randint(0, 256, (n, channels, *resolution), dtype=torch.uint8, generator=g)
-        self.resolution = resolution
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> dict:
-        return {"image": self.images[i], "label": torch.tensor(0)}
-
-
-class IterationTimer(Callback):
-    """Wall time from the start of iteration ``warmup`` to the end of the last one.
-
-    With a :class:`PhaseRecorder` attached to the module, iteration 0 counts each phase's FLOPs
-    (untimed) and the timed iterations also time each phase.
-    """
-
-    def __init__(self, warmup: int) -> None:
-        if warmup < 1:
-            raise ValueError("--warmup must be at least 1 (iteration 0 counts FLOPs)")
-        self.warmup, self.t0, self.t1, self.timed = warmup, None, None, 0
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        rec = pl_module.phase_recorder
-        if rec is not None:
-            rec.counting = pl_module.iteration == 0
-            rec.timing = pl_module.iteration >= self.warmup
-        if pl_module.iteration == self.warmup:
-            synchronize(pl_module.device)
-            if pl_module.device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(pl_module.device)
-            self.t0 = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.t0 is not None:
-            self.timed += 1
-            synchronize(pl_module.device)
-            self.t1 = time.perf_counter()
+PROG = "benchmark.py"
 
 
 def _time_fit(model, dm, args, iterations: int) -> tuple[IterationTimer, pl.Trainer]:
     """Fit ``model`` for ``warmup + iterations`` iterations in a real Trainer; time the last ``iterations``."""
     timer = IterationTimer(args.warmup)
-    trainer = pl.Trainer(accelerator=args.device, devices=1, precision=args.precision, max_steps=-1,
-                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, use_distributed_sampler=False, limit_val_batches=0,
-                         num_sanity_val_steps=0, callbacks=[timer, StopAtIteration(args.warmup + iterations)])
+    trainer = pl.Trainer(
+        accelerator=args.device,
+        devices=1,
+        precision=args.precision,
+        max_steps=-1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=[timer, StopAtIteration(args.warmup + iterations)],
+    )
     trainer.fit(model, datamodule=dm)
     return timer, trainer
 
@@ -137,11 +108,18 @@ def _time_fit(model, dm, args, iterations: int) -> tuple[IterationTimer, pl.Trai
 def _report(name: str, model, timer: IterationTimer, args, res, **extra) -> dict:
     it = (timer.t1 - timer.t0) / timer.timed
     out = {
-        "model": name, "device": str(model.device), "precision": args.precision, "resolution": list(res),
-        "batch": args.batch, "compile": args.compile, "channels_last": args.channels_last,
-        "malloc_cache": not args.system_malloc, **extra,
+        "model": name,
+        "device": str(model.device),
+        "precision": args.precision,
+        "resolution": list(res),
+        "batch": args.batch,
+        "compile": args.compile,
+        "channels_last": args.channels_last,
+        "malloc_cache": not args.system_malloc,
+        **extra,
         "timed_iterations": timer.timed,
-        "sec_per_iteration": round(it, 4), "images_per_sec": round(args.batch / it, 3),
+        "sec_per_iteration": round(it, 4),
+        "images_per_sec": round(args.batch / it, 3),
         "sec_per_kimg": round(1000 / args.batch * it, 1),
         "params_G": sum(p.numel() for p in model.G.parameters()),
         "params_D": sum(p.numel() for p in model.D.parameters()),
@@ -158,13 +136,21 @@ def _report(name: str, model, timer: IterationTimer, args, res, **extra) -> dict
 
 
 def bench_stylegan2(args) -> dict:
-    """StyleGAN2 (``what=stylegan2``) or SEGAN in ``--mode`` 0-3 (``what=segan``): one full iteration."""
-    res = parse_resolution(args.resolution if len(args.resolution) == 2 else args.resolution[0], "--resolution")
+    """StyleGAN2 (``what=stylegan2``) or SEGAN in ``mode`` 0-3 (``what=segan``): one full iteration."""
+    res = parse_resolution(args.resolution if len(args.resolution) == 2 else args.resolution[0], "resolution")
     steps = max(16, math.ceil(args.steps / 16) * 16)
-    kwargs = dict(img_channels=3, resolution=list(res), z_dim=args.z_dim, w_dim=args.z_dim,
-                  map_depth=args.map_depth, channel_base=args.channel_base, channel_max=args.channel_max,
-                  mbstd_group=min(4, args.batch), check_finite_every=0,
-                  perf=dict(compile=args.compile, channels_last=args.channels_last))
+    kwargs = dict(
+        img_channels=3,
+        resolution=list(res),
+        z_dim=args.z_dim,
+        w_dim=args.z_dim,
+        map_depth=args.map_depth,
+        channel_base=args.channel_base,
+        channel_max=args.channel_max,
+        mbstd_group=min(4, args.batch),
+        check_finite_every=0,
+        perf=dict(compile=args.compile, channels_last=args.channels_last),
+    )
     extra = dict(channel_base=args.channel_base, channel_max=args.channel_max, map_depth=args.map_depth)
     if args.what == "segan":
         model = SEGAN(mode=args.mode, **kwargs)
@@ -178,7 +164,7 @@ def bench_stylegan2(args) -> dict:
     ours = _report(args.what, model, timer, args, res, **extra)
     if not args.nvidia:
         return ours
-    from scripts import nvidia_reference
+    from src.profiling import nvidia_reference
 
     flops = dict(model.phase_recorder.flops)
     del model, dm
@@ -188,9 +174,12 @@ def bench_stylegan2(args) -> dict:
 
 def _side_by_side(ours: dict, theirs: dict, key: str) -> dict:
     """Both reports and how many times faster gamut is (``theirs[key] / ours[key]``)."""
-    return {"gamut": ours, "nvidia": theirs, "speedup": round(theirs[key] / ours[key], 3),
-            "same_parameter_counts": all(ours.get(k) == theirs.get(k) for k in ("params_G", "params_D")
-                                         if k in theirs)}
+    return {
+        "gamut": ours,
+        "nvidia": theirs,
+        "speedup": round(theirs[key] / ours[key], 3),
+        "same_parameter_counts": all(ours.get(k) == theirs.get(k) for k in ("params_G", "params_D") if k in theirs),
+    }
 
 
 def _device(args) -> torch.device:
@@ -199,16 +188,28 @@ def _device(args) -> torch.device:
 
 def bench_inference(args) -> dict:
     """Seconds per batch of ``G(z)`` (mapping and synthesis, constant noise, psi 1, no grad)."""
-    res = parse_resolution(args.resolution if len(args.resolution) == 2 else args.resolution[0], "--resolution")
+    res = parse_resolution(args.resolution if len(args.resolution) == 2 else args.resolution[0], "resolution")
     device = _device(args)
-    G = Generator(z_dim=args.z_dim, w_dim=args.z_dim, resolution=res, img_channels=3, map_depth=args.map_depth,
-                  channel_base=args.channel_base, channel_max=args.channel_max).eval().requires_grad_(False).to(device)
+    G = (
+        Generator(
+            z_dim=args.z_dim,
+            w_dim=args.z_dim,
+            resolution=res,
+            img_channels=3,
+            map_depth=args.map_depth,
+            channel_base=args.channel_base,
+            channel_max=args.channel_max,
+        )
+        .eval()
+        .requires_grad_(False)
+        .to(device)
+    )
     fused = args.modconv == "grouped"
     ours = time_generator(G, args, res, "gamut", lambda z: G(z, noise_mode="const", fused=fused))
     ours["modconv"] = args.modconv
     if not args.nvidia:
         return ours
-    from scripts import nvidia_reference
+    from src.profiling import nvidia_reference
 
     flops = ours["flops_per_batch"]
     theirs = nvidia_reference.time_inference(args.nvidia, args, device, res, time_generator, flops)
@@ -216,10 +217,10 @@ def bench_inference(args) -> dict:
 
 
 def time_generator(G: torch.nn.Module, args, res, name: str, call, model_flops: int | None = None) -> dict:
-    """Time ``call(z)`` (``G`` with constant noise) over ``--steps`` batches after ``--warmup``.
+    """Time ``call(z)`` (``G`` with constant noise) over ``steps`` batches after ``warmup``.
 
-    ``--channels-last`` converts G's weights, ``--compile`` wraps the call in ``torch.compile``,
-    ``--precision`` ``bf16-mixed``/``16-mixed`` runs it under autocast. FLOPs are ``model_flops`` (per
+    ``channels_last`` converts G's weights, ``compile`` wraps the call in ``torch.compile``,
+    ``precision`` ``bf16-mixed``/``16-mixed`` runs it under autocast. FLOPs are ``model_flops`` (per
     batch) when given, else counted on one extra eager call.
     """
     device = _device(args)
@@ -253,15 +254,30 @@ def time_generator(G: torch.nn.Module, args, res, name: str, call, model_flops: 
     sec = statistics.median(times)
     peak, source = peak_gflops(device, args.precision)
     gflop = model_flops / 1e9
-    out = {"model": name, "what": "inference", "device": str(device), "precision": args.precision,
-           "resolution": list(res), "batch": args.batch, "compile": args.compile,
-           "channels_last": args.channels_last, "channel_base": args.channel_base, "channel_max": args.channel_max,
-           "map_depth": args.map_depth, "timed_batches": args.steps, "sec_per_batch": round(sec, 4),
-           "sec_per_batch_min": round(min(times), 4), "images_per_sec": round(args.batch / sec, 2),
-           "flops_per_batch": round(gflop * 1e9), "gflop_per_image": round(gflop / args.batch, 4),
-           "gflops": round(gflop / sec, 1),
-           "peak_fraction": round(gflop / sec / peak, 3), "peak_gflops": round(peak, 1), "peak_source": source,
-           "params_G": sum(p.numel() for p in G.parameters())}
+    out = {
+        "model": name,
+        "what": "inference",
+        "device": str(device),
+        "precision": args.precision,
+        "resolution": list(res),
+        "batch": args.batch,
+        "compile": args.compile,
+        "channels_last": args.channels_last,
+        "channel_base": args.channel_base,
+        "channel_max": args.channel_max,
+        "map_depth": args.map_depth,
+        "timed_batches": args.steps,
+        "sec_per_batch": round(sec, 4),
+        "sec_per_batch_min": round(min(times), 4),
+        "images_per_sec": round(args.batch / sec, 2),
+        "flops_per_batch": round(gflop * 1e9),
+        "gflop_per_image": round(gflop / args.batch, 4),
+        "gflops": round(gflop / sec, 1),
+        "peak_fraction": round(gflop / sec / peak, 3),
+        "peak_gflops": round(peak, 1),
+        "peak_source": source,
+        "params_G": sum(p.numel() for p in G.parameters()),
+    }
     out.update(memory_report(device))
     out["torch"] = torch.__version__
     out["malloc_cache"] = not args.system_malloc
@@ -269,16 +285,24 @@ def time_generator(G: torch.nn.Module, args, res, name: str, call, model_flops: 
 
 
 def bench_chromagan(args) -> dict:
-    """One ChromaGAN iteration (official order): teacher (with ``--weights-dir``), G step, critic step
-    with the gradient penalty, at ``--resolution`` (default 224) and ``--width`` (1.0 = the paper)."""
+    """One ChromaGAN iteration (official order): teacher (with ``weights_dir``), G step, critic step
+    with the gradient penalty, at ``resolution`` (default 224) and ``width`` (1.0 = the paper)."""
     res = tuple(args.resolution) if len(args.resolution) == 2 else (args.resolution[0],) * 2
     teacher = args.weights_dir is not None
-    model = ChromaGAN(resolution=list(res), width=args.width, trunk_pretrained=False, weights_dir=args.weights_dir,
-                      critic={"width": args.width}, loss=None if teacher else {"lambda_kl": 0.0},
-                      check_finite_every=0, perf=dict(compile=args.compile, channels_last=args.channels_last))
+    model = ChromaGAN(
+        resolution=list(res),
+        width=args.width,
+        trunk_pretrained=False,
+        weights_dir=args.weights_dir,
+        critic={"width": args.width},
+        loss=None if teacher else {"lambda_kl": 0.0},
+        check_finite_every=0,
+        perf=dict(compile=args.compile, channels_last=args.channels_last),
+    )
     model.phase_recorder = PhaseRecorder(_device(args))
-    dm = ImageDataModule(RandomImages(max(args.batch * 4, 40), 3, res), colorspace="lab", batch_size=args.batch,
-                         resolution=list(res))
+    dm = ImageDataModule(
+        RandomImages(max(args.batch * 4, 40), 3, res), colorspace="lab", batch_size=args.batch, resolution=list(res)
+    )
     timer, _ = _time_fit(model, dm, args, args.steps)
     return _report("chromagan", model, timer, args, res, width=args.width, teacher=teacher)
 
@@ -291,8 +315,6 @@ def bench_chromagan(args) -> dict:
 def write_random_images(root: Path, source: str, n: int, resolution: tuple[int, int], seed: int = 0) -> Path:
     """``n`` random RGB PNGs of ``resolution`` as a folder, or as a dataset_tool zip; returns the path."""
     from PIL import Image
-
-    from scripts.prepare_dataset import archive_name  # the dataset_tool naming
 
     rng = np.random.default_rng(seed)
     h, w = resolution
@@ -319,13 +341,19 @@ def write_random_images(root: Path, source: str, n: int, resolution: tuple[int, 
 
 
 def bench_loader(args) -> dict:
-    res = parse_resolution(args.resolution if len(args.resolution) == 2 else args.resolution[0], "--resolution")
+    res = parse_resolution(args.resolution if len(args.resolution) == 2 else args.resolution[0], "resolution")
     device = _device(args)
     with tempfile.TemporaryDirectory(prefix="gamut-bench-") as tmp:
         root = Path(args.root) if args.root else write_random_images(Path(tmp), args.source, args.images, res)
         dataset = ImageFolderDataset(root, resolution=list(res), channels=get_colorspace(args.space).input_channels)
-        dm = ImageDataModule(dataset, colorspace=args.space, resolution=list(res), batch_size=args.batch,
-                             num_workers=args.workers, seed=0)
+        dm = ImageDataModule(
+            dataset,
+            colorspace=args.space,
+            resolution=list(res),
+            batch_size=args.batch,
+            num_workers=args.workers,
+            seed=0,
+        )
         dm.setup("fit")
         it = iter(dm.train_dataloader())
         pin = device.type == "cuda"
@@ -343,14 +371,22 @@ def bench_loader(args) -> dict:
             step()
         synchronize(device)
         secs = time.perf_counter() - t0
-        del it
+        it = None  # the loader's workers stop before the temporary folder goes
         out = {
-            "what": "loader", "source": "zip" if str(root).endswith(".zip") else "folder",
+            "what": "loader",
+            "source": "zip" if str(root).endswith(".zip") else "folder",
             "root": str(args.root) if args.root else f"{len(dataset)} random PNGs (temporary)",
-            "resolution": list(res), "batch": args.batch, "workers": args.workers, "colorspace": args.space,
-            "device": str(device), "timed_batches": args.steps, "sec_per_batch": round(secs / args.steps, 5),
+            "resolution": list(res),
+            "batch": args.batch,
+            "workers": args.workers,
+            "colorspace": args.space,
+            "device": str(device),
+            "timed_batches": args.steps,
+            "sec_per_batch": round(secs / args.steps, 5),
             "images_per_sec": round(args.steps * args.batch / secs, 1),
-            "cpu_threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(),
+            "cpu_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "machine": platform.machine(),
         }
     return out
 
@@ -388,14 +424,14 @@ def _median_ms(fn, repeats: int, device: torch.device | None = None) -> float:
 
 
 def bench_colorspace(args) -> dict:
-    res = parse_resolution(args.resolution if len(args.resolution) == 2 else args.resolution[0], "--resolution")
+    res = parse_resolution(args.resolution if len(args.resolution) == 2 else args.resolution[0], "resolution")
     device = _device(args)
     spaces = list(COLORSPACE_NAMES) if args.space == "all" else [args.space]
     sk = _skimage_pairs()
     g = torch.Generator().manual_seed(0)
     rows = []
     for name in spaces:
-        cs = get_colorspace(name, "--space")
+        cs = get_colorspace(name, "space")
         x = torch.rand(args.batch, cs.input_channels, *res, generator=g).to(device)
         with torch.no_grad():
             y = cs.encode(x)
@@ -423,9 +459,16 @@ def bench_colorspace(args) -> dict:
             row["skimage_encode_ms"] = _median_ms(lambda: [fwd(a) for a in imgs], max(1, args.repeats // 2))
         rows.append(row)
     return {
-        "what": "colorspace", "device": str(device), "resolution": list(res), "batch": args.batch,
-        "repeats": args.repeats, "results": rows, "skimage": sk is not None,
-        "cpu_threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(),
+        "what": "colorspace",
+        "device": str(device),
+        "resolution": list(res),
+        "batch": args.batch,
+        "repeats": args.repeats,
+        "results": rows,
+        "skimage": sk is not None,
+        "cpu_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "machine": platform.machine(),
     }
 
 
@@ -433,7 +476,7 @@ def bench_colorspace(args) -> dict:
 # command line
 # --------------------------------------------------------------------------------------------
 
-_DEFAULTS = {  # per subcommand: resolution, batch, steps, warmup
+_SIZES = {  # per subcommand: resolution, batch, steps, warmup
     "stylegan2": ([32], 16, 16, 2),
     "segan": ([32], 16, 16, 2),
     "inference": ([256], 16, 5, 1),
@@ -442,58 +485,93 @@ _DEFAULTS = {  # per subcommand: resolution, batch, steps, warmup
     "colorspace": ([256], 16, None, 2),
 }
 
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of this tool (also parsed by the documentation test)."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=list(_DEFAULTS), help="what to time")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "gpu", "auto"])
-    p.add_argument("--precision", default="32-true", help="32-true | bf16-mixed | 16-mixed")
-    p.add_argument("--compile", action="store_true", help="torch.compile the networks (model.perf.compile)")
-    p.add_argument("--channels-last", action="store_true", help="NHWC weights and batches (model.perf.channels_last)")
-    p.add_argument("--modconv", default="scaled", choices=["scaled", "grouped"],
-                   help="inference: modulated convolution as activation scaling around one shared conv, or one "
-                        "grouped conv with per-sample weights")
-    p.add_argument("--system-malloc", action="store_true",
-                   help="leave glibc's malloc as is (default: keep freed CPU memory, as training does)")
-    p.add_argument("--nvidia", default=None, metavar="PATH",
-                   help="stylegan2, inference: also time NVIDIA's StyleGAN2 from a NVlabs/stylegan3 checkout at PATH")
-    p.add_argument("--resolution", type=int, nargs="+", default=None,
-                   help="R or H W (default: 32 stylegan2, 64 loader, 256 colorspace)")
-    p.add_argument("--batch", type=int, default=None, help="default: 16 (loader: 32)")
-    p.add_argument("--channel-base", type=int, default=16384)
-    p.add_argument("--channel-max", type=int, default=512)
-    p.add_argument("--map-depth", type=int, default=8)
-    p.add_argument("--z-dim", type=int, default=512)
-    p.add_argument("--steps", type=int, default=None,
-                   help="timed iterations (stylegan2: 16, rounded up to a multiple of 16; loader: 50 batches)")
-    p.add_argument("--warmup", type=int, default=None, help="untimed iterations/batches first (default 2; loader 4)")
-    p.add_argument("--source", default="folder", choices=["folder", "zip"], help="loader: temporary data format")
-    p.add_argument("--root", default=None, help="loader: a folder or zip to read instead of temporary images")
-    p.add_argument("--images", type=int, default=512, help="loader: temporary images to write")
-    p.add_argument("--workers", type=int, default=0, help="loader: DataLoader workers")
-    p.add_argument("--space", default=None, help="colorspace: all or one of " + ", ".join(COLORSPACE_NAMES)
-                   + "; loader: the color space to encode into (default rgb)")
-    p.add_argument("--mode", type=int, default=2, choices=[0, 1, 2, 3], help="segan: SEGAN mode")
-    p.add_argument("--width", type=float, default=1.0, help="chromagan: conv channel multiplier (1.0 = the paper)")
-    p.add_argument("--weights-dir", default=None,
-                   help="chromagan: folder with vgg16-397923af.pth to include the teacher (default: no teacher)")
-    p.add_argument("--repeats", type=int, default=10, help="colorspace: timed repetitions (median)")
-    p.add_argument("--threads", type=int, default=None, help="loader, colorspace: torch CPU threads (default: torch's)")
-    return p
+_BASE = dict(device="cpu", resolution=None, batch=None, warmup=None, system_malloc=False)
+_TRAINING = dict(precision="32-true", compile=False, channels_last=False, steps=None)
+_STYLEGAN = dict(channel_base=16384, channel_max=512, map_depth=8, z_dim=512)
+# The keys each subcommand takes, with their defaults (None: the subcommand's own, from _SIZES).
+COMMANDS: dict[str, dict] = {
+    "stylegan2": _BASE | _TRAINING | _STYLEGAN | dict(nvidia=None),
+    "segan": _BASE | _TRAINING | _STYLEGAN | dict(mode=2),
+    "inference": _BASE | _TRAINING | _STYLEGAN | dict(nvidia=None, modconv="scaled"),
+    "chromagan": _BASE | _TRAINING | dict(width=1.0, weights_dir=None),
+    "loader": _BASE | dict(steps=None, source="folder", root=None, images=512, workers=0, space="rgb", threads=None),
+    "colorspace": _BASE | dict(space="all", repeats=10, threads=None),
+}
+_ALL = {k: v for keys in COMMANDS.values() for k, v in keys.items()}
+_CHOICES = {
+    "device": ("cpu", "cuda", "gpu", "auto"),
+    "modconv": ("scaled", "grouped"),
+    "mode": (0, 1, 2, 3),
+    "source": ("folder", "zip"),
+}
+_INTS = (
+    "batch",
+    "steps",
+    "warmup",
+    "channel_base",
+    "channel_max",
+    "map_depth",
+    "z_dim",
+    "images",
+    "workers",
+    "repeats",
+    "threads",
+)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    args = build_parser().parse_args(argv)
-    res, batch, steps, warmup = _DEFAULTS[args.what]
-    args.resolution = args.resolution or res
+def _check(what: str, cfg: dict) -> None:
+    """One line naming the key for a value of the wrong kind (SystemExit)."""
+
+    def bad(key: str, expected: str) -> SystemExit:
+        return SystemExit(f"{PROG} {what}: {key}={cfg[key]!r}: expected {expected}")
+
+    for key, value in cfg.items():
+        if value is None and _ALL[key] is None:
+            continue
+        if key in _CHOICES and value not in _CHOICES[key]:
+            raise bad(key, "one of " + ", ".join(map(str, _CHOICES[key])))
+        if key in _INTS and (isinstance(value, bool) or not isinstance(value, int)):
+            raise bad(key, "an integer")
+        if isinstance(_ALL[key], bool) and not isinstance(value, bool):
+            raise bad(key, "true or false")
+        if key == "width" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise bad(key, "a number")
+    res = cfg["resolution"]
+    if res is not None and not (
+        isinstance(res, int)
+        and not isinstance(res, bool)
+        or isinstance(res, list)
+        and len(res) in (1, 2)
+        and all(type(s) is int for s in res)
+    ):
+        raise bad("resolution", "R or [H,W] (integers)")
+
+
+def parse_args(argv: list[str]) -> types.SimpleNamespace:
+    """``what key=value ...`` -> a namespace with every key of every subcommand (``what`` too), the
+    subcommand's defaults filled in. Exits with one line on an unknown subcommand, key or bad value."""
+    what, cfg = parse_subcommand(argv, COMMANDS, PROG, kind="benchmark")
+    given = OmegaConf.to_container(cfg)
+    _check(what, given)
+    args = types.SimpleNamespace(**(_ALL | given), what=what)
+    res, batch, steps, warmup = _SIZES[what]
+    args.resolution = (
+        res
+        if args.resolution is None
+        else ([args.resolution] if isinstance(args.resolution, int) else list(args.resolution))
+    )
     args.batch = args.batch or batch
     args.steps = args.steps or steps
     args.warmup = warmup if args.warmup is None else args.warmup
-    if args.space is None:
-        args.space = "all" if args.what == "colorspace" else "rgb"
-    if args.space != "all" or args.what != "colorspace":
-        get_colorspace(args.space, "--space")
+    args.precision = str(args.precision)
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark ``argv`` names (``sys.argv[1:]`` when None), print its JSON report, return it."""
+    args = parse_args(sys.argv[1:] if argv is None else list(argv))
+    if args.what == "loader" or (args.what == "colorspace" and args.space != "all"):
+        get_colorspace(args.space, "space")
     if args.device == "auto":
         args.device = "gpu" if torch.cuda.is_available() else "cpu"
     if args.device == "cuda":
@@ -503,8 +581,6 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.system_malloc:
         keep_freed_cpu_memory()
     torch.manual_seed(0)
-    if args.nvidia and args.what not in ("stylegan2", "inference"):
-        p.error("--nvidia applies to the stylegan2 and inference subcommands")
     if args.what in ("stylegan2", "segan"):
         result = bench_stylegan2(args)
     elif args.what == "inference":
@@ -518,6 +594,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(json.dumps(result))
     return result
 
+
+cli = console_entry(main)
 
 if __name__ == "__main__":
     main()

@@ -22,12 +22,10 @@ import numpy as np
 import PIL.Image
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from src.datamodules.readers import is_image_name  # noqa: E402
-from src.utils.checkpoints import load_module  # noqa: E402
-from src.utils.cli import exit_on_bad_input, parse_key_values  # noqa: E402
-from src.utils.io import atomic_write  # noqa: E402
+from src.checkpoints.load import load_module
+from src.datamodules.readers import is_image_name
+from src.utils.cli import console_entry, exit_on_bad_input, parse_key_values
+from src.utils.io import atomic_write
 
 DEFAULTS = dict(ckpt=None, input=None, out="colorized", device="cpu", overwrite=False)
 
@@ -83,8 +81,15 @@ def colorize_files(model, images: list[Path], root: Path, out: Path, device: str
     return written
 
 
-def main(argv: list[str]) -> list[Path]:
-    cfg = parse_key_values(argv, DEFAULTS, "colorize.py", required={"ckpt": "PATH", "input": "FILE_OR_DIR"})
+def main(argv: list[str] | None = None) -> list[Path]:
+    """Colorize what ``argv`` names (``key=value`` items; ``sys.argv[1:]`` when None); returns the files
+    written."""
+    cfg = parse_key_values(
+        sys.argv[1:] if argv is None else argv,
+        DEFAULTS,
+        "colorize.py",
+        required={"ckpt": "PATH", "input": "FILE_OR_DIR"},
+    )
     source = Path(str(cfg.input))
     if not source.exists():
         raise SystemExit(f"colorize.py: input={str(source)!r}: no such file or folder")
@@ -92,9 +97,11 @@ def main(argv: list[str]) -> list[Path]:
         raise SystemExit(f"colorize.py: device={cfg.device!r}: CUDA is not available here; use device=cpu")
     with exit_on_bad_input("colorize.py"):
         model = load_module(cfg.ckpt, cfg.device)
-    if not callable(getattr(model, "colorize", None)):
-        raise SystemExit(f"colorize.py: ckpt={cfg.ckpt!r} holds a {type(model).__name__}, not a colorization "
-                         "model (train one with experiment=chromagan_*)")
+    if not model.colorizes:
+        raise SystemExit(
+            f"colorize.py: ckpt={cfg.ckpt!r} holds a {type(model).__name__}, not a colorization "
+            "model (train one with experiment=chromagan_*)"
+        )
     images, others = find_images(source)
     for path in others:
         warnings.warn(f"{path}: skipped, not an image file", stacklevel=1)
@@ -106,5 +113,7 @@ def main(argv: list[str]) -> list[Path]:
     return written
 
 
+cli = console_entry(main)
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

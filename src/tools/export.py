@@ -5,7 +5,7 @@
 
 Keys: ``ckpt`` (a gamut .ckpt, or a .safetensors export for ``format=torchscript``; required),
 ``out`` (required), ``format`` (safetensors|torchscript). The safetensors file loads with
-``src.utils.export.load_generator`` (or ``load_inference``) and reproduces the checkpoint's
+``src.checkpoints.export.load_generator`` (or ``src.checkpoints.load.load_inference``) and reproduces the checkpoint's
 images exactly on CPU. The TorchScript file needs only torch: ``g = torch.jit.load(path);
 img = g(z, torch.tensor(0.7))`` (noise mode 'const'; images in the model's color space, ~[-1, 1]).
 """
@@ -15,9 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from src.utils.cli import exit_on_bad_input, parse_key_values  # noqa: E402
+from src.utils.cli import console_entry, exit_on_bad_input, parse_key_values
 
 PROG = "export.py"
 DEFAULTS = dict(ckpt=None, out=None, format="safetensors")
@@ -25,8 +23,8 @@ FORMATS = ("safetensors", "torchscript")
 
 
 def export(cfg) -> Path:
-    from src.utils.checkpoints import load_module
-    from src.utils.export import export_generator, export_torchscript, load_inference
+    from src.checkpoints.export import export_generator, export_torchscript
+    from src.checkpoints.load import load_inference, load_module
 
     if cfg.format not in FORMATS:
         raise ValueError(f"format={cfg.format!r}: choose one of {', '.join(FORMATS)}")
@@ -38,12 +36,15 @@ def export(cfg) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = parse_key_values(sys.argv[1:] if argv is None else argv, DEFAULTS, PROG,
-                           required={"ckpt": "PATH", "out": "FILE"})
+    cfg = parse_key_values(
+        sys.argv[1:] if argv is None else argv, DEFAULTS, PROG, required={"ckpt": "PATH", "out": "FILE"}
+    )
     with exit_on_bad_input(PROG):
         path = export(cfg)
     print(f"wrote {path}")
 
+
+cli = console_entry(main)
 
 if __name__ == "__main__":
     main()

@@ -17,11 +17,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from src.utils.cli import parse_key_values  # noqa: E402
-from src.pretrained import UnsafePickleError, UnsupportedNetworkError, import_checkpoint  # noqa: E402
+from src.checkpoints.importing import import_checkpoint
+from src.pretrained import UnsafePickleError, UnsupportedNetworkError
+from src.utils.cli import console_entry, parse_key_values
 
 DEFAULTS = dict(src=None, out=None, discriminator="import", export=True, overwrite=False)
 
@@ -43,13 +41,17 @@ def main(argv: list[str] | None = None) -> None:
         kind = "unsupported network" if isinstance(e, UnsupportedNetworkError) else "error"
         raise SystemExit(f"import_checkpoint.py: {kind}: {e}") from None
     hp = imported.hparams
-    print(f"imported {imported.format} {cfg.src}: {hp['resolution']}x{hp['resolution']}, "
-          f"{hp['img_channels']} channel(s), z {hp['z_dim']}, mapping {hp['map_depth']} layers, "
-          f"channel_base {hp['channel_base']}, classes {hp['num_classes']}")
+    print(
+        f"imported {imported.format} {cfg.src}: {hp['resolution']}x{hp['resolution']}, "
+        f"{hp['img_channels']} channel(s), z {hp['z_dim']}, mapping {hp['map_depth']} layers, "
+        f"channel_base {hp['channel_base']}, classes {hp['num_classes']}"
+    )
     for note in imported.notes:
         print(f"note: {note}")
     print(f"wrote {out}" + (f" and {out.with_suffix('.safetensors')}" if cfg.export else ""))
 
+
+cli = console_entry(main)
 
 if __name__ == "__main__":
     main()

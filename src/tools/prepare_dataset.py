@@ -27,7 +27,7 @@ after this many images), ``compress_level`` (PNG zlib level 0-9; 0 as dataset_to
 dataset_tool's format, when there is one; true: those, else one class per top-level subfolder of
 the source folder, class index = position in the sorted subfolder names (``manifest.json`` lists
 them as ``class_names``), and an image directly in the folder is an error; false: write
-``"labels": null``). The same parser reads labels here and in ``src/datamodules/readers.py``. The
+``"labels": null``). The same parser reads labels here and in ``src/datamodules/readers/``. The
 zip is written to a temporary file next to ``out`` and renamed when complete, so ``out`` is never
 left half-written. Bad files (corrupt, empty, too small) are skipped and listed.
 """
@@ -48,41 +48,43 @@ import numpy as np
 from omegaconf import OmegaConf
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from src.datamodules.readers import (  # noqa: E402
+from src.datamodules.readers import (
     FFHQ_SUBFOLDERS,
     RESIZE_FILTERS,
     BadImageError,
     FolderSource,
     ZipSource,
+    archive_name,
     decode_image,
     open_source,
 )
-from src.utils.io import atomic_write  # noqa: E402
-from src.utils.resolution import parse_resolution  # noqa: E402
+from src.utils.cli import console_entry, parse_key_values
+from src.utils.io import atomic_write
+from src.utils.resolution import parse_resolution
 
-DEFAULTS = dict(source=None, out=None, resolution=256, resize_filter="box", channels=3, workers=2,
-                overwrite=False, max_images=None, compress_level=0, use_labels=None)
+DEFAULTS = dict(
+    source=None,
+    out=None,
+    resolution=256,
+    resize_filter="box",
+    channels=3,
+    workers=2,
+    overwrite=False,
+    max_images=None,
+    compress_level=0,
+    use_labels=None,
+)
 
+PROG = "prepare_dataset.py"
 _PNG_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 
 
 def fail(message: str) -> SystemExit:
-    return SystemExit(f"prepare_dataset.py: {message}")
+    return SystemExit(f"{PROG}: {message}")
 
 
 def parse_args(argv: list[str]):
-    cfg = OmegaConf.create(DEFAULTS)
-    OmegaConf.set_struct(cfg, True)
-    try:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(argv))
-    except Exception as e:  # unknown key or bad value
-        raise fail(f"{e.__class__.__name__}: {str(e).splitlines()[0]}; allowed keys: {', '.join(DEFAULTS)}") from None
-    if not cfg.source:
-        raise fail("source=DIR_OR_ZIP is required")
-    if not cfg.out:
-        raise fail("out=FILE.zip is required")
+    cfg = parse_key_values(argv, DEFAULTS, PROG, required={"source": "DIR_OR_ZIP", "out": "FILE.zip"})
     if not str(cfg.out).endswith(".zip"):
         raise fail(f"out={cfg.out}: the output must be a .zip file")
     res = OmegaConf.to_object(cfg.resolution) if OmegaConf.is_list(cfg.resolution) else cfg.resolution
@@ -131,8 +133,9 @@ def source_labels(src: FolderSource | ZipSource, use_labels: bool | None = None)
     except ValueError as e:
         raise fail(f"use_labels={'true' if use_labels else 'null'}: {e}") from None
     if labels is None and use_labels:
-        raise fail(f"use_labels=true but {src.root} has no labels "
-                   f"(a zip without dataset.json, or \"labels\": null in it)")
+        raise fail(
+            f'use_labels=true but {src.root} has no labels (a zip without dataset.json, or "labels": null in it)'
+        )
     return labels
 
 
@@ -206,12 +209,6 @@ class Progress:
 # ------------------------------------------------------------------------------------------------
 
 
-def archive_name(index: int) -> str:
-    """dataset_tool's name for output image ``index``: ``00000/img00000000.png``."""
-    s = f"{index:08d}"
-    return f"{s[:5]}/img{s}.png"
-
-
 def prepare(cfg) -> dict[str, Any]:
     out = Path(cfg.out).expanduser()
     if out.exists() and not cfg.overwrite:
@@ -219,11 +216,19 @@ def prepare(cfg) -> dict[str, Any]:
     src = open_input(cfg.source)
     labels = source_labels(src, cfg.use_labels)
     class_names = src.class_names if labels is not None else None
-    opts = dict(channels=int(cfg.channels), resolution=list(cfg.resolution), resize_filter=str(cfg.resize_filter),
-                compress_level=int(cfg.compress_level))
+    opts = dict(
+        channels=int(cfg.channels),
+        resolution=list(cfg.resolution),
+        resize_filter=str(cfg.resize_filter),
+        compress_level=int(cfg.compress_level),
+    )
     total = len(src) if cfg.max_images is None else min(len(src), int(cfg.max_images))
-    print(f"prepare_dataset: {len(src)} images in {src.root} -> {out} at {opts['resolution'][0]}x"
-          f"{opts['resolution'][1]} ({opts['resize_filter']}), {cfg.workers} workers", file=sys.stderr, flush=True)
+    print(
+        f"prepare_dataset: {len(src)} images in {src.root} -> {out} at {opts['resolution'][0]}x"
+        f"{opts['resolution'][1]} ({opts['resize_filter']}), {cfg.workers} workers",
+        file=sys.stderr,
+        flush=True,
+    )
 
     def write(f) -> dict[str, Any]:
         digest = hashlib.sha256()
@@ -255,8 +260,10 @@ def prepare(cfg) -> dict[str, Any]:
                     if cfg.max_images is not None and count >= cfg.max_images:
                         break
                 if count == 0:
-                    raise fail(f"source={src.root}: none of its images could be converted "
-                               f"(first problem: {skipped[0]['reason'] if skipped else 'none listed'})")
+                    raise fail(
+                        f"source={src.root}: none of its images could be converted "
+                        f"(first problem: {skipped[0]['reason'] if skipped else 'none listed'})"
+                    )
                 manifest = {
                     "format": "stylegan2-ada dataset_tool zip",
                     "source": str(src.root),
@@ -290,11 +297,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     manifest = prepare(cfg)
     if manifest["skipped_count"]:
         names = ", ".join(s["file"] for s in manifest["skipped"][:5])
-        print(f"prepare_dataset: skipped {manifest['skipped_count']} bad file(s): {names}"
-              + (", ..." if manifest["skipped_count"] > 5 else ""), file=sys.stderr)
+        print(
+            f"prepare_dataset: skipped {manifest['skipped_count']} bad file(s): {names}"
+            + (", ..." if manifest["skipped_count"] > 5 else ""),
+            file=sys.stderr,
+        )
     print(json.dumps(manifest, indent=2))
     return manifest
 
+
+cli = console_entry(main)
 
 if __name__ == "__main__":
     main()

@@ -28,17 +28,38 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from src.utils.cli import exit_on_bad_input, parse_key_values  # noqa: E402
+from src.utils.cli import console_entry, exit_on_bad_input, parse_key_values
 
 PROG = "project.py"
-DEFAULT_WEIGHTS_DIR = os.path.join(os.environ.get("TORCH_HOME", os.path.expanduser("~/.cache/torch")),
-                                   "hub", "checkpoints")
-DEFAULTS = dict(ckpt=None, target=None, mode="w", steps=1000, out="out/project", device="cpu", batch=8, seed=303,
-                lr=0.1, lpips_weight=1.0, mse=0.0, noise_reg=1e5, noise="optimize", w_noise=0.05,
-                spread_weight=0.0, avg_weight=0.0, switch=0.5, w_stats_n=10000, class_idx=None,
-                weights_dir=DEFAULT_WEIGHTS_DIR, video=["mp4", "gif"], frame_every=10, fps=30, video_scale=0)
+DEFAULT_WEIGHTS_DIR = os.path.join(
+    os.environ.get("TORCH_HOME", os.path.expanduser("~/.cache/torch")), "hub", "checkpoints"
+)
+DEFAULTS = dict(
+    ckpt=None,
+    target=None,
+    mode="w",
+    steps=1000,
+    out="out/project",
+    device="cpu",
+    batch=8,
+    seed=303,
+    lr=0.1,
+    lpips_weight=1.0,
+    mse=0.0,
+    noise_reg=1e5,
+    noise="optimize",
+    w_noise=0.05,
+    spread_weight=0.0,
+    avg_weight=0.0,
+    switch=0.5,
+    w_stats_n=10000,
+    class_idx=None,
+    weights_dir=DEFAULT_WEIGHTS_DIR,
+    video=["mp4", "gif"],
+    frame_every=10,
+    fps=30,
+    video_scale=0,
+)
 
 
 def parse_args(argv: list[str]):
@@ -57,20 +78,31 @@ def parse_args(argv: list[str]):
 def projector_config(cfg):
     from src.projection.projector import ProjectorConfig
 
-    return ProjectorConfig(mode=cfg.mode, steps=int(cfg.steps), lr=float(cfg.lr), noise_reg=float(cfg.noise_reg),
-                           noise=cfg.noise, w_noise=float(cfg.w_noise), lpips_weight=float(cfg.lpips_weight),
-                           mse_weight=float(cfg.mse), spread_weight=float(cfg.spread_weight),
-                           avg_weight=float(cfg.avg_weight), switch=float(cfg.switch),
-                           w_stats_n=int(cfg.w_stats_n), seed=int(cfg.seed), frame_every=int(cfg.frame_every))
+    return ProjectorConfig(
+        mode=cfg.mode,
+        steps=int(cfg.steps),
+        lr=float(cfg.lr),
+        noise_reg=float(cfg.noise_reg),
+        noise=cfg.noise,
+        w_noise=float(cfg.w_noise),
+        lpips_weight=float(cfg.lpips_weight),
+        mse_weight=float(cfg.mse),
+        spread_weight=float(cfg.spread_weight),
+        avg_weight=float(cfg.avg_weight),
+        switch=float(cfg.switch),
+        w_stats_n=int(cfg.w_stats_n),
+        seed=int(cfg.seed),
+        frame_every=int(cfg.frame_every),
+    )
 
 
 def project(cfg, lpips=None) -> dict:
     """Run the projection described by ``cfg``; returns the JSON summary (also written to ``out``)."""
+    from src.checkpoints.load import load_inference
+    from src.latents.files import Latents, save_latents
     from src.metrics.lpips import LPIPS
-    from src.projection.latents import Latents, save_latents
     from src.projection.projector import Projector
     from src.projection.targets import list_targets, load_target
-    from src.utils.export import load_inference
     from src.utils.io import atomic_write, image_grid, save_png
     from src.visualize.video import write_video
 
@@ -90,7 +122,7 @@ def project(cfg, lpips=None) -> dict:
     results, all_ws, all_noise, all_frames = [], [], [], []
     batch = max(1, int(cfg.batch))
     for i in range(0, len(targets), batch):
-        part = targets[i: i + batch]
+        part = targets[i : i + batch]
         rgb = torch.stack([t.rgb for t in part])
         cc = None if c is None else c.expand(len(part), -1)
         projector.c = cc
@@ -114,12 +146,19 @@ def project(cfg, lpips=None) -> dict:
         for fmt in videos:
             written_videos.append(str(write_video(frames, out / f"progress.{fmt}", fps=float(cfg.fps), scale=scale)))
     summary = {
-        "mode": cfg.mode, "steps": int(cfg.steps), "ckpt": str(cfg.ckpt), "latents": str(latents_path),
-        "w_std": projector.w_std, "notes": notes, "videos": written_videos,
+        "mode": cfg.mode,
+        "steps": int(cfg.steps),
+        "ckpt": str(cfg.ckpt),
+        "latents": str(latents_path),
+        "w_std": projector.w_std,
+        "notes": notes,
+        "videos": written_videos,
         "reference": "a sampled w has w_avg_distance ~1 and layer_spread 0; larger means further from W "
-                     "(better fit, harder to edit)",
-        "mean": {k: sum(r[k] for r in results) / len(results)
-                 for k in ("lpips", "psnr", "w_avg_distance", "w_avg_distance_max", "layer_spread")},
+        "(better fit, harder to edit)",
+        "mean": {
+            k: sum(r[k] for r in results) / len(results)
+            for k in ("lpips", "psnr", "w_avg_distance", "w_avg_distance_max", "layer_spread")
+        },
         "targets": results,
         "config": res.latents.info["config"],
     }
@@ -142,9 +181,13 @@ def main(argv: list[str] | None = None) -> None:
     with exit_on_bad_input(PROG):
         summary = project(cfg)
     m = summary["mean"]
-    print(f"{summary['mode']}: lpips {m['lpips']:.4f}, psnr {m['psnr']:.2f} dB, w_avg_distance "
-          f"{m['w_avg_distance']:.3f} w_std, layer_spread {m['layer_spread']:.3f} w_std -> {cfg.out}")
+    print(
+        f"{summary['mode']}: lpips {m['lpips']:.4f}, psnr {m['psnr']:.2f} dB, w_avg_distance "
+        f"{m['w_avg_distance']:.3f} w_std, layer_spread {m['layer_spread']:.3f} w_std -> {cfg.out}"
+    )
 
+
+cli = console_entry(main)
 
 if __name__ == "__main__":
     main()

@@ -5,11 +5,13 @@
 
 Keys: ``ckpt`` (a gamut .ckpt or an exported .safetensors; required), ``latents`` (a latent file
 from ``scripts/project.py``: one row per projected code instead of seeds, rendered with its noise
-maps under ``noise_mode=const``; sampled coordinates come from seeds 0, 1, ...), ``layer`` / ``subspace`` (L, N; required), ``dims`` (coordinate indices;
+maps under ``noise_mode=const``; sampled coordinates come from seeds 0, 1, ...), ``layer`` /
+``subspace`` (L, N; required), ``dims`` (coordinate indices;
 default ``[0]``), ``values`` (default -3..3 in 5 steps), ``seeds`` (``0-3``, ``1,5,9`` or ``[1,5]``),
 ``op`` (``add`` | ``set`` | ``scale``), ``units`` (``sigma``: multiples of the coordinate's std over
 ``stats_n`` latents, ``set`` starts from the mean | ``raw``), ``noise_mode`` (const|random|none),
-``class_idx`` (conditional models), ``out`` (folder), ``device`` (cpu|cuda), ``table`` (true: print
+``class_idx`` (conditional models; default: each seed's class from the data's frequencies),
+``out`` (folder), ``device`` (cpu|cuda), ``table`` (true: print
 the subspace table and exit). Writes ``L{L}N{N}D{D}.png`` per dim: one row per seed (z exactly as
 in generate.py), one column per value. Works for every mode; in mode 0 the coordinates are the
 layer's w.
@@ -22,17 +24,29 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from src.checkpoints.load import load_inference
+from src.latents.seeds import parse_seeds, seed_latents
+from src.modules.segan.editing import Edit, resolve, traversal
+from src.utils.cli import console_entry, exit_on_bad_input, parse_key_values
+from src.utils.io import image_grid, save_png
 
-from src.utils.cli import exit_on_bad_input, parse_key_values  # noqa: E402
-from scripts.generate import parse_seeds  # noqa: E402
-from src.modules.segan.editing import Edit, resolve, seed_latents, traversal  # noqa: E402
-from src.utils.export import load_inference  # noqa: E402
-from src.utils.io import image_grid, save_png  # noqa: E402
-
-DEFAULTS = dict(ckpt=None, layer=None, subspace=None, dims=[0], values=[-3.0, -1.5, 0.0, 1.5, 3.0], seeds="0-3",
-                op="add", units="sigma", stats_n=10000, noise_mode="const", class_idx=None, out="out",
-                device="cpu", table=False, latents=None)
+DEFAULTS = dict(
+    ckpt=None,
+    layer=None,
+    subspace=None,
+    dims=[0],
+    values=[-3.0, -1.5, 0.0, 1.5, 3.0],
+    seeds="0-3",
+    op="add",
+    units="sigma",
+    stats_n=10000,
+    noise_mode="const",
+    class_idx=None,
+    out="out",
+    device="cpu",
+    table=False,
+    latents=None,
+)
 
 
 def parse_args(argv: list[str]):
@@ -52,8 +66,10 @@ def print_table(g) -> None:
     print(f"{'id':>3} {'L':>2} {'N':>2} {'kind':<8} {'res':<8} {'slot':>4} {'q':>3}  top |L| dims")
     for r in g.subspaces():
         top = "-" if r["rank"] is None else ", ".join(f"{d}:{r['abs_L'][d]:.3g}" for d in r["rank"][:4])
-        print(f"{r['id']:>3} {r['layer']:>2} {r['subspace']:>2} {r['kind']:<8} {r['resolution']:<8} "
-              f"{r['slot']:>4} {r['q']:>3}  {top}")
+        print(
+            f"{r['id']:>3} {r['layer']:>2} {r['subspace']:>2} {r['kind']:<8} {r['resolution']:<8} "
+            f"{r['slot']:>4} {r['q']:>3}  {top}"
+        )
 
 
 def traverse(cfg) -> list[Path]:
@@ -72,7 +88,7 @@ def traverse(cfg) -> list[Path]:
         resolve(Edit(layer=layer, subspace=subspace, dim=d), syn.layout, syn.q)
     latents = None
     if cfg.latents:
-        from src.projection.latents import load_latents
+        from src.latents.files import load_latents
 
         latents = load_latents(cfg.latents, g)
         seeds = list(range(len(latents)))
@@ -82,8 +98,10 @@ def traverse(cfg) -> list[Path]:
     z, coords = seed_latents(seeds, g.z_dim, syn.num_layers if sampled else 0, syn.q if sampled else 0)
     z = z.to(cfg.device)
     coords = None if coords is None else coords.to(cfg.device)
-    labels = None if latents is not None else model.labels_for(len(seeds), cfg.class_idx)
-    stats = g.coord_stats(n=int(cfg.stats_n)) if cfg.units == "sigma" and cfg.op != "scale" else None
+    labels = None if latents is not None else model.labels_for(len(seeds), cfg.class_idx, seeds=seeds)
+    stats = None
+    if cfg.units == "sigma" and cfg.op != "scale":  # over the classes the seeds are drawn from
+        stats = g.coord_stats(n=int(cfg.stats_n), c=model.labels_for(int(cfg.stats_n), cfg.class_idx))
     out = Path(cfg.out)
     written = []
     for d in dims:
@@ -96,13 +114,14 @@ def traverse(cfg) -> list[Path]:
 def _traversal(g, z, layer, subspace, d, values, cfg, stats, coords, labels, latents) -> torch.Tensor:
     if latents is None:
         return traversal(g, z, layer, subspace, d, values, cfg.op, cfg.units, stats, coords, cfg.noise_mode, labels)
-    from src.projection.latents import noise_override
+    from src.latents.files import noise_override
 
     device = z.device
     noise = {k: v.to(device) for k, v in latents.noise.items()} if cfg.noise_mode == "const" else {}
     with noise_override(g, noise):
-        return traversal(g, z, layer, subspace, d, values, cfg.op, cfg.units, stats, coords, cfg.noise_mode,
-                         ws=latents.ws.to(device))
+        return traversal(
+            g, z, layer, subspace, d, values, cfg.op, cfg.units, stats, coords, cfg.noise_mode, ws=latents.ws.to(device)
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -112,6 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     if paths:
         print(f"wrote {len(paths)} grid(s) to {cfg.out}")
 
+
+cli = console_entry(main)
 
 if __name__ == "__main__":
     main()

@@ -25,17 +25,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from src.utils.cli import parse_key_values  # noqa: E402
+from src.utils.cli import console_entry, parse_subcommand
 
 PROG = "visualize.py"
 COMMON = dict(ckpt=None, device="cpu", trunc=1.0, noise_mode="const", class_idx=None, out="out/visualize")
 COMMANDS: dict[str, dict] = {
     "mix": COMMON | dict(rows="0-3", cols="10-13", layers="0-3", latents=None),
-    "interp": COMMON | dict(seeds="0-3", space="w", frames=60, grid=[1, 1], fps=30, formats=["mp4", "gif"],
-                            scale=0, loop=True),
+    "interp": COMMON
+    | dict(seeds="0-3", space="w", frames=60, grid=[1, 1], fps=30, formats=["mp4", "gif"], scale=0, loop=True),
     "layers": COMMON | dict(seeds="0-1", latents=None),
     "noise": COMMON | dict(seed=0, latents=None, index=0, variants=4, noise_seed=0),
     "progress": dict(run=None, fps=4, hold_last=4, formats=["mp4", "gif"], scale=1, out="out/visualize"),
@@ -45,12 +42,8 @@ REQUIRED = {"progress": {"run": "DIR"}, "dscores": {"run": "DIR"}}
 
 
 def parse_args(argv: list[str]):
-    if not argv or argv[0] not in COMMANDS:
-        got = repr(argv[0]) if argv else "nothing"
-        raise SystemExit(f"{PROG}: the first argument must be a view, one of {', '.join(COMMANDS)}; got {got}")
-    cmd = argv[0]
-    cfg = parse_key_values(argv[1:], COMMANDS[cmd], f"{PROG} {cmd}", required=REQUIRED.get(cmd, {"ckpt": "PATH"}))
-    return cmd, cfg
+    required = {cmd: REQUIRED.get(cmd, {"ckpt": "PATH"}) for cmd in COMMANDS}
+    return parse_subcommand(argv, COMMANDS, PROG, kind="view", required=required)
 
 
 def _formats(value) -> list[str]:
@@ -63,8 +56,9 @@ def _formats(value) -> list[str]:
 
 def _codes(cfg, model, seeds_key: str = "seeds"):
     """ws to show: from ``latents=FILE`` (with its noise maps) or from seeds; returns (ws, noise)."""
-    from scripts.generate import parse_seeds, truncate
-    from src.projection.latents import load_latents
+    from src.latents.files import load_latents
+    from src.latents.seeds import parse_seeds
+    from src.latents.truncation import truncate
     from src.visualize.render import seeds_to_w
 
     if cfg.get("latents"):
@@ -76,7 +70,7 @@ def _codes(cfg, model, seeds_key: str = "seeds"):
 
 
 def run(cmd: str, cfg) -> list[Path]:
-    from src.projection.latents import noise_override
+    from src.latents.files import noise_override
     from src.utils.io import image_grid, save_png
     from src.visualize.video import write_video
 
@@ -86,19 +80,21 @@ def run(cmd: str, cfg) -> list[Path]:
 
         frames, kimgs = progress_frames(cfg.run, int(cfg.hold_last))
         print(f"{len(kimgs)} grids, kimg {kimgs[0]:g} .. {kimgs[-1]:g}")
-        return [write_video(frames, out / f"progress.{f}", fps=float(cfg.fps), scale=int(cfg.scale))
-                for f in _formats(cfg.formats)]
+        return [
+            write_video(frames, out / f"progress.{f}", fps=float(cfg.fps), scale=int(cfg.scale))
+            for f in _formats(cfg.formats)
+        ]
     if cmd == "dscores":
         from src.visualize.d_scores import plot_d_scores, read_table
 
         run_dir = Path(cfg.run)
         return [plot_d_scores(read_table(run_dir / "d_scores.csv"), (out or run_dir) / "d_scores.png")]
 
-    from src.utils.export import load_inference
+    from src.checkpoints.load import load_inference
 
     model = load_inference(cfg.ckpt, cfg.device, channels_last=True)
     if cmd == "mix":
-        from scripts.generate import parse_seeds
+        from src.latents.seeds import parse_seeds
         from src.visualize.render import seeds_to_w
         from src.visualize.style_mixing import parse_layers, style_mixing_grid
 
@@ -113,13 +109,22 @@ def run(cmd: str, cfg) -> list[Path]:
         images, ncol = style_mixing_grid(model, row_ws, col_ws, layers, cfg.noise_mode)
         return [save_png(image_grid(images, nrow=ncol), out / "mix.png")]
     if cmd == "interp":
-        from scripts.generate import parse_seeds
+        from src.latents.seeds import parse_seeds
         from src.visualize.interpolation import interpolation_frames
 
         formats = _formats(cfg.formats)
         grid = tuple(int(v) for v in cfg.grid)
-        frames = interpolation_frames(model, parse_seeds(cfg.seeds), int(cfg.frames), cfg.space, grid,
-                                      float(cfg.trunc), cfg.noise_mode, bool(cfg.loop), cfg.class_idx)
+        frames = interpolation_frames(
+            model,
+            parse_seeds(cfg.seeds),
+            int(cfg.frames),
+            cfg.space,
+            grid,
+            float(cfg.trunc),
+            cfg.noise_mode,
+            bool(cfg.loop),
+            cfg.class_idx,
+        )
         scale = int(cfg.scale) or max(1, 256 // max(frames[0].shape[:2]))
         return [write_video(frames, out / f"interp.{f}", fps=float(cfg.fps), scale=scale) for f in formats]
     if cmd == "layers":
@@ -134,9 +139,9 @@ def run(cmd: str, cfg) -> list[Path]:
 
         ws, noise = _codes(cfg, model, "seed")
         i = int(cfg.index) if cfg.latents else 0
-        one = {k: v[i: i + 1] for k, v in noise.items()}
+        one = {k: v[i : i + 1] for k, v in noise.items()}
         with noise_override(model.G, one):
-            variants = noise_variants(model, ws[i: i + 1], int(cfg.variants), int(cfg.noise_seed))
+            variants = noise_variants(model, ws[i : i + 1], int(cfg.variants), int(cfg.noise_seed))
         images, ncol = noise_view_grid(variants)
         print("rows: " + ", ".join(variants))
         return [save_png(image_grid(images, nrow=ncol), out / "noise.png")]
@@ -152,6 +157,8 @@ def main(argv: list[str] | None = None) -> None:
     for p in paths:
         print(f"wrote {p}")
 
+
+cli = console_entry(main)
 
 if __name__ == "__main__":
     main()

@@ -1,9 +1,10 @@
-"""``key=value`` arguments for the scripts in ``scripts/`` (the same syntax as Hydra overrides)."""
+"""The command line every tool shares (``src/tools/``): ``key=value`` arguments, the same syntax as
+Hydra overrides, one-line errors, and the console-script entry."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -19,12 +20,32 @@ def parse_key_values(argv: list[str], defaults: dict, prog: str, required: dict[
     try:
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(argv))
     except Exception as e:  # unknown key or malformed item
-        raise SystemExit(f"{prog}: {e.__class__.__name__}: {str(e).splitlines()[0]}; "
-                         f"allowed keys: {', '.join(defaults)}") from None
+        raise SystemExit(
+            f"{prog}: {e.__class__.__name__}: {str(e).splitlines()[0]}; allowed keys: {', '.join(defaults)}"
+        ) from None
     missing = [f"{k}={v}" for k, v in (required or {}).items() if cfg[k] in (None, "")]
     if missing:
         raise SystemExit(f"{prog}: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required")
     return cfg
+
+
+def parse_subcommand(
+    argv: list[str],
+    commands: dict[str, dict],
+    prog: str,
+    kind: str = "subcommand",
+    required: dict[str, dict[str, str]] | None = None,
+) -> tuple[str, DictConfig]:
+    """``argv`` = a subcommand (a key of ``commands``) then its ``key=value`` items, each subcommand with
+    its own defaults (``commands[name]``) and required keys (``required[name]``).
+
+    Returns ``(subcommand, config)``; exits with one line naming the allowed ``kind`` (e.g. ``view``) otherwise.
+    """
+    if not argv or argv[0] not in commands:
+        got = repr(argv[0]) if argv else "nothing"
+        raise SystemExit(f"{prog}: the first argument must be a {kind}, one of {', '.join(commands)}; got {got}")
+    name = argv[0]
+    return name, parse_key_values(argv[1:], commands[name], f"{prog} {name}", required=(required or {}).get(name))
 
 
 @contextlib.contextmanager
@@ -34,3 +55,18 @@ def exit_on_bad_input(prog: str) -> Iterator[None]:
         yield
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"{prog}: {e}") from None
+
+
+def console_entry(main: Callable[[list[str] | None], object]) -> Callable[[], None]:
+    """The ``[project.scripts]`` entry point of a tool: runs ``main()`` on ``sys.argv`` and returns None.
+
+    Console-script wrappers call ``sys.exit(entry())``; a tool's ``main`` may return its result
+    (the benchmark's report, the dataset manifest) for callers in Python, which must not become the
+    exit status.
+    """
+
+    def entry() -> None:
+        main(None)
+
+    entry.__doc__ = f"Console entry of {main.__module__}: ``main(sys.argv[1:])``."
+    return entry

@@ -53,7 +53,7 @@ def image_grid(images: Tensor, nrow: int | None = None, padding: int = 0) -> np.
     grid = torch.zeros(c, rows * (h + padding) - padding, cols * (w + padding) - padding, dtype=torch.uint8)
     for i in range(n):
         r, q = divmod(i, cols)
-        grid[:, r * (h + padding): r * (h + padding) + h, q * (w + padding): q * (w + padding) + w] = x[i]
+        grid[:, r * (h + padding) : r * (h + padding) + h, q * (w + padding) : q * (w + padding) + w] = x[i]
     return grid.permute(1, 2, 0).numpy()
 
 

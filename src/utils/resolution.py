@@ -43,9 +43,7 @@ def parse_resolution(value, key: str = "data.resolution") -> tuple[int, int]:
     h, w = parse_size(value, key)
     for side in (h, w):
         if not _is_valid_side(side):
-            raise ValueError(
-                f"{key}={value!r}: every side must be 4 * 2**k (4, 8, 16, 32, 64, 128, ...); got {side}"
-            )
+            raise ValueError(f"{key}={value!r}: every side must be 4 * 2**k (4, 8, 16, 32, 64, 128, ...); got {side}")
     return h, w
 
 

@@ -12,7 +12,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _num_devices(devices, num_nodes=1) -> int:
-    n = devices if isinstance(devices, int) and devices > 0 else (len(devices) if isinstance(devices, (list, tuple)) else 1)
+    n = (
+        devices
+        if isinstance(devices, int) and devices > 0
+        else (len(devices) if isinstance(devices, (list, tuple)) else 1)
+    )
     return n * max(int(num_nodes or 1), 1)
 
 
@@ -31,7 +35,7 @@ def auto_preset(key: str, resolution, devices=1, num_nodes=1):
         "mbstd_group": min(mb // gpus, 4),
         "channel_base": 32768 if res >= 512 else 16384,
         "lr": 0.002 if res >= 1024 else 0.0025,
-        "r1_gamma": 0.0002 * res ** 2 / mb,
+        "r1_gamma": 0.0002 * res**2 / mb,
         "ema_kimg": mb * 10 / 32,
     }
     if key not in values:

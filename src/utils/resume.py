@@ -27,12 +27,25 @@ from omegaconf.errors import OmegaConfBaseException
 
 from src.utils.validation import ConfigError
 
-__all__ = ["FROZEN_TOP", "TRAINING_MODEL_KEYS", "ResumeSource", "changed_keys", "check_frozen", "find_source",
-           "frozen_values", "merge_overrides", "override_key"]
+__all__ = [
+    "FROZEN_TOP",
+    "TRAINING_MODEL_KEYS",
+    "ResumeSource",
+    "changed_keys",
+    "check_frozen",
+    "find_source",
+    "frozen_values",
+    "merge_overrides",
+    "override_key",
+]
 
 #: Sub-keys of ``model`` that are training settings, not architecture: they may change on resume.
-TRAINING_MODEL_KEYS = frozenset({"optim", "loss", "ema", "perf", "check_finite_every", "weights_dir",
-                                 "trunk_pretrained"})
+TRAINING_MODEL_KEYS = frozenset(
+    {"optim", "loss", "ema", "perf", "check_finite_every", "weights_dir", "trunk_pretrained"}
+)
+#: Sub-keys of ``model`` that earlier runs' configs carry but that follow from a frozen key now
+#: (``img_channels`` from ``colorspace``): not compared, so such runs still resume.
+DERIVED_MODEL_KEYS = frozenset({"img_channels"})
 #: Top-level nodes and keys that define the data's shape (besides ``model``).
 FROZEN_TOP = ("colorspace", "data.resolution")
 #: Keys never compared nor reported: they name this launch, not the run.
@@ -64,8 +77,9 @@ class ResumeSource:
         try:
             value = OmegaConf.to_container(OmegaConf.load(f))
         except (OSError, ValueError, yaml.YAMLError, OmegaConfBaseException) as e:
-            raise ConfigError(f"{f}: cannot read the run's overrides ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0] if str(e) else ''})") from None
+            raise ConfigError(
+                f"{f}: cannot read the run's overrides ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+            ) from None
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{f}: expected a list of override strings")
         return value
@@ -77,8 +91,9 @@ class ResumeSource:
             try:
                 return OmegaConf.to_container(OmegaConf.load(f), resolve=True)
             except (OSError, ValueError, yaml.YAMLError, OmegaConfBaseException) as e:
-                raise ConfigError(f"{f}: cannot read the run's config ({type(e).__name__}: "
-                                  f"{str(e).splitlines()[0]})") from None
+                raise ConfigError(
+                    f"{f}: cannot read the run's config ({type(e).__name__}: {str(e).splitlines()[0]})"
+                ) from None
         if self.checkpoint is not None and self.checkpoint.is_file():
             try:
                 state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
@@ -142,7 +157,7 @@ def frozen_values(config: dict) -> dict[str, Any]:
     """The keys of ``config`` (resolved, plain) that define the model or the data's shape."""
     out: dict[str, Any] = {}
     for k, v in (config.get("model") or {}).items():
-        if k not in TRAINING_MODEL_KEYS:
+        if k not in TRAINING_MODEL_KEYS and k not in DERIVED_MODEL_KEYS:
             out.update(_flatten(v, f"model.{k}"))
     for key in FROZEN_TOP:
         value = _select(config, key)
@@ -158,11 +173,16 @@ def check_frozen(first: dict, now: DictConfig | dict, where: Path | str) -> None
     """Raise ``ConfigError`` naming every frozen key whose value differs from the first launch's."""
     now_plain = now if isinstance(now, dict) else OmegaConf.to_container(now, resolve=True)
     before, after = frozen_values(first), frozen_values(now_plain)
-    diffs = [f"{k}={_norm(after.get(k))!r} (the run has {_norm(before.get(k))!r})"
-             for k in sorted(set(before) | set(after)) if _norm(before.get(k)) != _norm(after.get(k))]
+    diffs = [
+        f"{k}={_norm(after.get(k))!r} (the run has {_norm(before.get(k))!r})"
+        for k in sorted(set(before) | set(after))
+        if _norm(before.get(k)) != _norm(after.get(k))
+    ]
     if diffs:
-        raise ConfigError(f"cannot resume {where} with a different model or data shape: {'; '.join(diffs)}. "
-                          "These keys are fixed for a run; start a new run_name to change them")
+        raise ConfigError(
+            f"cannot resume {where} with a different model or data shape: {'; '.join(diffs)}. "
+            "These keys are fixed for a run; start a new run_name to change them"
+        )
 
 
 def changed_keys(first: dict, now: DictConfig | dict) -> dict[str, list]:
@@ -170,4 +190,6 @@ def changed_keys(first: dict, now: DictConfig | dict) -> dict[str, list]:
     now_plain = now if isinstance(now, dict) else OmegaConf.to_container(now, resolve=True)
     a = {k: v for k, v in _flatten(first) if not k.startswith(_VOLATILE)}
     b = {k: v for k, v in _flatten(now_plain) if not k.startswith(_VOLATILE)}
-    return {k: [_norm(a.get(k)), _norm(b.get(k))] for k in sorted(set(a) | set(b)) if _norm(a.get(k)) != _norm(b.get(k))}
+    return {
+        k: [_norm(a.get(k)), _norm(b.get(k))] for k in sorted(set(a) | set(b)) if _norm(a.get(k)) != _norm(b.get(k))
+    }

@@ -11,7 +11,7 @@ from pathlib import Path
 from hydra.utils import _locate
 from omegaconf import DictConfig
 
-from src.datamodules.colorspaces import COLORSPACE_NAMES, get_colorspace
+from src.colorspaces import COLORSPACE_NAMES, get_colorspace
 from src.utils.resolution import parse_resolution, parse_size
 
 
@@ -43,14 +43,29 @@ def check_model_keys(cfg: DictConfig) -> None:
         cls = _locate(str(target))
     except Exception:  # noqa: BLE001 - instantiation reports a bad _target_ itself
         return
-    params = inspect.signature(cls.__init__).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    params = _init_arguments(cls)
+    if params is None:
         return
     unknown = sorted(k for k in cfg.model if not str(k).startswith("_") and k not in params)
     if unknown:
         raise ConfigError(
             f"{', '.join(f'model.{k}' for k in unknown)}: not option(s) of {cls.__name__}. The StyleGAN presets "
-            f"set them; with this model drop preset={_choice('preset')} (it takes none)")
+            f"set them; with this model drop preset={_choice('preset')} (it takes none)"
+        )
+
+
+def _init_arguments(cls: type) -> set[str] | None:
+    """The keyword arguments ``cls(...)`` accepts: its ``__init__``'s and, through ``**kwargs``, its
+    bases' (SEGAN passes StyleGAN2's on); None when the ``**kwargs`` chain never ends."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(vars(klass)["__init__"]).parameters.values()
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names
+    return None
 
 
 def _choice(group: str) -> str:
@@ -87,11 +102,12 @@ def validate(cfg: DictConfig) -> None:
     if name not in COLORSPACE_NAMES:
         raise ConfigError(f"colorspace.name={name!r}: allowed values are {', '.join(COLORSPACE_NAMES)}")
     cs = get_colorspace(name)
-    for key in ("colorspace.channels", "model.img_channels"):
+    for key in ("colorspace.channels", "model.img_channels"):  # model.img_channels: older configs
         value = _get(cfg, key)
         if value is not None and value != cs.channels:
-            raise ConfigError(f"{key}={value} does not match colorspace.name={name!r}, which has "
-                              f"{cs.channels} channel(s)")
+            raise ConfigError(
+                f"{key}={value} does not match colorspace.name={name!r}, which has {cs.channels} channel(s)"
+            )
 
     batch = _get(cfg, "data.batch_size")
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
@@ -100,46 +116,63 @@ def validate(cfg: DictConfig) -> None:
     if group is not None and _get(cfg, "model.mbstd_channels", 1):
         need = max(2, group)
         if batch < need:
-            raise ConfigError(f"data.batch_size={batch} (per device) is smaller than max(2, model.mbstd_group="
-                              f"{group}); use data.batch_size >= {need} or lower model.mbstd_group")
+            raise ConfigError(
+                f"data.batch_size={batch} (per device) is smaller than max(2, model.mbstd_group="
+                f"{group}); use data.batch_size >= {need} or lower model.mbstd_group"
+            )
         if batch % group:
             raise ConfigError(f"data.batch_size={batch} must be a multiple of model.mbstd_group={group}")
 
     # The run's length: trainer.max_steps (iterations) or trainer.max_kimg (images / 1000), at most one.
     steps, kimg = _get(cfg, "trainer.max_steps"), _get(cfg, "trainer.max_kimg")
     if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or (steps < 0 and steps != -1)):
-        raise ConfigError(f"trainer.max_steps={steps!r}: expected a number of iterations >= 0, "
-                          "or null (or -1) for no limit")
+        raise ConfigError(
+            f"trainer.max_steps={steps!r}: expected a number of iterations >= 0, or null (or -1) for no limit"
+        )
     bad_kimg = isinstance(kimg, bool) or not isinstance(kimg, (int, float)) or not 0 <= kimg < float("inf")
     if kimg is not None and bad_kimg:
-        raise ConfigError(f"trainer.max_kimg={kimg!r}: expected thousands of images >= 0 (all devices together, "
-                          "as NVIDIA's --kimg), or null for no limit")
+        raise ConfigError(
+            f"trainer.max_kimg={kimg!r}: expected thousands of images >= 0 (all devices together, "
+            "as NVIDIA's --kimg), or null for no limit"
+        )
     if kimg is not None and steps not in (None, -1):
-        raise ConfigError(f"trainer.max_steps={steps} and trainer.max_kimg={kimg} are both set: give one length "
-                          "(add trainer.max_steps=null to count kimg, or trainer.max_kimg=null to count iterations)")
+        raise ConfigError(
+            f"trainer.max_steps={steps} and trainer.max_kimg={kimg} are both set: give one length "
+            "(add trainer.max_steps=null to count kimg, or trainer.max_kimg=null to count iterations)"
+        )
 
     ckpt = _get(cfg, "ckpt_path")
     if ckpt is not None and ckpt != "last" and not Path(str(ckpt)).is_file():
-        raise ConfigError(f"ckpt_path={ckpt!r}: no such file; use null (fresh run), last (resume this "
-                          f"run_name), or the path of a .ckpt file")
+        raise ConfigError(
+            f"ckpt_path={ckpt!r}: no such file; use null (fresh run), last (resume this "
+            f"run_name), or the path of a .ckpt file"
+        )
 
 
 def check_model_data(model, datamodule) -> None:
     """The model must fit the data: same resolution, channels, and labels the data actually has."""
     if tuple(model.resolution) != tuple(datamodule.resolution):
-        raise ConfigError(f"model.resolution={list(model.resolution)} does not match the data's "
-                          f"{list(datamodule.resolution)} (data.resolution)")
+        raise ConfigError(
+            f"model.resolution={list(model.resolution)} does not match the data's "
+            f"{list(datamodule.resolution)} (data.resolution)"
+        )
     if model.colorspace.name != datamodule.colorspace.name:
-        raise ConfigError(f"the model trains in colorspace {model.colorspace.name!r} but the data delivers "
-                          f"{datamodule.colorspace.name!r} (set colorspace=...)")
+        raise ConfigError(
+            f"the model trains in colorspace {model.colorspace.name!r} but the data delivers "
+            f"{datamodule.colorspace.name!r} (set colorspace=...)"
+        )
     if model.G.img_channels != datamodule.img_channels:
-        raise ConfigError(f"model.img_channels={model.G.img_channels} does not match the data's "
-                          f"{datamodule.img_channels} channels (colorspace.name)")
-    n = model.num_classes if getattr(model, "conditional_on_labels", True) else 0
+        raise ConfigError(
+            f"model.img_channels={model.G.img_channels} does not match the data's "
+            f"{datamodule.img_channels} channels (colorspace.name)"
+        )
+    n = model.num_classes if model.conditional_on_labels else 0
     if n and n != datamodule.num_classes:
         have = datamodule.num_classes
-        raise ConfigError(f"model.num_classes={n}, but the data has {have or 'no'} labels; "
-                          f"use model.num_classes={have} (conditional) or 0 (unconditional)")
+        raise ConfigError(
+            f"model.num_classes={n}, but the data has {have or 'no'} labels; "
+            f"use model.num_classes={have} (conditional) or 0 (unconditional)"
+        )
 
 
 def resolve_ckpt_path(cfg: DictConfig, start_if_missing: bool = False) -> str | None:
@@ -159,10 +192,14 @@ def resolve_ckpt_path(cfg: DictConfig, start_if_missing: bool = False) -> str | 
             return None
         started = (run_dir / ".hydra").is_dir()  # Hydra itself may have just created an empty run_dir
         what = f"no checkpoint at {last}" if started else f"no run at {run_dir}"
-        raise ConfigError(f"ckpt_path=last: {what} "
-                          f"(task_name={cfg.task_name!r}, run_name={cfg.run_name!r}); check both names, "
-                          "or drop ckpt_path to start a new run")
+        raise ConfigError(
+            f"ckpt_path=last: {what} "
+            f"(task_name={cfg.task_name!r}, run_name={cfg.run_name!r}); check both names, "
+            "or drop ckpt_path to start a new run"
+        )
     if cfg.ckpt_path is None and last.is_file():
-        raise ConfigError(f"run_name={cfg.run_name!r} already has {last}; pass ckpt_path=last to resume it, "
-                          "or choose another run_name")
+        raise ConfigError(
+            f"run_name={cfg.run_name!r} already has {last}; pass ckpt_path=last to resume it, "
+            "or choose another run_name"
+        )
     return None if cfg.ckpt_path is None else str(cfg.ckpt_path)

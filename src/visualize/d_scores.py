@@ -18,8 +18,9 @@ SUMMARY_COLUMNS = ("kimg", "real_mean", "real_std", "fake_mean", "fake_std")
 
 def write_table(path: str | Path, rows: list[dict]) -> Path:
     """Rows (dicts with :data:`SUMMARY_COLUMNS` and ``real_<i>``) -> CSV, atomically."""
-    columns = list(SUMMARY_COLUMNS) + sorted({k for r in rows for k in r if k.startswith("real_")
-                                               and k not in SUMMARY_COLUMNS}, key=lambda k: int(k[5:]))
+    columns = list(SUMMARY_COLUMNS) + sorted(
+        {k for r in rows for k in r if k.startswith("real_") and k not in SUMMARY_COLUMNS}, key=lambda k: int(k[5:])
+    )
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns)
     writer.writeheader()

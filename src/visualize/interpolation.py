@@ -5,14 +5,22 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from src.modules.segan.editing import seed_latents
+from src.latents.seeds import seed_latents
 from src.visualize.latent_paths import keyframe_path
 from src.visualize.render import render_rgb, to_frame
 
 
-def interpolation_frames(model, seeds: list[int], frames_per_key: int = 30, space: str = "w",
-                         grid: tuple[int, int] = (1, 1), psi: float = 1.0, noise_mode: str = "const",
-                         loop: bool = True, class_idx: int | None = None) -> list[np.ndarray]:
+def interpolation_frames(
+    model,
+    seeds: list[int],
+    frames_per_key: int = 30,
+    space: str = "w",
+    grid: tuple[int, int] = (1, 1),
+    psi: float = 1.0,
+    noise_mode: str = "const",
+    loop: bool = True,
+    class_idx: int | None = None,
+) -> list[np.ndarray]:
     """Frames of a walk through ``seeds`` as keyframes, lerp in W or slerp in Z.
 
     With ``grid=(cols, rows)`` the seeds are dealt to the cells round-robin (each cell needs at least
@@ -21,10 +29,11 @@ def interpolation_frames(model, seeds: list[int], frames_per_key: int = 30, spac
     cols, rows = grid
     cells = cols * rows
     if len(seeds) < 2 * cells:
-        raise ValueError(f"seeds: {len(seeds)} given, a {cols}x{rows} grid needs at least {2 * cells} "
-                         "(two keyframes per cell)")
+        raise ValueError(
+            f"seeds: {len(seeds)} given, a {cols}x{rows} grid needs at least {2 * cells} (two keyframes per cell)"
+        )
     per_cell = len(seeds) // cells
-    c = model.labels_for(1, class_idx)
+    c = model.labels_for(1, class_idx, seeds=seeds[:1])  # one class for the whole video
     paths = []
     for k in range(cells):
         cell_seeds = seeds[k::cells][:per_cell]

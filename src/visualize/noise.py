@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from src.projection.latents import noise_layers, noise_override
+from src.latents.files import noise_layers, noise_override
 
 
 @torch.no_grad()

@@ -31,8 +31,10 @@ def progress_frames(run_dir: str | Path, hold_last: int = 0) -> tuple[list[np.nd
         with Image.open(path) as im:
             frame = np.asarray(im.convert("RGB"))
         if frames and frame.shape != frames[0].shape:
-            raise ValueError(f"{path}: {frame.shape[1]}x{frame.shape[0]} grid, the first one is "
-                             f"{frames[0].shape[1]}x{frames[0].shape[0]} (samples from different runs?)")
+            raise ValueError(
+                f"{path}: {frame.shape[1]}x{frame.shape[0]} grid, the first one is "
+                f"{frames[0].shape[1]}x{frames[0].shape[0]} (samples from different runs?)"
+            )
         frames.append(frame)
         kimgs.append(kimg)
     frames.extend([frames[-1]] * hold_last)

@@ -6,15 +6,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from src.modules.segan.editing import seed_latents
+from src.latents.seeds import seed_latents
 from src.utils.io import image_grid
 
 
-def seeds_to_w(model, seeds: list[int], psi: float = 1.0, cutoff: int | None = None,
-               class_idx: int | None = None) -> Tensor:
+def seeds_to_w(
+    model, seeds: list[int], psi: float = 1.0, cutoff: int | None = None, class_idx: int | None = None
+) -> Tensor:
     """ws ``[len(seeds), num_ws, w_dim]`` of the seeds' z (as generate.py), truncated by ``psi``."""
     z, _ = seed_latents(seeds, model.G.z_dim)
-    c = model.labels_for(len(seeds), class_idx)
+    c = model.labels_for(len(seeds), class_idx, seeds=seeds)
     with torch.no_grad():
         return model.G.mapping(z.to(model.device), c, psi=psi, cutoff=cutoff)
 
@@ -22,8 +23,10 @@ def seeds_to_w(model, seeds: list[int], psi: float = 1.0, cutoff: int | None = N
 @torch.no_grad()
 def render_rgb(model, ws: Tensor, noise_mode: str = "const", batch: int = 16) -> Tensor:
     """ws -> display RGB(A) ``[N, C, H, W]`` in [0, 1] (decoded from the model's color space)."""
-    out = [model.colorspace.decode(model.synthesize(ws[i: i + batch].to(model.device), noise_mode)).cpu()
-           for i in range(0, ws.shape[0], batch)]
+    out = [
+        model.colorspace.decode(model.synthesize(ws[i : i + batch].to(model.device), noise_mode)).cpu()
+        for i in range(0, ws.shape[0], batch)
+    ]
     return torch.cat(out)
 
 

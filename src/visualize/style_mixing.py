@@ -42,8 +42,9 @@ def mix(row_ws: Tensor, col_ws: Tensor, layers: list[int]) -> Tensor:
     return out.reshape(r * c, *row_ws.shape[1:])
 
 
-def style_mixing_grid(model, row_ws: Tensor, col_ws: Tensor, layers: list[int],
-                      noise_mode: str = "const") -> tuple[Tensor, int]:
+def style_mixing_grid(
+    model, row_ws: Tensor, col_ws: Tensor, layers: list[int], noise_mode: str = "const"
+) -> tuple[Tensor, int]:
     """Images ``[(R + 1) * (C + 1), C, H, W]`` for the grid and its column count ``C + 1``."""
     rows_img = render_rgb(model, row_ws, noise_mode)
     cols_img = render_rgb(model, col_ws, noise_mode)
@@ -53,5 +54,5 @@ def style_mixing_grid(model, row_ws: Tensor, col_ws: Tensor, layers: list[int],
     cells = [blank, *cols_img]
     for i in range(r):
         cells.append(rows_img[i])
-        cells.extend(mixed[i * c: (i + 1) * c])
+        cells.extend(mixed[i * c : (i + 1) * c])
     return torch.stack(cells), c + 1

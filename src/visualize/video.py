@@ -43,8 +43,9 @@ def video_format(path: str | Path) -> str:
     return fmt
 
 
-def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float = 30.0, scale: int = 1,
-                crf: int = 18) -> Path:
+def write_video(
+    frames: Sequence[np.ndarray], path: str | Path, fps: float = 30.0, scale: int = 1, crf: int = 18
+) -> Path:
     """Write ``frames`` to ``path`` (.mp4 or .gif, by suffix), atomically. Returns the path."""
     fmt = video_format(path)
     if not frames:
@@ -71,8 +72,16 @@ def _write_gif(frames: list[np.ndarray], file, fps: float) -> None:
             kept.append(f)
             durations.append(step)
     images = [Image.fromarray(f) for f in kept]
-    images[0].save(file, format="GIF", save_all=True, append_images=images[1:],
-                   duration=[round(d) for d in durations], loop=0, optimize=False, disposal=1)
+    images[0].save(
+        file,
+        format="GIF",
+        save_all=True,
+        append_images=images[1:],
+        duration=[round(d) for d in durations],
+        loop=0,
+        optimize=False,
+        disposal=1,
+    )
 
 
 def _write_mp4(frames: list[np.ndarray], file, fps: float, crf: int) -> None:

@@ -1,7 +1,7 @@
 """ChromaGAN's tensor conventions (pvitoria/ChromaGAN, dataClass.py): L_in in [0, 1] and normalised ab.
 
 The data side delivers gamut's ``lab`` model space, ``x = (L/50 - 1, a/110, b/110)``
-(:func:`src.datamodules.colorspaces.rgb_to_model_lab`, kornia in fp32). ChromaGAN works in its own
+(:func:`src.colorspaces.rgb_to_model_lab`, kornia in fp32). ChromaGAN works in its own
 scaling, derived exactly (linear maps, no rounding) from that:
 
 * ``L_in = L / 100`` in ``[0, 1]``, the generator's input, tiled to 3 channels for VGG;
@@ -22,6 +22,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from src.colorspaces import LAB_AB_SCALE
+
 __all__ = ["AB_NORMS", "ab_to_unit", "unit_to_ab", "split_lab", "join_lab"]
 
 # (offset, scale) per channel: ab_n = (ab + offset) / scale.
@@ -29,7 +31,6 @@ AB_NORMS: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
     "opencv": ((128.0, 255.0), (128.0, 255.0)),
     "minmax": ((87.0, 186.0), (108.0, 203.0)),
 }
-_LAB_AB_SCALE = 110.0  # gamut's lab model space stores a/110, b/110
 
 
 def _constants(norm: str, like: Tensor) -> tuple[Tensor, Tensor]:
@@ -59,7 +60,7 @@ def split_lab(x: Tensor, norm: str = "opencv") -> tuple[Tensor, Tensor]:
         raise ValueError(f"expected a lab batch [N, 3, H, W], got {list(x.shape)}")
     x = x.float()
     l_in = (x[:, :1] + 1.0) * 0.5
-    return l_in, ab_to_unit(x[:, 1:] * _LAB_AB_SCALE, norm)
+    return l_in, ab_to_unit(x[:, 1:] * LAB_AB_SCALE, norm)
 
 
 def join_lab(l_in: Tensor, ab_n: Tensor, norm: str = "opencv") -> Tensor:
@@ -69,7 +70,6 @@ def join_lab(l_in: Tensor, ab_n: Tensor, norm: str = "opencv") -> Tensor:
     bilinearly to ``L_in``'s size first.
     """
     if ab_n.shape[-2:] != l_in.shape[-2:]:
-        ab_n = torch.nn.functional.interpolate(ab_n.float(), size=l_in.shape[-2:], mode="bilinear",
-                                               align_corners=False)
-    ab = unit_to_ab(ab_n.float(), norm) / _LAB_AB_SCALE
+        ab_n = torch.nn.functional.interpolate(ab_n.float(), size=l_in.shape[-2:], mode="bilinear", align_corners=False)
+    ab = unit_to_ab(ab_n.float(), norm) / LAB_AB_SCALE
     return torch.cat([l_in.float() * 2.0 - 1.0, ab], dim=1)

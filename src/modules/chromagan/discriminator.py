@@ -19,22 +19,30 @@ __all__ = ["PatchCritic"]
 
 class PatchCritic(nn.Module):
     """Args:
-        in_channels: 3 (L, a, b).
-        channels: output channels of the first four convs (the fifth has 1).
-        strides: the five strides.
-        norm: ``none``, ``batch`` or ``instance``, after convs 2-4 (official none, jeniasivets batch).
-        leaky_slope: LeakyReLU negative slope.
-        width: multiplier for ``channels`` (tests use tiny critics).
+    in_channels: 3 (L, a, b).
+    channels: output channels of the first four convs (the fifth has 1).
+    strides: the five strides.
+    norm: ``none``, ``batch`` or ``instance``, after convs 2-4 (official none, jeniasivets batch).
+    leaky_slope: LeakyReLU negative slope.
+    width: multiplier for ``channels`` (tests use tiny critics).
     """
 
-    def __init__(self, in_channels: int = 3, channels: Sequence[int] = (64, 128, 256, 512),
-                 strides: Sequence[int] = (2, 2, 2, 1, 1), norm: str = "none", leaky_slope: float = 0.3,
-                 width: float = 1.0) -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        channels: Sequence[int] = (64, 128, 256, 512),
+        strides: Sequence[int] = (2, 2, 2, 1, 1),
+        norm: str = "none",
+        leaky_slope: float = 0.3,
+        width: float = 1.0,
+    ) -> None:
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"model.critic.norm={norm!r}: allowed values are {', '.join(NORMS)}")
         if len(channels) != 4 or len(strides) != 5:
-            raise ValueError(f"model.critic: expected 4 channels and 5 strides, got {list(channels)} and {list(strides)}")
+            raise ValueError(
+                f"model.critic: expected 4 channels and 5 strides, got {list(channels)} and {list(strides)}"
+            )
         widths = [max(1, round(c * width)) for c in channels]
         layers: list[nn.Module] = []
         c_in = in_channels

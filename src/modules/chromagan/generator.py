@@ -42,12 +42,24 @@ def _c(channels: int, width: float) -> int:
 class GlobalBranch(nn.Module):
     """Four strided branch blocks, flatten, then the global-feature and class FC stacks."""
 
-    def __init__(self, in_channels: int, channels: int, grid: tuple[int, int], global_fc: Sequence[int],
-                 class_fc: Sequence[int], num_classes: int, fc_act: str, block: dict) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        grid: tuple[int, int],
+        global_fc: Sequence[int],
+        class_fc: Sequence[int],
+        num_classes: int,
+        fc_act: str,
+        block: dict,
+    ) -> None:
         super().__init__()
         self.convs = nn.Sequential(
-            BranchBlock(in_channels, channels, 2, **block), BranchBlock(channels, channels, 1, **block),
-            BranchBlock(channels, channels, 2, **block), BranchBlock(channels, channels, 1, **block))
+            BranchBlock(in_channels, channels, 2, **block),
+            BranchBlock(channels, channels, 1, **block),
+            BranchBlock(channels, channels, 2, **block),
+            BranchBlock(channels, channels, 1, **block),
+        )
         flat = channels * grid[0] * grid[1]
         self.features = linear_stack(flat, list(global_fc), fc_act)
         self.classes = linear_stack(flat, [*class_fc, num_classes], fc_act)
@@ -67,14 +79,20 @@ class ColorHead(nn.Module):
         super().__init__()
         relu = nn.ReLU
         self.body = nn.Sequential(
-            SameConv2d(in_channels, _c(256, width), 1), relu(inplace=True),
-            SameConv2d(_c(256, width), _c(128, width), 3), relu(inplace=True),
+            SameConv2d(in_channels, _c(256, width), 1),
+            relu(inplace=True),
+            SameConv2d(_c(256, width), _c(128, width), 3),
+            relu(inplace=True),
             nn.Upsample(scale_factor=2, mode="nearest"),
-            SameConv2d(_c(128, width), _c(64, width), 3), relu(inplace=True),
-            SameConv2d(_c(64, width), _c(64, width), 3), relu(inplace=True),
+            SameConv2d(_c(128, width), _c(64, width), 3),
+            relu(inplace=True),
+            SameConv2d(_c(64, width), _c(64, width), 3),
+            relu(inplace=True),
             nn.Upsample(scale_factor=2, mode="nearest"),
-            SameConv2d(_c(64, width), _c(32, width), 3), relu(inplace=True),
-            SameConv2d(_c(32, width), 2, 3))
+            SameConv2d(_c(64, width), _c(32, width), 3),
+            relu(inplace=True),
+            SameConv2d(_c(32, width), 2, 3),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return F.interpolate(torch.sigmoid(self.body(x)), scale_factor=2, mode="nearest")
@@ -94,14 +112,25 @@ class ColorizationGenerator(nn.Module):
         block_order, bn_momentum, bn_eps: the branch blocks (:class:`~src.modules.chromagan.layers.BranchBlock`).
     """
 
-    def __init__(self, resolution: Sequence[int] = (224, 224), num_classes: int = 1000, width: float = 1.0,
-                 global_fc: Sequence[int] = (1024, 512, 256), class_fc: Sequence[int] = (4096, 4096),
-                 fc_act: str = "none", vgg_input_norm: str = "imagenet", block_order: str = "conv_relu_bn",
-                 bn_momentum: float = 0.01, bn_eps: float = 1e-3) -> None:
+    def __init__(
+        self,
+        resolution: Sequence[int] = (224, 224),
+        num_classes: int = 1000,
+        width: float = 1.0,
+        global_fc: Sequence[int] = (1024, 512, 256),
+        class_fc: Sequence[int] = (4096, 4096),
+        fc_act: str = "none",
+        vgg_input_norm: str = "imagenet",
+        block_order: str = "conv_relu_bn",
+        bn_momentum: float = 0.01,
+        bn_eps: float = 1e-3,
+    ) -> None:
         super().__init__()
         h, w = (int(s) for s in resolution)
         if h % 8 or w % 8 or h <= 0 or w <= 0:
-            raise ValueError(f"model.resolution={[h, w]}: ChromaGAN needs sides that are multiples of 8 (224 in the paper)")
+            raise ValueError(
+                f"model.resolution={[h, w]}: ChromaGAN needs sides that are multiples of 8 (224 in the paper)"
+            )
         if num_classes < 1:
             raise ValueError(f"model.num_classes={num_classes}: expected >= 1 (1000 ImageNet, 200 TinyImageNet)")
         to_vgg_input(torch.zeros(1, 1, 1, 1), vgg_input_norm)  # validates the name
@@ -121,7 +150,9 @@ class ColorizationGenerator(nn.Module):
 
     def forward(self, l_in: Tensor, return_features: bool = False):
         if l_in.ndim != 4 or l_in.shape[1] != 1 or tuple(l_in.shape[-2:]) != self.resolution:
-            raise ValueError(f"expected L_in [N, 1, {self.resolution[0]}, {self.resolution[1]}], got {list(l_in.shape)}")
+            raise ValueError(
+                f"expected L_in [N, 1, {self.resolution[0]}, {self.resolution[1]}], got {list(l_in.shape)}"
+            )
         trunk = self.trunk(to_vgg_input(l_in, self.vgg_input_norm))
         global_map, global_vec, logits = self.global_branch(trunk)
         mid = self.mid(trunk)

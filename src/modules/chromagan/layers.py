@@ -25,8 +25,9 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 class SameConv2d(nn.Conv2d):
     """``nn.Conv2d`` with Keras/TensorFlow ``padding='same'`` (asymmetric when needed)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 bias: bool = True) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, bias: bool = True
+    ) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -45,8 +46,15 @@ class BranchBlock(nn.Sequential):
     ``bn_momentum=0.01`` and ``bn_eps=1e-3`` are Keras' defaults (its momentum 0.99; official code).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, order: str = "conv_relu_bn",
-                 bn_momentum: float = 0.01, bn_eps: float = 1e-3) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        order: str = "conv_relu_bn",
+        bn_momentum: float = 0.01,
+        bn_eps: float = 1e-3,
+    ) -> None:
         if order not in BLOCK_ORDERS:
             raise ValueError(f"model.block_order={order!r}: allowed values are {', '.join(BLOCK_ORDERS)}")
         conv = SameConv2d(in_channels, out_channels, 3, stride)

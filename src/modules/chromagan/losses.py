@@ -26,8 +26,12 @@ def class_kl(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
     Both arguments are logits; softmax runs over the given columns (for TinyImageNet, the teacher's
     200 mapped ImageNet columns, which equals renormalising its 1000-way softmax; jeniasivets/chromagan).
     """
-    return F.kl_div(F.log_softmax(student_logits.float(), dim=1), F.log_softmax(teacher_logits.float(), dim=1),
-                    log_target=True, reduction="batchmean")
+    return F.kl_div(
+        F.log_softmax(student_logits.float(), dim=1),
+        F.log_softmax(teacher_logits.float(), dim=1),
+        log_target=True,
+        reduction="batchmean",
+    )
 
 
 def generator_adversarial(fake_scores: Tensor) -> Tensor:
@@ -40,8 +44,9 @@ def critic_wasserstein(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
     return fake_scores.float().mean() - real_scores.float().mean()
 
 
-def gradient_penalty(critic: Callable[[Tensor], Tensor], l_in: Tensor, ab_real: Tensor, ab_fake: Tensor,
-                     alpha: Tensor | None = None) -> Tensor:
+def gradient_penalty(
+    critic: Callable[[Tensor], Tensor], l_in: Tensor, ab_real: Tensor, ab_fake: Tensor, alpha: Tensor | None = None
+) -> Tensor:
     """WGAN-GP on ab only: ``mean_n (1 - ||grad_{ab_hat} sum D(L, ab_hat)||_2)^2`` (Gulrajani et al. 2017).
 
     ``ab_hat = alpha * ab_real + (1 - alpha) * ab_fake`` with one ``alpha ~ U(0, 1)`` per sample; L is

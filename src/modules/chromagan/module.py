@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from src.datamodules.colorspaces import get_colorspace
+from src.colorspaces import get_colorspace
 from src.metrics.colorization import ColorizationMetrics
 from src.modules.base import GANModule, merge_options
 from src.modules.chromagan import losses
@@ -34,10 +34,10 @@ from src.modules.chromagan.vgg import Teacher, load_trunk_weights
 from src.utils.resolution import parse_size
 
 DEFAULT_LOSS = dict(lambda_color=1.0, lambda_kl=0.003, lambda_adv=0.1, lambda_gp=10.0)
-DEFAULT_OPTIM = dict(g_lr=2e-5, d_lr=2e-5, betas=(0.5, 0.999), eps=1e-7, n_critic=1, order="g_first",
-                     d_fake="recompute")
-DEFAULT_CRITIC = dict(channels=(64, 128, 256, 512), strides=(2, 2, 2, 1, 1), norm="none", leaky_slope=0.3,
-                      width=1.0)
+DEFAULT_OPTIM = dict(
+    g_lr=2e-5, d_lr=2e-5, betas=(0.5, 0.999), eps=1e-7, n_critic=1, order="g_first", d_fake="recompute"
+)
+DEFAULT_CRITIC = dict(channels=(64, 128, 256, 512), strides=(2, 2, 2, 1, 1), norm="none", leaky_slope=0.3, width=1.0)
 IMAGENET_CLASSES = 1000
 
 
@@ -57,28 +57,50 @@ class ChromaGAN(GANModule):
     """
 
     conditional_on_labels = False  # num_classes is the teacher's class head, not data labels
+    colorizes = True  # sample grids show gray input | prediction | ground truth
     nonfinite_advice = "Lower model.optim.g_lr/d_lr or resume from an earlier checkpoint."
 
-    def __init__(self, colorspace: str = "lab", resolution: Any = 224, num_classes: int = IMAGENET_CLASSES,
-                 width: float = 1.0, global_fc: Sequence[int] = (1024, 512, 256),
-                 class_fc: Sequence[int] = (4096, 4096), fc_act: str = "none", vgg_input_norm: str = "imagenet",
-                 block_order: str = "conv_relu_bn", bn_momentum: float = 0.01, bn_eps: float = 1e-3,
-                 ab_norm: str = "opencv", trunk_pretrained: bool = True, trunk_trainable: bool = True,
-                 weights_dir: str | None = None, critic: dict | None = None, loss: dict | None = None,
-                 optim: dict | None = None, check_finite_every: int = 50, perf: dict | None = None) -> None:
+    def __init__(
+        self,
+        colorspace: str = "lab",
+        resolution: Any = 224,
+        num_classes: int = IMAGENET_CLASSES,
+        width: float = 1.0,
+        global_fc: Sequence[int] = (1024, 512, 256),
+        class_fc: Sequence[int] = (4096, 4096),
+        fc_act: str = "none",
+        vgg_input_norm: str = "imagenet",
+        block_order: str = "conv_relu_bn",
+        bn_momentum: float = 0.01,
+        bn_eps: float = 1e-3,
+        ab_norm: str = "opencv",
+        trunk_pretrained: bool = True,
+        trunk_trainable: bool = True,
+        weights_dir: str | None = None,
+        critic: dict | None = None,
+        loss: dict | None = None,
+        optim: dict | None = None,
+        check_finite_every: int = 50,
+        perf: dict | None = None,
+    ) -> None:
         super().__init__(check_finite_every, perf)
         self.save_hyperparameters(logger=False)
         if colorspace != "lab":
-            raise ValueError(f"colorspace.name={colorspace!r}: model=chromagan predicts CIE ab from L and trains in "
-                             "Lab; use colorspace=lab")
+            raise ValueError(
+                f"colorspace.name={colorspace!r}: model=chromagan predicts CIE ab from L and trains in "
+                "Lab; use colorspace=lab"
+            )
         if ab_norm not in AB_NORMS:
             raise ValueError(f"model.ab_norm={ab_norm!r}: allowed values are {', '.join(AB_NORMS)}")
         if width != 1.0 and trunk_pretrained:
-            raise ValueError(f"model.width={width}: the ImageNet VGG-16 trunk needs width 1.0; "
-                             "set model.trunk_pretrained=false for other widths")
+            raise ValueError(
+                f"model.width={width}: the ImageNet VGG-16 trunk needs width 1.0; "
+                "set model.trunk_pretrained=false for other widths"
+            )
         self.colorspace = get_colorspace(colorspace)
-        self.resolution = parse_size(list(resolution) if isinstance(resolution, (list, tuple)) else resolution,
-                                     "model.resolution")
+        self.resolution = parse_size(
+            list(resolution) if isinstance(resolution, (list, tuple)) else resolution, "model.resolution"
+        )
         self.ab_norm = ab_norm
         self.num_classes = num_classes
         self.loss_cfg = merge_options(DEFAULT_LOSS, loss, "model.loss")
@@ -92,14 +114,28 @@ class ChromaGAN(GANModule):
         if not isinstance(o["n_critic"], int) or o["n_critic"] < 1:
             raise ValueError(f"model.optim.n_critic={o['n_critic']!r}: expected a positive integer")
 
-        self.G = ColorizationGenerator(self.resolution, num_classes, width, global_fc, class_fc, fc_act,
-                                       vgg_input_norm, block_order, bn_momentum, bn_eps)
+        self.G = ColorizationGenerator(
+            self.resolution,
+            num_classes,
+            width,
+            global_fc,
+            class_fc,
+            fc_act,
+            vgg_input_norm,
+            block_order,
+            bn_momentum,
+            bn_eps,
+        )
         self.D = PatchCritic(in_channels=3, **critic_cfg)
         if not trunk_trainable:
             self.G.trunk.requires_grad_(False)
         # Which of the teacher's 1000 ImageNet columns the class head matches (all, or TinyImageNet's 200).
-        self.register_buffer("class_columns", torch.arange(num_classes) if num_classes == IMAGENET_CLASSES
-                             else torch.full((num_classes,), -1, dtype=torch.long))
+        self.register_buffer(
+            "class_columns",
+            torch.arange(num_classes)
+            if num_classes == IMAGENET_CLASSES
+            else torch.full((num_classes,), -1, dtype=torch.long),
+        )
         self.register_buffer("trunk_initialized", torch.tensor(False))
         self.val_metrics = ColorizationMetrics()
         self._teacher: Teacher | None = None
@@ -111,7 +147,7 @@ class ChromaGAN(GANModule):
         """Load the ImageNet trunk (fresh runs), fix the teacher's columns, build the teacher.
 
         Called by the train script before anything is written (so a missing VGG file is a clean
-        start-up error) and again, harmlessly, from :meth:`setup`. Returns notes for the run log.
+        start-up error) and again, harmlessly, from ``setup`` (the base's). Returns notes for the run log.
         """
         notes = []
         weights_dir = self.hparams.weights_dir
@@ -126,22 +162,21 @@ class ChromaGAN(GANModule):
             index = getattr(dataset, "imagenet_index", None)
             if index is None or len(index) != self.num_classes:
                 have = "none" if index is None else f"{len(index)} classes"
-                raise ValueError(f"model.num_classes={self.num_classes} needs the data to map its classes to "
-                                 f"ImageNet's 1000 (data=tinyimagenet does; this data has {have}); "
-                                 f"use model.num_classes={IMAGENET_CLASSES} with other data")
+                raise ValueError(
+                    f"model.num_classes={self.num_classes} needs the data to map its classes to "
+                    f"ImageNet's 1000 (data=tinyimagenet does; this data has {have}); "
+                    f"use model.num_classes={IMAGENET_CLASSES} with other data"
+                )
             self.class_columns.copy_(torch.as_tensor(index, dtype=torch.long))
         if self.loss_cfg["lambda_kl"] > 0 and self._teacher is None:
             columns = None if self.num_classes == IMAGENET_CLASSES else self.class_columns.cpu()
             if weights_dir is None:
-                raise ValueError("model.weights_dir is not set (paths.weights_dir); the teacher needs vgg16-397923af.pth")
+                raise ValueError(
+                    "model.weights_dir is not set (paths.weights_dir); the teacher needs vgg16-397923af.pth"
+                )
             self._teacher = Teacher(weights_dir, columns, self.hparams.vgg_input_norm)
             notes.append(f"teacher: VGG-16, {self.num_classes} ImageNet columns")
         return notes
-
-    def setup(self, stage: str) -> None:
-        if stage == "fit":
-            trainer = self.trainer
-            self.prepare_fit(trainer.datamodule, resuming=trainer.ckpt_path is not None)
 
     # ------------------------------------------------------------------------------------------
     # Inference.
@@ -181,11 +216,39 @@ class ChromaGAN(GANModule):
         opt_d = torch.optim.Adam(self.D.parameters(), lr=o["d_lr"], betas=tuple(o["betas"]), eps=o["eps"])
         return [opt_g, opt_d]
 
+    def phase_intervals(self) -> dict[str, int]:
+        """``teacher`` and ``D`` every iteration, ``G`` every ``n_critic``; in the order ``optim.order`` runs them."""
+        if self.optim_cfg["order"] == "d_first":
+            return {"teacher": 1, "D": 1, "G": self.optim_cfg["n_critic"]}
+        return {"teacher": 1, "G": self.optim_cfg["n_critic"], "D": 1}
+
+    def train_phases(self, batch: dict) -> dict[str, Tensor]:
+        """The teacher's logits, then the G step (when due) and the critic step in ``optim.order``."""
+        opt_g, opt_d = self.optimizers()
+        l_in, ab_real = split_lab(self.to_memory_format(batch["image"]), self.ab_norm)
+        log: dict[str, Tensor] = {}
+        teacher_logits = self.teacher_step(l_in)
+        ab_fake = None
+        if self.optim_cfg["order"] == "d_first":
+            self.critic_step(opt_d, l_in, ab_real, None, log)
+        if self.due("G"):
+            ab_fake = self.generator_step(opt_g, l_in, ab_real, teacher_logits, log)
+        if self.optim_cfg["order"] == "g_first":
+            self.critic_step(opt_d, l_in, ab_real, ab_fake, log)
+        return log
+
+    def teacher_step(self, l_in: Tensor) -> Tensor | None:
+        """teacher: the frozen VGG-16's class logits for ``l_in`` (None without the KL term)."""
+        with self.phase("teacher"):
+            return self._teacher(l_in) if self._teacher is not None else None
+
     def _critic(self, l_in: Tensor, ab: Tensor) -> Tensor:
         return self.compiled(self.D)(torch.cat([l_in, ab], dim=1))
 
-    def _generator_step(self, opt, l_in: Tensor, ab_real: Tensor, teacher_logits: Tensor | None,
-                        log: dict[str, Tensor]) -> Tensor:
+    def generator_step(
+        self, opt, l_in: Tensor, ab_real: Tensor, teacher_logits: Tensor | None, log: dict[str, Tensor]
+    ) -> Tensor:
+        """G: colour L2 + KL to the teacher + adversarial term, one G step; returns the (detached) fake ab."""
         cfg = self.loss_cfg
         with self.toggled_optimizer(opt), self.phase("G"):
             ab_fake, logits = self.compiled(self.G)(l_in)
@@ -204,8 +267,8 @@ class ChromaGAN(GANModule):
             log["Loss/G"] = total.detach()
         return ab_fake.detach()
 
-    def _critic_step(self, opt, l_in: Tensor, ab_real: Tensor, ab_fake: Tensor | None,
-                     log: dict[str, Tensor]) -> None:
+    def critic_step(self, opt, l_in: Tensor, ab_real: Tensor, ab_fake: Tensor | None, log: dict[str, Tensor]) -> None:
+        """D: the Wasserstein loss plus ``lambda_gp`` x the gradient penalty, one critic step."""
         cfg = self.loss_cfg
         with self.toggled_optimizer(opt), self.phase("D"):
             if ab_fake is None or self.optim_cfg["d_fake"] == "recompute":
@@ -225,33 +288,6 @@ class ChromaGAN(GANModule):
             log["D/real"] = real_scores.detach().float().mean()
             log["D/fake"] = fake_scores.detach().float().mean()
             log["D/wasserstein"] = log["D/real"] - log["D/fake"]
-
-    def phase_intervals(self) -> dict[str, int]:
-        """How often each phase runs, for amortized per-phase timings (``scripts/benchmark.py``)."""
-        return {"teacher": 1, "G": self.optim_cfg["n_critic"], "D": 1}
-
-    def training_step(self, batch: dict, batch_idx: int) -> None:
-        self.begin_iteration()
-        o = self.optim_cfg
-        opt_g, opt_d = self.optimizers()
-        l_in, ab_real = split_lab(self.to_memory_format(batch["image"]), self.ab_norm)
-        log: dict[str, Tensor] = {}
-        with self.phase("teacher"):
-            teacher_logits = self._teacher(l_in) if self._teacher is not None else None
-        g_due = self.iteration % o["n_critic"] == 0
-        ab_fake = None
-        if o["order"] == "d_first":
-            self._critic_step(opt_d, l_in, ab_real, None, log)
-        if g_due:
-            ab_fake = self._generator_step(opt_g, l_in, ab_real, teacher_logits, log)
-        if o["order"] == "g_first":
-            self._critic_step(opt_d, l_in, ab_real, ab_fake, log)
-
-        self.advance(l_in.shape[0])
-        log["progress/kimg"] = self.kimg
-        log["step"] = float(self.cur_nimg)  # loggers' x-axis: images seen
-        self.log_dict(log, on_step=True, on_epoch=False)
-        self.log("kimg", self.kimg, on_step=True, on_epoch=False, prog_bar=True, logger=False)
 
     # ------------------------------------------------------------------------------------------
     # Validation: PSNR / SSIM against the gray baseline.

@@ -1,7 +1,7 @@
 """VGG-16 in ChromaGAN: the generator's trunk (conv1_1 ... conv4_3 + ReLU) and the frozen teacher.
 
 Both read torchvision's ImageNet file ``vgg16-397923af.pth`` from ``paths.weights_dir`` through the
-one weights loader (:mod:`src.metrics.weights`). The trunk's layer indices equal torchvision's
+one weights loader (:mod:`src.pretrained.weights`). The trunk's layer indices equal torchvision's
 ``vgg16().features[:23]``, so ``features.<i>.*`` tensors load into ``trunk.<i>``.
 
 Input scaling (``model.vgg_input_norm``): ``imagenet`` standardises the tiled ``[L/100]x3``
@@ -15,7 +15,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from src.metrics.weights import MissingWeightsError, load_weights
+from src.pretrained.weights import MissingWeightsError, load_weights
 
 __all__ = ["VGG_INPUT_NORMS", "vgg16_trunk", "load_trunk_weights", "to_vgg_input", "Teacher"]
 
@@ -62,9 +62,11 @@ def load_trunk_weights(trunk: nn.Sequential, weights_dir: str) -> None:
     try:
         trunk.load_state_dict({k: state[f"features.{k}"] for k in own})
     except (KeyError, RuntimeError) as e:
-        raise MissingWeightsError(f"the VGG-16 file in paths.weights_dir={weights_dir!r} does not fit ChromaGAN's "
-                                  f"trunk ({type(e).__name__}: {e}); it must be torchvision's vgg16-397923af.pth "
-                                  "and model.width must be 1.0") from None
+        raise MissingWeightsError(
+            f"the VGG-16 file in paths.weights_dir={weights_dir!r} does not fit ChromaGAN's "
+            f"trunk ({type(e).__name__}: {e}); it must be torchvision's vgg16-397923af.pth "
+            "and model.width must be 1.0"
+        ) from None
 
 
 def to_vgg_input(l_in: Tensor, norm: str) -> Tensor:
@@ -94,12 +96,16 @@ class Teacher:
 
     def __init__(self, weights_dir: str, columns: Tensor | None = None, input_norm: str = "imagenet") -> None:
         net = torchvision.models.vgg16(weights=None)
-        state = _load_vgg16(weights_dir, "ChromaGAN's class-distribution teacher; model.loss.lambda_kl=0 runs without it")
+        state = _load_vgg16(
+            weights_dir, "ChromaGAN's class-distribution teacher; model.loss.lambda_kl=0 runs without it"
+        )
         try:
             net.load_state_dict(state)
         except RuntimeError as e:
-            raise MissingWeightsError(f"the VGG-16 file in paths.weights_dir={weights_dir!r} is not torchvision's "
-                                      f"full VGG-16 classifier ({e})") from None
+            raise MissingWeightsError(
+                f"the VGG-16 file in paths.weights_dir={weights_dir!r} is not torchvision's "
+                f"full VGG-16 classifier ({e})"
+            ) from None
         self.net = net.eval().requires_grad_(False)
         self.columns = None if columns is None else columns.clone().long()
         self.input_norm = input_norm

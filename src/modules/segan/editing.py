@@ -7,8 +7,9 @@ into G_ema, copies of the module or the next call (as model_SEG.py's mutable ``f
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -41,7 +42,7 @@ class Edit:
             raise ValueError(f"edit units={self.units!r}: allowed values are {', '.join(EDIT_UNITS)}")
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Edit":
+    def from_dict(cls, d: Mapping[str, Any]) -> Edit:
         """``{layer, subspace, dim, op, value, units}``; ``L``/``N``/``D`` are accepted as aliases."""
         d = dict(d)
         for short, long in (("L", "layer"), ("N", "subspace"), ("D", "dim")):
@@ -49,8 +50,10 @@ class Edit:
                 d[long] = d.pop(short)
         unknown = sorted(set(d) - {"layer", "subspace", "dim", "op", "value", "units"})
         if unknown:
-            raise ValueError(f"edit has unknown key(s) {', '.join(unknown)}; "
-                             "allowed: layer (L), subspace (N), dim (D), op, value, units")
+            raise ValueError(
+                f"edit has unknown key(s) {', '.join(unknown)}; "
+                "allowed: layer (L), subspace (N), dim (D), op, value, units"
+            )
         return cls(**d)
 
 
@@ -64,15 +67,18 @@ def resolve(edit: Edit, layout: list[list[int]], q: int) -> int:
         raise ValueError(f"edit layer={edit.layer!r} does not exist: valid layers are 0..{len(layout) - 1}")
     subs = layout[edit.layer]
     if not isinstance(edit.subspace, int) or not 0 <= edit.subspace < len(subs):
-        raise ValueError(f"edit subspace={edit.subspace!r} does not exist in layer {edit.layer}: "
-                         f"valid subspaces are 0..{len(subs) - 1}")
+        raise ValueError(
+            f"edit subspace={edit.subspace!r} does not exist in layer {edit.layer}: "
+            f"valid subspaces are 0..{len(subs) - 1}"
+        )
     if edit.dim is not None and (not isinstance(edit.dim, int) or not 0 <= edit.dim < q):
         raise ValueError(f"edit dim={edit.dim!r} does not exist: valid dims are 0..{q - 1} (or None for all)")
     return subs[edit.subspace]
 
 
-def apply_edits(coords: Tensor, edits: list[Edit], layout: list[list[int]],
-                stats: tuple[Tensor, Tensor] | None = None) -> Tensor:
+def apply_edits(
+    coords: Tensor, edits: list[Edit], layout: list[list[int]], stats: tuple[Tensor, Tensor] | None = None
+) -> Tensor:
     """Return edited coordinates ``[B, S, q]`` (a new tensor; ``coords`` is left untouched).
 
     ``stats`` = (mean, std), each ``[S, q]``, needed for ``units='sigma'``.
@@ -109,23 +115,22 @@ def apply_edits(coords: Tensor, edits: list[Edit], layout: list[list[int]],
     return out
 
 
-def seed_latents(seeds: list[int], z_dim: int, num_layers: int = 0, q: int = 0) -> tuple[Tensor, Tensor | None]:
-    """z per seed as in ``scripts/generate.py`` (``RandomState(seed).randn(z_dim)``), plus, when
-    ``num_layers * q > 0``, sampled subspace coordinates ``[B, num_layers, q]`` from the same stream."""
-    import numpy as np
-
-    draws = [np.random.RandomState(s).randn(z_dim + num_layers * q) for s in seeds]
-    z = torch.from_numpy(np.stack([d[:z_dim] for d in draws])).float()
-    if num_layers * q == 0:
-        return z, None
-    coords = torch.from_numpy(np.stack([d[z_dim:] for d in draws])).float().reshape(len(seeds), num_layers, q)
-    return z, coords
-
-
 @torch.no_grad()
-def traversal(generator, z: Tensor, layer: int, subspace: int, dim: int, values: list[float], op: str = "add",
-              units: str = "sigma", stats: tuple[Tensor, Tensor] | None = None, coords: Tensor | None = None,
-              noise_mode: str = "const", c: Tensor | None = None, ws: Tensor | None = None) -> Tensor:
+def traversal(
+    generator,
+    z: Tensor,
+    layer: int,
+    subspace: int,
+    dim: int,
+    values: list[float],
+    op: str = "add",
+    units: str = "sigma",
+    stats: tuple[Tensor, Tensor] | None = None,
+    coords: Tensor | None = None,
+    noise_mode: str = "const",
+    c: Tensor | None = None,
+    ws: Tensor | None = None,
+) -> Tensor:
     """Images ``[len(z) * len(values), C, H, W]``, rows = latents, columns = values.
 
     One forward pass per value; every image in a row shares its latent (and its noise with

@@ -23,8 +23,12 @@ from src.modules.segan.editing import Edit, apply_edits, as_edits
 from src.modules.segan.subspace import ColumnSumSubspace, EigenSubspace, FeatureSubspace, ScaleSubspace
 from src.modules.stylegan2.generator import Generator, SynthesisNetwork
 
-MODES = {0: "baseline StyleGAN2", 1: "subspace added to feature maps", 2: "w->w subspace before modulation",
-         3: "only-L scaling before modulation"}
+MODES = {
+    0: "baseline StyleGAN2",
+    1: "subspace added to feature maps",
+    2: "w->w subspace before modulation",
+    3: "only-L scaling before modulation",
+}
 VARIANTS = ("faithful", "eigen")
 COORDS = ("w", "sampled")
 
@@ -32,21 +36,28 @@ COORDS = ("w", "sampled")
 def check_subspace_config(mode: Any, variant: str, coords: str, q: int, w_dim: int) -> None:
     """One clear error for a mode/variant/coords/q combination that does not exist."""
     if isinstance(mode, bool) or mode not in MODES:
-        raise ValueError(f"model.mode={mode!r}: valid modes are 0..3 "
-                         f"({'; '.join(f'{k} {v}' for k, v in MODES.items())})")
+        raise ValueError(
+            f"model.mode={mode!r}: valid modes are 0..3 ({'; '.join(f'{k} {v}' for k, v in MODES.items())})"
+        )
     if variant not in VARIANTS:
         raise ValueError(f"model.subspace.variant={variant!r}: allowed values are {', '.join(VARIANTS)}")
     if variant == "eigen" and mode != 2:
-        raise ValueError(f"model.subspace.variant='eigen' does not apply to model.mode={mode}: "
-                         "it is a mode-2 variant (use model.mode=2, or variant=faithful)")
+        raise ValueError(
+            f"model.subspace.variant='eigen' does not apply to model.mode={mode}: "
+            "it is a mode-2 variant (use model.mode=2, or variant=faithful)"
+        )
     if coords not in COORDS:
         raise ValueError(f"model.subspace.coords={coords!r}: allowed values are {', '.join(COORDS)}")
     if coords == "sampled" and variant != "eigen":
-        raise ValueError(f"model.subspace.coords='sampled' needs model.mode=2 and model.subspace.variant=eigen "
-                         f"(got mode {mode}, variant {variant!r})")
+        raise ValueError(
+            f"model.subspace.coords='sampled' needs model.mode=2 and model.subspace.variant=eigen "
+            f"(got mode {mode}, variant {variant!r})"
+        )
     if coords == "w" and q != w_dim:
-        raise ValueError(f"model.subspace.q={q}: with coords=w the coordinates are w itself, so q must equal "
-                         f"model.w_dim={w_dim} (use q=null)")
+        raise ValueError(
+            f"model.subspace.q={q}: with coords=w the coordinates are w itself, so q must equal "
+            f"model.w_dim={w_dim} (use q=null)"
+        )
     if not isinstance(q, int) or q < 1 or q > w_dim:
         raise ValueError(f"model.subspace.q={q!r}: expected 1..{w_dim} (model.w_dim)")
 
@@ -54,36 +65,43 @@ def check_subspace_config(mode: Any, variant: str, coords: str, q: int, w_dim: i
 class SEGANSynthesis(SynthesisNetwork):
     """The StyleGAN2 synthesis network with a subspace per w-consuming layer (their model_SEG.py)."""
 
-    def __init__(self, w_dim: int = 64, resolution: tuple[int, int] = (64, 64), img_channels: int = 3,
-                 channel_base: int = 32768, channel_max: int = 128, use_noise: bool = True,
-                 conv_clamp: float | None = None, mode: int = 0, variant: str = "faithful", q: int | None = None,
-                 coords: str = "w", U_init: str = "segan", L_init: str = "ones", hard: str = "none") -> None:
+    def __init__(
+        self,
+        w_dim: int = 64,
+        resolution: tuple[int, int] = (64, 64),
+        img_channels: int = 3,
+        channel_base: int = 32768,
+        channel_max: int = 128,
+        use_noise: bool = True,
+        conv_clamp: float | None = None,
+        mode: int = 0,
+        variant: str = "faithful",
+        q: int | None = None,
+        coords: str = "w",
+        U_init: str = "segan",
+        L_init: str = "ones",
+        hard: str = "none",
+    ) -> None:
         super().__init__(w_dim, resolution, img_channels, channel_base, channel_max, use_noise, conv_clamp)
         q = w_dim if q is None else q
         check_subspace_config(mode, variant, coords, q, w_dim)
         self.mode, self.variant, self.q, self.coords, self.hard = mode, variant, q, coords, hard
-        # The layer table: (L, N, kind, size, slot, channels) in the order of layer_ws().
-        self.layers: list[dict[str, Any]] = []
-        self.layout: list[list[int]] = []
-        slot = 0
-        for b, block in enumerate(self.blocks):
-            kinds = (["conv_up"] if block.conv0 is not None else []) + ["conv", "torgb"]
-            ids = []
-            for n, kind in enumerate(kinds):
-                if kind == "conv_up":
-                    slot_l = slot
-                    slot += 1
-                elif kind == "conv":
-                    slot_l = slot
-                    slot += 1
-                else:
-                    slot_l = slot  # toRGB shares its slot with the next block's first conv
-                ch = img_channels if kind == "torgb" else block.out_channels
-                ids.append(len(self.layers))
-                self.layers.append(dict(id=len(self.layers), layer=b, subspace=n, kind=kind, size=tuple(block.size),
-                                        slot=slot_l, channels=ch))
-            self.layout.append(ids)
-        assert len(self.layers) == self.num_layers and slot + 1 == self.num_ws
+        # The layer table in SEGAN's terms: layer L = block, subspace N = position in the block.
+        self.layers: list[dict[str, Any]] = [
+            dict(
+                id=r["id"],
+                layer=r["block"],
+                subspace=r["position"],
+                kind=r["kind"],
+                size=r["size"],
+                slot=r["slot"],
+                channels=r["channels"],
+            )
+            for r in self.layer_table()
+        ]
+        self.layout: list[list[int]] = [
+            [l["id"] for l in self.layers if l["layer"] == b] for b in range(len(self.blocks))
+        ]
         self.register_buffer("slot_index", torch.tensor([l["slot"] for l in self.layers]), persistent=False)
         self.spaces = nn.ModuleList(self._make_subspace(l, U_init, L_init) for l in self.layers) if mode else None
 
@@ -121,9 +139,16 @@ class SEGANSynthesis(SynthesisNetwork):
             return []
         return [s.U for s in self.spaces if s.U.shape[0] >= s.U.shape[1]]
 
-    def forward(self, ws: Tensor, noise_mode: str = "random", fused: bool = False,
-                edits: list[Edit | dict] | None = None, coords: Tensor | None = None,
-                stats: tuple[Tensor, Tensor] | None = None, return_styles: bool = False):
+    def forward(
+        self,
+        ws: Tensor,
+        noise_mode: str = "random",
+        fused: bool = False,
+        edits: list[Edit | dict] | None = None,
+        coords: Tensor | None = None,
+        stats: tuple[Tensor, Tensor] | None = None,
+        return_styles: bool = False,
+    ):
         """``ws`` ``[B, K, w_dim]`` (the mapping output) -> image; pure function of its arguments.
 
         ``return_styles``: also return ``{"ws", "coords", "layer_ws"}`` with the edited coordinates
@@ -152,24 +177,55 @@ class SEGANSynthesis(SynthesisNetwork):
         return img
 
     def extra_repr(self) -> str:
-        return (f"mode={self.mode}, variant={self.variant}, coords={self.coords}, q={self.q}, "
-                f"layers={self.num_layers}, num_ws={self.num_ws}")
+        return (
+            f"mode={self.mode}, variant={self.variant}, coords={self.coords}, q={self.q}, "
+            f"layers={self.num_layers}, num_ws={self.num_ws}"
+        )
 
 
 class SEGANGenerator(Generator):
     """Mapping + :class:`SEGANSynthesis`; same call as the StyleGAN2 generator plus edit arguments."""
 
-    def __init__(self, z_dim: int = 64, w_dim: int = 64, num_classes: int = 0,
-                 resolution: tuple[int, int] = (64, 64), img_channels: int = 3, map_depth: int = 8,
-                 map_lr_multiplier: float = 0.01, w_avg_beta: float = 0.995, channel_base: int = 32768,
-                 channel_max: int = 128, use_noise: bool = True, conv_clamp: float | None = None,
-                 mode: int = 0, variant: str = "faithful", q: int | None = None, coords: str = "w",
-                 U_init: str = "segan", L_init: str = "ones", hard: str = "none") -> None:
+    def __init__(
+        self,
+        z_dim: int = 64,
+        w_dim: int = 64,
+        num_classes: int = 0,
+        resolution: tuple[int, int] = (64, 64),
+        img_channels: int = 3,
+        map_depth: int = 8,
+        map_lr_multiplier: float = 0.01,
+        w_avg_beta: float = 0.995,
+        channel_base: int = 32768,
+        channel_max: int = 128,
+        use_noise: bool = True,
+        conv_clamp: float | None = None,
+        mode: int = 0,
+        variant: str = "faithful",
+        q: int | None = None,
+        coords: str = "w",
+        U_init: str = "segan",
+        L_init: str = "ones",
+        hard: str = "none",
+    ) -> None:
         # read by make_synthesis(), which Generator.__init__ calls
-        self._subspace_args = dict(mode=mode, variant=variant, q=q, coords=coords, U_init=U_init, L_init=L_init,
-                                   hard=hard)
-        super().__init__(z_dim, w_dim, num_classes, resolution, img_channels, map_depth, map_lr_multiplier,
-                         w_avg_beta, channel_base, channel_max, use_noise, conv_clamp)
+        self._subspace_args = dict(
+            mode=mode, variant=variant, q=q, coords=coords, U_init=U_init, L_init=L_init, hard=hard
+        )
+        super().__init__(
+            z_dim,
+            w_dim,
+            num_classes,
+            resolution,
+            img_channels,
+            map_depth,
+            map_lr_multiplier,
+            w_avg_beta,
+            channel_base,
+            channel_max,
+            use_noise,
+            conv_clamp,
+        )
 
     def make_synthesis(self, *args, **kwargs) -> SEGANSynthesis:
         return SEGANSynthesis(*args, **kwargs, **self._subspace_args)
@@ -178,13 +234,23 @@ class SEGANGenerator(Generator):
     def mode(self) -> int:
         return self.synthesis.mode
 
-    def forward(self, z: Tensor, c: Tensor | None = None, psi: float = 1.0, cutoff: int | None = None,
-                noise_mode: str = "random", fused: bool = False, edits: list[Edit | dict] | None = None,
-                coords: Tensor | None = None, stats: tuple[Tensor, Tensor] | None = None,
-                return_styles: bool = False):
+    def forward(
+        self,
+        z: Tensor,
+        c: Tensor | None = None,
+        psi: float = 1.0,
+        cutoff: int | None = None,
+        noise_mode: str = "random",
+        fused: bool = False,
+        edits: list[Edit | dict] | None = None,
+        coords: Tensor | None = None,
+        stats: tuple[Tensor, Tensor] | None = None,
+        return_styles: bool = False,
+    ):
         ws = self.mapping(z, c, psi=psi, cutoff=cutoff)
-        return self.synthesis(ws, noise_mode=noise_mode, fused=fused, edits=edits, coords=coords, stats=stats,
-                              return_styles=return_styles)
+        return self.synthesis(
+            ws, noise_mode=noise_mode, fused=fused, edits=edits, coords=coords, stats=stats, return_styles=return_styles
+        )
 
     def subspaces(self) -> list[dict[str, Any]]:
         """The subspace table: id, layer L, subspace N, kind, resolution, w slot, q,
@@ -205,11 +271,13 @@ class SEGANGenerator(Generator):
         return rows
 
     @torch.no_grad()
-    def coord_stats(self, n: int = 10_000, seed: int = 0, batch: int = 1000, c: Tensor | None = None,
-                    psi: float = 1.0) -> tuple[Tensor, Tensor]:
+    def coord_stats(
+        self, n: int = 10_000, seed: int = 0, batch: int = 1000, c: Tensor | None = None, psi: float = 1.0
+    ) -> tuple[Tensor, Tensor]:
         """Mean and std ``[S, q]`` of every subspace's coordinates over ``n`` seeded latents (σ units).
 
-        Draws from its own generator, so it never shifts the global random stream.
+        Draws from its own generator, so it never shifts the global random stream. ``c``: one-hot
+        labels ``[n, num_classes]`` for a conditional generator (row ``i`` for latent ``i``).
         """
         gen = torch.Generator().manual_seed(seed)
         device = next(self.parameters()).device
@@ -221,7 +289,7 @@ class SEGANGenerator(Generator):
             coords = None
             if self.synthesis.coords == "sampled":
                 coords = torch.randn(m, self.synthesis.num_layers, self.synthesis.q, generator=gen).to(device)
-            labels = None if c is None else c[:m]
+            labels = None if c is None else c[done : done + m].to(device)
             x = self.synthesis.coordinates(self.mapping(z, labels, psi=psi), coords).double()
             total = x.sum(0) if total is None else total + x.sum(0)
             sq = x.square().sum(0) if sq is None else sq + x.square().sum(0)

@@ -48,8 +48,15 @@ class FeatureSubspace(nn.Module):
     orthonormal); ``'orthonormal'`` makes the q basis columns orthonormal (EigenGAN).
     """
 
-    def __init__(self, channels: int, size: tuple[int, int], q: int = 64, U_init: str = "segan",
-                 L_init: str = "ones", hard: str = "none") -> None:
+    def __init__(
+        self,
+        channels: int,
+        size: tuple[int, int],
+        q: int = 64,
+        U_init: str = "segan",
+        L_init: str = "ones",
+        hard: str = "none",
+    ) -> None:
         super().__init__()
         if U_init not in U_INITS:
             raise ValueError(f"model.subspace.U_init={U_init!r}: allowed values are {', '.join(U_INITS)}")
@@ -75,8 +82,9 @@ class FeatureSubspace(nn.Module):
         return phi.reshape(-1, self.channels, *self.size) + self.mu.to(c.dtype)
 
     def extra_repr(self) -> str:
-        return (f"map=[{self.channels}, {self.size[0]}, {self.size[1]}], q={self.q}, U_init={self.U_init}, "
-                f"hard={self.hard}")
+        return (
+            f"map=[{self.channels}, {self.size[0]}, {self.size[1]}], q={self.q}, U_init={self.U_init}, hard={self.hard}"
+        )
 
 
 class ColumnSumSubspace(nn.Module):
@@ -117,8 +125,9 @@ class EigenSubspace(nn.Module):
     ``residual=True`` (``coords: sampled``) adds the layer's w: ``w' = w + U (L * z) + mu``.
     """
 
-    def __init__(self, w_dim: int, q: int = 64, L_init: str = "ones", residual: bool = False,
-                 hard: str = "none") -> None:
+    def __init__(
+        self, w_dim: int, q: int = 64, L_init: str = "ones", residual: bool = False, hard: str = "none"
+    ) -> None:
         super().__init__()
         if hard not in HARD_ORTH:
             raise ValueError(f"model.loss.orth_reg.hard={hard!r}: allowed values are {', '.join(HARD_ORTH)}")

@@ -21,15 +21,18 @@ from src.utils.resolution import base_shape
 class DiscriminatorBlock(nn.Module):
     """ResNet block: (FromImage at the top) -> conv -> conv-down, plus a 1x1 down skip."""
 
-    def __init__(self, in_channels: int, tmp_channels: int, out_channels: int, img_channels: int,
-                 conv_clamp: float | None = None) -> None:
+    def __init__(
+        self, in_channels: int, tmp_channels: int, out_channels: int, img_channels: int, conv_clamp: float | None = None
+    ) -> None:
         super().__init__()
         self.in_channels, self.tmp_channels, self.out_channels = in_channels, tmp_channels, out_channels
-        self.fromrgb = (Conv2dLayer(img_channels, tmp_channels, 1, activation="lrelu", conv_clamp=conv_clamp)
-                        if in_channels == 0 else None)
+        self.fromrgb = (
+            Conv2dLayer(img_channels, tmp_channels, 1, activation="lrelu", conv_clamp=conv_clamp)
+            if in_channels == 0
+            else None
+        )
         self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, 3, activation="lrelu", conv_clamp=conv_clamp)
-        self.conv1 = Conv2dLayer(tmp_channels, out_channels, 3, activation="lrelu", down=2,
-                                 conv_clamp=conv_clamp)
+        self.conv1 = Conv2dLayer(tmp_channels, out_channels, 3, activation="lrelu", down=2, conv_clamp=conv_clamp)
         self.skip = Conv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2)
 
     def forward(self, x: Tensor | None, img: Tensor | None) -> Tensor:
@@ -58,11 +61,11 @@ class MinibatchStdLayer(nn.Module):
         n, c, h, w = x.shape
         g = min(self.group_size, n)
         f = self.num_channels
-        y = x.reshape(g, -1, f, c // f, h, w)          # [G, M, F, c, H, W]
+        y = x.reshape(g, -1, f, c // f, h, w)  # [G, M, F, c, H, W]
         y = y - y.mean(dim=0)
-        y = (y.square().mean(dim=0) + 1e-8).sqrt()      # [M, F, c, H, W]
-        y = y.mean(dim=[2, 3, 4])                        # [M, F]
-        y = y.reshape(-1, f, 1, 1).repeat(g, 1, h, w)    # [N, F, H, W]
+        y = (y.square().mean(dim=0) + 1e-8).sqrt()  # [M, F, c, H, W]
+        y = y.mean(dim=[2, 3, 4])  # [M, F]
+        y = y.reshape(-1, f, 1, 1).repeat(g, 1, h, w)  # [N, F, H, W]
         return torch.cat([x, y], dim=1)
 
     def extra_repr(self) -> str:
@@ -72,13 +75,19 @@ class MinibatchStdLayer(nn.Module):
 class DiscriminatorEpilogue(nn.Module):
     """mbstd -> conv3x3 -> FC -> FC to one logit (or ``cmap_dim`` for projection)."""
 
-    def __init__(self, in_channels: int, size: tuple[int, int], cmap_dim: int = 0, mbstd_group: int = 4,
-                 mbstd_channels: int = 1, conv_clamp: float | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        size: tuple[int, int],
+        cmap_dim: int = 0,
+        mbstd_group: int = 4,
+        mbstd_channels: int = 1,
+        conv_clamp: float | None = None,
+    ) -> None:
         super().__init__()
         self.in_channels, self.size, self.cmap_dim = in_channels, size, cmap_dim
         self.mbstd = MinibatchStdLayer(mbstd_group, mbstd_channels) if mbstd_channels > 0 else None
-        self.conv = Conv2dLayer(in_channels + mbstd_channels, in_channels, 3, activation="lrelu",
-                                conv_clamp=conv_clamp)
+        self.conv = Conv2dLayer(in_channels + mbstd_channels, in_channels, 3, activation="lrelu", conv_clamp=conv_clamp)
         self.fc = FullyConnected(in_channels * size[0] * size[1], in_channels, activation="lrelu")
         self.out = FullyConnected(in_channels, cmap_dim if cmap_dim > 0 else 1)
 
@@ -96,10 +105,18 @@ class DiscriminatorEpilogue(nn.Module):
 class Discriminator(nn.Module):
     """Image in the model color space ``[N, C, H, W]`` -> logits ``[N, 1]``."""
 
-    def __init__(self, resolution: tuple[int, int] = (64, 64), img_channels: int = 3, num_classes: int = 0,
-                 channel_base: int = 16384, channel_max: int = 512, mbstd_group: int = 4,
-                 mbstd_channels: int = 1, cmap_dim: int | None = None,
-                 conv_clamp: float | None = None) -> None:
+    def __init__(
+        self,
+        resolution: tuple[int, int] = (64, 64),
+        img_channels: int = 3,
+        num_classes: int = 0,
+        channel_base: int = 16384,
+        channel_max: int = 512,
+        mbstd_group: int = 4,
+        mbstd_channels: int = 1,
+        cmap_dim: int | None = None,
+        conv_clamp: float | None = None,
+    ) -> None:
         super().__init__()
         self.resolution, self.img_channels, self.c_dim = tuple(resolution), img_channels, num_classes
         h0, w0, doublings = base_shape(*self.resolution)
@@ -107,16 +124,27 @@ class Discriminator(nn.Module):
         for i in range(doublings, 0, -1):
             res = 4 << i
             in_ch = 0 if i == doublings else channels_at(res, channel_base, channel_max)
-            self.blocks.append(DiscriminatorBlock(in_ch, channels_at(res, channel_base, channel_max),
-                                                  channels_at(res // 2, channel_base, channel_max),
-                                                  img_channels, conv_clamp))
+            self.blocks.append(
+                DiscriminatorBlock(
+                    in_ch,
+                    channels_at(res, channel_base, channel_max),
+                    channels_at(res // 2, channel_base, channel_max),
+                    img_channels,
+                    conv_clamp,
+                )
+            )
         c4 = channels_at(4, channel_base, channel_max)
         self.cmap_dim = (cmap_dim or c4) if num_classes > 0 else 0
         if num_classes > 0:
-            self.mapping = MappingNetwork(z_dim=0, c_dim=num_classes, w_dim=self.cmap_dim, num_ws=1,
-                                          num_layers=8 if cmap_dim is None else 2, lr_multiplier=0.01)
-        self.epilogue = DiscriminatorEpilogue(c4, (h0, w0), self.cmap_dim, mbstd_group, mbstd_channels,
-                                              conv_clamp)
+            self.mapping = MappingNetwork(
+                z_dim=0,
+                c_dim=num_classes,
+                w_dim=self.cmap_dim,
+                num_ws=1,
+                num_layers=8 if cmap_dim is None else 2,
+                lr_multiplier=0.01,
+            )
+        self.epilogue = DiscriminatorEpilogue(c4, (h0, w0), self.cmap_dim, mbstd_group, mbstd_channels, conv_clamp)
         if doublings == 0:  # 4x4 images: nothing to downsample, FromImage feeds the epilogue directly
             self.fromrgb = Conv2dLayer(img_channels, c4, 1, activation="lrelu")
 

@@ -12,6 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from src.latents.truncation import truncate
 from src.nn.layers import (
     FullyConnected,
     bias_act,
@@ -28,16 +29,25 @@ NOISE_MODES = ("random", "const", "none")
 def channels_at(res: int, channel_base: int, channel_max: int) -> int:
     """Feature maps at a block whose short side is ``res``: ``min(channel_base // res, channel_max)``."""
     if channel_base // res < 1:
-        raise ValueError(f"model.channel_base={channel_base} gives no channels at {res} px; "
-                         f"use model.channel_base >= {res}")
+        raise ValueError(
+            f"model.channel_base={channel_base} gives no channels at {res} px; use model.channel_base >= {res}"
+        )
     return min(channel_base // res, channel_max)
 
 
 class MappingNetwork(nn.Module):
     """z (and optional one-hot label) -> w, broadcast to ``[N, num_ws, w_dim]``; tracks ``w_avg``."""
 
-    def __init__(self, z_dim: int = 512, c_dim: int = 0, w_dim: int = 512, num_ws: int = 10,
-                 num_layers: int = 8, lr_multiplier: float = 0.01, w_avg_beta: float = 0.995) -> None:
+    def __init__(
+        self,
+        z_dim: int = 512,
+        c_dim: int = 0,
+        w_dim: int = 512,
+        num_ws: int = 10,
+        num_layers: int = 8,
+        lr_multiplier: float = 0.01,
+        w_avg_beta: float = 0.995,
+    ) -> None:
         super().__init__()
         self.z_dim, self.c_dim, self.w_dim, self.num_ws = z_dim, c_dim, w_dim, num_ws
         self.num_layers, self.w_avg_beta = num_layers, w_avg_beta
@@ -51,8 +61,14 @@ class MappingNetwork(nn.Module):
         )
         self.register_buffer("w_avg", torch.zeros(w_dim))
 
-    def forward(self, z: Tensor, c: Tensor | None = None, psi: float = 1.0, cutoff: int | None = None,
-                update_w_avg: bool = False) -> Tensor:
+    def forward(
+        self,
+        z: Tensor,
+        c: Tensor | None = None,
+        psi: float = 1.0,
+        cutoff: int | None = None,
+        update_w_avg: bool = False,
+    ) -> Tensor:
         x = normalize_2nd_moment(z) if self.z_dim > 0 else None
         if self.c_dim > 0:
             if c is None:
@@ -64,10 +80,7 @@ class MappingNetwork(nn.Module):
         if update_w_avg:
             self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
         ws = x.unsqueeze(1).repeat(1, self.num_ws, 1)
-        if psi != 1:
-            cut = self.num_ws if cutoff is None else cutoff
-            ws[:, :cut] = self.w_avg.lerp(ws[:, :cut], psi)
-        return ws
+        return truncate(ws, self.w_avg, psi, cutoff)
 
     def extra_repr(self) -> str:
         return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"
@@ -76,26 +89,34 @@ class MappingNetwork(nn.Module):
 class SynthesisLayer(nn.Module):
     """Modulated 3x3 conv (optionally 2x up) + per-pixel noise + bias + lrelu."""
 
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, size: tuple[int, int],
-                 up: int = 1, kernel_size: int = 3, use_noise: bool = True,
-                 conv_clamp: float | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        w_dim: int,
+        size: tuple[int, int],
+        up: int = 1,
+        kernel_size: int = 3,
+        use_noise: bool = True,
+        conv_clamp: float | None = None,
+    ) -> None:
         super().__init__()
         self.in_channels, self.out_channels, self.size, self.up = in_channels, out_channels, size, up
         self.use_noise, self.conv_clamp = use_noise, conv_clamp
         self.affine = FullyConnected(w_dim, in_channels, bias_init=1)
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
-        self.weight_gain = 1.0 / math.sqrt(in_channels * kernel_size ** 2)
+        self.weight_gain = 1.0 / math.sqrt(in_channels * kernel_size**2)
         self.bias = nn.Parameter(torch.zeros(out_channels))
         if use_noise:
             self.register_buffer("noise_const", torch.randn(size))
             self.noise_strength = nn.Parameter(torch.zeros([]))
         self.register_buffer("fir", make_fir(), persistent=False)
 
-    def forward(self, x: Tensor, w: Tensor, noise_mode: str = "random", fused: bool = False,
-                gain: float = 1.0) -> Tensor:
+    def forward(
+        self, x: Tensor, w: Tensor, noise_mode: str = "random", fused: bool = False, gain: float = 1.0
+    ) -> Tensor:
         styles = self.affine(w)
-        x = modulated_conv2d(x, self.weight * self.weight_gain, styles, up=self.up, fir=self.fir,
-                             fused=fused)
+        x = modulated_conv2d(x, self.weight * self.weight_gain, styles, up=self.up, fir=self.fir, fused=fused)
         inplace = not torch.is_grad_enabled()  # x is this layer's own conv output
         if self.use_noise and noise_mode != "none":
             if noise_mode == "random":
@@ -108,15 +129,16 @@ class SynthesisLayer(nn.Module):
         return bias_act(x, self.bias, "lrelu", gain=gain, clamp=clamp, inplace=inplace)
 
     def extra_repr(self) -> str:
-        return (f"in={self.in_channels}, out={self.out_channels}, size={list(self.size)}, up={self.up}, "
-                f"noise={self.use_noise}")
+        return (
+            f"in={self.in_channels}, out={self.out_channels}, size={list(self.size)}, up={self.up}, "
+            f"noise={self.use_noise}"
+        )
 
 
 class ToImage(nn.Module):
     """1x1 modulated conv without demodulation to ``img_channels`` (ToRGB generalised to C)."""
 
-    def __init__(self, in_channels: int, img_channels: int, w_dim: int,
-                 conv_clamp: float | None = None) -> None:
+    def __init__(self, in_channels: int, img_channels: int, w_dim: int, conv_clamp: float | None = None) -> None:
         super().__init__()
         self.in_channels, self.img_channels, self.conv_clamp = in_channels, img_channels, conv_clamp
         self.affine = FullyConnected(w_dim, in_channels, bias_init=1)
@@ -136,24 +158,39 @@ class ToImage(nn.Module):
 class SynthesisBlock(nn.Module):
     """One resolution of the skip generator: (const | up-conv), conv, ToImage; image path upsampled."""
 
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, size: tuple[int, int],
-                 img_channels: int, use_noise: bool = True, conv_clamp: float | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        w_dim: int,
+        size: tuple[int, int],
+        img_channels: int,
+        use_noise: bool = True,
+        conv_clamp: float | None = None,
+    ) -> None:
         super().__init__()
         self.in_channels, self.out_channels, self.size = in_channels, out_channels, size
         if in_channels == 0:
             self.const = nn.Parameter(torch.randn(out_channels, *size))
             self.conv0 = None
         else:
-            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, size, up=2,
-                                        use_noise=use_noise, conv_clamp=conv_clamp)
-        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, size, use_noise=use_noise,
-                                    conv_clamp=conv_clamp)
+            self.conv0 = SynthesisLayer(
+                in_channels, out_channels, w_dim, size, up=2, use_noise=use_noise, conv_clamp=conv_clamp
+            )
+        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, size, use_noise=use_noise, conv_clamp=conv_clamp)
         self.torgb = ToImage(out_channels, img_channels, w_dim, conv_clamp=conv_clamp)
         self.num_conv = 1 if in_channels == 0 else 2
         self.register_buffer("fir", make_fir(), persistent=False)
 
-    def forward(self, x: Tensor | None, img: Tensor | None, ws: Tensor, noise_mode: str = "random",
-                fused: bool = False, adds: list[Tensor | None] | None = None) -> tuple[Tensor, Tensor]:
+    def forward(
+        self,
+        x: Tensor | None,
+        img: Tensor | None,
+        ws: Tensor,
+        noise_mode: str = "random",
+        fused: bool = False,
+        adds: list[Tensor | None] | None = None,
+    ) -> tuple[Tensor, Tensor]:
         """``ws`` ``[N, num_conv + 1, w_dim]``: one w per layer (conv0?, conv1, torgb).
 
         ``adds`` (optional, one entry per layer, ``None`` = nothing) is added to that layer's
@@ -189,11 +226,19 @@ class SynthesisNetwork(nn.Module):
 
     w index plan (as NVIDIA's): the first block uses 1 conv, later blocks 2; every ToImage shares the
     index of the next block's first conv, so ``num_ws = 2 * num_blocks`` (10 at 64 px, 14 at 256).
+    :meth:`layer_table` is that plan, the one place that says which w slot feeds which layer.
     """
 
-    def __init__(self, w_dim: int = 512, resolution: tuple[int, int] = (64, 64), img_channels: int = 3,
-                 channel_base: int = 16384, channel_max: int = 512, use_noise: bool = True,
-                 conv_clamp: float | None = None) -> None:
+    def __init__(
+        self,
+        w_dim: int = 512,
+        resolution: tuple[int, int] = (64, 64),
+        img_channels: int = 3,
+        channel_base: int = 16384,
+        channel_max: int = 512,
+        use_noise: bool = True,
+        conv_clamp: float | None = None,
+    ) -> None:
         super().__init__()
         self.w_dim, self.img_channels = w_dim, img_channels
         self.resolution = tuple(resolution)
@@ -206,11 +251,19 @@ class SynthesisNetwork(nn.Module):
             out_ch = channels_at(res, channel_base, channel_max)
             self.blocks.append(SynthesisBlock(in_ch, out_ch, w_dim, size, img_channels, use_noise, conv_clamp))
             in_ch = out_ch
-        self.num_ws = sum(b.num_conv for b in self.blocks) + 1
-        self.num_layers = sum(b.num_conv + 1 for b in self.blocks)  # layers that consume a w
+        table = self.layer_table()
+        self.num_ws = table[-1]["slot"] + 1
+        self.num_layers = len(table)  # layers that consume a w
+        self.block_slots = [row["slot"] for row in table if row["position"] == 0]  # each block's first w
 
-    def forward(self, ws: Tensor, noise_mode: str = "random", fused: bool = False,
-                layer_ws: Tensor | None = None, layer_adds: list[Tensor | None] | None = None) -> Tensor:
+    def forward(
+        self,
+        ws: Tensor,
+        noise_mode: str = "random",
+        fused: bool = False,
+        layer_ws: Tensor | None = None,
+        layer_adds: list[Tensor | None] | None = None,
+    ) -> Tensor:
         """``ws`` ``[N, num_ws, w_dim]`` -> image.
 
         Hooks for subclasses (SEGAN): ``layer_ws`` ``[N, num_layers, w_dim]`` replaces the slot plan
@@ -226,52 +279,87 @@ class SynthesisNetwork(nn.Module):
         if layer_adds is not None and len(layer_adds) != self.num_layers:
             raise ValueError(f"layer_adds must have {self.num_layers} entries, got {len(layer_adds)}")
         x = img = None
-        idx = lidx = 0
-        for block in self.blocks:
-            n = block.num_conv + 1
-            block_ws = ws[:, idx: idx + n] if layer_ws is None else layer_ws[:, lidx: lidx + n]
-            adds = None if layer_adds is None else layer_adds[lidx: lidx + n]
+        lidx = 0
+        for block, slot in zip(self.blocks, self.block_slots):
+            n = block.num_conv + 1  # a block's layers read consecutive slots (layer_table)
+            block_ws = ws[:, slot : slot + n] if layer_ws is None else layer_ws[:, lidx : lidx + n]
+            adds = None if layer_adds is None else layer_adds[lidx : lidx + n]
             x, img = block(x, img, block_ws, noise_mode=noise_mode, fused=fused, adds=adds)
-            idx += block.num_conv
             lidx += n
         return img
 
+    def layer_table(self) -> list[dict]:
+        """One row per layer that consumes a w, in forward order: ``id``, ``block`` (its index),
+        ``position`` in the block, ``kind`` (``conv_up``, ``conv``, ``torgb``), ``name``
+        (``b16x16.conv0``), ``size``, ``slot`` (the w index that feeds it) and ``channels`` it outputs.
+
+        Each conv takes the next slot; a ToImage shares its slot with the next block's first conv.
+        """
+        rows, slot = [], 0
+        for b, block in enumerate(self.blocks):
+            kinds = (["conv_up"] if block.conv0 is not None else []) + ["conv", "torgb"]
+            for position, kind in enumerate(kinds):
+                layer = {"conv_up": "conv0", "conv": "conv1", "torgb": "torgb"}[kind]
+                rows.append(
+                    dict(
+                        id=len(rows),
+                        block=b,
+                        position=position,
+                        kind=kind,
+                        name=f"b{block.size[0]}x{block.size[1]}.{layer}",
+                        size=tuple(block.size),
+                        slot=slot,
+                        channels=self.img_channels if kind == "torgb" else block.out_channels,
+                    )
+                )
+                slot += kind != "torgb"
+        return rows
+
     def layer_ws(self) -> list[tuple[str, int]]:
-        """(layer name, w index) for every layer that consumes a w, in order."""
-        out, idx = [], 0
-        for i, block in enumerate(self.blocks):
-            name = f"b{block.size[0]}x{block.size[1]}"
-            if block.conv0 is not None:
-                out.append((f"{name}.conv0", idx))
-                idx += 1
-            out.append((f"{name}.conv1", idx))
-            idx += 1
-            out.append((f"{name}.torgb", idx))
-        return out
+        """(layer name, w index) for every layer that consumes a w, in order (from :meth:`layer_table`)."""
+        return [(row["name"], row["slot"]) for row in self.layer_table()]
 
 
 class Generator(nn.Module):
     """Mapping + synthesis. ``G(z, c, psi, cutoff, noise_mode)`` -> image in model color space."""
 
-    def __init__(self, z_dim: int = 512, w_dim: int = 512, num_classes: int = 0,
-                 resolution: tuple[int, int] = (64, 64), img_channels: int = 3, map_depth: int = 8,
-                 map_lr_multiplier: float = 0.01, w_avg_beta: float = 0.995, channel_base: int = 16384,
-                 channel_max: int = 512, use_noise: bool = True, conv_clamp: float | None = None) -> None:
+    def __init__(
+        self,
+        z_dim: int = 512,
+        w_dim: int = 512,
+        num_classes: int = 0,
+        resolution: tuple[int, int] = (64, 64),
+        img_channels: int = 3,
+        map_depth: int = 8,
+        map_lr_multiplier: float = 0.01,
+        w_avg_beta: float = 0.995,
+        channel_base: int = 16384,
+        channel_max: int = 512,
+        use_noise: bool = True,
+        conv_clamp: float | None = None,
+    ) -> None:
         super().__init__()
         self.z_dim, self.w_dim, self.c_dim, self.img_channels = z_dim, w_dim, num_classes, img_channels
         self.resolution = tuple(resolution)
-        self.synthesis = self.make_synthesis(w_dim, self.resolution, img_channels, channel_base, channel_max,
-                                             use_noise, conv_clamp)
+        self.synthesis = self.make_synthesis(
+            w_dim, self.resolution, img_channels, channel_base, channel_max, use_noise, conv_clamp
+        )
         self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim, num_classes, w_dim, self.num_ws, map_depth, map_lr_multiplier,
-                                      w_avg_beta)
+        self.mapping = MappingNetwork(z_dim, num_classes, w_dim, self.num_ws, map_depth, map_lr_multiplier, w_avg_beta)
 
     def make_synthesis(self, *args, **kwargs) -> SynthesisNetwork:
         """Build the synthesis network (a hook: SEGAN returns its subclass)."""
         return SynthesisNetwork(*args, **kwargs)
 
-    def forward(self, z: Tensor, c: Tensor | None = None, psi: float = 1.0, cutoff: int | None = None,
-                noise_mode: str = "random", fused: bool = False) -> Tensor:
+    def forward(
+        self,
+        z: Tensor,
+        c: Tensor | None = None,
+        psi: float = 1.0,
+        cutoff: int | None = None,
+        noise_mode: str = "random",
+        fused: bool = False,
+    ) -> Tensor:
         ws = self.mapping(z, c, psi=psi, cutoff=cutoff)
         return self.synthesis(ws, noise_mode=noise_mode, fused=fused)
 

@@ -8,6 +8,7 @@ Each returns per-sample values; the LightningModule takes the mean and applies t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -39,13 +40,19 @@ def r1_penalty(real_logits: Tensor, real_img: Tensor) -> Tensor:
     return grads.square().sum(dim=[1, 2, 3])
 
 
-def path_length_noise(img: Tensor) -> Tensor:
+def path_length_noise(img: Tensor, draw: Callable[..., Tensor] | None = None) -> Tensor:
     """``y ~ N(0, I) / sqrt(H * W)`` shaped like the image.
 
-    Drawn in logical (NCHW) order whatever the image's memory format: ``randn_like`` would fill a
-    channels-last image's memory in order, giving other noise for the same seed.
+    ``draw(n, c, h, w)`` supplies the ``N(0, I)`` sample (a module's rank-consistent ``draw``);
+    by default ``torch.randn`` on the image's device and dtype. Drawn in logical (NCHW) order
+    whatever the image's memory format: ``randn_like`` would fill a channels-last image's memory in
+    order, giving other noise for the same seed.
     """
-    return torch.randn(img.shape, device=img.device, dtype=img.dtype) / math.sqrt(img.shape[2] * img.shape[3])
+    if draw is None:
+        y = torch.randn(img.shape, device=img.device, dtype=img.dtype)
+    else:
+        y = draw(*img.shape)
+    return y / math.sqrt(img.shape[2] * img.shape[3])
 
 
 def path_lengths(img: Tensor, ws: Tensor, noise: Tensor) -> Tensor:
