@@ -1,0 +1,3 @@
+"""Building blocks shared by the networks: equalized-lr layers, FIR resampling, modulated convolution,
+SyncBatchNorm on every backend.
+"""
