@@ -15,7 +15,7 @@ from PIL import Image
 from src.callbacks.sample_grid import SampleGrid
 from src.checkpoints.load import InferenceModel, load_module
 from src.datamodules.image_datamodule import ImageDataModule
-from src.datamodules.labels import draw_labels, parse_labels
+from src.datamodules.labels import draw_labels, known_frequencies, parse_labels
 from src.datamodules.readers import ImageFolderDataset
 from src.metrics.generated import generated_labels, latents
 from src.modules.segan.module import SEGAN
@@ -276,3 +276,10 @@ def test_tools_draw_each_seeds_class_from_the_recorded_distribution(tmp_path: Pa
     unknown = InferenceModel(module.G_ema, module.colorspace, tmp_path / "x.ckpt")
     with pytest.raises(ValueError, match="class_idx="):
         unknown.labels_for(2, None)
+
+
+def test_known_frequencies_treats_all_zeros_as_unknown() -> None:
+    assert known_frequencies(None) is None
+    assert known_frequencies(torch.zeros(3)) is None  # a checkpoint from before labels were counted
+    known = known_frequencies(torch.tensor([0.0, 0.25, 0.75], dtype=torch.float64))
+    assert known.dtype == torch.float32 and known.tolist() == [0.0, 0.25, 0.75]

@@ -14,6 +14,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 
 from src.callbacks.checkpoint import crossed
+from src.datamodules.labels import known_frequencies
 from src.loggers.images import log_image
 from src.utils.io import image_grid, save_png
 
@@ -44,11 +45,8 @@ class SampleGrid(Callback):
         z = torch.randn(self.num, pl_module.G.z_dim, generator=g)
         labels = None
         if pl_module.num_classes:  # cycle through the classes the data has (all, when that is not known)
-            frequencies = pl_module.label_frequencies()
-            seen = (
-                torch.zeros(0, dtype=torch.long) if frequencies is None else (frequencies.cpu() > 0).nonzero().flatten()
-            )
-            seen = seen if len(seen) else torch.arange(pl_module.num_classes)
+            frequencies = known_frequencies(pl_module.label_frequencies())
+            seen = torch.arange(pl_module.num_classes) if frequencies is None else frequencies.nonzero().flatten()
             labels = seen[torch.arange(self.num) % len(seen)]
         return z.to(pl_module.device), None if labels is None else labels.to(pl_module.device)
 

@@ -20,6 +20,7 @@ from safetensors import safe_open
 from safetensors.torch import save as st_save
 
 from src.colorspaces import get_colorspace
+from src.datamodules.labels import known_frequencies
 from src.latents.truncation import truncate
 from src.utils.io import atomic_write
 
@@ -40,8 +41,8 @@ def generator_config(model) -> dict:
         "kwargs": kwargs,
         "colorspace": model.colorspace.name,
     }
-    frequencies = model.label_frequencies()
-    if frequencies is not None and float(frequencies.sum()) > 0:  # the tools draw each seed's class from it
+    frequencies = known_frequencies(model.label_frequencies())
+    if frequencies is not None:  # the tools draw each seed's class from it
         config["label_distribution"] = [float(v) for v in frequencies]
     return config
 

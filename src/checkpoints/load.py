@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 import torch
 
 from src.checkpoints.export import load_generator
-from src.datamodules.labels import seed_labels
+from src.datamodules.labels import known_frequencies, seed_labels
 
 
 def load_module(ckpt_path: str | Path, device: str | torch.device = "cpu") -> pl.LightningModule:
@@ -62,8 +62,7 @@ class InferenceModel:
     ) -> None:
         self.G, self.colorspace, self.source, self.config = generator, colorspace, source, config or {}
         # the training data's class frequencies (a checkpoint records them; all zeros = not known)
-        known = label_distribution is not None and float(label_distribution.sum()) > 0
-        self.label_distribution = label_distribution.detach().float().cpu() if known else None
+        self.label_distribution = known_frequencies(label_distribution)
         self.num_classes = int(getattr(generator, "c_dim", 0) or 0)
 
     @property

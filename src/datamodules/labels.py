@@ -100,6 +100,14 @@ def class_frequencies(counts: Tensor | Sequence[int] | None) -> Tensor | None:
     return (counts / counts.sum()).to(torch.float32)
 
 
+def known_frequencies(distribution: Tensor | None) -> Tensor | None:
+    """``distribution`` as float32 on the CPU when it is known, else None (None or all zeros: a checkpoint
+    from before labels were counted, a data set that does not count its labels)."""
+    if distribution is None or float(distribution.sum()) <= 0:
+        return None
+    return distribution.detach().float().cpu()
+
+
 def draw_labels(
     distribution: Tensor | None,
     num_classes: int,
