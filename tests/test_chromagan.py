@@ -115,6 +115,35 @@ def test_block_order_and_fc_activations():
     assert not any(isinstance(m, torch.nn.ReLU) for m in official.global_branch.classes)
 
 
+def test_module_passes_generator_options_by_keyword_and_config_checks_them():
+    """ChromaGAN hands its generator's options on by name (a reordered signature cannot shift them),
+    records them for ``load_module``, and config validation knows them as ChromaGAN's keys."""
+    from omegaconf import OmegaConf
+
+    from src.modules.chromagan.module import ChromaGAN
+    from src.utils.validation import ConfigError, check_model_keys
+
+    m = ChromaGAN(
+        resolution=32,
+        num_classes=3,
+        width=0.125,
+        trunk_pretrained=False,
+        global_fc=(8, 4),
+        class_fc=(8,),
+        bn_eps=0.5,
+        block_order="conv_bn_relu",
+        loss=dict(lambda_kl=0.0),
+    )
+    assert m.G.mid[0][1].eps == 0.5 and isinstance(m.G.mid[0][1], torch.nn.BatchNorm2d)
+    assert tuple(m.hparams.global_fc) == (8, 4) and m.hparams.bn_eps == 0.5
+    cfg = compose_cfg(["model=chromagan", "colorspace=lab", "data.resolution=32", "model.bn_eps=0.5"])
+    check_model_keys(cfg)  # a generator option is a ChromaGAN key
+    OmegaConf.set_struct(cfg, False)
+    cfg.model.mbstd_group = 4  # a StyleGAN2 key
+    with pytest.raises(ConfigError, match="model.mbstd_group: not option"):
+        check_model_keys(cfg)
+
+
 # ------------------------------------------------------------------------------------------------
 # color conventions
 

@@ -253,7 +253,7 @@ def test_fit_stores_the_data_distribution_in_the_checkpoint(tmp_path: Path, log_
 
 def test_sample_grid_cycles_through_the_classes_the_data_has(tmp_path: Path) -> None:
     module = _tiny_module(4)
-    grid = SampleGrid(tmp_path, num=8)
+    grid = SampleGrid(dirpath=tmp_path, num=8)
     assert grid.latents(module)[1].tolist() == [0, 1, 2, 3, 0, 1, 2, 3]  # not known yet: every class
     module.set_label_distribution(torch.tensor([0.0, 5.0, 0.0, 3.0]))
     z, labels = grid.latents(module)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from src.checkpoints.export import export_generator, load_generator
 from src.checkpoints.load import load_module
 from src.modules.segan.editing import Edit
 from src.modules.segan.generator import SEGANGenerator, SEGANSynthesis
@@ -303,6 +304,28 @@ def test_segan_passes_stylegan2_arguments_on_and_old_checkpoints_load(tmp_path):
         assert type(loaded) is SEGAN and torch.equal(loaded.sample(z), seg.sample(z))
     with pytest.raises(ValueError, match=r"model.img_channels=3 does not match colorspace.name='gray'"):
         SEGAN(**TINY_G, mbstd_group=2, colorspace="gray", img_channels=3)
+
+
+def test_export_rebuilds_segan_as_trained(tmp_path):
+    """The safetensors export records the generator's own arguments: SEGAN's subspace settings and
+    ``g_channel_max`` (not the module's shared ``channel_max``) come back, and so do the images."""
+    torch.manual_seed(0)
+    seg = SEGAN(
+        **TINY_G,
+        mbstd_group=2,
+        colorspace="lab",
+        mode=2,
+        subspace=dict(variant="eigen", coords="sampled", q=3, L_init="eigengan"),
+        g_channel_max=4,
+    )
+    export_generator(seg, tmp_path / "G.safetensors")
+    g, cs, config = load_generator(tmp_path / "G.safetensors")
+    syn = g.synthesis
+    assert (syn.mode, syn.variant, syn.coords, syn.q) == (2, "eigen", "sampled", 3)
+    assert config["kwargs"]["channel_max"] == 4 and config["kwargs"]["img_channels"] == 3 and cs.name == "lab"
+    z, coords = torch.randn(2, 8), torch.randn(2, syn.num_layers, 3)
+    with torch.no_grad():
+        assert torch.equal(g(z, coords=coords, noise_mode="const"), seg.sample(z, coords=coords))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -12,24 +12,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from pytorch_lightning.callbacks import Callback
 
 from src.callbacks.checkpoint import crossed
+from src.callbacks.preview import FixedLatentsCallback
 from src.visualize.d_scores import plot_d_scores, read_table, write_table
 
 
-class DScores(Callback):
-    def __init__(
-        self,
-        dirpath: str,
-        every_kimg: float = 4,
-        num: int = 16,
-        seed: int = 0,
-        noise_mode: str = "const",
-        plot: bool = True,
-    ) -> None:
-        self.dirpath = Path(dirpath)
-        self.every_kimg, self.num, self.seed, self.noise_mode, self.plot = every_kimg, num, seed, noise_mode, plot
+class DScores(FixedLatentsCallback):
+    def __init__(self, *, plot: bool = True, **options) -> None:
+        """``plot``: also draw ``d_scores.png``; ``options``: :class:`FixedLatentsCallback`'s."""
+        super().__init__(**options)
+        self.plot = plot
         self.rows: list[dict] = []
         self._reals: torch.Tensor | None = None
         self._labels: torch.Tensor | None = None
@@ -58,9 +51,7 @@ class DScores(Callback):
         if self._reals is None:
             self._reals, self._labels = self.fixed_reals(trainer, pl_module)
         n = self._reals.shape[0]
-        g = torch.Generator().manual_seed(self.seed)
-        z = torch.randn(n, pl_module.G.z_dim, generator=g).to(pl_module.device)
-        fake_labels = (torch.arange(n) % pl_module.num_classes).to(pl_module.device) if pl_module.num_classes else None
+        z, fake_labels = self.latents(pl_module, n)
         was_training = pl_module.D.training
         pl_module.D.eval()
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from pytorch_lightning.callbacks import Callback
 
@@ -23,39 +24,16 @@ log = logging.getLogger(__name__)
 
 
 class GeneratorMetrics(Callback):
-    """Args mirror conf/eval.yaml: ``metrics``, ``num_gen``, ``num_real`` (None: all reals),
-    ``batch_size``, ``seed``, ``noise_mode``, ``kid``, ``ppl``; ``every_kimg`` (0: never),
-    ``weights_dir``, ``cache_dir``, ``dirpath`` (folder of ``metrics.jsonl``; None: none written)."""
+    """Evaluates :class:`~src.metrics.suite.MetricSuite` every ``every_kimg`` (0: never); ``dirpath``
+    is the folder of ``metrics.jsonl`` (None: none written). Every other keyword is the suite's
+    (``metrics``, ``weights_dir``, ``cache_dir``, ``num_gen``, ``num_real``, ``batch_size``, ``seed``,
+    ``noise_mode``, ``kid``, ``ppl``), set in conf/callbacks/metrics.yaml as conf/eval.yaml sets them."""
 
-    def __init__(
-        self,
-        every_kimg: float = 0,
-        metrics: list[str] | tuple[str, ...] = ("fid",),
-        weights_dir: str = ".",
-        cache_dir: str | None = None,
-        dirpath: str | None = None,
-        num_gen: int = 10000,
-        num_real: int | None = None,
-        batch_size: int = 32,
-        seed: int = 0,
-        noise_mode: str = "random",
-        kid: dict | None = None,
-        ppl: dict | None = None,
-    ) -> None:
+    def __init__(self, every_kimg: float = 0, dirpath: str | None = None, **suite_options: Any) -> None:
         self.every_kimg = float(every_kimg or 0)
         self.dirpath = None if dirpath is None else Path(dirpath)
-        self.suite = MetricSuite(
-            list(metrics),
-            weights_dir,
-            cache_dir,
-            num_gen=num_gen,
-            num_real=num_real,
-            batch_size=batch_size,
-            seed=seed,
-            noise_mode=noise_mode,
-            kid=kid,
-            ppl=ppl,
-        )
+        suite_options["metrics"] = list(suite_options.get("metrics", ()))
+        self.suite = MetricSuite(**suite_options)
         self.last: dict[str, float] = {}
 
     def setup(self, trainer, pl_module, stage: str) -> None:

@@ -8,47 +8,27 @@ first training batch), also after every validation epoch.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
-from pytorch_lightning.callbacks import Callback
 
 from src.callbacks.checkpoint import crossed
-from src.datamodules.labels import known_frequencies
+from src.callbacks.preview import FixedLatentsCallback
 from src.loggers.images import log_image
 from src.utils.io import image_grid, save_png
 
 
-class SampleGrid(Callback):
+class SampleGrid(FixedLatentsCallback):
     """Every ``every_kimg``: ``fakes_kimg{K}.png`` from fixed z (seeded), noise 'const', psi ``psi``.
 
     Also writes ``reals.png`` from the first training batch and a grid at the end of training.
     The latents come from their own generator, so writing grids never shifts the training RNG.
     """
 
-    def __init__(
-        self,
-        dirpath: str,
-        every_kimg: float = 4,
-        num: int = 16,
-        seed: int = 0,
-        psi: float = 1.0,
-        noise_mode: str = "const",
-    ) -> None:
-        self.dirpath = Path(dirpath)
-        self.every_kimg, self.num, self.seed, self.psi, self.noise_mode = every_kimg, num, seed, psi, noise_mode
+    def __init__(self, *, psi: float = 1.0, **options) -> None:
+        """``psi``: truncation of the fakes; ``options``: :class:`FixedLatentsCallback`'s."""
+        super().__init__(**options)
+        self.psi = psi
         self._wrote_reals = False
         self._fixed: torch.Tensor | None = None
-
-    def latents(self, pl_module) -> tuple[torch.Tensor, torch.Tensor | None]:
-        g = torch.Generator().manual_seed(self.seed)
-        z = torch.randn(self.num, pl_module.G.z_dim, generator=g)
-        labels = None
-        if pl_module.num_classes:  # cycle through the classes the data has (all, when that is not known)
-            frequencies = known_frequencies(pl_module.label_frequencies())
-            seen = torch.arange(pl_module.num_classes) if frequencies is None else frequencies.nonzero().flatten()
-            labels = seen[torch.arange(self.num) % len(seen)]
-        return z.to(pl_module.device), None if labels is None else labels.to(pl_module.device)
 
     def write(self, trainer, pl_module, images: torch.Tensor, name: str, key: str) -> None:
         if not trainer.is_global_zero:

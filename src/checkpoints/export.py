@@ -11,7 +11,6 @@ checkpoint, through :func:`src.checkpoints.load.load_inference`.
 from __future__ import annotations
 
 import importlib
-import inspect
 import json
 from pathlib import Path
 
@@ -28,13 +27,15 @@ FORMAT = "gamut-generator/1"
 
 
 def generator_config(model) -> dict:
-    """Class path, constructor kwargs and color space of ``model.G_ema`` (from the module's hparams)."""
+    """Class path, constructor kwargs and color space of ``model.G_ema``.
+
+    The kwargs are those the generator was built with (``init_kwargs``), so what the module derived
+    from its own arguments (SEGAN's subspace settings, ``g_channel_max``, the colour space's channel
+    count) is rebuilt as it was.
+    """
     g = model.G_ema
-    names = [p for p in inspect.signature(type(g).__init__).parameters if p != "self"]
-    hp = dict(model.hparams)
-    kwargs = {n: hp[n] for n in names if n in hp}
-    kwargs["resolution"] = list(model.resolution)
-    kwargs["img_channels"] = int(g.img_channels)  # follows the color space, not a hyperparameter
+    kwargs = dict(g.init_kwargs)
+    kwargs["resolution"] = list(kwargs["resolution"])
     config = {
         "format": FORMAT,
         "class": f"{type(g).__module__}.{type(g).__qualname__}",

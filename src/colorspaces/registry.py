@@ -19,20 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from src.colorspaces.conversions import (
-    hsv_polar_to_rgb,
-    model_gray_to_rgb,
-    model_hsv_to_rgb,
-    model_lab_to_rgb,
-    model_rgb_to_rgb,
-    model_ycbcr_to_rgb,
-    rgb_to_hsv_polar,
-    rgb_to_model_gray,
-    rgb_to_model_hsv,
-    rgb_to_model_lab,
-    rgb_to_model_rgb,
-    rgb_to_model_ycbcr,
-)
+from src.colorspaces import conversions as cv
 
 __all__ = ["COLORSPACE_NAMES", "ColorSpace", "get_colorspace"]
 
@@ -105,13 +92,13 @@ class ColorSpace:
 _REGISTRY: dict[str, ColorSpace] = {
     cs.name: cs
     for cs in (
-        ColorSpace("rgb", 3, 3, rgb_to_model_rgb, model_rgb_to_rgb),
-        ColorSpace("gray", 1, 3, rgb_to_model_gray, model_gray_to_rgb),
-        ColorSpace("rgba", 4, 4, rgb_to_model_rgb, model_rgb_to_rgb),
-        ColorSpace("hsv", 3, 3, rgb_to_model_hsv, model_hsv_to_rgb),
-        ColorSpace("hsv_polar", 3, 3, rgb_to_hsv_polar, hsv_polar_to_rgb),
-        ColorSpace("lab", 3, 3, rgb_to_model_lab, model_lab_to_rgb),
-        ColorSpace("ycbcr", 3, 3, rgb_to_model_ycbcr, model_ycbcr_to_rgb),
+        ColorSpace("rgb", 3, 3, cv.rgb_to_model_rgb, cv.model_rgb_to_rgb),
+        ColorSpace("gray", 1, 3, cv.rgb_to_model_gray, cv.model_gray_to_rgb),
+        ColorSpace("rgba", 4, 4, cv.rgb_to_model_rgb, cv.model_rgb_to_rgb),
+        ColorSpace("hsv", 3, 3, cv.rgb_to_model_hsv, cv.model_hsv_to_rgb),
+        ColorSpace("hsv_polar", 3, 3, cv.rgb_to_hsv_polar, cv.hsv_polar_to_rgb),
+        ColorSpace("lab", 3, 3, cv.rgb_to_model_lab, cv.model_lab_to_rgb),
+        ColorSpace("ycbcr", 3, 3, cv.rgb_to_model_ycbcr, cv.model_ycbcr_to_rgb),
     )
 }
 

@@ -37,6 +37,7 @@ import random
 import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -187,16 +188,10 @@ class GANModule(pl.LightningModule):
             self.prepare_fit(self.trainer.datamodule, resuming=self.trainer.ckpt_path is not None)
 
     @torch.no_grad()
-    def sample(
-        self,
-        z: Tensor,
-        labels: Tensor | None = None,
-        psi: float = 1.0,
-        cutoff: int | None = None,
-        noise_mode: str = "const",
-        ema: bool = True,
-    ) -> Tensor:
-        """Images in the model's colour space from latents ``z`` (and class ``labels``): generator families."""
+    def sample(self, z: Tensor, labels: Tensor | None = None, **options: Any) -> Tensor:
+        """Images in the model's colour space from latents ``z`` (and class ``labels``): generator
+        families. ``options`` every generator takes: ``psi``, ``cutoff``, ``noise_mode`` (default
+        ``const``), ``ema`` (default True: ``G_ema``); a family may take more (SEGAN's edits)."""
         raise NotImplementedError(f"{type(self).__name__} does not generate images from latents")
 
     @torch.no_grad()

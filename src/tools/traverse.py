@@ -27,6 +27,7 @@ import torch
 from src.checkpoints.load import load_inference
 from src.latents.seeds import parse_seeds, seed_latents
 from src.modules.segan.editing import Edit, resolve, traversal
+from src.modules.segan.generator import SEGANGenerator
 from src.utils.cli import console_entry, exit_on_bad_input, parse_key_values
 from src.utils.io import image_grid, save_png
 
@@ -75,7 +76,7 @@ def print_table(g) -> None:
 def traverse(cfg) -> list[Path]:
     model = load_inference(cfg.ckpt, cfg.device, channels_last=True)
     g = model.G
-    if not hasattr(g, "subspaces"):
+    if not isinstance(g, SEGANGenerator):
         raise ValueError(f"ckpt={cfg.ckpt!r} is not a SEGAN checkpoint (model=segan)")
     if cfg.table:
         print_table(g)

@@ -56,7 +56,8 @@ def check_model_keys(cfg: DictConfig) -> None:
 
 def _init_arguments(cls: type) -> set[str] | None:
     """The keyword arguments ``cls(...)`` accepts: its ``__init__``'s and, through ``**kwargs``, its
-    bases' (SEGAN passes StyleGAN2's on); None when the ``**kwargs`` chain never ends."""
+    bases' (SEGAN passes StyleGAN2's on) or those of the class it names as ``kwargs_to`` (ChromaGAN
+    passes its generator's on); None when the ``**kwargs`` chain never ends."""
     names: set[str] = set()
     for klass in cls.__mro__:
         if "__init__" not in vars(klass):
@@ -65,6 +66,9 @@ def _init_arguments(cls: type) -> set[str] | None:
         names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
         if not any(p.kind is p.VAR_KEYWORD for p in params):
             return names
+        if "kwargs_to" in vars(klass):
+            target = _init_arguments(vars(klass)["kwargs_to"])
+            return None if target is None else names | target
     return None
 
 

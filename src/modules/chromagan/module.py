@@ -16,7 +16,6 @@ same for the gray baseline (:mod:`src.metrics.colorization`), logged as ``val/*`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -53,8 +52,11 @@ class ChromaGAN(GANModule):
         trunk_trainable: fine-tune the trunk (official) or freeze it.
         weights_dir: where VGG-16 is looked up (``paths.weights_dir``).
         critic, loss, optim: option dicts (defaults ``DEFAULT_CRITIC``, ``DEFAULT_LOSS``, ``DEFAULT_OPTIM``).
-        Other arguments: see :class:`ColorizationGenerator`.
+        generator_options: :class:`ColorizationGenerator`'s other arguments (``global_fc``, ``class_fc``,
+            ``fc_act``, ``vgg_input_norm``, ``block_order``, ``bn_momentum``, ``bn_eps``), passed on.
     """
+
+    kwargs_to = ColorizationGenerator  # where **generator_options go (read by config validation)
 
     conditional_on_labels = False  # num_classes is the teacher's class head, not data labels
     colorizes = True  # sample grids show gray input | prediction | ground truth
@@ -66,13 +68,6 @@ class ChromaGAN(GANModule):
         resolution: Any = 224,
         num_classes: int = IMAGENET_CLASSES,
         width: float = 1.0,
-        global_fc: Sequence[int] = (1024, 512, 256),
-        class_fc: Sequence[int] = (4096, 4096),
-        fc_act: str = "none",
-        vgg_input_norm: str = "imagenet",
-        block_order: str = "conv_relu_bn",
-        bn_momentum: float = 0.01,
-        bn_eps: float = 1e-3,
         ab_norm: str = "opencv",
         trunk_pretrained: bool = True,
         trunk_trainable: bool = True,
@@ -82,6 +77,7 @@ class ChromaGAN(GANModule):
         optim: dict | None = None,
         check_finite_every: int = 50,
         perf: dict | None = None,
+        **generator_options: Any,
     ) -> None:
         super().__init__(check_finite_every, perf)
         self.save_hyperparameters(logger=False)
@@ -115,16 +111,7 @@ class ChromaGAN(GANModule):
             raise ValueError(f"model.optim.n_critic={o['n_critic']!r}: expected a positive integer")
 
         self.G = ColorizationGenerator(
-            self.resolution,
-            num_classes,
-            width,
-            global_fc,
-            class_fc,
-            fc_act,
-            vgg_input_norm,
-            block_order,
-            bn_momentum,
-            bn_eps,
+            resolution=self.resolution, num_classes=num_classes, width=width, **generator_options
         )
         self.D = PatchCritic(in_channels=3, **critic_cfg)
         if not trunk_trainable:
@@ -174,7 +161,7 @@ class ChromaGAN(GANModule):
                 raise ValueError(
                     "model.weights_dir is not set (paths.weights_dir); the teacher needs vgg16-397923af.pth"
                 )
-            self._teacher = Teacher(weights_dir, columns, self.hparams.vgg_input_norm)
+            self._teacher = Teacher(weights_dir, columns, self.G.vgg_input_norm)
             notes.append(f"teacher: VGG-16, {self.num_classes} ImageNet columns")
         return notes
 

@@ -14,6 +14,7 @@ their diagonal collapse; ``eigen``: an orthonormal basis); 3 ``w'_l = L_l * c_l`
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -67,13 +68,6 @@ class SEGANSynthesis(SynthesisNetwork):
 
     def __init__(
         self,
-        w_dim: int = 64,
-        resolution: tuple[int, int] = (64, 64),
-        img_channels: int = 3,
-        channel_base: int = 32768,
-        channel_max: int = 128,
-        use_noise: bool = True,
-        conv_clamp: float | None = None,
         mode: int = 0,
         variant: str = "faithful",
         q: int | None = None,
@@ -81,8 +75,12 @@ class SEGANSynthesis(SynthesisNetwork):
         U_init: str = "segan",
         L_init: str = "ones",
         hard: str = "none",
+        **synthesis_kwargs: Any,
     ) -> None:
-        super().__init__(w_dim, resolution, img_channels, channel_base, channel_max, use_noise, conv_clamp)
+        """The subspace arguments (see the module docstring); ``synthesis_kwargs`` are
+        :class:`SynthesisNetwork`'s, passed through unchanged."""
+        super().__init__(**synthesis_kwargs)
+        w_dim = self.w_dim
         q = w_dim if q is None else q
         check_subspace_config(mode, variant, coords, q, w_dim)
         self.mode, self.variant, self.q, self.coords, self.hard = mode, variant, q, coords, hard
@@ -183,74 +181,31 @@ class SEGANSynthesis(SynthesisNetwork):
         )
 
 
+def _subspace_defaults() -> dict[str, Any]:
+    """SEGANSynthesis's own arguments and their defaults (read from its signature, stated once)."""
+    params = inspect.signature(SEGANSynthesis.__init__).parameters.values()
+    return {p.name: p.default for p in params if p.kind is p.POSITIONAL_OR_KEYWORD and p.name != "self"}
+
+
 class SEGANGenerator(Generator):
-    """Mapping + :class:`SEGANSynthesis`; same call as the StyleGAN2 generator plus edit arguments."""
+    """Mapping + :class:`SEGANSynthesis`; same call as the StyleGAN2 generator plus edit arguments.
 
-    def __init__(
-        self,
-        z_dim: int = 64,
-        w_dim: int = 64,
-        num_classes: int = 0,
-        resolution: tuple[int, int] = (64, 64),
-        img_channels: int = 3,
-        map_depth: int = 8,
-        map_lr_multiplier: float = 0.01,
-        w_avg_beta: float = 0.995,
-        channel_base: int = 32768,
-        channel_max: int = 128,
-        use_noise: bool = True,
-        conv_clamp: float | None = None,
-        mode: int = 0,
-        variant: str = "faithful",
-        q: int | None = None,
-        coords: str = "w",
-        U_init: str = "segan",
-        L_init: str = "ones",
-        hard: str = "none",
-    ) -> None:
+    Keywords: :class:`SEGANSynthesis`'s subspace arguments (``mode``, ``variant``, ``q``, ``coords``,
+    ``U_init``, ``L_init``, ``hard``) and :class:`Generator`'s, passed through unchanged.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
         # read by make_synthesis(), which Generator.__init__ calls
-        self._subspace_args = dict(
-            mode=mode, variant=variant, q=q, coords=coords, U_init=U_init, L_init=L_init, hard=hard
-        )
-        super().__init__(
-            z_dim,
-            w_dim,
-            num_classes,
-            resolution,
-            img_channels,
-            map_depth,
-            map_lr_multiplier,
-            w_avg_beta,
-            channel_base,
-            channel_max,
-            use_noise,
-            conv_clamp,
-        )
+        self._subspace_args = {k: kwargs.pop(k, v) for k, v in _subspace_defaults().items()}
+        super().__init__(**kwargs)
+        self.init_kwargs |= self._subspace_args
 
-    def make_synthesis(self, *args, **kwargs) -> SEGANSynthesis:
-        return SEGANSynthesis(*args, **kwargs, **self._subspace_args)
+    def make_synthesis(self, **kwargs) -> SEGANSynthesis:
+        return SEGANSynthesis(**kwargs, **self._subspace_args)
 
     @property
     def mode(self) -> int:
         return self.synthesis.mode
-
-    def forward(
-        self,
-        z: Tensor,
-        c: Tensor | None = None,
-        psi: float = 1.0,
-        cutoff: int | None = None,
-        noise_mode: str = "random",
-        fused: bool = False,
-        edits: list[Edit | dict] | None = None,
-        coords: Tensor | None = None,
-        stats: tuple[Tensor, Tensor] | None = None,
-        return_styles: bool = False,
-    ):
-        ws = self.mapping(z, c, psi=psi, cutoff=cutoff)
-        return self.synthesis(
-            ws, noise_mode=noise_mode, fused=fused, edits=edits, coords=coords, stats=stats, return_styles=return_styles
-        )
 
     def subspaces(self) -> list[dict[str, Any]]:
         """The subspace table: id, layer L, subspace N, kind, resolution, w slot, q,

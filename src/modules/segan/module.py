@@ -53,7 +53,8 @@ class SEGAN(StyleGAN2):
 
     What differs from StyleGAN2 is overridden here: the networks (:meth:`make_generator`,
     :meth:`make_discriminator`), Gmain's loss (:meth:`g_main_loss`), the training synthesis
-    (:meth:`synthesize`: sampled coordinates drawn rank-consistently) and :meth:`sample` (edits).
+    (:meth:`synthesize`: sampled coordinates drawn rank-consistently). :meth:`sample` is StyleGAN2's;
+    it passes SEGAN's ``edits``, ``coords`` and ``stats`` on to the generator.
     """
 
     default_loss = {**DEFAULT_LOSS, "orth_reg": None}
@@ -70,15 +71,7 @@ class SEGAN(StyleGAN2):
         orth = _merge(DEFAULT_ORTH, (kwargs.get("loss") or {}).get("orth_reg"), "model.loss.orth_reg")
         # Plain attributes read by make_generator()/make_discriminator() during StyleGAN2.__init__
         # (which also records SEGAN's arguments with save_hyperparameters).
-        self._segan_args = dict(
-            mode=mode,
-            variant=sub["variant"],
-            q=sub["q"],
-            coords=sub["coords"],
-            U_init=sub["U_init"],
-            L_init=sub["L_init"],
-            hard=orth["hard"],
-        )
+        self._segan_args = {**sub, "mode": mode, "hard": orth["hard"]}
         self._channel_max = dict(G=g_channel_max, D=d_channel_max)
         super().__init__(**kwargs)
         check_orth_config(orth, mode, sub["variant"])
@@ -113,29 +106,3 @@ class SEGAN(StyleGAN2):
             return super().synthesize(ws, compiled)
         coords = self.draw(torch.randn, ws.shape[0], synthesis.num_layers, synthesis.q, device=ws.device)
         return (self.compiled(synthesis) if compiled else synthesis)(ws, coords=coords)
-
-    @torch.no_grad()
-    def sample(
-        self,
-        z: Tensor,
-        labels: Tensor | None = None,
-        psi: float = 1.0,
-        cutoff: int | None = None,
-        noise_mode: str = "const",
-        ema: bool = True,
-        edits: list | None = None,
-        coords: Tensor | None = None,
-        stats: tuple[Tensor, Tensor] | None = None,
-    ) -> Tensor:
-        """Images from ``G_ema`` (or ``G``) with optional edits; no grad, fp32, no side effects."""
-        g = self.G_ema if ema else self.G
-        return g(
-            z,
-            self.labels_to_onehot(labels),
-            psi=psi,
-            cutoff=cutoff,
-            noise_mode=noise_mode,
-            edits=edits,
-            coords=coords,
-            stats=stats,
-        ).float()

@@ -7,6 +7,7 @@ count (1 gray, 3 RGB, 4 RGBA, ...) and the image may be non-square — the learn
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -156,29 +157,25 @@ class ToImage(nn.Module):
 
 
 class SynthesisBlock(nn.Module):
-    """One resolution of the skip generator: (const | up-conv), conv, ToImage; image path upsampled."""
+    """One resolution of the skip generator: (const | up-conv), conv, ToImage; image path upsampled.
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        w_dim: int,
-        size: tuple[int, int],
-        img_channels: int,
-        use_noise: bool = True,
-        conv_clamp: float | None = None,
-    ) -> None:
+    ``layer_options`` are :class:`SynthesisLayer`'s ``w_dim``, ``use_noise`` and ``conv_clamp``,
+    the same for every layer of the block (the ToImage takes ``w_dim`` and ``conv_clamp``).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, size: tuple[int, int], img_channels: int, **layer_options):
         super().__init__()
         self.in_channels, self.out_channels, self.size = in_channels, out_channels, size
+        layer = functools.partial(SynthesisLayer, size=size, **layer_options)
         if in_channels == 0:
             self.const = nn.Parameter(torch.randn(out_channels, *size))
             self.conv0 = None
         else:
-            self.conv0 = SynthesisLayer(
-                in_channels, out_channels, w_dim, size, up=2, use_noise=use_noise, conv_clamp=conv_clamp
-            )
-        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, size, use_noise=use_noise, conv_clamp=conv_clamp)
-        self.torgb = ToImage(out_channels, img_channels, w_dim, conv_clamp=conv_clamp)
+            self.conv0 = layer(in_channels, out_channels, up=2)
+        self.conv1 = layer(out_channels, out_channels)
+        self.torgb = ToImage(
+            out_channels, img_channels, layer_options["w_dim"], conv_clamp=layer_options.get("conv_clamp")
+        )
         self.num_conv = 1 if in_channels == 0 else 2
         self.register_buffer("fir", make_fir(), persistent=False)
 
@@ -244,12 +241,13 @@ class SynthesisNetwork(nn.Module):
         self.resolution = tuple(resolution)
         h0, w0, doublings = base_shape(*self.resolution)
         self.blocks = nn.ModuleList()
+        layer_options = dict(w_dim=w_dim, use_noise=use_noise, conv_clamp=conv_clamp)
         in_ch = 0
         for i in range(doublings + 1):
             res = 4 << i  # short side at this block
             size = (h0 << i, w0 << i)
             out_ch = channels_at(res, channel_base, channel_max)
-            self.blocks.append(SynthesisBlock(in_ch, out_ch, w_dim, size, img_channels, use_noise, conv_clamp))
+            self.blocks.append(SynthesisBlock(in_ch, out_ch, size, img_channels, **layer_options))
             in_ch = out_ch
         table = self.layer_table()
         self.num_ws = table[-1]["slot"] + 1
@@ -321,7 +319,10 @@ class SynthesisNetwork(nn.Module):
 
 
 class Generator(nn.Module):
-    """Mapping + synthesis. ``G(z, c, psi, cutoff, noise_mode)`` -> image in model color space."""
+    """Mapping + synthesis. ``G(z, c, psi, cutoff, noise_mode)`` -> image in model color space.
+
+    ``init_kwargs`` holds the arguments it was built with (what an export records to rebuild it).
+    """
 
     def __init__(
         self,
@@ -338,30 +339,37 @@ class Generator(nn.Module):
         use_noise: bool = True,
         conv_clamp: float | None = None,
     ) -> None:
+        init_kwargs = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         super().__init__()
+        self.init_kwargs = init_kwargs
         self.z_dim, self.w_dim, self.c_dim, self.img_channels = z_dim, w_dim, num_classes, img_channels
         self.resolution = tuple(resolution)
         self.synthesis = self.make_synthesis(
-            w_dim, self.resolution, img_channels, channel_base, channel_max, use_noise, conv_clamp
+            w_dim=w_dim,
+            resolution=self.resolution,
+            img_channels=img_channels,
+            channel_base=channel_base,
+            channel_max=channel_max,
+            use_noise=use_noise,
+            conv_clamp=conv_clamp,
         )
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(z_dim, num_classes, w_dim, self.num_ws, map_depth, map_lr_multiplier, w_avg_beta)
 
-    def make_synthesis(self, *args, **kwargs) -> SynthesisNetwork:
-        """Build the synthesis network (a hook: SEGAN returns its subclass)."""
-        return SynthesisNetwork(*args, **kwargs)
+    def make_synthesis(self, **kwargs) -> SynthesisNetwork:
+        """Build the synthesis network from :class:`SynthesisNetwork`'s keywords (SEGAN returns its subclass)."""
+        return SynthesisNetwork(**kwargs)
 
     def forward(
-        self,
-        z: Tensor,
-        c: Tensor | None = None,
-        psi: float = 1.0,
-        cutoff: int | None = None,
-        noise_mode: str = "random",
-        fused: bool = False,
+        self, z: Tensor, c: Tensor | None = None, psi: float = 1.0, cutoff: int | None = None, **synthesis_options
     ) -> Tensor:
+        """Map ``z`` (and labels ``c``) to w, truncated by ``psi``/``cutoff``, and synthesise.
+
+        ``synthesis_options`` go to the synthesis network: ``noise_mode`` (random|const|none),
+        ``fused`` (grouped convolutions), and SEGAN's edit arguments.
+        """
         ws = self.mapping(z, c, psi=psi, cutoff=cutoff)
-        return self.synthesis(ws, noise_mode=noise_mode, fused=fused)
+        return self.synthesis(ws, **synthesis_options)
 
     def extra_repr(self) -> str:
         h, w = self.resolution

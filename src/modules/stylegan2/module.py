@@ -81,31 +81,25 @@ class StyleGAN2(GANModule):
         self.optim_cfg = merge_options(DEFAULT_OPTIM, optim, "model.optim")
         self.ema_cfg = merge_options(DEFAULT_EMA, ema, "model.ema")
         self.num_classes = num_classes
-        channels = self.colorspace.channels
+        # what G and D share; each then takes its own
+        shared = dict(
+            resolution=self.resolution,
+            img_channels=self.colorspace.channels,
+            num_classes=num_classes,
+            channel_base=channel_base,
+            channel_max=channel_max,
+            conv_clamp=conv_clamp,
+        )
         self.G = self.make_generator(
+            **shared,
             z_dim=z_dim,
             w_dim=w_dim,
-            num_classes=num_classes,
-            resolution=self.resolution,
-            img_channels=channels,
             map_depth=map_depth,
             map_lr_multiplier=map_lr_multiplier,
             w_avg_beta=w_avg_beta,
-            channel_base=channel_base,
-            channel_max=channel_max,
             use_noise=use_noise,
-            conv_clamp=conv_clamp,
         )
-        self.D = self.make_discriminator(
-            resolution=self.resolution,
-            img_channels=channels,
-            num_classes=num_classes,
-            channel_base=channel_base,
-            channel_max=channel_max,
-            mbstd_group=mbstd_group,
-            mbstd_channels=mbstd_channels,
-            conv_clamp=conv_clamp,
-        )
+        self.D = self.make_discriminator(**shared, mbstd_group=mbstd_group, mbstd_channels=mbstd_channels)
         # G has no dropout or batch norm, so train/eval mode is irrelevant; G_ema is never trained.
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
         self.register_buffer("pl_mean", torch.zeros([]))
@@ -140,10 +134,15 @@ class StyleGAN2(GANModule):
         cutoff: int | None = None,
         noise_mode: str = "const",
         ema: bool = True,
+        **synthesis_options: Any,
     ) -> Tensor:
-        """Images in the model's color space from ``G_ema`` (or ``G``), no grad, fp32."""
+        """Images in the model's color space from ``G_ema`` (or ``G``), no grad, fp32.
+
+        ``synthesis_options`` go to the generator's synthesis (SEGAN: ``edits``, ``coords``, ``stats``).
+        """
         g = self.G_ema if ema else self.G
-        return g(z, self.labels_to_onehot(labels), psi=psi, cutoff=cutoff, noise_mode=noise_mode).float()
+        onehot = self.labels_to_onehot(labels)
+        return g(z, onehot, psi=psi, cutoff=cutoff, noise_mode=noise_mode, **synthesis_options).float()
 
     # ------------------------------------------------------------------------------------------
     # Labels: the data's class frequencies, carried in the checkpoint.
