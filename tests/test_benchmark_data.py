@@ -43,6 +43,7 @@ def test_colorspace_subcommand():
     "argv",
     [
         ["stylegan2", "channel_base=128", "channel_max=16", "z_dim=16", "map_depth=1"],
+        ["stylegan2", "channel_base=128", "channel_max=16", "z_dim=16", "map_depth=1", "augment=ada"],
         ["segan", "mode=3", "channel_base=128", "channel_max=16", "z_dim=16", "map_depth=1"],
         ["chromagan", "width=0.0625"],
     ],
@@ -58,6 +59,8 @@ def test_model_subcommands_time_real_iterations(argv):
     assert out["params_G"] > 0 and out["params_D"] > 0
     if argv[0] == "segan":
         assert out["mode"] == 3
+    if "augment=ada" in argv:
+        assert (out["augment"], out["augment_p"], out["augment_pipeline"]) == ("ada", 0.5, "bgc")
     if argv[0] == "chromagan":
         assert out["teacher"] is False and out["resolution"] == [32, 32]
     phases = {"G", "D"} if argv[0] == "chromagan" else {"Gmain", "Greg", "Dmain", "Dreg"}

@@ -63,13 +63,25 @@ def _dashboard(log_dir: Path):
 
 @pytest.mark.slow
 def test_make_dashboard_serves_the_run(tiny_cfg, log_dir):
-    train(tiny_cfg("trainer.max_steps=3", "callbacks.sample_grid.every_kimg=0.004", logger="mlflow"))
+    """The run's metrics, parameters and images; with ADA on, its p and r_t over images seen."""
+    overrides = ["trainer.max_steps=3", "callbacks.sample_grid.every_kimg=0.004", "model.augment.mode=ada"]
+    train(tiny_cfg(*overrides, "model.augment.interval=1", logger="mlflow"))
     with _dashboard(log_dir) as (base, exps):
         exp = next(e for e in exps if e["name"] == "quickstart")
         runs = _post(f"{base}/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]]})["runs"]
         assert len(runs) == 1
         run = runs[0]
-        assert {m["key"] for m in run["data"]["metrics"]} >= {"Loss/G", "Loss/D", "progress/kimg"}
+        assert {m["key"] for m in run["data"]["metrics"]} >= {
+            "Loss/G",
+            "Loss/D",
+            "progress/kimg",
+            "augment/p",
+            "augment/rt",
+        }
+        q = urllib.parse.urlencode({"run_id": run["info"]["run_id"], "metric_key": "augment/rt"})
+        with urllib.request.urlopen(f"{base}/api/2.0/mlflow/metrics/get-history?{q}", timeout=10) as r:
+            history = json.load(r)["metrics"]
+        assert [h["step"] for h in history] == [4, 8, 12]  # one r_t per iteration, at images seen
         assert any(p["key"] == "model/loss/r1_gamma" for p in run["data"]["params"])
         run_id = run["info"]["run_id"]
         with urllib.request.urlopen(

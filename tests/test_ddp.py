@@ -269,6 +269,16 @@ FAMILIES = {
         "model.subspace.q=4",
         "model.loss.orth_reg.weight=1.0",
     ],
+    # ADA on a D that overfits at once: the augmentation draws are made for the global batch, r_t is
+    # summed over ranks, so p moves as one process's does (p starts at 0.5, interval 1: it moves every step)
+    "stylegan2_ada": [
+        *STYLEGAN2,
+        "model.augment.mode=ada",
+        "model.augment.pipeline=bgcfnc",
+        "model.augment.p=0.5",
+        "model.augment.interval=1",
+        "model.augment.kimg=0.1",
+    ],
 }
 
 
@@ -285,7 +295,8 @@ def test_ddp_two_processes_match_one_process(family, tmp_path, log_dir):
     ]
     r0, r1 = run_two_ranks([*common, "data.batch_size=4"], tmp_path / "ranks", log_dir, logger="csv")
     trained = [k for k in r0 if k.startswith(("G.", "D.", "G_ema.")) and r0[k].is_floating_point()]
-    for k in trained + ["pl_mean"]:
+    tracked = ["pl_mean"] + [k for k in r0 if k.startswith("augmentation.")]
+    for k in trained + tracked:
         if k.endswith("w_avg"):
             continue  # a running mean of each rank's own w; DDP broadcasts rank 0's every step
         assert torch.equal(r0[k], r1[k]), f"ranks differ in {k}"
@@ -301,11 +312,17 @@ def test_ddp_two_processes_match_one_process(family, tmp_path, log_dir):
     single = torch.load(log_dir / "quickstart" / "single" / "checkpoints" / "last.ckpt", weights_only=True)[
         "state_dict"
     ]
-    diffs = {k: (single[k] - r0[k]).abs().max().item() for k in trained + ["pl_mean"] if not k.endswith("w_avg")}
+    diffs = {
+        k: (single[k] - r0[k]).abs().max().item()
+        for k in trained + tracked
+        if not k.endswith("w_avg") and single[k].is_floating_point() and not single[k].isnan().any()
+    }
     worst = max(diffs.values())
     print(f"max |param(DDP 2x4) - param(1x8)| after {STEPS} iterations: {worst:.3g}")
     assert worst < 1e-5
     assert single["pl_mean"] != 0  # path length ran
+    if "augmentation.pipe.p" in single:
+        assert single["augmentation.pipe.p"] != 0.5  # ADA adjusted p, identically in both runs
 
 
 @pytest.mark.slow

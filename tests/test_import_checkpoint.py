@@ -299,6 +299,7 @@ def test_finetune_starts_from_imported_weights(tmp_path, tiny_cfg, log_dir):
         f"ckpt_init={ckpt}",
         "data.resolution=32",
         "model.z_dim=512",
+        "model.freeze_d=4",  # Freeze-D: the 32 px block's FromImage, conv0, conv1, skip
         "trainer.max_steps=0",
         run_name="ft",
     )
@@ -309,8 +310,22 @@ def test_finetune_starts_from_imported_weights(tmp_path, tiny_cfg, log_dir):
     saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert torch.equal(saved["state_dict"]["G_ema.synthesis.blocks.1.conv0.weight"], g.synthesis.blocks[1].conv0.weight)
     assert saved["hyper_parameters"]["ema"]["rampup"] is None
+    assert saved["hyper_parameters"]["augment"]["mode"] == "ada"  # the auto preset, as NVIDIA fine-tunes
     # relaunching the same run resumes it (ckpt_init then only fixes the architecture)
-    train(tiny_cfg("experiment=finetune", f"ckpt_init={ckpt}", "ckpt_path=last", "trainer.max_steps=1", run_name="ft"))
+    train(
+        tiny_cfg(
+            "experiment=finetune",
+            f"ckpt_init={ckpt}",
+            "ckpt_path=last",
+            "model.freeze_d=4",
+            "trainer.max_steps=1",
+            run_name="ft",
+        )
+    )
+    after = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    for name in ("D.blocks.0.fromrgb.weight", "D.blocks.0.conv0.weight", "D.blocks.0.skip.weight"):
+        assert torch.equal(after[name], saved["state_dict"][name]), name  # frozen
+    assert not torch.equal(after["D.blocks.1.conv0.weight"], saved["state_dict"]["D.blocks.1.conv0.weight"])
 
 
 def test_finetune_bad_input(tiny_cfg, tmp_path):

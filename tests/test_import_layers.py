@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("src.colorspaces",),  # 0 foundation: RGB <-> model space, no gamut imports
     ("src.utils", "src.profiling"),  # 1 foundation: config checks, IO, CLI, timing
     ("src.nn",),  # 2 foundation: network building blocks
-    ("src.pretrained", "src.latents"),  # 3 shared concepts: weights files, seeds/latents
+    ("src.pretrained", "src.latents", "src.augment"),  # 3 shared concepts: weights, latents, D augmentation
     ("src.datamodules",),  # 4 data
     ("src.metrics",),  # 5 metrics (of images and generators)
     ("src.modules",),  # 6 model families

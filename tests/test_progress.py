@@ -22,7 +22,8 @@ from src.utils.validation import ConfigError
 KIMG = ["trainer.max_steps=null"]
 TICK = re.compile(
     r"^tick (\d+) +kimg (\d+\.\d+)(/\d+\.\d+)? +time (\S+( \S+)*?) +sec/tick (\d+\.\d) +"
-    r"sec/kimg (\d+\.\d\d) +(eta \S+( \S+)*? +)?maxram (\d+\.\d\d) GB +gpumem (\d+\.\d\d) GB$"
+    r"sec/kimg (\d+\.\d\d) +(eta \S+( \S+)*? +)?maxram (\d+\.\d\d) GB +gpumem (\d+\.\d\d) GB"
+    r"( +augment (\d+\.\d{3}))?$"
 )
 
 
@@ -122,6 +123,17 @@ def test_tick_lines_when_stdout_is_not_a_terminal(tiny_cfg, log_dir, capsys):
     assert float(ticks[-1].group(10)) > 0  # maxram
     assert ticks[-1].group(11) == "0.00"  # gpumem on CPU
     assert "Epoch 0" not in out  # no Lightning bar
+
+
+def test_tick_lines_show_the_augmentation_probability(tiny_cfg, log_dir, capsys):
+    """As NVIDIA's tick line: ``augment`` with ADA's p when augmentation is on, nothing otherwise."""
+    overrides = ["trainer.max_steps=3", "callbacks.progress.tick_kimg=0.008"]
+    train(tiny_cfg(*overrides, "model.augment.mode=fixed", "model.augment.p=0.25", run_name="aug"))
+    ticks = _ticks(capsys.readouterr().out)
+    assert ticks and all(ticks) and {m.group(13) for m in ticks} == {"0.250"}
+    train(tiny_cfg(*overrides, run_name="plain"))
+    ticks = _ticks(capsys.readouterr().out)
+    assert ticks and all(ticks) and {m.group(12) for m in ticks} == {None}
 
 
 def test_tick_lines_without_a_length_and_with_the_bar_off(capsys):

@@ -74,6 +74,7 @@ class Tick:
     eta: float | None
     cpu_mem_gb: float = 0.0
     gpu_mem_gb: float = 0.0
+    augment: float | None = None  # ADA's p (NVIDIA's ``augment`` column) when augmentation is on
 
     def line(self, digits: int = 1) -> str:
         kimg = f"{self.kimg:.{digits}f}" + ("" if self.total_kimg is None else f"/{self.total_kimg:.{digits}f}")
@@ -86,7 +87,9 @@ class Tick:
         ]
         if self.eta is not None:
             fields.append(f"eta {format_time(self.eta):<12s}")
-        fields += [f"maxram {self.cpu_mem_gb:.2f} GB ", f"gpumem {self.gpu_mem_gb:.2f} GB"]
+        fields += [f"maxram {self.cpu_mem_gb:.2f} GB ", f"gpumem {self.gpu_mem_gb:.2f} GB "]
+        if self.augment is not None:
+            fields.append(f"augment {self.augment:.3f}")
         return " ".join(fields).rstrip()
 
     def metrics(self) -> dict[str, float]:
@@ -200,6 +203,7 @@ class _ProgressMixin:
         tick = None
         if self.clock.tick_due():
             tick = self.clock.take_tick(peak_cpu_mem_gb(), peak_gpu_mem_gb(pl_module.device))
+            tick.augment = _augment_p(trainer)
         if self.clock.last is not None:  # every iteration, so each logging step carries the latest figures
             pl_module.log_dict(self.clock.last.metrics(), on_step=True, on_epoch=False, rank_zero_only=True)
         return tick
@@ -211,7 +215,15 @@ class _ProgressMixin:
         self.clock.update(pl_module.cur_nimg, pl_module.iteration)
         if self.clock.cur_nimg <= self.clock.tick_start_nimg:
             return None
-        return self.clock.take_tick(peak_cpu_mem_gb(), peak_gpu_mem_gb(pl_module.device))
+        tick = self.clock.take_tick(peak_cpu_mem_gb(), peak_gpu_mem_gb(pl_module.device))
+        tick.augment = _augment_p(trainer)
+        return tick
+
+
+def _augment_p(trainer) -> float | None:
+    """The augmentation probability the model logged this iteration (``augment/p``), if any."""
+    value = trainer.callback_metrics.get("augment/p")
+    return None if value is None else float(value)
 
 
 class TickProgress(_ProgressMixin, Callback):
@@ -292,6 +304,9 @@ class KimgProgressBar(_ProgressMixin, TQDMProgressBar):
             postfix["s/kimg"] = f"{spk:.2f}"
         if eta is not None:
             postfix["eta"] = format_time(eta)
+        p = _augment_p(trainer)
+        if p is not None:
+            postfix["augment"] = f"{p:.3f}"
         bar.set_postfix(postfix, refresh=False)
         bar.refresh()
 

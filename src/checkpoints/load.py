@@ -156,7 +156,11 @@ def _load_inference(path: str | Path, device: str | torch.device, key: str) -> I
 # Starting a fresh run from existing weights (``ckpt_init``): fine-tuning an import or a past run.
 
 # Hyperparameters that belong to the new run's config, not to the weights being loaded.
-TRAINING_KEYS = frozenset({"loss", "optim", "ema", "check_finite_every", "mbstd_group", "w_avg_beta"})
+TRAINING_KEYS = frozenset(
+    {"loss", "optim", "ema", "augment", "freeze_d", "check_finite_every", "mbstd_group", "w_avg_beta"}
+)
+# Run state that is not weights: a fine-tune starts it afresh (as NVIDIA's --resume copies only G, D, G_ema).
+RUN_STATE_PREFIXES = ("augmentation.",)
 
 
 def read_init_checkpoint(path: str | Path) -> dict:
@@ -215,8 +219,9 @@ def apply_init_architecture(cfg, ckpt: dict) -> list[str]:
 
 def load_init_weights(model: pl.LightningModule, ckpt: dict) -> list[str]:
     """Copy the checkpoint's weights into ``model``; new parameters keep their initialisation."""
+    weights = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith(RUN_STATE_PREFIXES)}
     try:
-        result = model.load_state_dict(ckpt["state_dict"], strict=False)
+        result = model.load_state_dict(weights, strict=False)
     except RuntimeError as e:  # shape mismatches
         detail = next((ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln), str(e).splitlines()[0])
         raise ValueError(f"ckpt_init does not fit the model: {detail}") from None

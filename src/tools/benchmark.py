@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py stylegan2 resolution=32 batch=16 channel_base=16384 steps=16
     python scripts/benchmark.py stylegan2 ... nvidia=~/src/stylegan3      # NVIDIA's, same run
+    python scripts/benchmark.py stylegan2 resolution=32 batch=16 channel_base=16384 steps=16 augment=ada
     python scripts/benchmark.py inference resolution=256 batch=16 channel_base=16384 nvidia=~/src/stylegan3
     python scripts/benchmark.py segan mode=2 resolution=64 batch=16 channel_base=32768 z_dim=64
     python scripts/benchmark.py chromagan resolution=224 batch=10 weights_dir=~/.cache/torch/hub/checkpoints
@@ -19,7 +20,9 @@ and per phase (Gmain, Greg, Dmain, Dreg) the mean seconds, the FLOPs (counted on
 ``FlopCount``) and the fraction of the device's peak: on CPU the measured best of a square
 matmul, on known GPUs the data-sheet dense peak (the model FLOP utilization, MFU).
 ``compile=true``, ``channels_last=true`` and ``precision=`` set ``model.perf`` and the trainer as
-training does. ``nvidia=PATH`` also times NVIDIA's StyleGAN2 from a checkout of NVlabs/stylegan3 at
+training does; ``augment=ada|fixed|diffaugment`` (with ``augment_p``, default 0.5, and
+``augment_pipeline``, default ``bgc``) times the step with D's augmentation on (``model.augment``).
+``nvidia=PATH`` also times NVIDIA's StyleGAN2 from a checkout of NVlabs/stylegan3 at
 PATH (``training/networks_stylegan2.py`` and its ``StyleGAN2Loss``) at the same architecture, in the
 same process, and reports both and the speed-up (:mod:`src.profiling.nvidia_reference`).
 
@@ -150,8 +153,11 @@ def bench_stylegan2(args) -> dict:
         mbstd_group=min(4, args.batch),
         check_finite_every=0,
         perf=dict(compile=args.compile, channels_last=args.channels_last),
+        augment=dict(mode=args.augment, p=args.augment_p, pipeline=args.augment_pipeline),
     )
     extra = dict(channel_base=args.channel_base, channel_max=args.channel_max, map_depth=args.map_depth)
+    if args.augment != "none":
+        extra |= dict(augment=args.augment, augment_p=args.augment_p, augment_pipeline=args.augment_pipeline)
     if args.what == "segan":
         model = SEGAN(mode=args.mode, **kwargs)
         extra["mode"] = args.mode
@@ -488,10 +494,11 @@ _SIZES = {  # per subcommand: resolution, batch, steps, warmup
 _BASE = dict(device="cpu", resolution=None, batch=None, warmup=None, system_malloc=False)
 _TRAINING = dict(precision="32-true", compile=False, channels_last=False, steps=None)
 _STYLEGAN = dict(channel_base=16384, channel_max=512, map_depth=8, z_dim=512)
+_AUGMENT = dict(augment="none", augment_p=0.5, augment_pipeline="bgc")  # model.augment's mode, p, pipeline
 # The keys each subcommand takes, with their defaults (None: the subcommand's own, from _SIZES).
 COMMANDS: dict[str, dict] = {
-    "stylegan2": _BASE | _TRAINING | _STYLEGAN | dict(nvidia=None),
-    "segan": _BASE | _TRAINING | _STYLEGAN | dict(mode=2),
+    "stylegan2": _BASE | _TRAINING | _STYLEGAN | _AUGMENT | dict(nvidia=None),
+    "segan": _BASE | _TRAINING | _STYLEGAN | _AUGMENT | dict(mode=2),
     "inference": _BASE | _TRAINING | _STYLEGAN | dict(nvidia=None, modconv="scaled"),
     "chromagan": _BASE | _TRAINING | dict(width=1.0, weights_dir=None),
     "loader": _BASE | dict(steps=None, source="folder", root=None, images=512, workers=0, space="rgb", threads=None),
@@ -503,6 +510,7 @@ _CHOICES = {
     "modconv": ("scaled", "grouped"),
     "mode": (0, 1, 2, 3),
     "source": ("folder", "zip"),
+    "augment": ("none", "ada", "fixed", "diffaugment"),
 }
 _INTS = (
     "batch",
@@ -534,7 +542,7 @@ def _check(what: str, cfg: dict) -> None:
             raise bad(key, "an integer")
         if isinstance(_ALL[key], bool) and not isinstance(value, bool):
             raise bad(key, "true or false")
-        if key == "width" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        if key in ("width", "augment_p") and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise bad(key, "a number")
     res = cfg["resolution"]
     if res is not None and not (

@@ -6,6 +6,7 @@
     python scripts/visualize.py noise    ckpt=PATH seed=0 variants=4 out=DIR (or latents=FILE)
     python scripts/visualize.py progress run=logs/quickstart/RUN fps=4 out=DIR
     python scripts/visualize.py dscores  run=logs/quickstart/RUN out=DIR
+    python scripts/visualize.py augment  runs=[logs/train/RUN_A,logs/train/RUN_B] out=DIR
 
 Common keys: ``ckpt`` (a gamut .ckpt or an exported .safetensors), ``device`` (cpu|cuda; fp32),
 ``trunc`` (psi), ``noise_mode`` (const|random|none), ``class_idx``, ``out``. ``mix``: row seeds' codes
@@ -17,7 +18,8 @@ walks several cells at once (seeds dealt round-robin) -> ``interp.mp4`` / ``inte
 (the contributions sum to the final image) -> ``layers.png``. ``noise``: each noise layer resampled
 alone, ``variants`` times, with the std map -> ``noise.png``. ``progress``: the run's sample grids
 in kimg order -> ``progress.mp4``/``.gif``. ``dscores``: the run's ``d_scores.csv`` (callback
-``d_scores``) -> ``d_scores.png``.
+``d_scores``) -> ``d_scores.png``. ``augment``: ADA's p and the r_t heuristic against kimg for one or
+more runs trained with the CSV logger (``logger=csv``), with ``target`` drawn -> ``augment.png``.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ COMMANDS: dict[str, dict] = {
     "noise": COMMON | dict(seed=0, latents=None, index=0, variants=4, noise_seed=0),
     "progress": dict(run=None, fps=4, hold_last=4, formats=["mp4", "gif"], scale=1, out="out/visualize"),
     "dscores": dict(run=None, out=None),
+    "augment": dict(runs=None, target=0.6, window=10, out="out/visualize"),
 }
-REQUIRED = {"progress": {"run": "DIR"}, "dscores": {"run": "DIR"}}
+REQUIRED = {"progress": {"run": "DIR"}, "dscores": {"run": "DIR"}, "augment": {"runs": "[DIR,...]"}}
 
 
 def parse_args(argv: list[str]):
@@ -89,6 +92,13 @@ def run(cmd: str, cfg) -> list[Path]:
 
         run_dir = Path(cfg.run)
         return [plot_d_scores(read_table(run_dir / "d_scores.csv"), (out or run_dir) / "d_scores.png")]
+
+    if cmd == "augment":
+        from src.visualize.augment import plot_augment
+
+        runs = [cfg.runs] if isinstance(cfg.runs, str) else list(cfg.runs)
+        named = {Path(r).name: r for r in runs}
+        return [plot_augment(named, out / "augment.png", float(cfg.target), int(cfg.window))]
 
     from src.checkpoints.load import load_inference
 

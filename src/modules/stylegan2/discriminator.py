@@ -43,6 +43,10 @@ class DiscriminatorBlock(nn.Module):
         x = self.conv1(x, gain=math.sqrt(0.5))
         return y + x
 
+    def layers(self) -> list[nn.Module]:
+        """The block's layers in the reference's count order (FromImage, conv0, conv1, skip), for Freeze-D."""
+        return [m for m in (self.fromrgb, self.conv0, self.conv1, self.skip) if m is not None]
+
     def extra_repr(self) -> str:
         return f"in={self.in_channels}, tmp={self.tmp_channels}, out={self.out_channels}"
 
@@ -147,6 +151,25 @@ class Discriminator(nn.Module):
         self.epilogue = DiscriminatorEpilogue(c4, (h0, w0), self.cmap_dim, mbstd_group, mbstd_channels, conv_clamp)
         if doublings == 0:  # 4x4 images: nothing to downsample, FromImage feeds the epilogue directly
             self.fromrgb = Conv2dLayer(img_channels, c4, 1, activation="lrelu")
+
+    def block_layers(self) -> list[nn.Module]:
+        """Every block layer, highest resolution first, counted as stylegan2-ada-pytorch counts them
+        for ``--freezed`` (FromImage, then each block's conv0, conv1, skip); the epilogue is not counted."""
+        return [layer for block in self.blocks for layer in block.layers()]
+
+    def freeze(self, num_layers: int) -> list[nn.Parameter]:
+        """Freeze-D (Mo et al. 2020): stop training the first ``num_layers`` of :meth:`block_layers`;
+        returns the frozen parameters (left out of D's optimizer)."""
+        layers = self.block_layers()
+        if not isinstance(num_layers, int) or isinstance(num_layers, bool) or not 0 <= num_layers <= len(layers):
+            raise ValueError(
+                f"model.freeze_d={num_layers!r}: expected 0..{len(layers)} (this D has {len(layers)} block "
+                "layers: FromImage, then conv0, conv1 and skip per block, highest resolution first)"
+            )
+        frozen = [p for layer in layers[:num_layers] for p in layer.parameters()]
+        for p in frozen:
+            p.requires_grad_(False)
+        return frozen
 
     def forward(self, img: Tensor, c: Tensor | None = None) -> Tensor:
         expected = (self.img_channels, *self.resolution)

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from src.augment.pipeline import DEFAULTS as AUGMENT_DEFAULTS
+from src.augment.pipeline import Augmentation
 from src.colorspaces import get_colorspace
 from src.modules.base import GANModule, merge_options
 from src.modules.stylegan2 import losses
@@ -44,6 +46,10 @@ class StyleGAN2(GANModule):
     (:meth:`train_phases`) runs the phases :meth:`g_main`, :meth:`g_reg`, :meth:`d_main`,
     :meth:`d_reg`, then :meth:`update_ema`. ``img_channels`` is accepted for configs and checkpoints
     written before the channels followed the colour space: it must agree and is not recorded.
+
+    For small data sets: ``augment`` (``model.augment``: ``mode`` none|ada|fixed|diffaugment,
+    ``pipeline``, ``p``, ``target``, ``interval``, ``kimg``, ``policy``; :mod:`src.augment`) augments
+    every image D sees, and ``freeze_d`` freezes D's first layers (Freeze-D, as NVIDIA's ``--freezed``).
     """
 
     default_loss = DEFAULT_LOSS  # subclasses (SEGAN) extend the allowed model.loss keys
@@ -68,6 +74,8 @@ class StyleGAN2(GANModule):
         loss: dict | None = None,
         optim: dict | None = None,
         ema: dict | None = None,
+        augment: dict | None = None,
+        freeze_d: int = 0,
         check_finite_every: int = 50,
         perf: dict | None = None,
         img_channels: int | None = None,
@@ -100,12 +108,17 @@ class StyleGAN2(GANModule):
             use_noise=use_noise,
         )
         self.D = self.make_discriminator(**shared, mbstd_group=mbstd_group, mbstd_channels=mbstd_channels)
+        # Small data (docs/augmentation.md): what D sees is augmented; Freeze-D keeps D's first layers.
+        self.augment_cfg = merge_options(AUGMENT_DEFAULTS, augment, "model.augment")
+        self.augmentation = Augmentation(self.colorspace, **self.augment_cfg)
+        self._frozen_d = {id(p) for p in self.D.freeze(freeze_d)}
         # G has no dropout or batch norm, so train/eval mode is irrelevant; G_ema is never trained.
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
         self.register_buffer("pl_mean", torch.zeros([]))
         # The data's class frequencies for generated labels (set before fit); all zeros = not known.
         self.register_buffer("label_distribution", torch.zeros([num_classes]))
         self.register_load_state_dict_pre_hook(_default_label_distribution)
+        self.register_load_state_dict_pre_hook(_augmentation_state)
 
     # Networks (SEGAN builds its own generator and a D with its own channel_max).
 
@@ -178,7 +191,8 @@ class StyleGAN2(GANModule):
             o["d_lr"], o["betas"], self.loss_cfg["r1_interval"] if self.loss_cfg["r1_gamma"] > 0 else None
         )
         opt_g = torch.optim.Adam(self.G.parameters(), lr=g_lr, betas=g_betas, eps=o["eps"])
-        opt_d = torch.optim.Adam(self.D.parameters(), lr=d_lr, betas=d_betas, eps=o["eps"])
+        trained_d = [p for p in self.D.parameters() if id(p) not in self._frozen_d]  # Freeze-D leaves some out
+        opt_d = torch.optim.Adam(trained_d, lr=d_lr, betas=d_betas, eps=o["eps"])
         return [opt_g, opt_d]
 
     def phase_intervals(self) -> dict[str, int]:
@@ -202,6 +216,7 @@ class StyleGAN2(GANModule):
             if cfg["r1_gamma"] > 0 and self.due("Dreg"):
                 self.d_reg(opt_d, real, real_c, log)
         self.update_ema(n * self._world)
+        self.adjust_augmentation(n * self._world, log)
         log["pl_mean"] = self.pl_mean.detach()
         return log
 
@@ -210,7 +225,7 @@ class StyleGAN2(GANModule):
         with self.phase("Gmain"):
             c = self.random_labels(n)
             ws = self._mapping(self.draw(torch.randn, n, self.G.z_dim), c)
-            fake_logits = self.compiled(self.D)(self.synthesize(ws), c)
+            fake_logits = self.compiled(self.D)(self.augment(self.synthesize(ws)), c)
             self.step(opt, self.g_main_loss(fake_logits, log))
 
     def g_main_loss(self, fake_logits: Tensor, log: dict[str, Tensor]) -> Tensor:
@@ -250,12 +265,14 @@ class StyleGAN2(GANModule):
                 with self.fp32():  # the mapping updates the fp32 w_avg from its output
                     ws = self._mapping(self.draw(torch.randn, n, self.G.z_dim), c, update_w_avg=True)
                 fake = self.synthesize(ws)
-            fake_logits = D(fake, c)
-            real_logits = D(real, real_c)
+            fake_logits = D(self.augment(fake), c)
+            real_logits = D(self.augment(real), real_c)
+            self.observe_real_logits(real_logits)
             loss_d = losses.d_logistic(real_logits, fake_logits).mean()
             self.step(opt, loss_d)
             log["Loss/D"] = loss_d.detach()
             log["D/real"] = real_logits.detach().mean()
+            log["D/real_sign"] = real_logits.detach().sign().mean()  # this batch's r_t (ADA's heuristic)
             log["D/fake"] = fake_logits.detach().mean()
 
     def d_reg(self, opt, real: Tensor, real_c: Tensor | None, log: dict[str, Tensor]) -> None:
@@ -263,10 +280,37 @@ class StyleGAN2(GANModule):
         cfg = self.loss_cfg
         with self.phase("Dreg"), self.fp32():
             real_r = real.detach().float().requires_grad_(True)
-            logits = self.D(real_r, real_c)
+            logits = self.D(self.augment(real_r), real_c)  # R1 is taken w.r.t. the un-augmented reals
+            self.observe_real_logits(logits)
             loss_r1 = losses.r1_penalty(logits, real_r).mean() * (cfg["r1_gamma"] / 2)
             self.step(opt, loss_r1 * cfg["r1_interval"])
         log["Loss/r1"] = loss_r1.detach()
+
+    # ------------------------------------------------------------------------------------------
+    # Augmentation of what D sees (ADA, DiffAugment; model.augment).
+
+    def augment(self, images: Tensor) -> Tensor:
+        """``images`` as D sees them: augmented with this module's rank-consistent draws, or as they are."""
+        if not self.augmentation.enabled:
+            return images
+        return self.to_memory_format(self.augmentation(images, draw=self.draw))
+
+    def observe_real_logits(self, real_logits: Tensor) -> None:
+        """Feed ADA's overfitting heuristic (every real logit D produces, as the reference does)."""
+        if self.augmentation.adaptive is not None:
+            self.augmentation.adaptive.accumulate(real_logits)
+
+    def adjust_augmentation(self, global_batch: int, log: dict[str, Tensor]) -> None:
+        """ADA: every ``interval`` iterations (from the first), r_t over ranks and the step in p.
+        Logs ``augment/p`` (and ``augment/rt`` for ADA) every iteration."""
+        aug = self.augmentation
+        if aug.adaptive is not None and self.iteration % aug.adaptive.interval == 0:
+            reduce = torch.distributed.all_reduce if self._world > 1 else None
+            aug.adaptive.update(aug.p, global_batch, reduce)
+        if aug.p is not None:
+            log["augment/p"] = aug.p.detach().clone()
+        if aug.adaptive is not None:
+            log["augment/rt"] = aug.adaptive.rt.detach().clone().float()
 
     def synthesize(self, ws: Tensor, compiled: bool = True) -> Tensor:
         """``G.synthesis(ws)`` in training (its ``torch.compile`` wrapper unless ``compiled=False``)."""
@@ -320,6 +364,18 @@ def _colorspace_with(name: str, img_channels: int | None):
             f"model.img_channels={img_channels} does not match colorspace.name={name!r} ({cs.channels} channels)"
         )
     return cs
+
+
+def _augmentation_state(module, state_dict, prefix, *args) -> None:
+    """Load pre-hook: the augmentation state follows this run's ``model.augment``. A checkpoint from
+    a run without it (or from before it existed) starts with this run's initial ``p``; the state of
+    an augmentation this run does not use is dropped."""
+    key = prefix + "augmentation."
+    own = module.augmentation.state_dict()
+    for name in [k for k in state_dict if k.startswith(key) and k[len(key) :] not in own]:
+        del state_dict[name]
+    for name, value in own.items():
+        state_dict.setdefault(key + name, value.clone())
 
 
 def _default_label_distribution(module, state_dict, prefix, *args) -> None:
