@@ -81,6 +81,24 @@ def test_nothing_decodes(tmp_path: Path) -> None:
         ds[0]
 
 
+def test_images_all_smaller_than_the_resolution_say_so(tmp_path: Path) -> None:
+    """Training at the default 64 px on 32 px images: the error gives the reason, not 'undecodable'."""
+    from PIL import Image
+
+    (tmp_path / "small").mkdir()
+    for i in range(3):
+        Image.new("RGB", (32, 32)).save(tmp_path / "small" / f"{i}.png")
+    ds = ImageFolderDataset(tmp_path / "small", resolution=64)
+    with (
+        pytest.warns(UserWarning),
+        pytest.raises(
+            BadImageError,
+            match=r"none of the 3 images .* could be used; the first: .*32x32 \(WxH\) is smaller than the target 64x64",
+        ),
+    ):
+        ds[0]
+
+
 def test_bad_files_in_workers_do_not_end_the_epoch(mixed: Path) -> None:
     ds = ImageFolderDataset(mixed, resolution=16, channels=4)
     with warnings.catch_warnings():

@@ -46,6 +46,7 @@ class SkippingImageDataset(Dataset, abc.ABC):
         self.bad_files: list[str] = []  # bad files met by this process
         self._bad: set[int] = set()
         self._warned = False
+        self._first_error: BadImageError | None = None  # named when no image at all can be used
 
     @property
     @abc.abstractmethod
@@ -66,6 +67,8 @@ class SkippingImageDataset(Dataset, abc.ABC):
     def _record_bad(self, i: int, error: BadImageError) -> None:
         self._bad.add(i)
         self.bad_files.append(self.name(i))
+        if self._first_error is None:
+            self._first_error = error
         if not self._warned:
             self._warned = True
             extra = f"; {self.ignored} non-image files were ignored" if self.ignored else ""
@@ -92,7 +95,9 @@ class SkippingImageDataset(Dataset, abc.ABC):
                 self._record_bad(i, e)
                 continue
             return {"image": image, "label": torch.tensor(self._label(i), dtype=torch.int64)}
-        raise BadImageError(f"data.root: none of the {n} images in {self.where} could be decoded")
+        raise BadImageError(
+            f"data.root: none of the {n} images in {self.where} could be used; the first: {self._first_error}"
+        )
 
     def summary(self) -> str:
         """One line on bad and ignored files seen so far by this process ('' when none)."""
