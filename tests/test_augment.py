@@ -234,6 +234,11 @@ def test_colour_transforms_in_other_spaces_go_through_rgb():
     assert (in_centred_rgb(out_of_gamut, lab, shift)[:, 1] > 2).all()
     rgbspace = get_colorspace("rgb")
     assert torch.equal(in_centred_rgb(x, rgbspace, shift), x + 0.1)
+    rgba = torch.rand(4, 4, 8, 8) * 2 - 1
+    out = Augmentation("rgba", mode="diffaugment", policy=["color"])(rgba)
+    assert torch.equal(out[:, 3], rgba[:, 3]) and not torch.equal(out[:, :3], rgba[:, :3])  # alpha is kept
+    out = Augmentation("rgba", mode="fixed", pipeline="color", p=1.0)(rgba)
+    assert torch.equal(out[:, 3], rgba[:, 3]) and not torch.equal(out[:, :3], rgba[:, :3])
 
 
 @pytest.mark.parametrize("colorspace", COLORSPACE_NAMES)

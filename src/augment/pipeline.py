@@ -70,6 +70,8 @@ def check_augment(cfg: Mapping[str, Any]) -> None:
 
 def in_centred_rgb(x: Tensor, colorspace: ColorSpace, transform: Callable[[Tensor], Tensor]) -> Tensor:
     """Apply the centred-RGB colour ``transform`` to model-space ``x`` (see the module docstring)."""
+    if colorspace.name == "rgba":  # alpha is not a colour: it passes through
+        return torch.cat([transform(x[:, :3]), x[:, 3:]], dim=1)
     if colorspace.name in CENTRED_RGB:
         return transform(x)
     rgb = colorspace.decode(x)
