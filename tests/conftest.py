@@ -37,6 +37,10 @@ TINY = [
 ]
 
 
+# The network TINY configures, for tests that build a StyleGAN2 module directly.
+TINY_MODULE = dict(resolution=16, z_dim=16, w_dim=16, map_depth=1, channel_base=128, channel_max=16, mbstd_group=2)
+
+
 def compose_cfg(overrides: list[str] | None = None, config_name: str = "train.yaml"):
     """Compose ``conf/<config_name>`` with ``overrides`` (Hydra's compose API, fresh global state)."""
     GlobalHydra.instance().clear()

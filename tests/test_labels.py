@@ -22,7 +22,7 @@ from src.modules.segan.module import SEGAN
 from src.modules.stylegan2.module import StyleGAN2
 from src.tools import prepare_dataset
 from src.train import train
-from tests.conftest import TINY, compose_cfg
+from tests.conftest import TINY, TINY_MODULE, compose_cfg
 
 ROOT = Path(__file__).resolve().parents[1]
 N_DRAWS = 20000
@@ -46,17 +46,7 @@ def _folder(root: Path, layout: dict[str, int]) -> Path:
 
 
 def _tiny_module(num_classes: int = 2, cls: type[StyleGAN2] = StyleGAN2) -> StyleGAN2:
-    return cls(
-        img_channels=3,
-        resolution=16,
-        num_classes=num_classes,
-        z_dim=16,
-        w_dim=16,
-        map_depth=1,
-        channel_base=128,
-        channel_max=16,
-        mbstd_group=2,
-    )
+    return cls(**TINY_MODULE, num_classes=num_classes)
 
 
 def _frequency_of_0(labels: torch.Tensor) -> float:

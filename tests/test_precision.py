@@ -68,10 +68,9 @@ def test_fp16_loss_scaling_is_separate_for_g_and_d(log_dir):
     their own, and every scaler travels in the checkpoint. (Lightning maps 16-mixed to bf16 on CPU, so
     the fp16 plugin is passed explicitly; CPU autocast runs fp16.)"""
     import hydra
-    import pytorch_lightning as pl
     from pytorch_lightning.plugins.precision import MixedPrecision
 
-    from src.callbacks.limits import StopAtIteration
+    from src.callbacks.limits import bare_trainer
     from src.modules.stylegan2.module import StyleGAN2
     from tests.conftest import TINY, compose_cfg
 
@@ -94,20 +93,7 @@ def test_fp16_loss_scaling_is_separate_for_g_and_d(log_dir):
     torch.manual_seed(0)
     model = OverflowOnce(**kwargs)
     plugin = MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu", init_scale=1.0))
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        plugins=[plugin],
-        max_steps=-1,
-        max_epochs=-1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
-        limit_val_batches=0,
-        callbacks=[StopAtIteration(1)],
-    )
+    trainer = bare_trainer(1, plugins=[plugin])
     trainer.fit(model, datamodule=hydra.utils.instantiate(cfg.data))
     # iteration 0: Gmain (overflow: G's scale 1 -> 0.5), Greg with 0.5, then Dmain with D's own 1.0
     # (one shared scaler would have handed D the 0.5 that G's overflow left behind)

@@ -21,6 +21,7 @@ from src.nn.layers import bias_act, downsample2d, make_fir, upfirdn2d, upsample2
 from src.profiling.measure import FlopCount, PhaseRecorder
 from src.tools import benchmark
 from src.utils.malloc import keep_freed_cpu_memory
+from tests.conftest import TINY_MODULE
 
 CL = torch.channels_last
 
@@ -152,18 +153,12 @@ def _fit(perf: dict, iterations: int = 2, precision: str = "32-true") -> StyleGA
     the layouts (the DDP parity test does the same)."""
     import pytorch_lightning as pl
 
-    from src.callbacks.limits import StopAtIteration
+    from src.callbacks.limits import bare_trainer
     from src.datamodules.image_datamodule import ImageDataModule
 
     torch.manual_seed(0)
     model = StyleGAN2(
-        resolution=16,
-        z_dim=16,
-        w_dim=16,
-        map_depth=1,
-        channel_base=128,
-        channel_max=16,
-        mbstd_group=2,
+        **TINY_MODULE,
         use_noise=False,
         loss=dict(r1_interval=2, pl_interval=2),
         optim=dict(eps=1e-3),
@@ -173,20 +168,7 @@ def _fit(perf: dict, iterations: int = 2, precision: str = "32-true") -> StyleGA
     data = benchmark.RandomImages(8, 3, (16, 16))
     dm = ImageDataModule(data, batch_size=4, resolution=[16, 16])
     pl.seed_everything(0)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_steps=-1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        precision=precision,
-        callbacks=[StopAtIteration(iterations)],
-    )
-    trainer.fit(model, datamodule=dm)
+    bare_trainer(iterations, precision=precision).fit(model, datamodule=dm)
     return model
 
 
@@ -213,16 +195,7 @@ def test_compile_falls_back_to_eager_when_compilation_fails(monkeypatch):
             raise TorchDynamoException("no C++ compiler")
 
     monkeypatch.setattr(torch, "compile", lambda module, *a, **k: Broken(module))
-    model = StyleGAN2(
-        resolution=16,
-        z_dim=16,
-        w_dim=16,
-        map_depth=1,
-        channel_base=128,
-        channel_max=16,
-        mbstd_group=2,
-        perf={"compile": True},
-    )
+    model = StyleGAN2(**TINY_MODULE, perf={"compile": True})
     x = torch.randn(2, 3, 16, 16)
     with pytest.warns(RuntimeWarning, match="torch.compile failed for Discriminator.*no C"):
         out = model.compiled(model.D)(x)

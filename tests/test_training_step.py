@@ -80,23 +80,10 @@ def fit(model, iterations: int, **trainer_kwargs):
     """``iterations`` training iterations of ``model`` in a CPU Trainer (the module counts iterations)."""
     import pytorch_lightning as pl
 
-    from src.callbacks.limits import StopAtIteration
+    from src.callbacks.limits import bare_trainer
 
     pl.seed_everything(0, verbose=False)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_steps=-1,
-        max_epochs=-1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        callbacks=[StopAtIteration(iterations)],
-        **trainer_kwargs,
-    )
+    trainer = bare_trainer(iterations, **trainer_kwargs)
     loader = torch.utils.data.DataLoader(FixedImages(model.resolution[0]), batch_size=BATCH)
     trainer.fit(model, train_dataloaders=loader)
     return model

@@ -133,22 +133,26 @@ class AugmentPipe(nn.Module):
         """Which samples a transform applies to: ``rand < multiplier * p`` per sample."""
         return self._rand(n, *shape, device=device) < self.p * multiplier
 
-    def forward(self, images: Tensor) -> Tensor:
-        """All stages on centred-RGB images (:class:`~src.augment.pipeline.Augmentation` runs the
-        colour stage in RGB for the other colour spaces)."""
+    def forward(self, images: Tensor, draw=plain_draw, in_rgb=None) -> Tensor:
+        """All enabled stages, in the paper's order. ``draw(fn, n, *shape, device)`` makes every random
+        number; ``in_rgb(images, color)`` runs the colour stage (default: directly, on centred RGB;
+        :class:`~src.augment.pipeline.Augmentation` passes one that goes through RGB in other spaces)."""
         if self.p.item() == 0 or not self.transforms:  # one host read; the identity costs nothing
             return images
-        return self.corruptions(self.color(self.geometric(images)))
-
-    def corruptions(self, images: Tensor) -> Tensor:
-        """The stages after colour: image-space filtering, additive noise, cutout (those enabled)."""
-        if self._on("imgfilter"):
-            images = self.image_filter(images)
-        if self._on("noise"):
-            images = self.additive_noise(images)
-        if self._on("cutout"):
-            images = self.cutout(images)
-        return images
+        self.draw = draw
+        try:
+            images = self.geometric(images)
+            if self.has_color:
+                images = self.color(images) if in_rgb is None else in_rgb(images, self.color)
+            if self._on("imgfilter"):
+                images = self.image_filter(images)
+            if self._on("noise"):
+                images = self.additive_noise(images)
+            if self._on("cutout"):
+                images = self.cutout(images)
+            return images
+        finally:
+            self.draw = plain_draw  # hold no reference to the caller
 
     # ------------------------------------------------------------------------------------------
 

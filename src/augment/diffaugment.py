@@ -17,12 +17,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from src.augment.ada import plain_draw
+
 POLICIES = ("color", "translation", "cutout")
 TRANSLATION_RATIO, CUTOUT_RATIO = 0.125, 0.5
-
-
-def _draw(fn, n: int, *shape: int, device=None) -> Tensor:
-    return fn(n, *shape, device=device)
 
 
 def _uniform_int(draw, n: int, low: int, high: int, device) -> Tensor:
@@ -30,7 +28,7 @@ def _uniform_int(draw, n: int, low: int, high: int, device) -> Tensor:
     return (torch.floor(draw(torch.rand, n, 1, 1, device=device) * (high - low)) + low).long()
 
 
-def color(x: Tensor, draw=_draw) -> Tensor:
+def color(x: Tensor, draw=plain_draw) -> Tensor:
     n = x.shape[0]
 
     def rand() -> Tensor:
@@ -44,7 +42,7 @@ def color(x: Tensor, draw=_draw) -> Tensor:
     return (x - mean) * (rand() + 0.5) + mean
 
 
-def translation(x: Tensor, draw=_draw) -> Tensor:
+def translation(x: Tensor, draw=plain_draw) -> Tensor:
     n, _, h, w = x.shape
     sy, sx = int(h * TRANSLATION_RATIO + 0.5), int(w * TRANSLATION_RATIO + 0.5)
     dy = _uniform_int(draw, n, -sy, sy + 1, x.device)
@@ -57,7 +55,7 @@ def translation(x: Tensor, draw=_draw) -> Tensor:
     return flat.view_as(x) * inside[:, None]
 
 
-def cutout(x: Tensor, draw=_draw) -> Tensor:
+def cutout(x: Tensor, draw=plain_draw) -> Tensor:
     n, _, h, w = x.shape
     ch, cw = int(h * CUTOUT_RATIO + 0.5), int(w * CUTOUT_RATIO + 0.5)
     cy = _uniform_int(draw, n, 0, h + (1 - ch % 2), x.device) - ch // 2  # top-left corner
@@ -71,7 +69,7 @@ def cutout(x: Tensor, draw=_draw) -> Tensor:
 FUNCTIONS = {"color": color, "translation": translation, "cutout": cutout}
 
 
-def diff_augment(x: Tensor, policy: tuple[str, ...] | list[str] = POLICIES, draw=_draw) -> Tensor:
+def diff_augment(x: Tensor, policy: tuple[str, ...] | list[str] = POLICIES, draw=plain_draw) -> Tensor:
     """Apply the ``policy`` transforms in order (colour first, as the reference lists them).
     ``draw(fn, n, *shape, device)`` makes the random numbers (default: plain ``fn``)."""
     for name in policy:

@@ -124,17 +124,7 @@ class Augmentation(nn.Module):
         return x.to(dtype)
 
     def _ada(self, x: Tensor, draw: Callable) -> Tensor:
-        pipe = self.pipe
-        if pipe.p.item() == 0:  # the identity, exactly and for free
-            return x
-        pipe.draw = draw
-        try:
-            x = pipe.geometric(x)
-            if pipe.has_color:
-                x = in_centred_rgb(x, self.colorspace, pipe.color)
-            return pipe.corruptions(x)
-        finally:
-            pipe.draw = plain_draw  # hold no reference to the caller
+        return self.pipe(x, draw, in_rgb=lambda images, color: in_centred_rgb(images, self.colorspace, color))
 
     def _diffaugment(self, x: Tensor, draw: Callable) -> Tensor:
         if "color" in self.policy:

@@ -110,3 +110,26 @@ class StopAtIteration(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self._reached(pl_module):
             trainer.should_stop = True
+
+
+def bare_trainer(iterations: int, callbacks: list | tuple = (), **trainer_kwargs):
+    """A CPU Trainer that runs only the training loop and stops after ``iterations`` iterations
+    (the module's count): no logger, checkpoints, progress bar, summary or validation. For the
+    benchmark and for tests that fit a module directly; ``trainer_kwargs`` override (``accelerator``,
+    ``precision``, ``plugins``, ...)."""
+    import pytorch_lightning as pl
+
+    options = dict(
+        accelerator="cpu",
+        devices=1,
+        max_steps=-1,
+        max_epochs=-1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    )
+    return pl.Trainer(**(options | trainer_kwargs), callbacks=[*callbacks, StopAtIteration(iterations)])

@@ -70,7 +70,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
-from src.callbacks.limits import StopAtIteration
+from src.callbacks.limits import bare_trainer
 from src.colorspaces import COLORSPACE_NAMES, get_colorspace
 from src.datamodules.image_datamodule import ImageDataModule
 from src.datamodules.readers import ImageFolderDataset, archive_name
@@ -90,19 +90,8 @@ PROG = "benchmark.py"
 def _time_fit(model, dm, args, iterations: int) -> tuple[IterationTimer, pl.Trainer]:
     """Fit ``model`` for ``warmup + iterations`` iterations in a real Trainer; time the last ``iterations``."""
     timer = IterationTimer(args.warmup)
-    trainer = pl.Trainer(
-        accelerator=args.device,
-        devices=1,
-        precision=args.precision,
-        max_steps=-1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        callbacks=[timer, StopAtIteration(args.warmup + iterations)],
+    trainer = bare_trainer(
+        args.warmup + iterations, callbacks=[timer], accelerator=args.device, precision=args.precision
     )
     trainer.fit(model, datamodule=dm)
     return timer, trainer
