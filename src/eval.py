@@ -1,4 +1,4 @@
-"""Evaluate a checkpoint: ``python -m src.eval ckpt_path=PATH [metrics=[fid,kid,ppl]]`` (conf/eval.yaml).
+"""Evaluate a checkpoint: ``python -m src.eval ckpt_path=PATH [metrics=[fid50k_full,pr50k3_full]]`` (conf/eval.yaml).
 
 Compose -> validate -> instantiate (module, reals) -> evaluate -> write JSON next to the checkpoint
 and log to the run's MLflow run. Metrics follow NVIDIA's and SEGAN's protocols (src/metrics/).
@@ -21,7 +21,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 import src.utils.resolvers  # noqa: F401  (registers ${gamut.*})
 from src.checkpoints.load import load_module
-from src.metrics.suite import MetricSuite, check_weights, flatten, needs_reals, parse_metrics
+from src.metrics.protocols import parse_metrics
+from src.metrics.suite import MetricSuite, check_weights, flatten, needs_reals
+from src.metrics.vgg16 import FEATURE_NETS
 from src.pretrained.weights import MissingWeightsError
 from src.utils.io import atomic_write
 from src.utils.validation import ConfigError
@@ -40,7 +42,7 @@ def output_path(cfg: DictConfig, ckpt: Path) -> Path:
     return Path(cfg.output) if cfg.get("output") else ckpt.with_name(f"{ckpt.stem}.metrics.json")
 
 
-def validate_eval(cfg: DictConfig) -> tuple[Path, list[str]]:
+def validate_eval(cfg: DictConfig) -> tuple[Path, list]:
     """Check the keys and files before anything is loaded; ``ConfigError`` names the key."""
     try:
         ckpt = cfg.ckpt_path
@@ -52,6 +54,9 @@ def validate_eval(cfg: DictConfig) -> tuple[Path, list[str]]:
         raise ConfigError(f"ckpt_path={ckpt!r}: no such checkpoint file")
     try:
         metrics = parse_metrics(list(cfg.metrics) if not isinstance(cfg.metrics, str) else cfg.metrics)
+        net = cfg.pr.get("feature_net") if cfg.get("pr") else "torchvision"
+        if net not in FEATURE_NETS:
+            raise ValueError(f"pr.feature_net={net!r}: allowed values are {', '.join(FEATURE_NETS)}")
     except ValueError as e:
         raise ConfigError(str(e)) from None
     for key in ("num_gen", "batch_size", "ppl.num_samples", "ppl.batch_size"):
@@ -62,6 +67,8 @@ def validate_eval(cfg: DictConfig) -> tuple[Path, list[str]]:
         raise ConfigError(f"num_real={cfg.num_real!r}: expected an integer >= 2, or null for the whole data set")
     if cfg.noise_mode not in ("random", "const", "none"):
         raise ConfigError(f"noise_mode={cfg.noise_mode!r}: allowed values are random, const, none")
+    if cfg.get("mirror") not in (None, True, False):
+        raise ConfigError(f"mirror={cfg.mirror!r}: expected true, false or null (null: the data's xflip)")
     return Path(str(ckpt)), metrics
 
 
@@ -103,9 +110,7 @@ def data_config(cfg: DictConfig, ckpt: Path, module) -> DictConfig:
                 f"no data config for the reals: {ckpt} has no run folder with .hydra/config.yaml; "
                 "pass one, e.g. +data=folder data.root=/path/to/images data.resolution=64"
             )
-        for k, v in given.items():
-            if v is not None:
-                base.data[k] = v
+        base.data = OmegaConf.merge(base.data, {k: v for k, v in given.items() if v is not None})
     try:
         OmegaConf.to_container(base.data, resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as e:
@@ -118,6 +123,8 @@ def data_config(cfg: DictConfig, ckpt: Path, module) -> DictConfig:
 
 
 def build_dataset(cfg: DictConfig, ckpt: Path, module):
+    """``(dataset, num_workers, mirror)`` of the reals; ``mirror`` is the data's ``xflip`` unless
+    ``mirror=true|false`` says otherwise (NVIDIA's ``--mirror``: the reals include their x-flips)."""
     base = data_config(cfg, ckpt, module)
     try:
         datamodule = hydra.utils.instantiate(base.data)
@@ -136,7 +143,9 @@ def build_dataset(cfg: DictConfig, ckpt: Path, module):
             f"{module.colorspace.name!r}"
         )
     workers = cfg.data.get("num_workers") if cfg.get("data") else None
-    return dataset, int(workers if workers is not None else base.data.get("num_workers", 0) or 0)
+    mirror = cfg.get("mirror")
+    mirror = bool(base.data.get("xflip", False)) if mirror is None else bool(mirror)
+    return dataset, int(workers if workers is not None else base.data.get("num_workers", 0) or 0), mirror
 
 
 def write_json(path: Path, ckpt: Path, module, results: dict[str, dict]) -> dict:
@@ -198,8 +207,9 @@ def log_to_mlflow(cfg: DictConfig, ckpt: Path, module, flat: dict[str, float]) -
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Evaluate ``cfg.ckpt_path``; return the flat results (also written to JSON and MLflow)."""
     ckpt, metrics = validate_eval(cfg)
+    pr = OmegaConf.to_container(cfg.pr) if cfg.get("pr") else {}
     try:
-        check_weights(metrics, cfg.paths.weights_dir)
+        check_weights(metrics, cfg.paths.weights_dir, pr.get("feature_net", "torchvision"))
         suite = MetricSuite(
             metrics,
             cfg.paths.weights_dir,
@@ -211,6 +221,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             noise_mode=cfg.noise_mode,
             kid=OmegaConf.to_container(cfg.kid),
             ppl=OmegaConf.to_container(cfg.ppl),
+            pr=pr,
+            intra_fid=bool(cfg.get("intra_fid", False)),
         )
     except ValueError as e:
         raise ConfigError(str(e)) from None
@@ -219,11 +231,11 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         module = load_module(ckpt, device)
     except (FileNotFoundError, ValueError) as e:
         raise ConfigError(str(e)) from None
-    dataset = None
+    dataset, mirror = None, False
     if needs_reals(metrics):
-        dataset, suite.num_workers = build_dataset(cfg, ckpt, module)
-    log.info("evaluating %s (kimg %.3f) on %s: %s", ckpt, module.kimg, device, ", ".join(metrics))
-    results = suite.run(module, dataset)
+        dataset, suite.num_workers, mirror = build_dataset(cfg, ckpt, module)
+    log.info("evaluating %s (kimg %.3f) on %s: %s", ckpt, module.kimg, device, ", ".join(suite.metrics))
+    results = suite.run(module, dataset, mirror=mirror)
     flat = flatten(results)
     out = output_path(cfg, ckpt)
     write_json(out, ckpt, module, results)

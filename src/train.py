@@ -8,6 +8,10 @@ launcher goes on with the other jobs; :class:`SweepReport` lists the failed jobs
 makes the sweep exit with status 1. A job that finished writes ``<job dir>/done`` (atomically,
 last); re-launching the same sweep (same ``run_name``, same overrides in the same order, so the
 same job numbers) skips those jobs and, with ``ckpt_path=last``, resumes the others.
+
+Optuna searches (``hparams_search=...``, hydra_plugins/gamut_optuna_sweeper): each job is one trial
+(``optuna_trial``) and returns ``optimized_metric``. A trial the pruner stops (``optuna.TrialPruned``,
+raised by :func:`src.sweeps.optuna.report`) writes ``<job dir>/pruned`` instead of ``failed``.
 """
 
 from __future__ import annotations
@@ -36,8 +40,11 @@ import src.utils.resolvers  # noqa: F401  (registers ${gamut.*})
 from src.callbacks.limits import StopAtIteration, lightning_trainer_config, limits_from_config, reached
 from src.checkpoints.io import AtomicCheckpointIO
 from src.checkpoints.load import apply_init_architecture, load_init_weights, read_init_checkpoint
+from src.metrics.protocols import parse_metrics, result_keys
 from src.nn.layer_sync import SyncBatchNormPlugin
 from src.pretrained.weights import MissingWeightsError
+from src.sweeps.optuna import PRUNED_FILE, is_pruned, optuna_launch
+from src.sweeps.optuna import study_name as optuna_study_name
 from src.utils.io import atomic_write
 from src.utils.malloc import keep_freed_cpu_memory
 from src.utils.resume import changed_keys, check_frozen, find_source, merge_overrides
@@ -50,6 +57,7 @@ warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).
 
 DONE_FILE = "done"  # a job/run that reached its length, trainer.max_kimg or max_steps (JSON: iteration, kimg, metrics)
 FAILED_FILE = "failed"  # a sweep job that stopped with an error (the error and its traceback)
+# PRUNED_FILE = "pruned": an Optuna trial stopped by the pruner (src/sweeps/optuna.py), not a failure
 
 
 def _instantiate_group(node: DictConfig | None) -> list:
@@ -116,8 +124,46 @@ def _finished(cfg: DictConfig, run_dir: Path) -> dict | None:
     return done if reached(limits, int(done.get("iteration", -1)), nimg) else None
 
 
+def metric_keys(cfg: DictConfig) -> list[str]:
+    """Every key this run puts in ``trainer.callback_metrics`` that a sweep may optimise: the metrics
+    callback's results (when it evaluates, ``every_kimg > 0``) and the family's validation metrics."""
+    keys: list[str] = []
+    for node in (cfg.get("callbacks") or {}).values():
+        if isinstance(node, DictConfig) and str(node.get("_target_", "")).endswith(".GeneratorMetrics"):
+            if float(node.get("every_kimg") or 0) > 0:
+                ppl = OmegaConf.to_container(node.get("ppl") or {}, resolve=True)
+                settings = {"num_gen": node.get("num_gen", 50000), "num_real": node.get("num_real"), "ppl": ppl}
+                try:
+                    protocols = parse_metrics(list(node.get("metrics") or []), "callbacks.metrics.metrics", settings)
+                except ValueError as e:
+                    raise ConfigError(str(e)) from None
+                keys += result_keys(protocols, bool(node.get("intra_fid", False)))
+    try:
+        keys += list(hydra.utils.get_class(str(cfg.model._target_)).validation_metrics)
+    except (AttributeError, ImportError, HydraException):
+        pass
+    return keys
+
+
+def check_optimized_metric(cfg: DictConfig) -> None:
+    """Refuse an ``optimized_metric`` the run does not compute (before anything is written)."""
+    metric = cfg.get("optimized_metric")
+    if not metric:
+        return
+    keys = metric_keys(cfg)
+    if metric not in keys:
+        hint = (
+            f"this run computes {', '.join(keys)}"
+            if keys
+            else "this run computes no metric; enable one, e.g. callbacks=[default,metrics] "
+            f"callbacks.metrics.metrics=[{metric}] callbacks.metrics.every_kimg=50"
+        )
+        raise ConfigError(f"optimized_metric={metric!r} is not computed by this run: {hint}")
+
+
 def _tracking_info(cfg: DictConfig) -> tuple[str, dict[str, str]]:
-    """The dashboard name and tags of this run: task, run name, user tags, sweep name and job number."""
+    """The dashboard name and tags of this run: task, run name, user tags, sweep name and job number,
+    and for an Optuna trial the study's name and the trial number."""
     tags = {"task": str(cfg.task_name), "run_name": str(cfg.run_name)}
     for t in cfg.get("tags") or []:
         tags[f"tag.{t}"] = "true"
@@ -126,6 +172,12 @@ def _tracking_info(cfg: DictConfig) -> tuple[str, dict[str, str]]:
     if job is not None:
         tags["sweep"], tags["sweep_job"] = job[0], str(job[1])
         name = f"{job[0]}/{job[1]}"
+    trial = cfg.get("optuna_trial")
+    if trial is not None:
+        tags["optuna_trial"] = str(trial)
+        study = optuna_study_name()
+        if study is not None:
+            tags["optuna_study"] = study
     return name, tags
 
 
@@ -157,6 +209,8 @@ def train(cfg: DictConfig) -> dict:
             cfg.ckpt_path = "last"
         log.info("SLURM requeue (SLURM_RESTART_COUNT=%s): ckpt_path=last", os.environ["SLURM_RESTART_COUNT"])
     check_required(cfg)
+    if cfg.get("optuna_trial") is not None and limits_from_config(cfg.trainer).unlimited:
+        raise ConfigError("an Optuna trial needs a length: set trainer.max_kimg or trainer.max_steps")
     if cfg.get("ckpt_init"):
         try:
             init = read_init_checkpoint(cfg.ckpt_init)
@@ -165,6 +219,7 @@ def train(cfg: DictConfig) -> dict:
             raise ConfigError(str(e)) from None
     try:
         validate(cfg)
+        check_optimized_metric(cfg)
         ckpt_path = resolve_ckpt_path(cfg, start_if_missing=sweep_job() is not None or "SLURM_JOB_ID" in os.environ)
         changes = _check_resume(cfg, run_dir) if ckpt_path is not None else None
         OmegaConf.to_container(cfg.data, resolve=True, throw_on_missing=True)
@@ -230,7 +285,14 @@ def train(cfg: DictConfig) -> dict:
             lg.log_hyperparams(_plain_config(cfg))
         if ckpt_path:
             log.info("resuming %s from %s", cfg.run_name, ckpt_path)
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        try:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        except Exception as e:
+            if is_pruned(e):  # the dashboard tells a pruned trial from a failed one (both runs end FAILED)
+                for lg in loggers:
+                    if hasattr(lg, "set_run_info"):
+                        lg.set_run_info(name, {"optuna_pruned": "true"})
+            raise
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         at_end = limits.unlimited or reached(limits, model.iteration, model.cur_nimg)
         if trainer.state.status == TrainerStatus.FINISHED and at_end and trainer.is_global_zero:
@@ -291,6 +353,11 @@ def _write_done(run_dir: Path, model, metrics: dict) -> None:
     atomic_write(run_dir / DONE_FILE, lambda f: f.write(json.dumps(record, indent=1)), mode="w")
 
 
+def _write_pruned(run_dir: Path, error: BaseException) -> None:
+    """Mark an Optuna trial stopped by the pruner: the sweeper reads this as PRUNED, not failed."""
+    atomic_write(run_dir / PRUNED_FILE, lambda f: f.write(f"{error}\n"), mode="w")
+
+
 def _write_failed(run_dir: Path, error: BaseException) -> None:
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
@@ -303,6 +370,8 @@ class SweepReport(HydraCallback):
 
     Each job records its outcome in its own folder (``done`` / ``failed``), so this works for
     every launcher, including those that run jobs in other processes (joblib) or machines (SLURM).
+    An Optuna search counts only the trials of this launch (earlier launches' folders stay), and a
+    trial the pruner stopped (``pruned``) is not a failure.
     """
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
@@ -312,6 +381,9 @@ class SweepReport(HydraCallback):
             if sweep_dir.is_dir()
             else []
         )
+        trials = optuna_launch(config)
+        if trials is not None:
+            jobs = [p for p in jobs if int(p.name) in trials]
         failed = [p for p in jobs if (p / FAILED_FILE).is_file()]
         if not failed:
             return
@@ -319,7 +391,10 @@ class SweepReport(HydraCallback):
         for p in failed:
             first = (p / FAILED_FILE).read_text().splitlines()
             lines.append(f"  job {p.name}: {first[0] if first else '?'}  ({p / FAILED_FILE})")
-        lines.append("fix them and re-launch the same command with ckpt_path=last: finished jobs are skipped")
+        if trials is None:
+            lines.append("fix them and re-launch the same command with ckpt_path=last: finished jobs are skipped")
+        else:
+            lines.append("they count as failed trials of the study; the same command again runs new trials")
         print("\n".join(lines), file=sys.stderr, flush=True)
         raise SystemExit(1)
 
@@ -351,6 +426,10 @@ def main(cfg: DictConfig) -> float | None:
     except Exception as e:  # noqa: BLE001 - one failed job must not stop the sweep
         if job is None:
             raise
+        if is_pruned(e):  # not a failure: the pruner stopped this trial
+            log.info("sweep job %d: %s", job[1], e)
+            _write_pruned(Path(cfg.paths.run_dir), e)
+            return None
         log.exception("sweep job %d failed", job[1])
         _write_failed(Path(cfg.paths.run_dir), e)
         return None

@@ -6,13 +6,16 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
+import torchvision
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 import src.utils.resolvers  # noqa: F401
+from src.pretrained.weights import WEIGHTS
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 
@@ -80,3 +83,22 @@ def tiny_cfg(log_dir):
 def _torch_threads():
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     yield
+
+
+@pytest.fixture(scope="session")
+def weights_dir(tmp_path_factory) -> Path:
+    """Random-init Inception (torch-fidelity's architecture) and VGG-16 under the upstream names."""
+    import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
+
+    d = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    cls = tf_inception.FeatureExtractorInceptionV3
+    with (
+        mock.patch.object(tf_inception, "load_state_dict_from_url", lambda *a, **k: {}),
+        mock.patch.object(cls, "load_state_dict", lambda self, state: None),
+    ):
+        net = cls("inception-v3-compat", ["2048"])  # nothing is downloaded or loaded: random init
+    torch.save(net.state_dict(), d / WEIGHTS["inception"].filename)
+    vgg = torchvision.models.vgg16(weights=None)  # LPIPS reads the features.*, precision/recall all of it
+    torch.save(vgg.state_dict(), d / WEIGHTS["vgg16"].filename)
+    return d

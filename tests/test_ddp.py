@@ -15,6 +15,7 @@ To add a family, add a parametrize entry (its tiny overrides and the parameter p
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -393,3 +394,45 @@ def test_ddp_chromagan_gradient_penalty_matches_one_process(tmp_path, log_dir):
     start = torch.load(tmp_path / "ranks" / "start0.pt", weights_only=True)
     moved = max((single[k] - start[k]).abs().max().item() for k in params)
     assert moved > 10 * 1e-5, moved  # the tolerance is small against what training changed
+
+
+# ----------------------------------------------------------------------------------------------
+# Metrics under DDP: each rank generates and reads its share; the features are gathered, so every
+# rank reports the same values, computed over every image exactly once.
+
+
+class DumpMetrics(Callback):
+    """Test helper: each rank writes the metric values it holds in ``trainer.callback_metrics``."""
+
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = Path(dirpath)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        values = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("fid5", "pr53"))}
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        (self.dirpath / f"metrics{trainer.global_rank}.json").write_text(json.dumps(values))
+
+
+@pytest.mark.slow
+def test_ddp_metrics_agree_on_both_ranks_and_count_every_image(tmp_path, log_dir, weights_dir):
+    dump = tmp_path / "dump"
+    overrides = [
+        *TINY,
+        "trainer.max_steps=2",
+        "callbacks=[default,metrics]",
+        "callbacks.metrics.every_kimg=0.008",  # after each of the 2 steps (8 images a step over both ranks)
+        "callbacks.metrics.metrics=[fid5,pr53]",  # 5 images: 3 on rank 0, 2 on rank 1
+        "callbacks.metrics.batch_size=2",
+        f"paths.weights_dir={weights_dir}",
+        "+callbacks.metrics_dump._target_=tests.test_ddp.DumpMetrics",
+        f"+callbacks.metrics_dump.dirpath={dump}",
+    ]
+    run_two_ranks(overrides, dump, log_dir)
+    rank0, rank1 = (json.loads((dump / f"metrics{r}.json").read_text()) for r in (0, 1))
+    assert set(rank0) == {"fid5", "pr53_precision", "pr53_recall"} and rank0 == rank1
+    lines = [json.loads(line) for line in (log_dir / "quickstart" / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert [line["kimg"] for line in lines] == [0.008, 0.016]
+    last = lines[-1]["metrics"]
+    for name in ("fid5", "pr53"):
+        assert (last[name]["protocol"]["num_gen"], last[name]["protocol"]["num_real"]) == (5, 5)
+    assert last["fid5"]["values"]["fid5"] == pytest.approx(rank0["fid5"])

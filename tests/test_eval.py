@@ -4,41 +4,21 @@ Inception and VGG-16 weights saved under their upstream names; the metrics callb
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
-from unittest import mock
 
 import pytest
 import torch
-import torchvision
 
 from src.eval import build_dataset, evaluate
-from src.pretrained.weights import WEIGHTS, MissingWeightsError
+from src.pretrained.weights import MissingWeightsError
 from src.train import train
 from src.utils.validation import ConfigError
 from tests.conftest import TINY, compose_cfg, logs_in
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def weights_dir(tmp_path_factory) -> Path:
-    """Random-init Inception (torch-fidelity's architecture) and VGG-16 trunk under the upstream names."""
-    import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
-
-    d = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    cls = tf_inception.FeatureExtractorInceptionV3
-    with (
-        mock.patch.object(tf_inception, "load_state_dict_from_url", lambda *a, **k: {}),
-        mock.patch.object(cls, "load_state_dict", lambda self, state: None),
-    ):
-        net = cls("inception-v3-compat", ["2048"])  # nothing is downloaded or loaded: random init
-    torch.save(net.state_dict(), d / WEIGHTS["inception"].filename)
-    trunk = torchvision.models.vgg16(weights=None).features  # LPIPS reads only the features.* tensors
-    torch.save({f"features.{k}": v for k, v in trunk.state_dict().items()}, d / WEIGHTS["vgg16"].filename)
-    return d
 
 
 @pytest.fixture(scope="module")
@@ -77,11 +57,12 @@ def test_eval_writes_json_logs_to_mlflow_and_reuses_the_cache(run, weights_dir):
     assert record["kimg"] == pytest.approx(0.008) and record["iteration"] == 2
     assert record["checkpoint"] == str((run / "checkpoints" / "last.ckpt").resolve())
     fid = record["metrics"]["fid"]
-    assert fid["value"] == flat["fid"] and fid["num_gen"] == 3 and fid["num_real"] == 4 and fid["time_s"] > 0
-    assert fid["real_cache"]["hit"] is False
-    assert record["metrics"]["kid"]["subset_size"] == 3
-    ppl = record["metrics"]["ppl_wend_eps0.01"]
-    assert (ppl["space"], ppl["sampling"], ppl["epsilon"], ppl["num_samples"]) == ("w", "end", 0.01, 4)
+    assert fid["values"] == {"fid": flat["fid"]} and fid["time_s"] > 0
+    assert fid["protocol"]["num_gen"] == 3 and fid["protocol"]["num_real"] == 4 and fid["protocol"]["mirror"] is False
+    assert fid["protocol"]["real_cache"]["hit"] is False
+    assert record["metrics"]["kid"]["protocol"]["subset_size"] == 3
+    ppl = record["metrics"]["ppl_wend"]["protocol"]
+    assert (ppl["space"], ppl["sampling"], ppl["epsilons"], ppl["num_samples"]) == ("w", "end", [1e-4, 0.01], 4)
     cached = sorted((run.parent.parent / "cache").glob("inception-*.pt"))
     assert len(cached) == 1 and "-16x16-rgb-n4-" in cached[0].name
 
@@ -90,9 +71,9 @@ def test_eval_writes_json_logs_to_mlflow_and_reuses_the_cache(run, weights_dir):
     mtime = cached[0].stat().st_mtime_ns
     again = evaluate(eval_cfg(run, weights_dir, "metrics=[kid]"))
     record = json.loads(out.read_text())
-    assert record["metrics"]["kid"]["real_cache"]["hit"] is True and cached[0].stat().st_mtime_ns == mtime
+    assert record["metrics"]["kid"]["protocol"]["real_cache"]["hit"] is True and cached[0].stat().st_mtime_ns == mtime
     assert again["kid"] == pytest.approx(flat["kid"], rel=1e-6)
-    assert {"fid", "ppl_wend", "ppl_wend_eps0.01"} <= set(record["metrics"])
+    assert {"fid", "ppl_wend"} <= set(record["metrics"])
 
     from mlflow.tracking import MlflowClient
 
@@ -100,6 +81,42 @@ def test_eval_writes_json_logs_to_mlflow_and_reuses_the_cache(run, weights_dir):
     run_id = (run / "mlflow_run_id").read_text().strip()
     assert [h.step for h in client.get_metric_history(run_id, "metrics/fid")] == [8]  # step = images seen
     assert [h.step for h in client.get_metric_history(run_id, "metrics/kid")] == [8, 8]
+
+
+def test_nvidia_named_metrics_write_their_protocols(run, weights_dir, tmp_path):
+    """fid/pr/is by NVIDIA's naming, shrunk to a few images: mirrored reals double, records carry protocols."""
+    out = tmp_path / "m.json"
+    flat = evaluate(
+        eval_cfg(
+            run,
+            weights_dir,
+            "metrics=[fid4_full,pr43_full,is10]",
+            "+data.dataset.size=3",
+            "mirror=true",
+            "intra_fid=true",
+            f"output={out}",
+        )
+    )
+    assert set(flat) == {
+        "fid4_full",
+        "fid4_full_intra",
+        "pr43_full_precision",
+        "pr43_full_recall",
+        "is10_mean",
+        "is10_std",
+    }
+    metrics = json.loads(out.read_text())["metrics"]
+    per_class = metrics["fid4_full"]["per_class"]  # the quickstart model is conditional: FID per class, then the mean
+    assert per_class and flat["fid4_full_intra"] == pytest.approx(sum(per_class.values()) / len(per_class))
+    fid, pr, is_ = (metrics[k]["protocol"] for k in ("fid4_full", "pr43_full", "is10"))
+    assert (fid["num_gen"], fid["num_real"], fid["max_real"], fid["mirror"]) == (4, 6, None, True)  # 3 images + flips
+    assert (pr["num_gen"], pr["num_real"], pr["nhood"], pr["feature_net"]) == (4, 6, 3, "torchvision")
+    assert pr["network"] == "VGG-16 fc2" and fid["network"] == "Inception-v3 pool3"
+    assert (is_["num_gen"], is_["splits"]) == (10, 10) and "num_real" not in is_
+    assert 0 <= flat["pr43_full_precision"] <= 1 and 0 <= flat["pr43_full_recall"] <= 1
+    assert flat["is10_mean"] >= 1.0
+    cache = run.parent.parent / "cache"
+    assert len(list(cache.glob("vgg16-torchvision-*-n6-mirror-*.pt"))) == 1
 
 
 def test_missing_weights_stop_before_any_work(run, tmp_path):
@@ -117,8 +134,10 @@ def test_data_overrides_apply_to_the_runs_data_node(run, weights_dir):
     module = load_module(cfg.ckpt_path)
     with pytest.raises(ConfigError, match=r"data.resolution=\[32, 32\] does not match the checkpoint's \[16, 16\]"):
         build_dataset(cfg, Path(cfg.ckpt_path), module)
-    dataset, _ = build_dataset(eval_cfg(run, weights_dir, "data.num_workers=0"), Path(cfg.ckpt_path), module)
+    dataset, _, mirror = build_dataset(eval_cfg(run, weights_dir, "data.num_workers=0"), Path(cfg.ckpt_path), module)
     assert dataset.resolution == (16, 16) and len(dataset) == 10000  # the run's shapes data set
+    assert mirror is False  # the run's data.xflip
+    assert build_dataset(eval_cfg(run, weights_dir, "mirror=true"), Path(cfg.ckpt_path), module)[2] is True
 
 
 def test_cli_rejects_an_unknown_metric_in_one_line(run, tmp_path):
@@ -137,7 +156,7 @@ def test_cli_rejects_an_unknown_metric_in_one_line(run, tmp_path):
         timeout=300,
     )
     assert proc.returncode == 2
-    assert "gamut: invalid config: metrics: unknown metric 'fdi'; valid choices: fid, kid, ppl" in proc.stderr
+    assert "gamut: invalid config: metrics: unknown metric 'fdi'; known: fid50k_full, kid50k_full" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -145,7 +164,7 @@ def test_metrics_callback_logs_and_leaves_training_unchanged(tmp_path, weights_d
     monkeypatch.setenv("GAMUT_LOG_DIR", str(tmp_path))
     common = [*TINY, "logger=csv", "trainer.max_steps=4"]
     train(compose_cfg([*common, "run_name=plain"]))
-    train(
+    returned = train(
         compose_cfg(
             [
                 *common,
@@ -155,20 +174,73 @@ def test_metrics_callback_logs_and_leaves_training_unchanged(tmp_path, weights_d
                 "callbacks.metrics.metrics=[ppl_wend]",
                 "callbacks.metrics.ppl.num_samples=2",
                 "callbacks.metrics.ppl.batch_size=2",
+                "optimized_metric=ppl_wend",
                 f"paths.weights_dir={weights_dir}",
             ]
         )
     )
     rd = tmp_path / "quickstart" / "metrics"
     lines = [json.loads(line) for line in (rd / "metrics.jsonl").read_text().splitlines()]
-    assert [r["kimg"] for r in lines] == [0.008, 0.016] and lines[0]["metrics"]["ppl_wend"]["value"] >= 0
+    assert [r["kimg"] for r in lines] == [0.008, 0.016] and lines[0]["metrics"]["ppl_wend"]["values"]["ppl_wend"] >= 0
+    # the last value reaches trainer.callback_metrics, which train() returns (a sweep job returns returned[metric])
+    assert returned["ppl_wend"] == pytest.approx(lines[-1]["metrics"]["ppl_wend"]["values"]["ppl_wend"])
+    assert json.loads((rd / "done").read_text())["metrics"]["ppl_wend"] == pytest.approx(returned["ppl_wend"])
     import csv
 
-    rows = [r for r in csv.DictReader(next((rd / "csv").rglob("metrics.csv")).open()) if r.get("metrics/ppl_wend")]
-    assert [int(r["step"]) for r in rows] == [8, 16]
+    rows = list(csv.DictReader(next((rd / "csv").rglob("metrics.csv")).open()))
+    assert [int(r["step"]) for r in rows if r.get("metrics/ppl_wend")] == [8, 16]
+    assert all(float(r["progress/metrics_sec"]) > 0 for r in rows if r.get("metrics/ppl_wend"))  # its duration
     a = torch.load(tmp_path / "quickstart" / "plain" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     b = torch.load(rd / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)  # the metrics did not touch the training RNG
+
+
+def test_metrics_callback_evaluates_at_the_end_of_training(tmp_path, weights_dir, monkeypatch):
+    """A run shorter than every_kimg still reports its metric once, at the end (what a sweep returns)."""
+    monkeypatch.setenv("GAMUT_LOG_DIR", str(tmp_path))
+    returned = train(
+        compose_cfg(
+            [
+                *TINY,
+                "logger=none",
+                "trainer.max_steps=1",
+                "run_name=end",
+                "callbacks=[default,metrics]",
+                "callbacks.metrics.every_kimg=100",
+                "callbacks.metrics.metrics=[ppl_wend]",
+                "callbacks.metrics.ppl.num_samples=2",
+                "callbacks.metrics.ppl.batch_size=2",
+                f"paths.weights_dir={weights_dir}",
+            ]
+        )
+    )
+    lines = (tmp_path / "quickstart" / "end" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["kimg"] == pytest.approx(0.004) and "ppl_wend" in returned
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ([], "optimized_metric='fid10k_full' is not computed by this run: this run computes no metric; enable one"),
+        (
+            ["callbacks=[default,metrics]", "callbacks.metrics.metrics=[kid10k_full,is10k]"],
+            "this run computes kid10k_full, kid10k_full_std, is10k_mean, is10k_std",
+        ),
+        (["callbacks=[default,metrics]", "callbacks.metrics.every_kimg=0"], "this run computes no metric"),
+    ],
+)
+def test_an_optimized_metric_the_run_does_not_compute_is_refused_at_start(tmp_path, monkeypatch, overrides, message):
+    monkeypatch.setenv("GAMUT_LOG_DIR", str(tmp_path))
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        train(compose_cfg([*TINY, "logger=none", "run_name=bad", "optimized_metric=fid10k_full", *overrides]))
+    assert not (tmp_path / "quickstart" / "bad").exists()  # nothing written
+
+
+def test_chromagans_validation_metrics_are_sweepable():
+    from src.train import metric_keys
+
+    cfg = compose_cfg(["experiment=chromagan", "trainer.accelerator=cpu"])
+    assert {"val/psnr", "val/ssim", "val/psnr_gain"} <= set(metric_keys(cfg))
 
 
 def test_metrics_callback_checks_weights_at_start(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ from torch import nn
 
 from src.colorspaces import get_colorspace
 from src.metrics import cache as feature_cache
-from src.metrics.generated import quantize, real_images, to_display_rgb
+from src.metrics.generated import num_real_images, quantize, real_images, to_display_rgb
 from src.metrics.inception import FeatureBank, InceptionFeatures, fid_from_features, kid_from_features
 from src.metrics.lpips import LPIPS, _load_heads, heads_file
 from src.metrics.ppl import (
@@ -25,7 +25,8 @@ from src.metrics.ppl import (
     result_key,
     slerp,
 )
-from src.metrics.suite import check_weights, parse_metrics
+from src.metrics.protocols import parse_metrics
+from src.metrics.suite import check_weights
 from src.pretrained.weights import WEIGHTS, MissingWeightsError, load_weights
 
 
@@ -134,10 +135,30 @@ def test_quantize_is_nvidias_rule_and_repeats_gray():
 def test_rgb_reals_keep_their_bytes_through_the_color_space():
     values = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 16, 16).repeat(2, 3, 1, 1)
     dataset = [{"image": v} for v in values]
-    out = torch.cat(list(real_images(dataset, get_colorspace("rgb"), 2, batch_size=2)))
+    out = torch.cat([x for _, x, _ in real_images(dataset, get_colorspace("rgb"), 2, batch_size=2)])
     assert torch.equal(out, values)
-    gray = torch.cat(list(real_images(dataset, get_colorspace("gray"), 2, batch_size=2)))
+    gray = torch.cat([x for _, x, _ in real_images(dataset, get_colorspace("gray"), 2, batch_size=2)])
     assert gray.shape == (2, 3, 16, 16) and torch.equal(gray[:, 0], gray[:, 1])
+
+
+def test_the_mirror_protocol_doubles_the_reals_with_their_flips():
+    """NVIDIA's --mirror=1 order: the N originals, then the same N flipped left-right."""
+    images = torch.randint(0, 256, (3, 3, 4, 4), dtype=torch.uint8)
+    dataset = [{"image": v, "label": torch.tensor(i)} for i, v in enumerate(images)]
+    assert num_real_images(dataset, None, mirror=True) == 6 and num_real_images(dataset, None) == 3
+    assert num_real_images(dataset, 4, mirror=True) == 4 and num_real_images(dataset, 50, mirror=True) == 6
+    batches = list(real_images(dataset, get_colorspace("rgb"), 6, batch_size=4, mirror=True))
+    index = torch.cat([i for i, _, _ in batches])
+    out = torch.cat([x for _, x, _ in batches])
+    labels = torch.cat([lab for _, _, lab in batches])
+    assert index.tolist() == [0, 1, 2, 3, 4, 5] and labels.tolist() == [0, 1, 2, 0, 1, 2]
+    assert torch.equal(out[:3], images) and torch.equal(out[3:], images.flip(-1))
+    # two ranks share the six images between them, each exactly once
+    shares = [
+        torch.cat([i for i, _, _ in real_images(dataset, get_colorspace("rgb"), 6, 2, 0, "cpu", r, 2, True)])
+        for r in (0, 1)
+    ]
+    assert sorted(torch.cat(shares).tolist()) == list(range(6))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -260,10 +281,14 @@ def test_ppl_holds_the_noise_fixed_within_a_pair(lpips_net):
 
 
 def test_metric_names_are_checked_and_ppl_expands():
-    assert parse_metrics(["fid", "ppl", "ppl_wend"]) == ["fid", "ppl_zfull", "ppl_wfull", "ppl_wend"]
-    assert parse_metrics("fid,kid") == ["fid", "kid"]
-    with pytest.raises(ValueError, match=r"unknown metric 'fdi'; valid choices: fid, kid, ppl, ppl_zfull"):
+    names = lambda ps: [p.name for p in ps]  # noqa: E731
+    assert names(parse_metrics(["fid", "ppl", "ppl_wend"])) == ["fid", "ppl_zfull", "ppl_wfull", "ppl_wend"]
+    assert names(parse_metrics("fid,kid")) == ["fid", "kid"]
+    with pytest.raises(ValueError, match=r"unknown metric 'fdi'; known: fid50k_full, kid50k_full, pr50k3_full"):
         parse_metrics(["fdi"])
+    for bad in ("is50k_full", "fid1", "pr50k0", "fid50m"):
+        with pytest.raises(ValueError, match="unknown metric"):
+            parse_metrics([bad])
 
 
 def test_missing_weights_name_the_file_and_where_to_get_it(tmp_path):
@@ -314,6 +339,8 @@ def test_feature_cache_round_trip_and_identity(tmp_path):
     ident = feature_cache.dataset_identity(ds, "rgb", 6, weights)
     path = feature_cache.cache_file(tmp_path / "cache", ident)
     assert path.name.startswith("inception-ds-8x8-rgb-n6-")
+    mirrored = feature_cache.dataset_identity(ds, "rgb", 6, weights, "vgg16-torchvision", mirror=True)
+    assert feature_cache.cache_file(tmp_path, mirrored).name.startswith("vgg16-torchvision-ds-8x8-rgb-n6-mirror-")
     feats = torch.randn(6, 4)
     feature_cache.save_features(path, ident, feats)
     assert torch.equal(feature_cache.load_features(path, ident), feats)
@@ -324,6 +351,8 @@ def test_feature_cache_round_trip_and_identity(tmp_path):
         feature_cache.dataset_identity(ds, "gray", 6, weights),
         feature_cache.dataset_identity(ds, "rgb", 5, weights),
         feature_cache.dataset_identity(DS(images.flip(0), 0), "rgb", 6, weights),
+        feature_cache.dataset_identity(ds, "rgb", 6, weights, mirror=True),
+        feature_cache.dataset_identity(ds, "rgb", 6, weights, network="vgg16-torchvision"),
     ):
         assert other != ident and feature_cache.cache_file(tmp_path / "cache", other) != path
     path.write_bytes(b"damaged")

@@ -1,8 +1,10 @@
-"""On-disk cache of real-image Inception features, one file per data set identity (like NVIDIA's metric_utils).
+"""On-disk cache of real-image features, one file per data set, protocol and feature network (like
+NVIDIA's metric_utils).
 
 The key is everything that changes the features: the data set class and its scalar settings, its
-root path (absolute), resolution, color space, the number of images, a fingerprint of the first and
-last images, and the Inception weights file (name, size, mtime). Files are written atomically
+root path (absolute), resolution, color space, the number of images and whether x-flips are
+included (the protocol), a fingerprint of the first and last images, and the feature network
+(its name and weights file: name, size, mtime). Files are written atomically
 (:func:`src.utils.io.atomic_write`) and read with ``weights_only=True``.
 """
 
@@ -23,7 +25,7 @@ from src.metrics.generated import content_fingerprint
 from src.utils.io import atomic_write
 
 log = logging.getLogger(__name__)
-FORMAT = 1
+FORMAT = 2  # 2: the network and mirror are part of the key; rows end with the label
 _SCALARS = (int, float, str, bool, type(None))
 # Counters a reader updates while it decodes images; they say nothing about the data set itself.
 _VOLATILE = {"bad_files", "ignored", "strict", "num_bad"}
@@ -37,8 +39,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def dataset_identity(dataset: Dataset, colorspace: str, num_images: int, weights_file: Path) -> dict:
-    """A JSON-able description of the real set whose features would be cached."""
+def dataset_identity(
+    dataset: Dataset,
+    colorspace: str,
+    num_images: int,
+    weights_file: Path,
+    network: str = "inception",
+    mirror: bool = False,
+) -> dict:
+    """A JSON-able description of the real set (and feature network) whose features would be cached."""
     settings = {}
     for k, v in sorted(vars(dataset).items()):
         v = _plain(v)
@@ -59,18 +68,22 @@ def dataset_identity(dataset: Dataset, colorspace: str, num_images: int, weights
         "resolution": _plain(getattr(dataset, "resolution", None)),
         "colorspace": colorspace,
         "num_images": int(num_images),
+        "mirror": bool(mirror),
         "fingerprint": content_fingerprint(dataset),
+        "network": network,
         "extractor": {"file": weights_file.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns},
     }
 
 
 def cache_file(cache_dir: str | Path, identity: dict) -> Path:
-    """``<cache_dir>/inception-<dataset>-<HxW>-<colorspace>-n<N>-<hash>.pt``."""
+    """``<cache_dir>/<network>-<dataset>-<HxW>-<colorspace>-n<N>[-mirror]-<hash>.pt``."""
     digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     name = re.sub(r"[^A-Za-z0-9]+", "", identity["dataset"].rpartition(".")[2]).lower() or "data"
     res = identity["resolution"]
     res = "x".join(str(r) for r in res) if isinstance(res, list) else str(res)
-    return Path(cache_dir) / f"inception-{name}-{res}-{identity['colorspace']}-n{identity['num_images']}-{digest}.pt"
+    mirror = "-mirror" if identity.get("mirror") else ""
+    stem = f"{identity.get('network', 'inception')}-{name}-{res}-{identity['colorspace']}-n{identity['num_images']}"
+    return Path(cache_dir) / f"{stem}{mirror}-{digest}.pt"
 
 
 def load_features(path: Path, identity: dict) -> Tensor | None:

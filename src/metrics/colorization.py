@@ -22,9 +22,11 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-__all__ = ["ColorizationMetrics", "per_image_psnr"]
+__all__ = ["RESULT_KEYS", "ColorizationMetrics", "per_image_psnr"]
 
 _KEYS = ("psnr", "psnr_peak", "ssim")
+# Every key compute() returns when the gray baseline is given (validation always gives it).
+RESULT_KEYS = (*_KEYS, *(k + "_gray" for k in _KEYS), "psnr_gain")
 _MIN_PEAK = 1.0 / 255.0
 
 

@@ -69,29 +69,59 @@ def latents(module, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor 
 
 @torch.no_grad()
 def generated_images(
-    module, num: int, batch_size: int, seed: int = 0, noise_mode: str = "random", rank: int = 0, world_size: int = 1
-) -> Iterator[Tensor]:
-    """This process's share of ``num`` G_ema images (psi 1) as uint8 RGB batches on the module's device.
+    module,
+    num: int,
+    batch_size: int,
+    seed: int = 0,
+    noise_mode: str = "random",
+    rank: int = 0,
+    world_size: int = 1,
+    class_label: int | None = None,
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """This process's share of ``num`` G_ema images (psi 1): ``(indices, uint8 RGB)`` batches on the
+    module's device; ``indices`` number the images over all ranks (``rank + world_size * j``).
 
-    Latents come from a CPU generator seeded with ``(seed, rank)``; with ``noise_mode='random'`` the
+    Latents come from a CPU generator seeded with ``(seed, rank)``; labels follow the data's class
+    frequencies, or are all ``class_label`` when given (intra-FID). With ``noise_mode='random'`` the
     per-layer noise is drawn from the global RNG, which the caller seeds
     (:meth:`src.metrics.suite.MetricSuite.run` does).
     """
     generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + rank)
-    remaining = shard(num, rank, world_size)
-    while remaining > 0:
-        n = min(batch_size, remaining)
-        z, labels = latents(module, n, generator)
+    mine = torch.arange(rank, num, world_size)
+    for indices in mine.split(batch_size):
+        z, labels = latents(module, len(indices), generator)
+        if class_label is not None:
+            labels = torch.full((len(indices),), int(class_label), dtype=torch.int64)
         z = z.to(module.device)
         labels = None if labels is None else labels.to(module.device)
         images = module.sample(z, labels, psi=1.0, noise_mode=noise_mode)
-        yield quantize(to_display_rgb(images, module.colorspace))
-        remaining -= n
+        yield indices.to(module.device), quantize(to_display_rgb(images, module.colorspace))
 
 
-def num_real_images(dataset: Dataset, num: int | None) -> int:
-    """``num`` reals, or the whole data set when ``num`` is None or larger (NVIDIA's ``*_full``)."""
-    return len(dataset) if num is None else min(int(num), len(dataset))
+def num_real_images(dataset: Dataset, num: int | None, mirror: bool = False) -> int:
+    """How many reals a protocol sees: ``num``, or all of them when ``num`` is None or larger
+    (NVIDIA's ``*_full``); with ``mirror`` the data set counts twice (each image and its x-flip)."""
+    available = len(dataset) * (2 if mirror else 1)
+    return available if num is None else min(int(num), available)
+
+
+class _Mirrored(Dataset):
+    """Items ``0..N-1`` of ``dataset``, then the same items flipped left-right (NVIDIA's ``--mirror=1``
+    data set order: ``training/dataset.py`` tiles the indices and flips the second copy)."""
+
+    def __init__(self, dataset: Dataset, mirror: bool) -> None:
+        self.dataset, self.mirror = dataset, mirror
+
+    def __len__(self) -> int:
+        return len(self.dataset) * (2 if self.mirror else 1)
+
+    def __getitem__(self, index: int) -> dict:
+        n = len(self.dataset)
+        item = dict(self.dataset[index % n])
+        if index >= n:
+            item["image"] = item["image"].flip(-1)
+        item["index"] = index
+        return item
 
 
 @torch.no_grad()
@@ -104,14 +134,18 @@ def real_images(
     device: torch.device | str = "cpu",
     rank: int = 0,
     world_size: int = 1,
-) -> Iterator[Tensor]:
-    """The first ``num`` items of ``dataset`` (in order, no flips), this rank's share, as uint8 RGB."""
-    subset = Subset(dataset, list(range(rank, num, world_size)))
+    mirror: bool = False,
+) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+    """The first ``num`` reals (in order; with ``mirror`` the x-flipped copies follow the originals),
+    this rank's share, as ``(indices, uint8 RGB, labels)`` batches on ``device``."""
+    subset = Subset(_Mirrored(dataset, mirror), list(range(rank, num, world_size)))
     loader = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     for batch in loader:
         x = batch["image"].to(device)
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-        yield quantize(to_display_rgb(colorspace.encode(x), colorspace))
+        labels = batch.get("label", torch.zeros(x.shape[0], dtype=torch.int64))
+        images = quantize(to_display_rgb(colorspace.encode(x), colorspace))
+        yield batch["index"].to(device), images, labels.to(device)
 
 
 def content_fingerprint(dataset: Dataset, count: int = 4) -> str:

@@ -1,4 +1,5 @@
-"""Inception-v3 features and the FID / KID formulas on them (Heusel et al. 2017; Binkowski et al. 2018).
+"""Inception-v3 features and the FID / KID / IS formulas on them (Heusel et al. 2017; Binkowski et al.
+2018; Salimans et al. 2016).
 
 The network is torch-fidelity's port of the TF Inception graph of 2015-12-05 that NVIDIA's
 metrics use (same weights file, same TF1-style bilinear resize to 299 px), fed uint8 RGB images
@@ -25,6 +26,10 @@ from src.pretrained.weights import load_weights, weights_path
 class InceptionFeatures(nn.Module):
     """uint8 RGB ``[N, 3, H, W]`` -> pool3 features ``[N, 2048]`` float32; always in eval mode.
 
+    ``forward(images, probs=True)`` appends the class probabilities ``[N, 1008]`` the Inception Score
+    uses: softmax of the logits without the fc bias (torch-fidelity's ``logits_unbiased``, as the
+    original TF Inception Score code computes them).
+
     Weights: ``weights-inception-2015-12-05-6726825d.pth`` in ``weights_dir``
     (:mod:`src.pretrained.weights`).
     """
@@ -43,7 +48,7 @@ class InceptionFeatures(nn.Module):
         load_weights("inception", weights_dir)  # checks the file is a plain state dict (weights_only)
         path = weights_path("inception", weights_dir)
         self.net = FeatureExtractorInceptionV3(
-            "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path)
+            "inception-v3-compat", ["2048", "logits_unbiased"], feature_extractor_weights_path=str(path)
         )
         self.net.requires_grad_(False)
         self.weights_file = path
@@ -52,10 +57,13 @@ class InceptionFeatures(nn.Module):
         return super().train(False)
 
     @torch.no_grad()
-    def forward(self, images: Tensor) -> Tensor:
+    def forward(self, images: Tensor, probs: bool = False) -> Tensor:
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"Inception expects uint8 [N, 3, H, W], got {images.dtype} {list(images.shape)}")
-        return self.net(images)[0].float()
+        pool, logits = self.net(images)
+        if not probs:
+            return pool.float()
+        return torch.cat([pool.float(), logits.float().softmax(dim=1)], dim=1)
 
 
 _LOADED: dict[tuple, InceptionFeatures] = {}
@@ -87,8 +95,10 @@ class Precomputed(nn.Module):
 class FeatureBank(Metric):
     """Collect features of images (or given features) on every process; ``compute`` gathers them all.
 
-    ``update(images)`` runs ``extractor`` (when given) and keeps float32 features; under DDP
-    ``compute`` returns the union of every rank's features, in rank order.
+    ``update(images, index)`` runs ``extractor`` (when given) and keeps float32 features with each
+    image's global number ``index``; ``compute`` returns the union of every rank's features ordered by
+    that number (without ``index``: in the order they came), so the first ``n`` rows are images
+    ``0..n-1`` however many processes made them.
     """
 
     full_state_update = False
@@ -98,17 +108,23 @@ class FeatureBank(Metric):
         self.extractor = extractor
         self.num_features = int(num_features if num_features is not None else extractor.num_features)
         self.add_state("features", default=[], dist_reduce_fx="cat")
+        self.add_state("index", default=[], dist_reduce_fx="cat")
+        self._seen = 0
 
-    def update(self, x: Tensor) -> None:
+    def update(self, x: Tensor, index: Tensor | None = None) -> None:
         feats = self.extractor(x) if self.extractor is not None else x
         if feats.ndim != 2 or feats.shape[1] != self.num_features:
             raise ValueError(f"expected features [N, {self.num_features}], got {list(feats.shape)}")
+        if index is None:
+            index = torch.arange(self._seen, self._seen + feats.shape[0])
+        self._seen += feats.shape[0]
         self.features.append(feats.float())
+        self.index.append(index.to(device=feats.device, dtype=torch.int64))
 
     def compute(self) -> Tensor:
         if isinstance(self.features, list) and not self.features:
             return torch.zeros(0, self.num_features, device=self.device)
-        return dim_zero_cat(self.features)
+        return dim_zero_cat(self.features)[dim_zero_cat(self.index).argsort()]
 
 
 def fid_from_features(real: Tensor, fake: Tensor) -> float:
@@ -147,3 +163,22 @@ def kid_from_features(
         torch.manual_seed(seed)
         mean, std = kid.compute()
     return float(mean), float(std), m
+
+
+def inception_score(probs: Tensor, splits: int = 10) -> tuple[float, float]:
+    """Inception Score (Salimans et al. 2016) of class probabilities ``[N, C]``: mean and std over splits.
+
+    Per split: ``exp(mean_x KL(p(y|x) || p(y)))`` with ``p(y)`` the split's mean; NVIDIA's
+    ``metrics/inception_score.py`` splits ``[i*N/splits, (i+1)*N/splits)`` and reports mean and std.
+    """
+    n = probs.shape[0]
+    if n < splits:
+        raise ValueError(f"Inception Score with {splits} splits needs at least {splits} images, got {n}")
+    p = probs.double()
+    scores = []
+    for i in range(splits):
+        part = p[i * n // splits : (i + 1) * n // splits]
+        kl = torch.special.xlogy(part, part) - torch.special.xlogy(part, part.mean(dim=0, keepdim=True))
+        scores.append(torch.exp(kl.sum(dim=1).mean()))
+    s = torch.stack(scores)
+    return float(s.mean()), float(s.std(unbiased=False))

@@ -154,12 +154,14 @@ def ppl_metrics(
     rank: int = 0,
     world_size: int = 1,
     to_rgb: Callable[[Tensor], Tensor] | None = None,
+    progress: Callable[[int], None] | None = None,
     **metric_kwargs,
 ) -> dict[str, float]:
     """PPL of ``module.G_ema`` for each space in ``spaces`` (keys of :data:`SPACES`) and eps.
 
     ``num_samples`` pairs in all, split over ``world_size`` processes and synced by torchmetrics.
-    Latents, t and noise seeds come from a CPU generator seeded with ``(seed, rank)``.
+    Latents, t and noise seeds come from a CPU generator seeded with ``(seed, rank)``. ``progress``
+    is called with the number of pairs after each batch (:class:`src.metrics.progress.Progress`).
     """
     from src.metrics.generated import generated_labels, shard, to_display_rgb
 
@@ -199,6 +201,8 @@ def ppl_metrics(
             for k, m in enumerate(meters):
                 m.update(d[:, k])
             remaining -= n
+            if progress is not None:
+                progress(n * world_size)
         for e, m in zip(epsilons, meters):
             out[result_key(name, e)] = float(m.compute())
     return out

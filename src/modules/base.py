@@ -124,6 +124,8 @@ class GANModule(pl.LightningModule):
     conditional_on_labels = True
     #: the sample grid shows colorizations (:meth:`colorize`) instead of generated images (:meth:`sample`)
     colorizes = False
+    # Keys the family logs to trainer.callback_metrics itself (a sweep's optimized_metric may name them).
+    validation_metrics: tuple[str, ...] = ()
 
     def __init__(self, check_finite_every: int = 50, perf: dict | None = None) -> None:
         super().__init__()

@@ -32,7 +32,12 @@ WEIGHTS: dict[str, WeightsFile] = {
     "vgg16": WeightsFile(
         "vgg16-397923af.pth",
         "https://download.pytorch.org/models/vgg16-397923af.pth",
-        "PPL (the VGG-16 trunk of LPIPS; torchvision's ImageNet weights)",
+        "PPL (the VGG-16 trunk of LPIPS) and precision/recall (fc2 features); torchvision's ImageNet weights",
+    ),
+    "vgg16_nvidia": WeightsFile(
+        "vgg16.pt",
+        "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/vgg16.pt",
+        "precision/recall with NVIDIA's own VGG-16 (pr.feature_net=nvidia; a TorchScript archive)",
     ),
 }
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from src.colorspaces import get_colorspace
-from src.metrics.colorization import ColorizationMetrics
+from src.metrics.colorization import RESULT_KEYS, ColorizationMetrics
 from src.modules.base import GANModule, merge_options
 from src.modules.chromagan import losses
 from src.modules.chromagan.color import AB_NORMS, ab_to_unit, join_lab, split_lab
@@ -60,6 +60,7 @@ class ChromaGAN(GANModule):
 
     conditional_on_labels = False  # num_classes is the teacher's class head, not data labels
     colorizes = True  # sample grids show gray input | prediction | ground truth
+    validation_metrics = tuple(f"val/{k}" for k in RESULT_KEYS)  # on_validation_epoch_end
     nonfinite_advice = "Lower model.optim.g_lr/d_lr or resume from an earlier checkpoint."
 
     def __init__(

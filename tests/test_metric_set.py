@@ -1,0 +1,243 @@
+"""NVIDIA's metric set: names and protocols, precision/recall against a brute-force k-NN and on sets
+whose answer is known, the Inception Score formula, feature order across ranks, the VGG-16 feature
+networks, and the progress lines of long evaluations."""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from src.metrics.inception import FeatureBank, inception_score
+from src.metrics.precision_recall import kth_neighbour_radii, precision_recall
+from src.metrics.progress import Progress, duration
+from src.metrics.protocols import higher_is_better, parse_metrics, protocol, result_keys
+from src.metrics.vgg16 import VGG16Features
+from src.pretrained.weights import WEIGHTS, MissingWeightsError
+
+# ------------------------------------------------------------------------------------------------
+# names and protocols (stylegan2-ada-pytorch metrics/metric_main.py)
+
+
+def test_nvidia_names_carry_nvidias_protocols():
+    fid = protocol("fid50k_full")
+    assert (fid.kind, fid.num_gen, fid.max_real) == ("fid", 50000, None)  # every real
+    kid = protocol("kid50k_full")
+    assert (kid.kind, kid.num_gen, kid.max_real) == ("kid", 50000, 1_000_000)
+    pr = protocol("pr50k3_full")
+    assert (pr.kind, pr.num_gen, pr.max_real, pr.nhood) == ("pr", 50000, 200_000, 3)
+    is_ = protocol("is50k")
+    assert (is_.kind, is_.num_gen, is_.splits, is_.needs_reals) == ("is", 50000, 10, False)
+    ppl = protocol("ppl2_wend")
+    assert (ppl.space, ppl.epsilons, ppl.num_samples, ppl.crop) == ("wend", (1e-4,), 50000, False)
+    legacy = protocol("fid50k")  # NVIDIA's legacy name: the first 50k reals only
+    assert (legacy.num_gen, legacy.max_real) == (50000, 50000)
+    assert (protocol("fid10k_full").num_gen, protocol("pr10k5").nhood, protocol("pr10k5").max_real) == (10000, 5, 10000)
+    assert protocol("fid500").num_gen == 500 and protocol("pr1003").num_gen == 100
+    custom = protocol("fid", {"num_gen": 7, "num_real": 5})
+    assert (custom.num_gen, custom.max_real, custom.configurable) == (7, 5, True)
+
+
+def test_result_keys_and_directions():
+    ps = parse_metrics(["fid50k_full", "kid50k_full", "pr50k3_full", "is50k", "ppl2_wend"])
+    assert result_keys(ps) == [
+        "fid50k_full",
+        "kid50k_full",
+        "kid50k_full_std",
+        "pr50k3_full_precision",
+        "pr50k3_full_recall",
+        "is50k_mean",
+        "is50k_std",
+        "ppl2_wend",
+    ]
+    assert result_keys(parse_metrics(["fid10k_full"]), intra_fid=True) == ["fid10k_full", "fid10k_full_intra"]
+    assert result_keys(parse_metrics(["ppl_wend"], settings={"ppl": {"epsilons": [1e-4, 1e-2]}})) == [
+        "ppl_wend",
+        "ppl_wend_eps0.01",
+    ]
+    assert [higher_is_better(k) for k in ("fid50k_full", "kid5k", "ppl2_wend", "is50k_mean", "pr50k3_full_recall")] == [
+        False,
+        False,
+        False,
+        True,
+        True,
+    ]
+
+
+def test_an_unknown_metric_lists_the_known_ones():
+    with pytest.raises(ValueError) as e:
+        parse_metrics(["fid50k_ful"], key="callbacks.metrics.metrics")
+    msg = str(e.value)
+    assert msg.startswith("callbacks.metrics.metrics: unknown metric 'fid50k_ful'")
+    for name in ("fid50k_full", "kid50k_full", "pr50k3_full", "is50k", "ppl2_wend", "fid10k_full"):
+        assert name in msg
+
+
+# ------------------------------------------------------------------------------------------------
+# precision and recall (Kynkäänniemi et al. 2019)
+
+
+def _brute_force(real: np.ndarray, fake: np.ndarray, k: int) -> tuple[float, float]:
+    """The paper's definition written out with loops: f(probe, set) = 1 if inside any k-NN ball."""
+
+    def radii(s):
+        out = []
+        for i in range(len(s)):
+            d = sorted(float(np.linalg.norm(s[i] - s[j])) for j in range(len(s)) if j != i)
+            out.append(d[k - 1])
+        return out
+
+    def share(probes, s, r):
+        inside = 0
+        for x in probes:
+            inside += any(np.linalg.norm(x - s[j]) <= r[j] for j in range(len(s)))
+        return inside / len(probes)
+
+    return share(fake, real, radii(real)), share(real, fake, radii(fake))
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_precision_recall_matches_a_brute_force_knn(k):
+    g = torch.Generator().manual_seed(k)
+    real = torch.randn(40, 5, generator=g, dtype=torch.float64)
+    fake = torch.randn(30, 5, generator=g, dtype=torch.float64) * 1.3 + 0.4
+    expected = _brute_force(real.numpy(), fake.numpy(), k)
+    got = precision_recall(real, fake, k=k, block=7)  # blocks smaller than the sets: the split must not matter
+    assert got == pytest.approx(expected, abs=1e-12)
+    assert 0 < got[0] < 1 and 0 < got[1] < 1  # not a degenerate case
+
+
+def test_kth_neighbour_excludes_the_sample_itself():
+    points = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
+    assert kth_neighbour_radii(points, 1).tolist() == [1.0, 1.0, 2.0, 4.0]
+    assert kth_neighbour_radii(points, 2).tolist() == [3.0, 2.0, 3.0, 6.0]
+    with pytest.raises(ValueError, match="k=4 needs more than 4 samples"):
+        kth_neighbour_radii(points, 4)
+
+
+def test_orientation_fakes_covering_half_the_real_modes():
+    """Fakes from 5 of 10 well-separated real modes: precision ~ 1 (all realistic), recall ~ 0.5."""
+    # 2-D modes with 500 samples each: k-NN balls cover a mode well (in high dimensions with few
+    # samples the estimate falls below 1 even for identical distributions, as the paper notes)
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(10, 2, generator=g) * 100
+    real = centres.repeat_interleave(500, 0) + torch.randn(5000, 2, generator=g)
+    fake = centres[:5].repeat_interleave(500, 0) + torch.randn(2500, 2, generator=g)
+    precision, recall = precision_recall(real, fake, k=3)
+    assert precision > 0.95
+    assert 0.45 < recall < 0.52
+    swapped = precision_recall(fake, real, k=3)  # with the sets swapped the two numbers trade places
+    assert 0.45 < swapped[0] < 0.52 and swapped[1] > 0.95
+
+
+# ------------------------------------------------------------------------------------------------
+# Inception Score (Salimans et al. 2016)
+
+
+def test_inception_score_formula_on_known_softmax():
+    confident = torch.eye(8).repeat(5, 1) * 0.999 + 0.001 / 8  # 40 images, 8 classes equally used
+    mean, std = inception_score(confident, splits=5)
+    p = confident[:8].double()
+    py = p.mean(0)
+    expected = math.exp(float((p * (p.log() - py.log())).sum(1).mean()))
+    assert mean == pytest.approx(expected, rel=1e-9) and std == pytest.approx(0.0, abs=1e-9)
+    assert mean == pytest.approx(8, rel=0.02)  # near the number of classes
+    uniform = torch.full((20, 10), 0.1)
+    assert inception_score(uniform, splits=2) == pytest.approx((1.0, 0.0))
+    one_class = torch.eye(10)[torch.zeros(20, dtype=torch.long)]  # exact zeros: 0 log 0 = 0
+    assert inception_score(one_class, splits=2)[0] == pytest.approx(1.0)
+    # random probabilities against numpy, split by split
+    probs = torch.distributions.Dirichlet(torch.ones(6)).sample((33,)).double()
+    scores = []
+    for i in range(3):
+        part = probs[i * 33 // 3 : (i + 1) * 33 // 3].numpy()
+        kl = part * (np.log(part) - np.log(part.mean(0, keepdims=True)))
+        scores.append(np.exp(kl.sum(1).mean()))
+    assert inception_score(probs, 3) == pytest.approx((np.mean(scores), np.std(scores)), rel=1e-9)
+    with pytest.raises(ValueError, match="10 splits needs at least 10 images"):
+        inception_score(probs[:5])
+
+
+# ------------------------------------------------------------------------------------------------
+# features in image order, whatever produced them
+
+
+def test_feature_bank_returns_rows_in_image_order():
+    bank = FeatureBank(num_features=2)
+    bank.update(torch.tensor([[1.0, 1.0], [3.0, 3.0]]), torch.tensor([1, 3]))  # what rank 1 of 2 made
+    bank.update(torch.tensor([[0.0, 0.0], [2.0, 2.0]]), torch.tensor([0, 2]))  # rank 0
+    assert bank.compute()[:, 0].tolist() == [0.0, 1.0, 2.0, 3.0]
+    plain = FeatureBank(num_features=1)
+    plain.update(torch.tensor([[5.0], [4.0]]))
+    plain.update(torch.tensor([[3.0]]))
+    assert plain.compute().flatten().tolist() == [5.0, 4.0, 3.0]  # no index: arrival order
+
+
+# ------------------------------------------------------------------------------------------------
+# VGG-16 feature networks
+
+
+def test_vgg16_features_are_torchvisions_fc2_after_relu(tmp_path):
+    torch.manual_seed(0)
+    net = torchvision.models.vgg16(weights=None)
+    torch.save(net.state_dict(), tmp_path / WEIGHTS["vgg16"].filename)
+    features = VGG16Features(tmp_path)
+    images = torch.randint(0, 256, (2, 3, 224, 224), dtype=torch.uint8)
+    out = features(images)
+    assert out.shape == (2, 4096) and out.dtype == torch.float32 and (out >= 0).all()
+    net.eval()
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():  # at 224 px the resize is the identity: the rest is torchvision's classifier[:5]
+        x = net.avgpool(net.features((images.float() / 255 - mean) / std)).flatten(1)
+        expected = net.classifier[:5](x)
+    assert torch.allclose(out, expected, atol=1e-4, rtol=1e-4)
+    assert VGG16Features(tmp_path)(torch.randint(0, 256, (1, 3, 32, 48), dtype=torch.uint8)).shape == (1, 4096)
+
+
+class _NvidiaLike(torch.nn.Module):
+    """A stand-in with the interface of NVIDIA's vgg16.pt: uint8 images in, features with return_features."""
+
+    def forward(self, img: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+        x = img.float().mean(dim=[2, 3])
+        return x.repeat(1, 2) if return_features else x
+
+
+def test_nvidias_torchscript_vgg16_is_used_as_is(tmp_path):
+    with pytest.raises(MissingWeightsError, match="vgg16.pt not found.*nvlabs-fi-cdn.nvidia.com"):
+        VGG16Features(tmp_path, "nvidia")
+    torch.jit.script(_NvidiaLike()).save(str(tmp_path / "vgg16.pt"))
+    images = torch.randint(0, 256, (3, 3, 8, 8), dtype=torch.uint8)
+    out = VGG16Features(tmp_path, "nvidia")(images)
+    assert torch.allclose(out, images.float().mean(dim=[2, 3]).repeat(1, 2))
+    (tmp_path / "vgg16.pt").write_text("<html>not found</html>")
+    with pytest.raises(MissingWeightsError, match="not a TorchScript archive"):
+        VGG16Features(tmp_path, "nvidia")
+    with pytest.raises(ValueError, match="feature_net='nvdia'"):
+        VGG16Features(tmp_path, "nvdia")
+
+
+# ------------------------------------------------------------------------------------------------
+# progress of long work
+
+
+def test_progress_writes_tick_lines_when_not_a_terminal(caplog, monkeypatch):
+    clock = iter(range(0, 1000, 20))  # each call of perf_counter advances 20 s
+    monkeypatch.setattr("src.metrics.progress.time.perf_counter", lambda: float(next(clock)))
+    with caplog.at_level(logging.INFO, logger="gamut.metrics"):
+        bar = Progress("fid50k_full generated", 100, stream=io.StringIO(), interval=30)
+        for _ in range(4):
+            bar.update(25)
+        bar.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("fid50k_full generated: 50/100 images (50%)" in line and "ETA" in line for line in lines)
+    assert "100/100 images (100%)" in lines[-1] and "took" in lines[-1]
+    silent = Progress("x", 10, enabled=False)
+    silent.update(10)
+    assert silent.done == 0
+    assert [duration(s) for s in (5, 185, 7440)] == ["5s", "3m05s", "2h04m"]
