@@ -128,15 +128,15 @@ def metric_keys(cfg: DictConfig) -> list[str]:
     """Every key this run puts in ``trainer.callback_metrics`` that a sweep may optimise: the metrics
     callback's results (when it evaluates, ``every_kimg > 0``) and the family's validation metrics."""
     keys: list[str] = []
-    for node in (cfg.get("callbacks") or {}).values():
+    for name, node in (cfg.get("callbacks") or {}).items():
         if isinstance(node, DictConfig) and str(node.get("_target_", "")).endswith(".GeneratorMetrics"):
+            ppl = OmegaConf.to_container(node.get("ppl") or {}, resolve=True)
+            settings = {"num_gen": node.get("num_gen", 50000), "num_real": node.get("num_real"), "ppl": ppl}
+            try:  # names are checked even when the callback is off, before anything is written
+                protocols = parse_metrics(list(node.get("metrics") or []), f"callbacks.{name}.metrics", settings)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
             if float(node.get("every_kimg") or 0) > 0:
-                ppl = OmegaConf.to_container(node.get("ppl") or {}, resolve=True)
-                settings = {"num_gen": node.get("num_gen", 50000), "num_real": node.get("num_real"), "ppl": ppl}
-                try:
-                    protocols = parse_metrics(list(node.get("metrics") or []), "callbacks.metrics.metrics", settings)
-                except ValueError as e:
-                    raise ConfigError(str(e)) from None
                 keys += result_keys(protocols, bool(node.get("intra_fid", False)))
     try:
         keys += list(hydra.utils.get_class(str(cfg.model._target_)).validation_metrics)
@@ -146,12 +146,10 @@ def metric_keys(cfg: DictConfig) -> list[str]:
 
 
 def check_optimized_metric(cfg: DictConfig) -> None:
-    """Refuse an ``optimized_metric`` the run does not compute (before anything is written)."""
-    metric = cfg.get("optimized_metric")
-    if not metric:
-        return
+    """Refuse unknown metric names and an ``optimized_metric`` the run does not compute (before anything is written)."""
     keys = metric_keys(cfg)
-    if metric not in keys:
+    metric = cfg.get("optimized_metric")
+    if metric and metric not in keys:
         hint = (
             f"this run computes {', '.join(keys)}"
             if keys

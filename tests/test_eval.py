@@ -236,6 +236,14 @@ def test_an_optimized_metric_the_run_does_not_compute_is_refused_at_start(tmp_pa
     assert not (tmp_path / "quickstart" / "bad").exists()  # nothing written
 
 
+def test_an_unknown_metric_in_the_callback_is_refused_before_the_run_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("GAMUT_LOG_DIR", str(tmp_path))
+    overrides = [*TINY, "logger=none", "run_name=bad", "callbacks=[default,metrics]", "callbacks.metrics.metrics=[fdi]"]
+    with pytest.raises(ConfigError, match="callbacks.metrics.metrics: unknown metric 'fdi'; known: fid50k_full"):
+        train(compose_cfg(overrides))
+    assert not (tmp_path / "quickstart" / "bad").exists()
+
+
 def test_chromagans_validation_metrics_are_sweepable():
     from src.train import metric_keys
 
