@@ -280,6 +280,8 @@ FAMILIES = {
         "model.augment.interval=1",
         "model.augment.kimg=0.1",
     ],
+    # a size of the form (b_h * 2**k, b_w * 2**k): a 3x5 constant and 4 doublings
+    "stylegan2_48x80": [*STYLEGAN2, "data.resolution=[48,80]"],
 }
 
 

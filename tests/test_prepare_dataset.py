@@ -122,10 +122,19 @@ def test_labels_from_source_dataset_json(tmp_path):
     assert [int(ds[i]["label"]) for i in range(3)] == [2, 0, 1] and ds.num_classes == 3
 
 
+def test_writes_zips_at_b_2k_sizes(folder, tmp_path):
+    """A 3x5-based size (issue 19): center-cropped to 3:5 and resized, readable at that size."""
+    out = tmp_path / "stamps.zip"
+    m = prepare_dataset.main([f"source={folder}", f"out={out}", "resolution=[24,40]", "workers=0"])
+    assert m["resolution"] == [24, 40] and m["count"] == 5
+    ds = ImageFolderDataset(out, resolution=[24, 40])
+    assert tuple(ds[0]["image"].shape) == (3, 24, 40)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["resolution=48"], "resolution"),
+        (["resolution=36"], "resolution=36: .*Nearest valid: 32, 40, 28"),
         (["resize_filter=gauss"], "resize_filter"),
         (["colour=1"], "allowed keys"),
     ],

@@ -1,4 +1,4 @@
-"""Sizes for data (any positive size) and StyleGAN resolutions (each side 4 * 2**k)."""
+"""Sizes for data (any positive size) and StyleGAN resolutions ((b_h * 2**k, b_w * 2**k); more in test_any_size.py)."""
 
 import pytest
 
@@ -12,10 +12,11 @@ def test_parse_size_accepts_any_positive_size():
             parse_size(bad)
 
 
-def test_parse_resolution_needs_powers_of_two_times_four():
+def test_parse_resolution_needs_a_small_base():
     assert parse_resolution(64) == (64, 64) and parse_resolution([32, 128]) == (32, 128)
-    with pytest.raises(ValueError, match=r"model.resolution=224.*4 \* 2\*\*k"):
-        parse_resolution(224, "model.resolution")
+    assert parse_resolution(224) == (224, 224)  # 7 * 32
+    with pytest.raises(ValueError, match=r"model.resolution=36: .*short base side of 3 to 7 px"):
+        parse_resolution(36, "model.resolution")
 
 
 def test_base_shape():

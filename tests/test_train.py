@@ -106,7 +106,7 @@ def test_fresh_launch_never_overwrites_a_run(tiny_cfg, log_dir):
     "override,key",
     [
         ("data.resolution=30", "data.resolution"),
-        ("data.resolution=[16,24]", "data.resolution"),
+        ("data.resolution=[18,24]", "data.resolution"),
         ("data.batch_size=1", "data.batch_size"),
         ("data.batch_size=3", "model.mbstd_group"),
         ("+model.img_channels=4", "model.img_channels"),  # a key of older configs: must still agree
@@ -140,7 +140,7 @@ def test_missing_data_root_is_one_clear_error(log_dir):
 def test_cli_reports_bad_input_in_one_line(tmp_path):
     env = {**os.environ, "GAMUT_LOG_DIR": str(tmp_path)}
     proc = subprocess.run(
-        [sys.executable, "-m", "src.train", "data.resolution=48", "logger=none", "run_name=x"],
+        [sys.executable, "-m", "src.train", "data.resolution=36", "logger=none", "run_name=x"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -148,7 +148,7 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 2
-    assert "data.resolution=48" in proc.stderr and "4 * 2**k" in proc.stderr
+    assert "data.resolution=36" in proc.stderr and "Nearest valid: 32, 40, 28" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "quickstart" / "x").exists()
 

@@ -4,7 +4,7 @@ Every image is a pure function of ``(seed, index)``: a per-index ``numpy.random.
 with ``[seed, index]`` draws the layout (never the global RNG), and the image is rendered with
 vectorised signed distances on broadcast coordinate grids, anti-aliased as
 ``alpha = clip(0.5 - d, 0, 1)`` with ``d`` in pixels (negative inside). Any resolution
-``4 * 2**k`` per side works, square or not (``[height, width]``).
+size works, square or not (``[height, width]``).
 
 Each image shows ``1..max_shapes`` shapes (30-70% of the short side when alone) in saturated
 colors over a solid or linear-gradient background whose luminance differs from the labelled
@@ -98,7 +98,7 @@ class ShapesDataset(Dataset):
 
     Args:
         size: number of images (indices ``0..size-1``).
-        resolution: int or ``[height, width]``, each side ``4 * 2**k`` (key ``data.resolution``).
+        resolution: int or ``[height, width]``, any size (key ``data.resolution``).
         seed: dataset seed; images depend only on ``(seed, index)``.
         channels: 3 = RGB, 4 = RGBA (alpha = coverage, transparent background), 1 = luminance.
         max_shapes: up to this many shapes per image (1 by default); the label is the largest's kind.

@@ -17,8 +17,9 @@ images in archive order: ``ImageFolderDataset(out)`` gives the same hash), ``sou
 
 Keys: ``source`` (a folder searched recursively; an FFHQ root holding ``images1024x1024/`` (or
 ``thumbnails128x128/``) is read from that folder; or a zip), ``out`` (the ``.zip`` to write),
-``resolution`` (int or ``[h, w]``, each side ``4 * 2**k``; images are center-cropped to that aspect
-and resized, never upsampled: smaller images are skipped), ``resize_filter`` (box lanczos bicubic
+``resolution`` (int or ``[h, w]``, a StyleGAN size ``(b_h * 2**k, b_w * 2**k)``, e.g. 24, [48, 80] or
+256, see src/utils/resolution.py; images are center-cropped to that aspect and resized, never
+upsampled: smaller images are skipped), ``resize_filter`` (box lanczos bicubic
 bilinear nearest; box is the StyleGAN2 paper's), ``channels`` (1, 3 or 4), ``workers`` (decoding
 processes; 0 = in this process), ``overwrite`` (replace an existing ``out``), ``max_images`` (stop
 after this many images), ``compress_level`` (PNG zlib level 0-9; 0 as dataset_tool).

@@ -1,17 +1,65 @@
-"""Image sizes: an int (square) or ``[height, width]``; for StyleGAN models each side ``4 * 2**k``.
+"""Image sizes: an int (square) or ``[height, width]``; for StyleGAN models ``(b_h * 2**k, b_w * 2**k)``.
 
-StyleGAN2's synthesis starts from a small constant and doubles it per block, so every side
-must be a power of two times 4. For non-square images (stylegan2-ada-pytorch trains square ones only)
-the constant becomes ``[C, h0, w0]`` and every block keeps the factor 2.
+StyleGAN2's synthesis starts from a small learned constant and doubles it per block; the
+discriminator ends at that size. NVIDIA's code only trains square powers of two (a 4x4 constant).
+gamut starts from a ``b_h x b_w`` constant with the same number ``k`` of doublings on both axes:
+``k`` is the largest with ``2**k`` dividing both sides and a short base side of at least
+:data:`MIN_BASE`; the size is valid when that short base side is at most :data:`MAX_BASE`.
+
+========  ==========  ====  ================================================
+size      base        k     note
+========  ==========  ====  ================================================
+256x256   4x4         6     powers of two: exactly NVIDIA's architecture
+64x128    4x8         4     any 4 * 2**k per side, as before
+24x24     3x3         3     Fashion-MNIST as StyleGAN2-in-a-Nutshell trained it
+48x80     3x5         4     stamps
+96x160    3x5         5
+28x28     7x7         2
+========  ==========  ====  ================================================
+
+The per-block channel counts follow the block's index, as at the power of two with the same ``k``
+(a 24x24 model has a 32x32 model's channels).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+MIN_BASE = 3  # the short side of the constant input: at least 3 ...
+MAX_BASE = 7  # ... and at most 7 (3, 4, 5, 6 or 7 px; the long side may be any multiple of 2**k)
 
-def _is_valid_side(side: int) -> bool:
-    return side >= 4 and side % 4 == 0 and ((side // 4) & (side // 4 - 1)) == 0
+
+def base_shape(height: int, width: int) -> tuple[int, int, int]:
+    """Return ``(b_h, b_w, k)``: the constant input's size and how many 2x blocks follow.
+
+    ``k`` is the largest number of doublings that divides both sides and leaves a short base side
+    of at least :data:`MIN_BASE` (for powers of two the short side starts at 4, as in NVIDIA's
+    code). Examples: 64x128 -> (4, 8, 4), 24x24 -> (3, 3, 3), 48x80 -> (3, 5, 4). Validity (the short
+    base side at most :data:`MAX_BASE`) is :func:`parse_resolution`'s.
+    """
+    k = 0
+    while height % (2 << k) == 0 and width % (2 << k) == 0 and min(height, width) >> (k + 1) >= MIN_BASE:
+        k += 1
+    return height >> k, width >> k, k
+
+
+def _is_valid(height: int, width: int) -> bool:
+    if min(height, width) < MIN_BASE:
+        return False
+    b_h, b_w, _ = base_shape(height, width)
+    return min(b_h, b_w) <= MAX_BASE
+
+
+def nearest_valid(height: int, width: int, count: int = 3) -> list[tuple[int, int]]:
+    """Up to ``count`` valid sizes closest to ``(height, width)`` (by the sum of the side changes)."""
+    reach = max(8, max(height, width) // 4)
+    found = [
+        (abs(h - height) + abs(w - width), h, w)
+        for h in range(max(MIN_BASE, height - reach), height + reach + 1)
+        for w in range(max(MIN_BASE, width - reach), width + reach + 1)
+        if (height == width) == (h == w) and _is_valid(h, w)
+    ]
+    return [(h, w) for _, h, w in sorted(found)[:count]]
 
 
 def parse_size(value, key: str = "data.resolution") -> tuple[int, int]:
@@ -36,21 +84,18 @@ def parse_size(value, key: str = "data.resolution") -> tuple[int, int]:
 
 
 def parse_resolution(value, key: str = "data.resolution") -> tuple[int, int]:
-    """Return ``(height, width)`` for a StyleGAN-family model: every side ``4 * 2**k``.
+    """Return ``(height, width)`` for a StyleGAN-family model: ``(b_h * 2**k, b_w * 2**k)`` with a
+    short base side of 3 to 7 px (module docstring).
 
-    Raises ``ValueError`` naming ``key`` when a side is not ``4 * 2**k``.
+    Raises ``ValueError`` naming ``key`` and the nearest valid sizes otherwise.
     """
     h, w = parse_size(value, key)
-    for side in (h, w):
-        if not _is_valid_side(side):
-            raise ValueError(f"{key}={value!r}: every side must be 4 * 2**k (4, 8, 16, 32, 64, 128, ...); got {side}")
+    if not _is_valid(h, w):
+        b_h, b_w, k = base_shape(h, w)
+        near = ", ".join(str(a) if a == b and isinstance(value, int) else f"[{a}, {b}]" for a, b in nearest_valid(h, w))
+        raise ValueError(
+            f"{key}={value!r}: StyleGAN models need sides b_h * 2**k and b_w * 2**k with a short base side of "
+            f"{MIN_BASE} to {MAX_BASE} px (e.g. 24 = 3 * 8, [48, 80] = [3, 5] * 16, 256 = 4 * 64); "
+            f"{h}x{w} would start from {b_h}x{b_w}. Nearest valid: {near}"
+        )
     return h, w
-
-
-def base_shape(height: int, width: int) -> tuple[int, int, int]:
-    """Return ``(h0, w0, num_doublings)``: the constant input's size and how many 2x blocks follow.
-
-    The smaller side starts at 4; the other at ``4 * aspect``. Example: 64x128 -> (4, 8, 4).
-    """
-    k = (min(height, width) // 4).bit_length() - 1
-    return height >> k, width >> k, k

@@ -29,7 +29,7 @@ def _get(cfg: DictConfig, key: str, default=None):
 
 
 def _doubles_from_4px(cfg: DictConfig) -> bool:
-    """StyleGAN-family generators grow from a 4 px constant: their sides must be 4 * 2**k."""
+    """StyleGAN-family generators grow from a small constant: their sides must be ``(b_h * 2**k, b_w * 2**k)``."""
     target = str(_get(cfg, "model._target_", "") or "")
     return target.startswith(("src.modules.stylegan2.", "src.modules.segan."))
 

@@ -115,7 +115,7 @@ class ImageFolderDataset(SkippingImageDataset):
 
     Args:
         root: a folder (searched recursively) or a ``.zip`` (key ``data.root``).
-        resolution: int or ``[height, width]``, each side ``4 * 2**k`` (``data.resolution``).
+        resolution: int or ``[height, width]``, any size; StyleGAN models check theirs (``data.resolution``).
         channels: 1, 3 or 4 (the color space's ``input_channels``).
         resize_filter: one of :data:`RESIZE_FILTERS` (``data.resize_filter``).
         use_labels: return class labels (``data.use_labels``): from the ``dataset.json`` of a zip or

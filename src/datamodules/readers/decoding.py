@@ -112,6 +112,15 @@ def center_crop_box(width: int, height: int, target_h: int, target_w: int) -> tu
     return left, top, left + cw, top + ch
 
 
+def fit(img: PIL.Image.Image, height: int, width: int, resize_filter: str = "box") -> PIL.Image.Image:
+    """Center-crop ``img`` to the aspect of ``height x width`` and resize it there with ``resize_filter``
+    (a crop alone when the crop already has that size)."""
+    box = center_crop_box(img.width, img.height, height, width)
+    if (box[2] - box[0], box[3] - box[1]) == (width, height):
+        return img.crop(box) if (width, height) != img.size else img
+    return img.resize((width, height), resample=_RESAMPLE[resize_filter], box=box)
+
+
 def decode_image(
     data: bytes,
     channels: int,
@@ -164,10 +173,7 @@ def decode_image(
                 f"{name}: image {img.width}x{img.height} (WxH) is smaller than the target {tw}x{th} "
                 f"(crop {cw}x{ch}); images are not upsampled (allow_upscale=True to do so)"
             )
-        if (cw, ch) == (tw, th):
-            img = img.crop(box) if (cw, ch) != img.size else img
-        else:
-            img = img.resize((tw, th), resample=_RESAMPLE[resize_filter], box=box)
+        img = fit(img, th, tw, resize_filter)
 
     a = np.array(img, dtype=np.uint8)  # a writable copy
     if a.ndim == 2:
