@@ -7,6 +7,8 @@ naming ``src.datamodules.readers.ImageFolderDataset`` (runs and checkpoints stor
   filter), which names are images, the bad-file errors;
 - :mod:`~src.datamodules.readers.sources`: folders, zips and the FFHQ tree listed in a fixed order,
   their ``dataset.json`` labels, dataset_tool's archive names;
+- :mod:`~src.datamodules.readers.video`: the frames of video clips (PyAV), chosen by time range and
+  stride, for ``scripts/prepare_dataset.py``;
 - :mod:`~src.datamodules.readers.datasets`: the shared bad-file policy and :class:`ImageFolderDataset`.
 """
 
@@ -17,6 +19,7 @@ from src.datamodules.readers.decoding import (
     BadImageError,
     ImageTooSmallError,
     center_crop_box,
+    convert_image,
     decode_image,
     is_image_name,
 )
@@ -29,6 +32,7 @@ from src.datamodules.readers.sources import (
     archive_name,
     open_source,
 )
+from src.datamodules.readers.video import VIDEO_EXTENSIONS, VideoClipError, VideoSource, is_video_name, list_videos
 
 __all__ = [
     "RESIZE_FILTERS",
@@ -39,12 +43,18 @@ __all__ = [
     "DataRootNotFoundError",
     "ImageTooSmallError",
     "decode_image",
+    "convert_image",
     "is_image_name",
     "center_crop_box",
     "FolderSource",
     "ZipSource",
     "open_source",
     "archive_name",
+    "VIDEO_EXTENSIONS",
+    "VideoClipError",
+    "VideoSource",
+    "is_video_name",
+    "list_videos",
     "SkippingImageDataset",
     "ImageFolderDataset",
 ]

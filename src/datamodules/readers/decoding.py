@@ -23,6 +23,7 @@ __all__ = [
     "BadImageError",
     "ImageTooSmallError",
     "decode_image",
+    "convert_image",
     "is_image_name",
     "center_crop_box",
 ]
@@ -128,6 +129,7 @@ def decode_image(
     resize_filter: str = "box",
     name: str = "<bytes>",
     *,
+    crop: Sequence[int] | None = None,
     allow_upscale: bool = False,
 ) -> torch.Tensor:
     """Bytes of an image file -> uint8 tensor ``[channels, H, W]``.
@@ -142,6 +144,7 @@ def decode_image(
             (alpha-premultiplied for RGBA, as Pillow does).
         resize_filter: one of :data:`RESIZE_FILTERS`; ``box`` (area averaging) by default.
         name: the file's name, used in error messages.
+        crop: ``[x, y, width, height]``: cut this box out before the rest (see :func:`convert_image`).
         allow_upscale: resize images smaller than the target up instead of raising.
 
     Raises:
@@ -163,7 +166,38 @@ def decode_image(
     except (OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError, EOFError,
             PIL.Image.DecompressionBombError) as e:  # fmt: skip
         raise BadImageError(f"{name}: cannot decode image ({type(e).__name__}: {e})") from e
+    return convert_image(img, channels, resolution, resize_filter, name, crop=crop, allow_upscale=allow_upscale)
 
+
+def convert_image(
+    img: PIL.Image.Image,
+    channels: int,
+    resolution: int | tuple[int, int] | None = None,
+    resize_filter: str = "box",
+    name: str = "<image>",
+    *,
+    crop: Sequence[int] | None = None,
+    allow_upscale: bool = False,
+) -> torch.Tensor:
+    """A decoded PIL image (a file read by :func:`decode_image`, or a video frame) -> uint8 ``[channels, H, W]``.
+
+    ``crop`` (``[x, y, width, height]`` in the image's pixels) cuts that box out first; the rest is
+    :func:`decode_image`'s: the channel rule, the center crop to the target aspect, the resize, and
+    the refusal to upsample. A box that does not lie inside the image raises :class:`BadImageError`.
+    """
+    if channels not in (1, 3, 4):
+        raise ValueError(f"channels={channels!r}: expected 1, 3 or 4")
+    if resize_filter not in _RESAMPLE:
+        raise ValueError(f"resize_filter={resize_filter!r}: expected one of {', '.join(RESIZE_FILTERS)}")
+    img = _normalise_mode(img, channels, name)
+    if crop is not None:
+        x, y, cw, ch = (int(v) for v in crop)
+        if x < 0 or y < 0 or cw < 1 or ch < 1 or x + cw > img.width or y + ch > img.height:
+            raise BadImageError(
+                f"{name}: crop=[{x}, {y}, {cw}, {ch}] (x, y, width, height) does not lie inside the "
+                f"{img.width}x{img.height} (WxH) image"
+            )
+        img = img.crop((x, y, x + cw, y + ch))
     if resolution is not None:
         th, tw = _target_size(resolution)
         box = center_crop_box(img.width, img.height, th, tw)
