@@ -97,3 +97,18 @@ def test_trains_at_24px_gray(tiny_cfg, log_dir, fmnist):
         )
     )
     assert all(v == v for v in metrics.values())
+
+
+def test_classes_keep_one_class_with_published_labels(tmp_path):
+    root = tmp_path / "f"
+    images = _write(root, n=25)  # labels 0..9, 0..9, 0..4
+    ds = FashionMNISTDataset(root, resolution=28, classes=[7])
+    assert len(ds) == 2 and [int(ds[i]["label"]) for i in range(2)] == [7, 7]
+    assert torch.equal(ds[1]["image"][0], torch.from_numpy(images[17]))
+    assert ds.label_counts.tolist() == [0] * 7 + [2, 0, 0]
+    by_name = FashionMNISTDataset(root, resolution=28, classes=["sneaker", "T-shirt/top"], max_images=2)
+    assert [int(by_name[i]["label"]) for i in range(len(by_name))] == [0, 7]
+    with pytest.raises(ValueError, match=r"data.classes: 'Boots' is not a class; the classes are 0 T-shirt"):
+        FashionMNISTDataset(root, classes=["Boots"])
+    with pytest.raises(ValueError, match="data.classes: 10 is not a class"):
+        FashionMNISTDataset(root, classes=[10])

@@ -12,6 +12,8 @@ unsigned bytes), one big-endian uint32 per dimension, then the values in C order
 center-cropped to the target aspect and resized with ``resize_filter`` like every other reader
 (``data.resolution=24``: box-filtered down, as StyleGAN2-in-a-Nutshell trained its Fashion-MNIST
 model; 32: upsampled, ``allow_upscale``), and given 1, 3 (gray repeated) or 4 (opaque) channels.
+``classes`` keeps the images of some classes only (the Nutshell's model saw one class, 6000 shoes);
+labels keep their published indices 0..9.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from torch.utils.data import Dataset
 from src.datamodules.readers.decoding import RESIZE_FILTERS, fit
 from src.utils.resolution import parse_size
 
-__all__ = ["CLASSES", "FashionMNISTDataset", "read_idx"]
+__all__ = ["CLASSES", "FashionMNISTDataset", "class_indices", "read_idx"]
 
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 FILES = {
@@ -62,6 +64,25 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
+def class_indices(classes: Sequence[int | str]) -> list[int]:
+    """``data.classes`` (indices 0..9 or names from :data:`CLASSES`, any case) -> sorted unique indices."""
+    if isinstance(classes, (str, int)):
+        classes = [classes]
+    out = set()
+    lower = [c.lower() for c in CLASSES]
+    for c in classes:
+        if isinstance(c, str) and c.lower() in lower:
+            out.add(lower.index(c.lower()))
+        elif isinstance(c, int) and not isinstance(c, bool) and 0 <= c < len(CLASSES):
+            out.add(c)
+        else:
+            names = ", ".join(f"{i} {n}" for i, n in enumerate(CLASSES))
+            raise ValueError(f"Fashion-MNIST: data.classes: {c!r} is not a class; the classes are {names}")
+    if not out:
+        raise ValueError("Fashion-MNIST: data.classes=[] keeps no class; use null for all ten")
+    return sorted(out)
+
+
 def _find(root: Path, stem: str) -> Path:
     for name in (stem + ".gz", stem):
         if (root / name).is_file():
@@ -83,6 +104,7 @@ class FashionMNISTDataset(Dataset):
         channels: int = 1,
         resize_filter: str = "box",
         max_images: int | None = None,
+        classes: Sequence[int | str] | None = None,
     ) -> None:
         if split not in FILES:
             raise ValueError(f"data.split={split!r}: allowed values are {', '.join(FILES)}")
@@ -105,7 +127,13 @@ class FashionMNISTDataset(Dataset):
             )
         if int(self._labels.max(initial=0)) >= len(CLASSES):
             raise ValueError(f"Fashion-MNIST: {labels_file.name} has labels above {len(CLASSES) - 1}")
-        self.size = len(self._images) if max_images is None else min(int(max_images), len(self._images))
+        self._keep = np.arange(len(self._labels))
+        self.classes = None if classes is None else class_indices(classes)
+        if self.classes is not None:
+            self._keep = np.flatnonzero(np.isin(self._labels, self.classes))
+            if len(self._keep) == 0:
+                raise ValueError(f"Fashion-MNIST: data.classes={list(classes)}: no {split} images of these classes")
+        self.size = len(self._keep) if max_images is None else min(int(max_images), len(self._keep))
         self.num_classes = len(CLASSES)
 
     def __len__(self) -> int:
@@ -114,11 +142,13 @@ class FashionMNISTDataset(Dataset):
     @property
     def label_counts(self) -> torch.Tensor:
         """Images per class, int64 ``[10]``, over the images used."""
-        return torch.bincount(torch.from_numpy(self._labels[: self.size].astype(np.int64)), minlength=self.num_classes)
+        labels = self._labels[self._keep[: self.size]].astype(np.int64)
+        return torch.bincount(torch.from_numpy(labels), minlength=self.num_classes)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not 0 <= index < self.size:
             raise IndexError(index)
+        index = int(self._keep[index])
         a = self._images[index]
         th, tw = self.resolution
         if a.shape != (th, tw):
