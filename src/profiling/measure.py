@@ -153,6 +153,11 @@ def peak_gflops(device: torch.device, precision: str) -> tuple[float, str]:
     return measured_peak_gflops(device, dtype), f"best {dtype} matmul measured here"
 
 
+def significant(x: float, digits: int = 3) -> float:
+    """``x`` to ``digits`` significant digits: small networks' fractions of peak stay visible (not 0.0)."""
+    return float(f"{x:.{digits}g}")
+
+
 def phase_table(rec: PhaseRecorder, intervals: dict[str, int], peak: float) -> tuple[dict, float]:
     """Per phase: mean seconds, GFLOP, GFLOP/s and fraction of ``peak``; and the amortized iteration
     (each phase's mean over its interval). ``intervals`` maps a phase to how often it runs."""
@@ -161,9 +166,8 @@ def phase_table(rec: PhaseRecorder, intervals: dict[str, int], peak: float) -> t
         row = {"sec": round(secs, 4), "calls": rec.calls[name], "every": intervals.get(name, 1)}
         if name in rec.flops:
             gflop = rec.flops[name] / 1e9
-            row.update(
-                gflop=round(gflop, 3), gflops=round(gflop / secs, 1), peak_fraction=round(gflop / secs / peak, 3)
-            )
+            rate = gflop / secs
+            row.update(gflop=significant(gflop), gflops=significant(rate), peak_fraction=significant(rate / peak))
         rows[name] = row
         amortized += secs / row["every"]
     return rows, amortized
@@ -176,8 +180,8 @@ def phase_report(rec: PhaseRecorder, intervals: dict[str, int], peak: float, sec
     out = {"phases": table, "sec_per_iteration_from_phases": round(amortized, 4)}
     if rec.flops:
         gflop = sum(rec.flops[k] / intervals.get(k, 1) for k in rec.flops) / 1e9
-        out["gflop_per_iteration"] = round(gflop, 3)
-        out["peak_fraction"] = round(gflop / sec_per_iteration / peak, 3)
+        out["gflop_per_iteration"] = significant(gflop)
+        out["peak_fraction"] = significant(gflop / sec_per_iteration / peak)
     return out
 
 

@@ -79,7 +79,15 @@ from src.modules.segan.module import SEGAN
 from src.modules.stylegan2.generator import Generator
 from src.modules.stylegan2.module import StyleGAN2
 from src.profiling.harness import IterationTimer, RandomImages
-from src.profiling.measure import FlopCount, PhaseRecorder, memory_report, peak_gflops, phase_report, synchronize
+from src.profiling.measure import (
+    FlopCount,
+    PhaseRecorder,
+    memory_report,
+    peak_gflops,
+    phase_report,
+    significant,
+    synchronize,
+)
 from src.utils.cli import console_entry, parse_subcommand
 from src.utils.malloc import keep_freed_cpu_memory
 from src.utils.resolution import parse_resolution
@@ -266,9 +274,9 @@ def time_generator(G: torch.nn.Module, args, res, name: str, call, model_flops: 
         "sec_per_batch_min": round(min(times), 4),
         "images_per_sec": round(args.batch / sec, 2),
         "flops_per_batch": round(gflop * 1e9),
-        "gflop_per_image": round(gflop / args.batch, 4),
-        "gflops": round(gflop / sec, 1),
-        "peak_fraction": round(gflop / sec / peak, 3),
+        "gflop_per_image": significant(gflop / args.batch),
+        "gflops": significant(gflop / sec),
+        "peak_fraction": significant(gflop / sec / peak),
         "peak_gflops": round(peak, 1),
         "peak_source": source,
         "params_G": sum(p.numel() for p in G.parameters()),
