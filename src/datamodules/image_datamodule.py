@@ -73,6 +73,9 @@ class ImageDataModule(pl.LightningDataModule):
         resolution: optional expected ``(h, w)`` (int or ``[h, w]``, key ``data.resolution``); checked
             against the dataset's ``resolution`` attribute.
         batch_size: per-process batch size.
+        batch_gpu: rows per forward/backward pass (gradient accumulation, NVIDIA's ``--batch-gpu``);
+            must divide ``batch_size``. The loader still yields ``batch_size`` rows; the model splits
+            them (``model.batch_gpu`` follows this key). None = the whole batch in one pass.
         num_workers: DataLoader workers.
         seed: sampler and DataLoader seed.
         pin_memory: pin host memory (only when CUDA is available).
@@ -91,6 +94,7 @@ class ImageDataModule(pl.LightningDataModule):
         colorspace: str | ColorSpace = "rgb",
         resolution: int | Sequence[int] | None = None,
         batch_size: int = 16,
+        batch_gpu: int | None = None,
         num_workers: int = 0,
         seed: int = 0,
         pin_memory: bool = True,
@@ -112,6 +116,12 @@ class ImageDataModule(pl.LightningDataModule):
         self.save_hyperparameters(ignore=["dataset", "val_dataset"], logger=False)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"data.batch_size={batch_size!r}: expected a positive integer")
+        if batch_gpu is not None and (
+            isinstance(batch_gpu, bool) or not isinstance(batch_gpu, int) or batch_gpu < 1 or batch_size % batch_gpu
+        ):
+            raise ValueError(
+                f"data.batch_gpu={batch_gpu!r}: expected a positive integer that divides data.batch_size={batch_size}"
+            )
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"data.num_workers={num_workers!r}: expected a non-negative integer")
         if limit_images is not None and (

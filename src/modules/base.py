@@ -17,6 +17,14 @@ parameters it trained, without ``find_unused_parameters``. Random draws go throu
 draw for the global batch, of which each rank takes its rows ``rank::world_size`` (the sampler's
 sharding). One process draws exactly what a plain ``torch.randn`` would.
 
+**Gradient accumulation (``data.batch_gpu``, as NVIDIA's ``--batch-gpu``).** With a per-device batch
+``n`` and ``batch_gpu = b < n``, :meth:`accumulate` runs each phase in ``n / b`` rounds of ``b`` rows
+and steps once. Round ``k`` takes rows ``k::rounds`` of the batch, and every draw of round ``k`` is
+those rows of the one draw the whole batch makes (recorded in the first round, replayed after),
+so the rounds are exactly the virtual ranks of a ``world * rounds``-process run: the same images,
+latents and labels, the same minibatch-stddev groups, and (fp32, noise inputs off) the same result
+as the whole batch in one pass.
+
 **fp16 (``16-mixed``).** Lightning's precision plugin holds one GradScaler for all optimizers, so an
 overflow in G's step would shrink D's loss scale too. :meth:`step` gives each optimizer its own
 scaler (swapped into the plugin for that phase's backward and step); all of them are saved in the
@@ -139,6 +147,8 @@ class GANModule(pl.LightningModule):
         self.check_finite_every = check_finite_every
         self._pending_rng: dict | None = None
         self._rank, self._world = 0, 1
+        self.batch_gpu: int | None = None  # rows per forward/backward pass (None: the whole batch); families set it
+        self._rounds: _Rounds | None = None  # the accumulation round under way (see accumulate)
         self._scalers: dict[int, torch.amp.GradScaler] = {}  # one loss scaler per optimizer (16-mixed)
         self._pending_scalers: list[dict] | None = None
         self.register_buffer("_nonfinite", torch.zeros([], dtype=torch.bool), persistent=False)
@@ -282,6 +292,59 @@ class GANModule(pl.LightningModule):
         opt.step()  # -> on_before_optimizer_step: nan_to_num on the gradients, then the update
         self._nonfinite |= ~torch.isfinite(loss.detach())
 
+    def rounds(self, batch: int) -> int:
+        """How many accumulation rounds a per-device batch of ``batch`` rows takes (``batch / batch_gpu``)."""
+        b = self.batch_gpu
+        if b is None or b >= batch:
+            return 1
+        if batch % b:
+            raise ValueError(f"data.batch_gpu={b} does not divide the per-device batch {batch}")
+        return batch // b
+
+    def accumulate(
+        self,
+        opt,
+        round_loss: Callable[[int, int, dict[str, Tensor]], Tensor],
+        rows: int,
+        rounds: int,
+        log: dict[str, Tensor],
+        replay: _Rounds | None = None,
+    ) -> None:
+        """One phase's optimizer step over ``rows`` rows of this rank in ``rounds`` rounds (gradient
+        accumulation, NVIDIA's ``--batch-gpu``).
+
+        ``round_loss(k, b, log_k)`` computes round ``k``'s loss over its ``b = rows / rounds`` rows
+        (rows ``k::rounds`` of the phase's batch; its draws through :meth:`draw` are those rows of the
+        whole batch's draws) as a mean over them, and may write values to log in ``log_k``. Each
+        round's gradient is added with weight ``1 / rounds``, so the step sees the mean over all rows;
+        the logged values are averaged over the rounds into ``log``. One round is :meth:`step`.
+        ``replay``: the draws of an earlier pass over the same rounds, used again (Greg's two passes).
+        """
+        if rounds == 1 and replay is None:
+            loss = round_loss(0, rows, log)
+            self.step(opt, loss)
+            return
+        b = rows // rounds
+        state = replay if replay is not None else _Rounds(rounds)
+        self._use_scaler_of(opt)
+        opt.zero_grad(set_to_none=True)
+        logs: list[dict[str, Tensor]] = []
+        outer, self._rounds = self._rounds, state
+        try:
+            for k in range(rounds):
+                state.begin(k)
+                logs.append({})
+                loss = round_loss(k, b, logs[-1])
+                self.manual_backward(loss / rounds)
+                self._nonfinite |= ~torch.isfinite(loss.detach())
+        finally:
+            self._rounds = outer
+        for key in logs[0]:
+            log[key] = torch.stack([entry[key] for entry in logs]).mean()
+        if self._world > 1:
+            self._average_grads(opt)
+        opt.step()
+
     def on_before_optimizer_step(self, optimizer) -> None:
         """Lightning's hook right before each update (after ``unscale_`` under fp16): see :meth:`step`."""
         sanitize_grads(optimizer)
@@ -327,11 +390,28 @@ class GANModule(pl.LightningModule):
             offset += n
 
     def draw(self, fn: Callable[..., Tensor], n: int, *shape: int, device=None) -> Tensor:
-        """``fn(n, *shape)`` (``torch.randn``, ``torch.rand``) for this rank: its rows of one global draw."""
+        """``fn(n, *shape)`` (``torch.randn``, ``torch.rand``) for this rank: its rows of one global draw.
+
+        In accumulation round ``k`` of ``R`` (:meth:`accumulate`) the rows of virtual rank
+        ``rank + world * k`` of ``world * R``: the first round draws for the whole batch and keeps the
+        draw, later rounds take their rows of it, so the rounds together draw what one pass would.
+        """
         device = self.device if device is None else device
-        if self._world == 1:
-            return fn(n, *shape, device=device)
-        return fn(n * self._world, *shape, device=device)[self._rank :: self._world]
+        rounds = self._rounds
+        if rounds is None:
+            if self._world == 1:
+                return fn(n, *shape, device=device)
+            return fn(n * self._world, *shape, device=device)[self._rank :: self._world]
+        parts = self._world * rounds.count
+        full = rounds.replay(lambda: fn(n * parts, *shape, device=device))
+        if full.shape[0] != n * parts:
+            first = full.shape[0] // parts
+            raise RuntimeError(f"accumulation round {rounds.index} drew {n} rows where the first drew {first}")
+        return full[self._rank + self._world * rounds.index :: parts]
+
+    def draw_shared(self, fn: Callable[[], Tensor]) -> Tensor:
+        """``fn()``: a draw every rank and every accumulation round shares (e.g. the style-mixing cutoff)."""
+        return fn() if self._rounds is None else self._rounds.replay(fn)
 
     def fp32(self):
         """Autocast off: double-backward penalties (R1, path length, gradient penalty) run in float32."""
@@ -412,6 +492,28 @@ class GANModule(pl.LightningModule):
         random.setstate(rng["python"])
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+class _Rounds:
+    """The state of one phase's accumulation rounds: which round runs, and the draws the first round
+    made, replayed in the same order by the later ones (:meth:`GANModule.draw`)."""
+
+    def __init__(self, count: int) -> None:
+        self.count, self.index = count, 0
+        self.recorded: list[Tensor] = []
+        self.position = 0
+
+    def begin(self, index: int) -> None:
+        self.index, self.position = index, 0
+
+    def replay(self, make: Callable[[], Tensor]) -> Tensor:
+        if self.position < len(self.recorded):
+            out = self.recorded[self.position]
+        else:
+            out = make()
+            self.recorded.append(out)
+        self.position += 1
+        return out
 
 
 class _CompiledOrEager:

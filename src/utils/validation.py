@@ -126,6 +126,7 @@ def validate(cfg: DictConfig) -> None:
             )
         if batch % group:
             raise ConfigError(f"data.batch_size={batch} must be a multiple of model.mbstd_group={group}")
+    check_batch_gpu(cfg, batch)
 
     # The run's length: trainer.max_steps (iterations) or trainer.max_kimg (images / 1000), at most one.
     steps, kimg = _get(cfg, "trainer.max_steps"), _get(cfg, "trainer.max_kimg")
@@ -151,6 +152,42 @@ def validate(cfg: DictConfig) -> None:
             f"ckpt_path={ckpt!r}: no such file; use null (fresh run), last (resume this "
             f"run_name), or the path of a .ckpt file"
         )
+
+
+def check_batch_gpu(cfg: DictConfig, batch: int) -> None:
+    """``data.batch_gpu`` (gradient accumulation): it divides the per-device batch, holds whole
+    minibatch-stddev groups, splits path length's shrunk batch evenly, and the model supports it."""
+    b = _get(cfg, "data.batch_gpu")
+    if b is None:
+        return
+    if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+        raise ConfigError(f"data.batch_gpu={b!r}: expected a positive integer (rows per pass) or null")
+    if _get(cfg, "model") is not None and "batch_gpu" not in cfg.model:
+        target = _get(cfg, "model._target_", "this model")
+        raise ConfigError(
+            f"data.batch_gpu={b}: {target} does not accumulate gradients (ChromaGAN's generator has "
+            "BatchNorm, whose statistics depend on the batch); lower data.batch_size instead"
+        )
+    if batch % b:
+        raise ConfigError(f"data.batch_gpu={b} does not divide data.batch_size={batch} (per device)")
+    group = _get(cfg, "model.mbstd_group")
+    if group is not None and _get(cfg, "model.mbstd_channels", 1) and b < batch:
+        if b < max(2, group):
+            raise ConfigError(
+                f"data.batch_gpu={b} is smaller than max(2, model.mbstd_group={group}): each pass needs whole "
+                "minibatch-stddev groups; raise data.batch_gpu or lower model.mbstd_group"
+            )
+        if b % group:
+            raise ConfigError(f"data.batch_gpu={b} must be a multiple of model.mbstd_group={group}")
+    shrink = _get(cfg, "model.loss.pl_batch_shrink", 1)
+    if (_get(cfg, "model.loss.pl_weight", 0) or 0) > 0 and b < batch:
+        rows, rounds = max(batch // shrink, 1), batch // b
+        if rows % rounds:
+            raise ConfigError(
+                f"data.batch_gpu={b}: path length runs on data.batch_size // model.loss.pl_batch_shrink = {rows} "
+                f"rows, which {rounds} passes cannot split evenly; use a data.batch_gpu that is a multiple of "
+                f"model.loss.pl_batch_shrink={shrink}"
+            )
 
 
 def check_model_data(model, datamodule) -> None:

@@ -55,9 +55,10 @@ def path_length_noise(img: Tensor, draw: Callable[..., Tensor] | None = None) ->
     return y / math.sqrt(img.shape[2] * img.shape[3])
 
 
-def path_lengths(img: Tensor, ws: Tensor, noise: Tensor) -> Tensor:
-    """``sqrt(mean_over_ws(sum_over_w_dim(g^2)))`` with ``g = grad_ws sum(img * noise)``; per sample."""
-    (grads,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
+def path_lengths(img: Tensor, ws: Tensor, noise: Tensor, create_graph: bool = True) -> Tensor:
+    """``sqrt(mean_over_ws(sum_over_w_dim(g^2)))`` with ``g = grad_ws sum(img * noise)``; per sample.
+    ``create_graph=False``: the values only (not differentiable), for a first pass."""
+    (grads,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=create_graph)
     return grads.square().sum(dim=2).mean(dim=1).sqrt()
 
 
@@ -69,6 +70,21 @@ def path_length_penalty(lengths: Tensor, pl_mean: Tensor, decay: float = 0.01) -
     """
     new_mean = pl_mean.lerp(lengths.mean(), decay)
     return (lengths - new_mean).square(), new_mean
+
+
+def path_length_surrogate(lengths: Tensor, new_mean: Tensor, total_excess: Tensor, count: int, decay: float) -> Tensor:
+    """Per sample, a term whose gradient over a part of the batch is that part's share of the gradient of
+    the whole batch's ``mean((len - a')^2)``, ``a' = a + decay * (mean(len) - a)`` (:func:`path_length_penalty`).
+
+    For gradient accumulation: the penalty couples the samples through ``a'``, so a round cannot take it
+    over its own rows. With the whole batch's ``a'`` and ``total_excess = sum(len - a')`` over all its
+    ``count`` samples (from a first pass), ``d/d len_j`` of ``mean((len - a')^2)`` is
+    ``(2 (len_j - a') - 2 * decay * total_excess / count) / count``, which is the gradient of
+    ``((len_j - a')^2 - 2 * decay * total_excess / count * len_j) / count`` with ``a'`` and the excess held
+    constant. Returns the bracket; its mean over the batch has the penalty's gradient.
+    """
+    new_mean, total_excess = new_mean.detach(), total_excess.detach()
+    return (lengths - new_mean).square() - (2.0 * decay / count) * total_excess * lengths
 
 
 def lazy_adam_params(lr: float, betas: tuple[float, float], interval: int | None) -> tuple[float, tuple[float, float]]:

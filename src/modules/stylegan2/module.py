@@ -26,7 +26,7 @@ from torch import Tensor
 from src.augment.pipeline import DEFAULTS as AUGMENT_DEFAULTS
 from src.augment.pipeline import Augmentation
 from src.colorspaces import get_colorspace
-from src.modules.base import GANModule, merge_options
+from src.modules.base import GANModule, _Rounds, merge_options
 from src.modules.stylegan2 import losses
 from src.modules.stylegan2.discriminator import Discriminator
 from src.modules.stylegan2.generator import Generator
@@ -50,6 +50,11 @@ class StyleGAN2(GANModule):
     For small data sets: ``augment`` (``model.augment``: ``mode`` none|ada|fixed|diffaugment,
     ``pipeline``, ``p``, ``target``, ``interval``, ``kimg``, ``policy``; :mod:`src.augment`) augments
     every image D sees, and ``freeze_d`` freezes D's first layers (Freeze-D, as NVIDIA's ``--freezed``).
+
+    ``batch_gpu`` (``data.batch_gpu``): rows per forward/backward pass; each phase accumulates the
+    per-device batch in ``batch / batch_gpu`` rounds and steps once, with the whole batch's result
+    (:meth:`GANModule.accumulate`; Greg in two passes, :meth:`g_reg`). Not recorded in checkpoints'
+    architecture: it changes memory, not the model.
     """
 
     default_loss = DEFAULT_LOSS  # subclasses (SEGAN) extend the allowed model.loss keys
@@ -79,8 +84,12 @@ class StyleGAN2(GANModule):
         check_finite_every: int = 50,
         perf: dict | None = None,
         img_channels: int | None = None,
+        batch_gpu: int | None = None,
     ) -> None:
         super().__init__(check_finite_every, perf)
+        if batch_gpu is not None and (isinstance(batch_gpu, bool) or not isinstance(batch_gpu, int) or batch_gpu < 1):
+            raise ValueError(f"data.batch_gpu={batch_gpu!r}: expected a positive integer or null")
+        self.batch_gpu = batch_gpu
         # the train script logs the whole composed config; img_channels follows the colour space
         self.save_hyperparameters(ignore=["img_channels"], logger=False)
         self.resolution = parse_resolution(resolution, "model.resolution")
@@ -221,12 +230,16 @@ class StyleGAN2(GANModule):
         return log
 
     def g_main(self, opt, n: int, log: dict[str, Tensor]) -> None:
-        """Gmain: ``n`` fakes through D, :meth:`g_main_loss`, one G step."""
-        with self.phase("Gmain"):
-            c = self.random_labels(n)
-            ws = self._mapping(self.draw(torch.randn, n, self.G.z_dim), c)
+        """Gmain: ``n`` fakes through D, :meth:`g_main_loss`, one G step (in rounds of ``batch_gpu``)."""
+
+        def round_loss(k: int, b: int, round_log: dict[str, Tensor]) -> Tensor:
+            c = self.random_labels(b)
+            ws = self._mapping(self.draw(torch.randn, b, self.G.z_dim), c)
             fake_logits = self.compiled(self.D)(self.augment(self.synthesize(ws)), c)
-            self.step(opt, self.g_main_loss(fake_logits, log))
+            return self.g_main_loss(fake_logits, round_log)
+
+        with self.phase("Gmain"):
+            self.accumulate(opt, round_loss, n, self.rounds(n), log)
 
     def g_main_loss(self, fake_logits: Tensor, log: dict[str, Tensor]) -> Tensor:
         """Gmain's loss: the non-saturating loss ``softplus(-D(G(z)))`` (logged as ``Loss/G``)."""
@@ -238,53 +251,122 @@ class StyleGAN2(GANModule):
         """Greg: path length on ``n // pl_batch_shrink`` fakes, gradient times ``pl_interval``.
 
         Double backward in fp32 (fp16 R1/PL diverge in mmagic); the noise ``y`` is drawn for the
-        global batch like every other draw.
+        global batch like every other draw. The penalty couples the samples through the running
+        mean it updates, so with accumulation rounds it takes two passes: the first computes every
+        round's path lengths (no double-backward graph) for the batch's new mean, the second (the
+        same draws, the same RNG state per round) backpropagates
+        :func:`losses.path_length_surrogate`, whose gradient is the whole batch's.
         """
         cfg = self.loss_cfg
+        m = max(n // cfg["pl_batch_shrink"], 1)
+        rounds = self.rounds(n)
         with self.phase("Greg"), self.fp32():
-            m = max(n // cfg["pl_batch_shrink"], 1)
-            c = self.random_labels(m)
-            ws = self._mapping(self.draw(torch.randn, m, self.G.z_dim), c)
-            img = self.synthesize(ws, compiled=False)
-            noise = losses.path_length_noise(img, draw=lambda *shape: self.draw(torch.randn, *shape))
-            lengths = losses.path_lengths(img, ws, noise)
-            penalty, new_mean = self._path_length_penalty(lengths)
-            self.pl_mean.copy_(new_mean.detach())
-            loss_pl = penalty.mean() * cfg["pl_weight"]
-            self.step(opt, loss_pl * cfg["pl_interval"])
+            if rounds == 1:
+                lengths = self._path_lengths(m)
+                penalty, new_mean = self._path_length_penalty(lengths)
+                self.pl_mean.copy_(new_mean.detach())
+                loss_pl = penalty.mean() * cfg["pl_weight"]
+                self.step(opt, loss_pl * cfg["pl_interval"])
+            else:
+                lengths, loss_pl = self._path_length_rounds(opt, m, rounds)
             log["Loss/pl"] = loss_pl.detach()
             log["pl_length"] = lengths.detach().mean()
 
+    def _path_lengths(
+        self, m: int, create_graph: bool = True, save_rng: list | None = None, load_rng: dict | None = None
+    ) -> Tensor:
+        """Path lengths of ``m`` fresh fakes (this rank's rows, or this round's). ``save_rng`` receives
+        the RNG state the synthesis (its noise inputs) starts from; ``load_rng`` restores such a state."""
+        c = self.random_labels(m)
+        ws = self._mapping(self.draw(torch.randn, m, self.G.z_dim), c)
+        if save_rng is not None:
+            save_rng.append(_rng_state(self.device))
+        if load_rng is not None:
+            _set_rng_state(load_rng, self.device)
+        img = self.synthesize(ws, compiled=False)
+        noise = losses.path_length_noise(img, draw=lambda *shape: self.draw(torch.randn, *shape))
+        return losses.path_lengths(img, ws, noise, create_graph=create_graph)
+
+    def _path_length_rounds(self, opt, m: int, rounds: int) -> tuple[Tensor, Tensor]:
+        """Greg over ``rounds`` accumulation rounds (see :meth:`g_reg`); returns the lengths and the logged penalty."""
+        cfg = self.loss_cfg
+        state = _Rounds(rounds)
+        rng_before: list[dict] = []
+        parts: list[Tensor] = []
+        outer, self._rounds = self._rounds, state
+        try:
+            for k in range(rounds):
+                state.begin(k)
+                parts.append(self._path_lengths(m // rounds, create_graph=False, save_rng=rng_before).detach())
+        finally:
+            self._rounds = outer
+        rng_after = _rng_state(self.device)
+        lengths = torch.cat(parts)
+        total, count = lengths.sum(), lengths.shape[0] * self._world
+        if self._world > 1:
+            torch.distributed.all_reduce(total)
+        new_mean = self.pl_mean.lerp(total / count, cfg["pl_decay"])
+        excess = total - count * new_mean  # sum over the whole batch of (len - a')
+        self.pl_mean.copy_(new_mean)
+        scale = cfg["pl_weight"] * cfg["pl_interval"]
+
+        def round_loss(k: int, b: int, round_log: dict[str, Tensor]) -> Tensor:
+            lengths_k = self._path_lengths(b, load_rng=rng_before[k])  # the first pass's noise inputs
+            surrogate = losses.path_length_surrogate(lengths_k, new_mean, excess, count, cfg["pl_decay"])
+            return surrogate.mean() * scale
+
+        self.accumulate(opt, round_loss, m, rounds, {}, replay=state)
+        _set_rng_state(rng_after, self.device)
+        return lengths, (lengths - new_mean).square().mean() * cfg["pl_weight"]
+
     def d_main(self, opt, real: Tensor, real_c: Tensor | None, log: dict[str, Tensor]) -> None:
-        """Dmain: the logistic loss on fresh fakes (w_avg tracked here) and the reals, one D step."""
+        """Dmain: the logistic loss on fresh fakes (w_avg tracked here) and the reals, one D step.
+
+        The fakes' latents are mapped for the whole batch at once (no gradient), so ``w_avg`` moves
+        once per iteration whatever ``batch_gpu`` is; the rounds then synthesize and score their rows.
+        """
         n = real.shape[0]
+        rounds = self.rounds(n)
         D = self.compiled(self.D)
         with self.phase("Dmain"):
             c = self.random_labels(n)
             with torch.no_grad():
                 with self.fp32():  # the mapping updates the fp32 w_avg from its output
                     ws = self._mapping(self.draw(torch.randn, n, self.G.z_dim), c, update_w_avg=True)
-                fake = self.synthesize(ws)
-            fake_logits = D(self.augment(fake), c)
-            real_logits = D(self.augment(real), real_c)
-            self.observe_real_logits(real_logits)
-            loss_d = losses.d_logistic(real_logits, fake_logits).mean()
-            self.step(opt, loss_d)
-            log["Loss/D"] = loss_d.detach()
-            log["D/real"] = real_logits.detach().mean()
-            log["D/real_sign"] = real_logits.detach().sign().mean()  # this batch's r_t (ADA's heuristic)
-            log["D/fake"] = fake_logits.detach().mean()
+
+            def round_loss(k: int, b: int, round_log: dict[str, Tensor]) -> Tensor:
+                ck = None if c is None else c[k::rounds]
+                rk = None if real_c is None else real_c[k::rounds]
+                with torch.no_grad():
+                    fake = self.synthesize(ws[k::rounds])
+                fake_logits = D(self.augment(fake), ck)
+                real_logits = D(self.augment(real[k::rounds]), rk)
+                self.observe_real_logits(real_logits)
+                loss_d = losses.d_logistic(real_logits, fake_logits).mean()
+                round_log["Loss/D"] = loss_d.detach()
+                round_log["D/real"] = real_logits.detach().mean()
+                round_log["D/real_sign"] = real_logits.detach().sign().mean()  # this batch's r_t (ADA's heuristic)
+                round_log["D/fake"] = fake_logits.detach().mean()
+                return loss_d
+
+            self.accumulate(opt, round_loss, n, rounds, log)
 
     def d_reg(self, opt, real: Tensor, real_c: Tensor | None, log: dict[str, Tensor]) -> None:
         """Dreg: R1 on the reals, gradient times ``r1_interval``; double backward in fp32."""
         cfg = self.loss_cfg
-        with self.phase("Dreg"), self.fp32():
-            real_r = real.detach().float().requires_grad_(True)
-            logits = self.D(self.augment(real_r), real_c)  # R1 is taken w.r.t. the un-augmented reals
-            self.observe_real_logits(logits)
+        n = real.shape[0]
+        rounds = self.rounds(n)
+
+        def round_loss(k: int, b: int, round_log: dict[str, Tensor]) -> Tensor:
+            real_r = real[k::rounds].detach().float().requires_grad_(True)
+            logits = self.D(self.augment(real_r), None if real_c is None else real_c[k::rounds])
+            self.observe_real_logits(logits)  # R1 is taken w.r.t. the un-augmented reals
             loss_r1 = losses.r1_penalty(logits, real_r).mean() * (cfg["r1_gamma"] / 2)
-            self.step(opt, loss_r1 * cfg["r1_interval"])
-        log["Loss/r1"] = loss_r1.detach()
+            round_log["Loss/r1"] = loss_r1.detach()
+            return loss_r1 * cfg["r1_interval"]
+
+        with self.phase("Dreg"), self.fp32():
+            self.accumulate(opt, round_loss, n, rounds, log)
 
     # ------------------------------------------------------------------------------------------
     # Augmentation of what D sees (ADA, DiffAugment; model.augment).
@@ -322,8 +404,9 @@ class StyleGAN2(GANModule):
         prob = self.loss_cfg["style_mixing_prob"]
         if prob > 0:
             num_ws = ws.shape[1]
-            cutoff = torch.randint(1, num_ws, (), device=ws.device)
-            cutoff = torch.where(torch.rand((), device=ws.device) < prob, cutoff, torch.full_like(cutoff, num_ws))
+            cutoff = self.draw_shared(lambda: torch.randint(1, num_ws, (), device=ws.device))
+            mixing = self.draw_shared(lambda: torch.rand((), device=ws.device)) < prob
+            cutoff = torch.where(mixing, cutoff, torch.full_like(cutoff, num_ws))
             ws2 = self.G.mapping(self.draw(torch.randn, z.shape[0], z.shape[1], device=z.device), c)
             mix = (torch.arange(num_ws, device=ws.device) >= cutoff).reshape(1, -1, 1)
             ws = torch.where(mix, ws2, ws)
@@ -353,6 +436,20 @@ class StyleGAN2(GANModule):
         torch._foreach_lerp_(ema_params, params, 1.0 - beta)
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
             b_ema.copy_(b)
+
+
+def _rng_state(device: torch.device) -> dict:
+    """The torch RNG state of the CPU and (on CUDA) of ``device``: what the noise inputs draw from."""
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def _colorspace_with(name: str, img_channels: int | None):
