@@ -227,6 +227,7 @@ def modulated_conv2d(
     demodulate: bool = True,
     fir: Tensor | None = None,
     fused: bool = False,
+    prenormalize: bool = False,
 ) -> Tensor:
     """Modulated (and demodulated) convolution (Karras et al. 2020, §2.2, Eq. 1-3).
 
@@ -236,11 +237,25 @@ def modulated_conv2d(
     ``fused=False`` scales activations around a shared convolution; ``fused=True`` runs one grouped
     convolution with per-sample weights. Both compute the same function.
     ``up=2`` is a stride-2 transposed convolution followed by the FIR blur (gain 4).
+
+    ``prenormalize`` (an fp16 layer of NVIDIA's mixed-precision recipe, :mod:`src.nn.precision`): the
+    weights are scaled per output channel to a largest magnitude of ``1 / sqrt(I * k * k)`` and the styles
+    per sample to a largest magnitude of 1, as stylegan2-ada-pytorch's ``modulated_conv2d`` does for fp16
+    inputs, and the demodulation coefficients are computed in float32; the convolution itself then runs in
+    the autocast dtype without overflowing. With demodulation the result is the same function (both
+    scalings cancel).
     """
     n, in_ch, h, w_ = x.shape
     out_ch, _, k, _ = weight.shape
     dcoefs = None
-    if demodulate:
+    if prenormalize:
+        with torch.autocast(x.device.type, enabled=False):
+            weight, styles = weight.float(), styles.float()
+            if demodulate:
+                weight = weight * (weight[0].numel() ** -0.5 / weight.abs().amax(dim=[1, 2, 3], keepdim=True))
+                styles = styles / styles.abs().amax(dim=1, keepdim=True)
+                dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N, O]
+    elif demodulate:
         wsq = weight.square().sum(dim=[2, 3])  # [O, I]
         dcoefs = (styles.square() @ wsq.t() + 1e-8).rsqrt()  # [N, O]
 

@@ -99,3 +99,17 @@ def parse_resolution(value, key: str = "data.resolution") -> tuple[int, int]:
             f"{h}x{w} would start from {b_h}x{b_w}. Nearest valid: {near}"
         )
     return h, w
+
+
+def fp16_first_block(doublings: int, num_fp16_res: int) -> int:
+    """The index of the first generator block (short side ``4 * 2**i``) that runs in fp16: the highest
+    ``num_fp16_res`` resolutions, never the 4x4 base (NVIDIA's ``fp16_resolution = max(2 ** (log2(res) + 1
+    - num_fp16_res), 8)``). ``doublings + 1`` when no block does."""
+    if isinstance(num_fp16_res, bool) or not isinstance(num_fp16_res, int) or num_fp16_res < 0:
+        raise ValueError(f"model.num_fp16_res={num_fp16_res!r}: expected an integer >= 0")
+    if num_fp16_res > doublings + 1:
+        raise ValueError(
+            f"model.num_fp16_res={num_fp16_res}: this model has only {doublings + 1} resolutions "
+            f"(4 x 2**0 .. 4 x 2**{doublings} on the short side); use 0..{doublings + 1}"
+        )
+    return max(doublings + 1 - num_fp16_res, 1) if num_fp16_res > 0 else doublings + 1

@@ -48,6 +48,11 @@ def per_device(total_batch: int, devices=1, num_nodes=1) -> int:
     return max(int(total_batch) // _num_devices(devices, num_nodes), 1)
 
 
+def fp16_clamp(precision) -> float | None:
+    """``model.conv_clamp`` by default: 256 under fp16 (``16-mixed``), as NVIDIA trains with fp16, else None."""
+    return 256.0 if str(precision) in ("16-mixed", "16", "16-true") else None
+
+
 def job_dir(default: str) -> str:
     """The folder of this job: Hydra's output dir when Hydra runs the job (so each multirun job has
     its own ``<run_name>/<job number>``), else ``default`` (compose API, tests, scripts)."""
@@ -66,6 +71,7 @@ def register() -> None:
     OmegaConf.register_new_resolver("gamut.auto", auto_preset, replace=True)
     OmegaConf.register_new_resolver("gamut.per_device", per_device, replace=True)
     OmegaConf.register_new_resolver("gamut.job_dir", job_dir, replace=True)
+    OmegaConf.register_new_resolver("gamut.fp16_clamp", fp16_clamp, replace=True)
 
 
 register()

@@ -41,7 +41,17 @@ __all__ = [
 
 #: Sub-keys of ``model`` that are training settings, not architecture: they may change on resume.
 TRAINING_MODEL_KEYS = frozenset(
-    {"optim", "loss", "ema", "perf", "check_finite_every", "weights_dir", "trunk_pretrained", "batch_gpu"}
+    {
+        "optim",
+        "loss",
+        "ema",
+        "perf",
+        "check_finite_every",
+        "weights_dir",
+        "trunk_pretrained",
+        "batch_gpu",  # rows per pass: memory, not the model
+        "num_fp16_res",  # which blocks run in fp16 under 16-mixed
+    }
 )
 #: Sub-keys of ``model`` that earlier runs' configs carry but that follow from a frozen key now
 #: (``img_channels`` from ``colorspace``): not compared, so such runs still resume.

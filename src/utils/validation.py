@@ -12,7 +12,7 @@ from hydra.utils import _locate
 from omegaconf import DictConfig
 
 from src.colorspaces import COLORSPACE_NAMES, get_colorspace
-from src.utils.resolution import parse_resolution, parse_size
+from src.utils.resolution import base_shape, fp16_first_block, parse_resolution, parse_size
 
 
 class ConfigError(ValueError):
@@ -98,6 +98,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(str(e)) from None
 
     check_model_keys(cfg)
+    check_precision(cfg)
     for key in ("cpu_malloc_cache", "model.perf.channels_last", "model.perf.compile"):
         value = _get(cfg, key)
         if value is not None and not isinstance(value, bool):
@@ -152,6 +153,29 @@ def validate(cfg: DictConfig) -> None:
             f"ckpt_path={ckpt!r}: no such file; use null (fresh run), last (resume this "
             f"run_name), or the path of a .ckpt file"
         )
+
+
+def check_precision(cfg: DictConfig) -> None:
+    """``16-mixed`` needs a CUDA GPU (on a CPU Lightning would quietly run bf16); ``model.num_fp16_res``
+    fits the model's resolutions."""
+    precision = str(_get(cfg, "trainer.precision", "32-true"))
+    if precision in ("16-mixed", "16", "16-true"):
+        accelerator = str(_get(cfg, "trainer.accelerator", "auto"))
+        import torch
+
+        if accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available()):
+            raise ConfigError(
+                f"trainer.precision={precision}: fp16 needs a CUDA GPU, and this run is on the CPU "
+                f"(trainer.accelerator={accelerator}), where Lightning would run bf16 instead; "
+                "use trainer.precision=bf16-mixed or 32-true"
+            )
+    n = _get(cfg, "model.num_fp16_res")
+    if n is not None and _doubles_from_4px(cfg):
+        try:
+            h, w = parse_size(_get(cfg, "data.resolution"), "data.resolution")
+            fp16_first_block(base_shape(h, w)[2], n)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
 
 
 def check_batch_gpu(cfg: DictConfig, batch: int) -> None:

@@ -15,7 +15,8 @@ from torch import Tensor, nn
 
 from src.modules.stylegan2.generator import MappingNetwork, channels_at
 from src.nn.layers import Conv2dLayer, FullyConnected
-from src.utils.resolution import base_shape
+from src.nn.precision import float32, fp16_autocast
+from src.utils.resolution import base_shape, fp16_first_block
 
 
 class DiscriminatorBlock(nn.Module):
@@ -34,8 +35,17 @@ class DiscriminatorBlock(nn.Module):
         self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, 3, activation="lrelu", conv_clamp=conv_clamp)
         self.conv1 = Conv2dLayer(tmp_channels, out_channels, 3, activation="lrelu", down=2, conv_clamp=conv_clamp)
         self.skip = Conv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2)
+        self.use_fp16 = False  # one of the highest num_fp16_res resolutions (set by Discriminator)
 
     def forward(self, x: Tensor | None, img: Tensor | None) -> Tensor:
+        """Under ``16-mixed``, a block outside the highest ``num_fp16_res`` resolutions runs in float32."""
+        device_type = img.device.type
+        if not self.use_fp16 and fp16_autocast(device_type):
+            with float32(device_type):
+                return self._run(None if x is None else x.float(), img.float())
+        return self._run(x, img)
+
+    def _run(self, x: Tensor | None, img: Tensor | None) -> Tensor:
         if self.fromrgb is not None:
             x = self.fromrgb(img)
         y = self.skip(x, gain=math.sqrt(0.5))
@@ -120,7 +130,10 @@ class Discriminator(nn.Module):
         mbstd_channels: int = 1,
         cmap_dim: int | None = None,
         conv_clamp: float | None = None,
+        num_fp16_res: int = 0,
     ) -> None:
+        """``num_fp16_res``: under ``16-mixed``, the highest resolutions whose blocks run in fp16 (the
+        epilogue and the label mapping stay float32; :mod:`src.nn.precision`)."""
         super().__init__()
         self.resolution, self.img_channels, self.c_dim = tuple(resolution), img_channels, num_classes
         h0, w0, doublings = base_shape(*self.resolution)
@@ -137,6 +150,10 @@ class Discriminator(nn.Module):
                     conv_clamp,
                 )
             )
+        first_fp16 = fp16_first_block(doublings, num_fp16_res)
+        for block, i in zip(self.blocks, range(doublings, 0, -1)):
+            block.use_fp16 = i >= first_fp16
+        self.num_fp16_res = num_fp16_res
         c4 = channels_at(4, channel_base, channel_max)
         self.cmap_dim = (cmap_dim or c4) if num_classes > 0 else 0
         if num_classes > 0:
@@ -178,6 +195,12 @@ class Discriminator(nn.Module):
         x = self.fromrgb(img) if not self.blocks else None
         for block in self.blocks:
             x = block(x, img)
+        if fp16_autocast(img.device.type):  # 16-mixed: the epilogue and the label mapping in float32
+            with float32(img.device.type):
+                return self._epilogue(x.float(), c)
+        return self._epilogue(x, c)
+
+    def _epilogue(self, x: Tensor, c: Tensor | None) -> Tensor:
         cmap = self.mapping(None, c)[:, 0] if self.c_dim > 0 else None
         return self.epilogue(x, cmap)
 

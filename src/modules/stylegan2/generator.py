@@ -22,7 +22,8 @@ from src.nn.layers import (
     normalize_2nd_moment,
     upsample2d,
 )
-from src.utils.resolution import base_shape
+from src.nn.precision import float32, fp16_autocast
+from src.utils.resolution import base_shape, fp16_first_block
 
 NOISE_MODES = ("random", "const", "none")
 
@@ -70,6 +71,13 @@ class MappingNetwork(nn.Module):
         cutoff: int | None = None,
         update_w_avg: bool = False,
     ) -> Tensor:
+        device_type = (z if z is not None else c).device.type
+        if fp16_autocast(device_type):  # 16-mixed: the mapping stays in float32 (src/nn/precision.py)
+            with float32(device_type):
+                return self._map(z, c, psi, cutoff, update_w_avg)
+        return self._map(z, c, psi, cutoff, update_w_avg)
+
+    def _map(self, z: Tensor, c: Tensor | None, psi: float, cutoff: int | None, update_w_avg: bool) -> Tensor:
         x = normalize_2nd_moment(z) if self.z_dim > 0 else None
         if self.c_dim > 0:
             if c is None:
@@ -85,6 +93,14 @@ class MappingNetwork(nn.Module):
 
     def extra_repr(self) -> str:
         return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"
+
+
+def _styles(affine: nn.Module, w: Tensor, fp16: bool) -> Tensor:
+    """``affine(w)``; in an fp16 block under ``16-mixed``, in float32 as NVIDIA computes its styles."""
+    if not fp16:
+        return affine(w)
+    with float32(w.device.type):
+        return affine(w.float())
 
 
 class SynthesisLayer(nn.Module):
@@ -114,10 +130,20 @@ class SynthesisLayer(nn.Module):
         self.register_buffer("fir", make_fir(), persistent=False)
 
     def forward(
-        self, x: Tensor, w: Tensor, noise_mode: str = "random", fused: bool = False, gain: float = 1.0
+        self,
+        x: Tensor,
+        w: Tensor,
+        noise_mode: str = "random",
+        fused: bool = False,
+        gain: float = 1.0,
+        fp16: bool = False,
     ) -> Tensor:
-        styles = self.affine(w)
-        x = modulated_conv2d(x, self.weight * self.weight_gain, styles, up=self.up, fir=self.fir, fused=fused)
+        """``fp16``: a layer of an fp16 block under ``16-mixed`` (styles in float32, pre-normalised
+        modulation; :mod:`src.nn.precision`)."""
+        styles = _styles(self.affine, w, fp16)
+        x = modulated_conv2d(
+            x, self.weight * self.weight_gain, styles, up=self.up, fir=self.fir, fused=fused, prenormalize=fp16
+        )
         inplace = not torch.is_grad_enabled()  # x is this layer's own conv output
         if self.use_noise and noise_mode != "none":
             if noise_mode == "random":
@@ -147,8 +173,8 @@ class ToImage(nn.Module):
         self.bias = nn.Parameter(torch.zeros(img_channels))
         self.weight_gain = 1.0 / math.sqrt(in_channels)
 
-    def forward(self, x: Tensor, w: Tensor, fused: bool = False) -> Tensor:
-        styles = self.affine(w) * self.weight_gain
+    def forward(self, x: Tensor, w: Tensor, fused: bool = False, fp16: bool = False) -> Tensor:
+        styles = _styles(self.affine, w, fp16) * self.weight_gain
         x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused)
         return bias_act(x, self.bias, clamp=self.conv_clamp, inplace=not torch.is_grad_enabled())
 
@@ -177,6 +203,7 @@ class SynthesisBlock(nn.Module):
             out_channels, img_channels, layer_options["w_dim"], conv_clamp=layer_options.get("conv_clamp")
         )
         self.num_conv = 1 if in_channels == 0 else 2
+        self.use_fp16 = False  # one of the highest num_fp16_res resolutions (set by SynthesisNetwork)
         self.register_buffer("fir", make_fir(), persistent=False)
 
     def forward(
@@ -192,23 +219,47 @@ class SynthesisBlock(nn.Module):
 
         ``adds`` (optional, one entry per layer, ``None`` = nothing) is added to that layer's
         output: to the features after a conv, to the running image after the ToImage (the hook
-        SEGAN mode 1 uses).
+        SEGAN mode 1 uses). Under ``16-mixed`` a block outside the highest ``num_fp16_res``
+        resolutions runs in float32, and the image sum stays float32 (:mod:`src.nn.precision`).
         """
+        device_type = ws.device.type
+        fp16 = fp16_autocast(device_type)
+        if fp16 and not self.use_fp16:
+            with float32(device_type):
+                return self._run(None if x is None else x.float(), img, ws.float(), noise_mode, fused, adds, False)
+        return self._run(x, img, ws, noise_mode, fused, adds, fp16)
+
+    def _run(
+        self,
+        x: Tensor | None,
+        img: Tensor | None,
+        ws: Tensor,
+        noise_mode: str,
+        fused: bool,
+        adds: list[Tensor | None] | None,
+        fp16: bool,
+    ) -> tuple[Tensor, Tensor]:
         i = 0
         if self.conv0 is None:
             x = self.const.to(ws.dtype).unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
         else:
-            x = self.conv0(x, ws[:, i], noise_mode=noise_mode, fused=fused)
+            x = self.conv0(x, ws[:, i], noise_mode=noise_mode, fused=fused, fp16=fp16)
             if adds is not None and adds[i] is not None:
                 x = x + adds[i]
             i += 1
-        x = self.conv1(x, ws[:, i], noise_mode=noise_mode, fused=fused)
+        x = self.conv1(x, ws[:, i], noise_mode=noise_mode, fused=fused, fp16=fp16)
         if adds is not None and adds[i] is not None:
             x = x + adds[i]
         i += 1
         if img is not None:
-            img = upsample2d(img, self.fir)
-        y = self.torgb(x, ws[:, i], fused=fused)
+            if fp16:
+                with float32(ws.device.type):
+                    img = upsample2d(img.float(), self.fir)
+            else:
+                img = upsample2d(img, self.fir)
+        y = self.torgb(x, ws[:, i], fused=fused, fp16=fp16)
+        if fp16:
+            y = y.float()
         img = y if img is None else img + y
         if adds is not None and adds[i] is not None:
             img = img + adds[i]
@@ -235,7 +286,10 @@ class SynthesisNetwork(nn.Module):
         channel_max: int = 512,
         use_noise: bool = True,
         conv_clamp: float | None = None,
+        num_fp16_res: int = 0,
     ) -> None:
+        """``num_fp16_res``: under ``16-mixed``, the highest resolutions whose blocks run in fp16 (NVIDIA's
+        recipe, :mod:`src.nn.precision`; the rest run in float32). No effect in ``32-true`` or ``bf16-mixed``."""
         super().__init__()
         self.w_dim, self.img_channels = w_dim, img_channels
         self.resolution = tuple(resolution)
@@ -249,6 +303,10 @@ class SynthesisNetwork(nn.Module):
             out_ch = channels_at(res, channel_base, channel_max)
             self.blocks.append(SynthesisBlock(in_ch, out_ch, size, img_channels, **layer_options))
             in_ch = out_ch
+        self.num_fp16_res = num_fp16_res
+        first_fp16 = fp16_first_block(doublings, num_fp16_res)
+        for i, block in enumerate(self.blocks):
+            block.use_fp16 = i >= first_fp16
         table = self.layer_table()
         self.num_ws = table[-1]["slot"] + 1
         self.num_layers = len(table)  # layers that consume a w
@@ -338,6 +396,7 @@ class Generator(nn.Module):
         channel_max: int = 512,
         use_noise: bool = True,
         conv_clamp: float | None = None,
+        num_fp16_res: int = 0,
     ) -> None:
         init_kwargs = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         super().__init__()
@@ -352,6 +411,7 @@ class Generator(nn.Module):
             channel_max=channel_max,
             use_noise=use_noise,
             conv_clamp=conv_clamp,
+            num_fp16_res=num_fp16_res,
         )
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(z_dim, num_classes, w_dim, self.num_ws, map_depth, map_lr_multiplier, w_avg_beta)

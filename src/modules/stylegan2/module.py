@@ -30,7 +30,7 @@ from src.modules.base import GANModule, _Rounds, merge_options
 from src.modules.stylegan2 import losses
 from src.modules.stylegan2.discriminator import Discriminator
 from src.modules.stylegan2.generator import Generator
-from src.utils.resolution import parse_resolution
+from src.utils.resolution import base_shape, parse_resolution
 
 DEFAULT_LOSS = dict(
     r1_gamma=10.0, r1_interval=16, pl_weight=2.0, pl_decay=0.01, pl_batch_shrink=2, pl_interval=4, style_mixing_prob=0.9
@@ -76,6 +76,7 @@ class StyleGAN2(GANModule):
         mbstd_group: int = 4,
         mbstd_channels: int = 1,
         conv_clamp: float | None = None,
+        num_fp16_res: int | None = None,
         loss: dict | None = None,
         optim: dict | None = None,
         ema: dict | None = None,
@@ -98,6 +99,8 @@ class StyleGAN2(GANModule):
         self.optim_cfg = merge_options(DEFAULT_OPTIM, optim, "model.optim")
         self.ema_cfg = merge_options(DEFAULT_EMA, ema, "model.ema")
         self.num_classes = num_classes
+        if num_fp16_res is None:  # NVIDIA's 4, or every resolution of a smaller model (src/nn/precision.py)
+            num_fp16_res = min(4, base_shape(*self.resolution)[2] + 1)
         # what G and D share; each then takes its own
         shared = dict(
             resolution=self.resolution,
@@ -106,6 +109,7 @@ class StyleGAN2(GANModule):
             channel_base=channel_base,
             channel_max=channel_max,
             conv_clamp=conv_clamp,
+            num_fp16_res=num_fp16_res,
         )
         self.G = self.make_generator(
             **shared,
