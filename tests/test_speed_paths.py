@@ -301,3 +301,62 @@ def test_benchmark_reports_phases_and_inference():
     assert inf["gflop_per_image"] > 0 and inf["params_G"] > 0
     with pytest.raises(FileNotFoundError, match="networks_stylegan2.py"):
         benchmark.main(["inference", *tiny, "resolution=16", "batch=2", "steps=1", "nvidia=/nonexistent/stylegan3"])
+
+
+# A stand-in for a stylegan3 checkout: records how the harness builds and runs NVIDIA's networks.
+_STUB_NETWORKS = """
+import torch
+BUILT = []
+class Generator(torch.nn.Module):
+    def __init__(self, z_dim, w_dim, c_dim, img_resolution, img_channels, mapping_kwargs={}, **synthesis_kwargs):
+        super().__init__()
+        BUILT.append(dict(synthesis_kwargs))
+        self.z_dim, self.layer = z_dim, torch.nn.Linear(z_dim, 3)
+    def forward(self, z, c, **kwargs):
+        BUILT.append({"forward_training": self.training})
+        return self.layer(z)
+class Discriminator(torch.nn.Module):
+    def __init__(self, c_dim, img_resolution, img_channels, **kwargs):
+        super().__init__()
+        self.layer = torch.nn.Linear(3, 1)
+"""
+_STUB_LOSS = """
+from training import networks_stylegan2
+class StyleGAN2Loss:
+    def __init__(self, device, G, D, **kwargs):
+        self.G, self.D = G, D
+    def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg):
+        networks_stylegan2.BUILT.append({"phase": phase, "G_training": self.G.training})
+        (self.D.layer(self.G(gen_z, gen_c)).sum() * gain).backward()
+"""
+
+
+def test_nvidia_reference_is_built_as_their_training_builds_it(tmp_path, monkeypatch):
+    """NVIDIA trains cfg=stylegan2 with fused_modconv_default='inference_only' (stylegan3 train.py): plain
+    convolutions in training, the grouped one in eval mode. The side-by-side must build their G so."""
+    import sys
+    import types
+
+    from src.profiling import nvidia_reference
+
+    training = tmp_path / "stylegan3" / "training"
+    training.mkdir(parents=True)
+    (training / "__init__.py").write_text("")
+    (training / "networks_stylegan2.py").write_text(_STUB_NETWORKS)
+    (training / "loss.py").write_text(_STUB_LOSS)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    for name in [m for m in sys.modules if m == "training" or m.startswith("training.")]:
+        monkeypatch.delitem(sys.modules, name)
+    args = types.SimpleNamespace(
+        channel_base=64, channel_max=8, z_dim=4, map_depth=1, batch=2, warmup=1, precision="32-true"
+    )
+    data = types.SimpleNamespace(resolution=(8, 8), images=torch.zeros(4, 3, 8, 8, dtype=torch.uint8))
+    try:
+        nvidia_reference.time_training(str(tmp_path / "stylegan3"), data, args, torch.device("cpu"), 1, {})
+        built = sys.modules["training.networks_stylegan2"].BUILT
+        assert built[0]["fused_modconv_default"] == "inference_only"
+        assert {e["phase"] for e in built if "phase" in e} == {"Gmain", "Greg", "Dmain", "Dreg"}
+        assert all(e["G_training"] for e in built if "phase" in e)  # their G runs in training mode
+    finally:
+        for name in [m for m in sys.modules if m == "training" or m.startswith("training.")]:
+            sys.modules.pop(name, None)

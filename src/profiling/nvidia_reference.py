@@ -11,7 +11,10 @@ config: phases Gmain, Greg (every 4), Dmain, Dreg (every 16) in that order, each
 optimizer's gradients, calling their ``StyleGAN2Loss.accumulate_gradients`` with the phase gain
 (its interval), cleaning the gradients with ``nan_to_num`` and stepping Adam with the lazy
 regularization ratio; then the G_ema update. Loss settings are the config's: r1 gamma 10, style
-mixing 0.9, path length weight 2 with ``pl_no_weight_grad``. The architecture (resolution, channel
+mixing 0.9, path length weight 2 with ``pl_no_weight_grad``. Their generator is built as their
+``train.py`` builds it for ``--cfg=stylegan2``: ``fused_modconv_default='inference_only'``, i.e. plain
+convolutions around the modulation in training and the grouped (fused) convolution only in eval mode
+(stylegan2-ada-pytorch's networks.py decides the same way). The architecture (resolution, channel
 base / max, mapping depth, z/w) is the benchmark's, so both codes train the same network; on CPU
 their fp16 layers are off (``num_fp16_res=0``, ``conv_clamp=None``, as their ``--fp32``), on CUDA
 they keep their defaults (fp16 in the 4 highest resolutions, ``conv_clamp=256``).
@@ -64,7 +67,13 @@ def _kwargs(args, res: tuple[int, int], device: torch.device) -> tuple[dict, dic
         channel_max=args.channel_max,
         **fp16,
     )
-    g = dict(z_dim=args.z_dim, w_dim=args.z_dim, mapping_kwargs=dict(num_layers=args.map_depth), **common)
+    g = dict(
+        z_dim=args.z_dim,
+        w_dim=args.z_dim,
+        mapping_kwargs=dict(num_layers=args.map_depth),
+        fused_modconv_default="inference_only",  # their train.py for cfg=stylegan2: grouped conv for inference only
+        **common,
+    )
     d = dict(epilogue_kwargs=dict(mbstd_group_size=min(4, args.batch)), **common)
     return g, d
 
@@ -77,9 +86,8 @@ def time_training(path: str, data, args, device: torch.device, steps: int, model
     """NVIDIA's full iteration: ``args.warmup`` untimed iterations (the first runs every phase), then
     ``steps`` timed ones. Returns a report shaped like gamut's.
 
-    FLOP fractions use ``model_flops`` (per phase, counted on gamut's graph of the same network):
-    PyTorch's FLOP formula for a convolution's backward ignores ``groups``, so counting NVIDIA's
-    grouped modulated convolutions directly would inflate their backward FLOPs several times.
+    FLOP fractions use ``model_flops`` (per phase, counted on gamut's graph of the same network), so
+    both codes divide by the same work.
     """
     nv = load(path)
     res = tuple(data.resolution)
@@ -171,8 +179,9 @@ def time_training(path: str, data, args, device: torch.device, steps: int, model
 def time_inference(
     path: str, args, device: torch.device, res: tuple[int, int], time_generator, model_flops: int
 ) -> dict:
-    """NVIDIA's ``G(z, c)`` in eval mode (their grouped modulated convolution), constant noise, fp32
-    on CPU, timed by the same ``time_generator`` as gamut's."""
+    """NVIDIA's ``G(z, c)`` in eval mode, which (``inference_only``) takes their grouped modulated
+    convolution, as their generation scripts run it; constant noise, fp32 on CPU, timed by the same
+    ``time_generator`` as gamut's."""
     nv = load(path)
     g_kwargs, _ = _kwargs(args, res, device)
     torch.manual_seed(0)
