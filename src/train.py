@@ -45,6 +45,7 @@ from src.nn.layer_sync import SyncBatchNormPlugin
 from src.pretrained.weights import MissingWeightsError
 from src.sweeps.optuna import PRUNED_FILE, is_pruned, optuna_launch
 from src.sweeps.optuna import study_name as optuna_study_name
+from src.utils import ddp_launch
 from src.utils.io import atomic_write
 from src.utils.malloc import keep_freed_cpu_memory
 from src.utils.resume import changed_keys, check_frozen, find_source, merge_overrides
@@ -411,8 +412,11 @@ def _remove_if_empty(path: Path, stop: Path) -> None:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train.yaml")
 def main(cfg: DictConfig) -> float | None:
     job = sweep_job()
+    if job is not None:
+        ddp_launch.install()  # DDP ranks of a sweep job run that job, not the sweep (src/utils/ddp_launch.py)
     try:
-        metrics = train(resume_config(cfg))
+        with ddp_launch.job_environment():
+            metrics = train(resume_config(cfg))
     except ConfigError as e:
         if job is None:
             _remove_if_empty(Path(cfg.paths.run_dir), Path(cfg.paths.log_dir))
