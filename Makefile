@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 LOG_DIR ?= logs
 
-.PHONY: install train test lint format test-slow test-all dashboard benchmark clean-logs help
+.PHONY: install train test lint format test-slow test-all test-gpu dashboard benchmark clean-logs help
 
 help:
 	@echo "make install    create .venv and install gamut (editable) with its dependencies and tools (gamut-*)"
@@ -19,6 +19,7 @@ help:
 	@echo "make test       run the test suite (tests marked slow excluded; under 15 min on 2 CPU cores)"
 	@echo "make test-slow  run only the tests marked slow (DDP, sweeps, kill -9 resume, browser, learning)"
 	@echo "make test-all   run every test"
+	@echo "make test-gpu   run the CUDA tests (marker gpu; they skip without a CUDA GPU)"
 	@echo "make dashboard  serve the MLflow UI for $(LOG_DIR)/mlflow.db on http://$(HOST):$(PORT)"
 
 $(STAMP): pyproject.toml
@@ -48,6 +49,9 @@ test-slow: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)
+
+test-gpu: $(STAMP)
+	$(PY) -m pytest -q -s -m gpu $(ARGS)
 
 dashboard: $(STAMP)
 	mkdir -p $(LOG_DIR)
