@@ -12,6 +12,7 @@ import torch
 from src.train import train
 from src.utils.validation import ConfigError
 from tests.conftest import TINY, compose_cfg
+from tests.test_ddp import FAMILIES
 from tests.test_train import _final_state
 
 STEPS = 4
@@ -36,14 +37,8 @@ def _run(log_dir, name: str, *extra: str) -> dict:
     return _final_state(log_dir, name)
 
 
-SEGAN_SAMPLED = [  # per-layer coordinates drawn for the batch; the orthogonality term at every G step
-    "model=segan",
-    "model.mode=2",
-    "model.subspace.variant=eigen",
-    "model.subspace.coords=sampled",
-    "model.subspace.q=4",
-    "model.loss.orth_reg.weight=1.0",
-]
+# SEGAN's sampled per-layer coordinates and orthogonality term, as the DDP test runs them (minus its DDP settings)
+SEGAN_SAMPLED = [o for o in FAMILIES["segan_sampled"] if o not in FAMILIES["stylegan2"]]
 
 
 @pytest.mark.parametrize(("batch_gpu", "family"), [(4, []), (2, []), (4, SEGAN_SAMPLED)])

@@ -122,6 +122,13 @@ def fit(img: PIL.Image.Image, height: int, width: int, resize_filter: str = "box
     return img.resize((width, height), resample=_RESAMPLE[resize_filter], box=box)
 
 
+def _check_options(channels: int, resize_filter: str) -> None:
+    if channels not in (1, 3, 4):
+        raise ValueError(f"channels={channels!r}: expected 1, 3 or 4")
+    if resize_filter not in _RESAMPLE:
+        raise ValueError(f"resize_filter={resize_filter!r}: expected one of {', '.join(RESIZE_FILTERS)}")
+
+
 def decode_image(
     data: bytes,
     channels: int,
@@ -151,10 +158,7 @@ def decode_image(
         BadImageError: zero-byte, truncated, corrupt or non-image data, or (as
             :class:`ImageTooSmallError`) an image smaller than the target.
     """
-    if channels not in (1, 3, 4):
-        raise ValueError(f"channels={channels!r}: expected 1, 3 or 4")
-    if resize_filter not in _RESAMPLE:
-        raise ValueError(f"resize_filter={resize_filter!r}: expected one of {', '.join(RESIZE_FILTERS)}")
+    _check_options(channels, resize_filter)
     if not data:
         raise BadImageError(f"{name}: empty file (0 bytes)")
     try:
@@ -185,10 +189,7 @@ def convert_image(
     :func:`decode_image`'s: the channel rule, the center crop to the target aspect, the resize, and
     the refusal to upsample. A box that does not lie inside the image raises :class:`BadImageError`.
     """
-    if channels not in (1, 3, 4):
-        raise ValueError(f"channels={channels!r}: expected 1, 3 or 4")
-    if resize_filter not in _RESAMPLE:
-        raise ValueError(f"resize_filter={resize_filter!r}: expected one of {', '.join(RESIZE_FILTERS)}")
+    _check_options(channels, resize_filter)
     img = _normalise_mode(img, channels, name)
     if crop is not None:
         x, y, cw, ch = (int(v) for v in crop)
