@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 LOG_DIR ?= logs
 
-.PHONY: install train test lint format test-slow test-all test-gpu test-python lock dashboard benchmark clean-logs help
+.PHONY: install train test lint format test-slow test-all test-gpu test-python lock dashboard explore benchmark clean-logs help
 
 help:
 	@echo "make install    create .venv and install gamut (editable) with its dependencies and tools (gamut-*)"
@@ -24,6 +24,7 @@ help:
 	@echo "make test-python PYTHON_OTHER=python3.13   the fast tests that matter on another Python, in .venv-3.13"
 	@echo "make lock       refresh requirements/lock.txt from the ranges in pyproject.toml"
 	@echo "make dashboard  serve the MLflow UI for $(LOG_DIR)/mlflow.db on http://$(HOST):$(PORT)"
+	@echo "make explore CKPT=PATH   the latent explorer for a checkpoint on http://$(HOST):$(EXPLORE_PORT) (docs/explorer.md)"
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -76,6 +77,13 @@ test-all: $(STAMP)
 
 test-gpu: $(STAMP)
 	$(PY) -m pytest -q -s -m gpu $(ARGS)
+
+# The latent explorer (docs/explorer.md): a local page over CKPT (a .ckpt or .safetensors), on CPU.
+EXPLORE_PORT ?= 7860
+CKPT ?=
+explore: $(STAMP)
+	@test -n "$(CKPT)" || { echo "make explore: CKPT=PATH is required (a run's checkpoints/last.ckpt or an export)"; exit 2; }
+	$(PY) -m src.tools.explore ckpt="$(CKPT)" host=$(HOST) port=$(EXPLORE_PORT) $(ARGS)
 
 dashboard: $(STAMP)
 	mkdir -p $(LOG_DIR)

@@ -30,7 +30,14 @@ LAYERS: list[tuple[str, ...]] = [
     ("src.metrics",),  # 5 metrics (of images and generators)
     ("src.modules",),  # 6 model families
     ("src.checkpoints",),  # 7 checkpoint files (build modules on import)
-    ("src.callbacks", "src.sweeps", "src.loggers", "src.projection", "src.visualize"),  # 8 training services and views
+    (
+        "src.callbacks",
+        "src.sweeps",
+        "src.loggers",
+        "src.projection",
+        "src.visualize",
+        "src.explorer",
+    ),  # 8 services/views
     ("src.train", "src.eval", "src.tools"),  # 9 entry points and tools
     ("scripts",),  # 10 thin wrappers around the tools
 ]

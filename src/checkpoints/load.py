@@ -142,14 +142,46 @@ def _load_inference(path: str | Path, device: str | torch.device, key: str) -> I
         return InferenceModel(
             g.float(), cs, path, config, label_distribution=None if frequencies is None else torch.tensor(frequencies)
         )
+    model = _load_checkpoint(path, device, key)
+    if getattr(model, "colorizes", False):
+        raise ValueError(
+            f"{key}={str(path)!r} holds a {type(model).__name__}, a colorization model without a latent "
+            "space (scripts/colorize.py uses it)"
+        )
+    return inference_model(model, path)
+
+
+def _load_checkpoint(path: Path, device: str | torch.device, key: str) -> pl.LightningModule:
     try:
-        model = load_module(path, device)
+        return load_module(path, device)
     except (RuntimeError, EOFError) as e:  # not a torch file at all
         raise ValueError(f"{key}={str(path)!r} is not a gamut checkpoint or export ({type(e).__name__})") from None
+
+
+def inference_model(model: pl.LightningModule, path: Path) -> InferenceModel:
+    """The :class:`InferenceModel` of a loaded generator module (its G_ema in fp32, eval, no grad)."""
     g = model.G_ema.float().eval().requires_grad_(False)
     return InferenceModel(
         g, model.colorspace, path, {"colorspace": model.colorspace.name}, label_distribution=model.label_frequencies()
     )
+
+
+def load_for_views(
+    path: str | Path, device: str | torch.device = "cpu", key: str = "ckpt", channels_last: bool = False
+) -> InferenceModel | pl.LightningModule:
+    """What a viewer can show of any file the tools read: an :class:`InferenceModel` (as
+    :func:`load_inference`) for a generator, or the module itself for a colorization checkpoint
+    (``module.colorizes``), loaded once. Errors as :func:`load_inference`'s."""
+    path = Path(path)
+    if path.suffix != ".safetensors" and path.is_file():
+        model = _load_checkpoint(path, device, key)
+        if getattr(model, "colorizes", False):
+            return model.eval()
+        loaded = inference_model(model, path)
+        if channels_last:
+            loaded.G.to(memory_format=torch.channels_last)
+        return loaded
+    return load_inference(path, device, key, channels_last)
 
 
 # ----------------------------------------------------------------------------------------------

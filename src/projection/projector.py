@@ -209,7 +209,12 @@ class Projector:
         }
 
     def project(self, targets: Tensor, callback: Callable[[int, dict], None] | None = None) -> ProjectionResult:
-        """``targets`` RGB ``[N, 3, H, W]`` in [0, 1] at the generator's resolution."""
+        """``targets`` RGB ``[N, 3, H, W]`` in [0, 1] at the generator's resolution.
+
+        ``callback(step, record)`` runs after every step with the step's record (lr, lpips, loss) and,
+        on the steps that keep a progress frame, that frame under ``"frame"`` (RGB ``[N, 3, H, W]``);
+        an exception it raises stops the projection there (the explorer's Cancel).
+        """
         cfg, n = self.cfg, targets.shape[0]
         if tuple(targets.shape[-2:]) != tuple(self.G.resolution):
             raise ValueError(f"targets are {list(targets.shape[-2:])}, the generator makes {list(self.G.resolution)}")
@@ -262,10 +267,12 @@ class Projector:
                 "loss": float(loss.detach().mean()),
             }
             history.append(record)
+            shown = {}
             if cfg.frame_every and (step % cfg.frame_every == 0 or step == cfg.steps - 1):
                 frames.append(rgb.detach().cpu())
+                shown = {"frame": frames[-1]}
             if callback is not None:
-                callback(step + 1, record)
+                callback(step + 1, record | shown)
         final_ws = (w_opt if plus else w_opt.expand(-1, self.G.num_ws, -1)).detach()
         final_noise = {k: v.detach() for k, v in noise.items()}
         with torch.no_grad():

@@ -1,22 +1,24 @@
 """Projection targets: image files -> RGB tensors at the generator's size, with notes on conversions.
 
 stylegan2-ada-pytorch's projector.py target handling (center crop to the generator's aspect ratio, Lanczos
-resize) generalised to non-square generators and to every color space: the target goes through the model's
-color space and back (``decode(encode(rgb))``), so a gray model is compared with the target's luma
-and an RGBA model with an opaque target.
+resize), done by the training data's decoder, generalised to non-square generators and to every color
+space: the target goes through the model's color space and back (``decode(encode(rgb))``), so a gray
+model is compared with the target's luma and an RGBA model with an opaque target.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+from src.datamodules.readers import IMAGE_EXTENSIONS, center_crop_box, decode_image
+
+IMAGE_SUFFIXES = IMAGE_EXTENSIONS  # the training data's image files
 
 
 @dataclass
@@ -41,27 +43,18 @@ def list_targets(path: str | Path, key: str = "target") -> list[Path]:
     return [path]
 
 
-def center_crop_box(width: int, height: int, aspect: float) -> tuple[int, int, int, int]:
-    """Largest centered box of ``aspect`` = width / height inside a ``width`` x ``height`` image."""
-    if width / height > aspect:
-        w = round(height * aspect)
-        left = (width - w) // 2
-        return left, 0, left + w, height
-    h = round(width / aspect)
-    top = (height - h) // 2
-    return 0, top, width, top + h
-
-
 def load_target(path: Path, resolution: tuple[int, int], colorspace, key: str = "target") -> Target:
-    """Read ``path``, crop to the generator's aspect ratio, resize (Lanczos), pass through ``colorspace``."""
+    """Read ``path`` with the training data's decoder (:func:`src.datamodules.readers.decode_image`: any
+    mode -> RGB, center crop to the generator's aspect ratio, Lanczos resize, small images enlarged),
+    then pass it through ``colorspace``. ValueError naming ``key`` and the file when it is not an image."""
     h, w = resolution
     notes = []
     try:
-        with Image.open(path) as im:
-            im.load()
+        data = Path(path).read_bytes()
+        with Image.open(io.BytesIO(data)) as im:  # the header only: mode and size for the notes
             mode, size = im.mode, im.size
-            rgb_im = im.convert("RGB")
-    except Exception as e:  # not an image, truncated
+        pixels = decode_image(data, 3, (h, w), "lanczos", path.name, allow_upscale=True)
+    except (OSError, ValueError) as e:  # unreadable, not an image, truncated (BadImageError is a ValueError)
         raise ValueError(f"{key}={str(path)!r} is not a readable image ({type(e).__name__}: {e})") from None
     channels = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}.get(mode)
     if channels != colorspace.channels or mode not in ("RGB", "L", "RGBA"):
@@ -70,12 +63,11 @@ def load_target(path: Path, resolution: tuple[int, int], colorspace, key: str = 
             f"{colorspace.name} generator ({colorspace.channels} channel(s))"
         )
     if size != (w, h):
-        box = center_crop_box(*size, w / h)
+        box = center_crop_box(*size, h, w)
         if (box[2] - box[0], box[3] - box[1]) != size:
             notes.append(f"{path.name}: {size[0]}x{size[1]} center-cropped to {box[2] - box[0]}x{box[3] - box[1]}")
-        rgb_im = rgb_im.crop(box).resize((w, h), Image.LANCZOS)
         notes.append(f"{path.name}: resized to {w}x{h} (the generator's size)")
-    rgb = torch.from_numpy(np.asarray(rgb_im, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    rgb = pixels.float() / 255.0
     return Target(path.stem, to_model_rgb(rgb[None], colorspace)[0], notes)
 
 

@@ -12,6 +12,7 @@ tool                console script                   what it does
 ``import_checkpoint`` ``gamut-import-checkpoint``    NVIDIA / rosinality StyleGAN2 -> gamut checkpoint
 ``prepare_dataset`` ``gamut-prepare-dataset``        images -> dataset_tool zip
 ``benchmark``       ``gamut-benchmark``              training step, loader and color-space timings
+``explore``         ``gamut-explore``                the latent explorer: a local web page over the views
 =================== ================================ ==========================================
 
 Run a tool as ``python scripts/<tool>.py ...`` (a two-line wrapper), ``python -m src.tools.<tool>

@@ -8,6 +8,7 @@
     python scripts/benchmark.py chromagan resolution=224 batch=10 weights_dir=~/.cache/torch/hub/checkpoints
     python scripts/benchmark.py loader source=zip resolution=64 workers=2 batch=32 steps=50
     python scripts/benchmark.py colorspace space=all resolution=256 batch=16
+    python scripts/benchmark.py explore resolution=256 channel_base=16384 steps=10
 
 The first argument names what to time; ``key=value`` items follow, as for every gamut tool
 (``resolution`` is ``R`` or ``[H,W]``). A full iteration is Gmain + Dmain, plus path length every 4
@@ -33,6 +34,11 @@ around one shared conv (``scaled``).
 ``segan`` times the same iteration for SEGAN ``mode`` 0-3; ``chromagan`` one ChromaGAN iteration
 (G step, critic step with the gradient penalty, and the VGG-16 teacher when ``weights_dir`` holds
 ``vgg16-397923af.pth``) at ``width`` (conv channel multiplier, 1.0 = the paper).
+
+``explore``: the latent explorer's latency per live control (ψ slider with the mapping cached, a new
+seed, the interpolation slider, a SEGAN value slider in ``mode``): the median seconds from the change
+to the PNG the page receives, batch 1, channels-last, over a random StyleGAN2 and SEGAN of the given
+size (``images``: latents behind SEGAN's σ units, timed once as ``segan_stats_sec``).
 
 ``loader``: images/s through the real train loader of :class:`ImageDataModule` over an
 :class:`ImageFolderDataset` (PNG decoding, crop/resize, collation, the transfer to ``device`` and
@@ -287,6 +293,60 @@ def time_generator(G: torch.nn.Module, args, res, name: str, call, model_flops: 
     return out
 
 
+def bench_explore(args) -> dict:
+    """Seconds from a control change to the PNG the explorer's page receives (the server function and
+    the PNG encoding), batch 1, channels-last, for each live control of the page."""
+    import io
+
+    from PIL import Image
+
+    from src.checkpoints.load import InferenceModel
+    from src.explorer.views import Explorer
+    from src.modules.segan.generator import SEGANGenerator
+
+    res = parse_resolution(args.resolution if len(args.resolution) == 2 else args.resolution[0], "resolution")
+    device = _device(args)
+    arch = dict(z_dim=args.z_dim, w_dim=args.z_dim, resolution=res, img_channels=3, map_depth=args.map_depth,
+                channel_base=args.channel_base, channel_max=args.channel_max)  # fmt: skip
+    out = {"what": "explore", "device": str(device), "resolution": list(res), "channel_base": args.channel_base,
+           "map_depth": args.map_depth, "timed_changes": args.steps, "torch": torch.__version__}  # fmt: skip
+    with tempfile.TemporaryDirectory() as ws:
+        views = {}
+        for name, cls in (("stylegan2", Generator), ("segan", SEGANGenerator)):
+            g = (cls(**arch, mode=args.mode) if cls is SEGANGenerator else cls(**arch)).eval().requires_grad_(False)
+            g = g.to(device).to(memory_format=torch.channels_last)
+            views[name] = Explorer(InferenceModel(g, get_colorspace("rgb"), Path(name)), ws, stats_n=args.images)
+        ex, seg = views["stylegan2"], views["segan"]
+        t0 = time.perf_counter()
+        seg.coord_stats()  # once per model and class, before the first SEGAN slider move
+        out["segan_stats_sec"] = round(time.perf_counter() - t0, 3)
+        controls = {  # control -> the call one change makes (k: the change's index)
+            "psi_slider": lambda k: ex.seed_grid("0", 0.5 + 0.05 * (k % 10)),
+            "seed_change": lambda k: ex.seed_grid(str(1000 + k)),
+            "interpolation_slider": lambda k: ex.interpolation_frame(0, 1, (k % 10) / 10),
+            "segan_value_slider": lambda k: seg.segan_edit(0, 1, 0, 0, -2.0 + 0.4 * (k % 10)),
+        }
+        for name, call in controls.items():
+
+            def change(k: int) -> int:
+                buf = io.BytesIO()
+                Image.fromarray(call(k)).save(buf, format="PNG")  # what Gradio sends the page
+                return buf.tell()
+
+            for k in range(args.warmup):
+                change(-1 - k)
+            times = []
+            for k in range(args.steps):
+                synchronize(device)
+                t0 = time.perf_counter()
+                change(k)
+                synchronize(device)
+                times.append(time.perf_counter() - t0)
+            out[f"{name}_sec"] = round(statistics.median(times), 4)
+            out[f"{name}_sec_max"] = round(max(times), 4)
+    return out
+
+
 def bench_chromagan(args) -> dict:
     """One ChromaGAN iteration (official order): teacher (with ``weights_dir``), G step, critic step
     with the gradient penalty, at ``resolution`` (default 224) and ``width`` (1.0 = the paper)."""
@@ -483,6 +543,7 @@ _SIZES = {  # per subcommand: resolution, batch, steps, warmup
     "stylegan2": ([32], 16, 16, 2),
     "segan": ([32], 16, 16, 2),
     "inference": ([256], 16, 5, 1),
+    "explore": ([256], 1, 10, 2),
     "chromagan": ([224], 10, 4, 1),
     "loader": ([64], 32, 50, 4),
     "colorspace": ([256], 16, None, 2),
@@ -498,6 +559,7 @@ COMMANDS: dict[str, dict] = {
     "segan": _BASE | _TRAINING | _STYLEGAN | _AUGMENT | dict(mode=2),
     "inference": _BASE | _TRAINING | _STYLEGAN | dict(nvidia=None, modconv="scaled"),
     "chromagan": _BASE | _TRAINING | dict(width=1.0, weights_dir=None),
+    "explore": _BASE | _STYLEGAN | dict(steps=None, mode=2, images=10000),
     "loader": _BASE | dict(steps=None, source="folder", root=None, images=512, workers=0, space="rgb", threads=None),
     "colorspace": _BASE | dict(space="all", repeats=10, threads=None),
 }
@@ -592,6 +654,8 @@ def main(argv: list[str] | None = None) -> dict:
         result = bench_inference(args)
     elif args.what == "chromagan":
         result = bench_chromagan(args)
+    elif args.what == "explore":
+        result = bench_explore(args)
     elif args.what == "loader":
         result = bench_loader(args)
     else:

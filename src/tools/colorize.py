@@ -73,9 +73,7 @@ def colorize_files(model, images: list[Path], root: Path, out: Path, device: str
         except (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError) as e:
             warnings.warn(f"{path}: skipped, not a readable image ({type(e).__name__}: {e})", stacklevel=2)
             continue
-        with torch.no_grad():
-            lab = model.colorspace.encode(rgb.to(device))
-            result = model.colorspace.decode(model.colorize(lab))
+        result, _ = model.colorize_rgb(rgb.to(device))
         write_png(target, result, alpha)
         written.append(target)
     return written

@@ -107,7 +107,7 @@ def project(cfg, lpips=None) -> dict:
     from src.visualize.video import write_video
 
     pcfg = projector_config(cfg)  # bad values fail before anything is loaded
-    model = load_inference(cfg.ckpt, cfg.device)
+    model = load_inference(cfg.ckpt, cfg.device, channels_last=True)
     files = list_targets(cfg.target)
     if lpips is None:
         lpips = LPIPS.from_weights_dir(cfg.weights_dir)

@@ -26,7 +26,7 @@ import torch
 
 from src.checkpoints.load import load_inference
 from src.latents.seeds import parse_seeds, seed_latents
-from src.modules.segan.editing import Edit, resolve, traversal
+from src.modules.segan.editing import Edit, resolve, subspace_table, traversal
 from src.modules.segan.generator import SEGANGenerator
 from src.utils.cli import console_entry, exit_on_bad_input, parse_key_values
 from src.utils.io import image_grid, save_png
@@ -65,12 +65,8 @@ def _as_list(value) -> list:
 
 def print_table(g) -> None:
     print(f"{'id':>3} {'L':>2} {'N':>2} {'kind':<8} {'res':<8} {'slot':>4} {'q':>3}  top |L| dims")
-    for r in g.subspaces():
-        top = "-" if r["rank"] is None else ", ".join(f"{d}:{r['abs_L'][d]:.3g}" for d in r["rank"][:4])
-        print(
-            f"{r['id']:>3} {r['layer']:>2} {r['subspace']:>2} {r['kind']:<8} {r['resolution']:<8} "
-            f"{r['slot']:>4} {r['q']:>3}  {top}"
-        )
+    for i, layer, sub, kind, res, slot, q, top in subspace_table(g):
+        print(f"{i:>3} {layer:>2} {sub:>2} {kind:<8} {res:<8} {slot:>4} {q:>3}  {top}")
 
 
 def traverse(cfg) -> list[Path]:

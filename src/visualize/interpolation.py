@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -20,11 +22,13 @@ def interpolation_frames(
     noise_mode: str = "const",
     loop: bool = True,
     class_idx: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[np.ndarray]:
     """Frames of a walk through ``seeds`` as keyframes, lerp in W or slerp in Z.
 
     With ``grid=(cols, rows)`` the seeds are dealt to the cells round-robin (each cell needs at least
-    two), so every cell walks its own keyframes; all cells move in step.
+    two), so every cell walks its own keyframes; all cells move in step. ``progress(done, total)``
+    counts rendered images (frames times cells) after each batch; an exception it raises stops the work.
     """
     cols, rows = grid
     cells = cols * rows
@@ -50,5 +54,11 @@ def interpolation_frames(
             ws = keyframe_path(keys.cpu(), frames_per_key, "w", loop)
         paths.append(ws.cpu())
     n = paths[0].shape[0]
-    images = [render_rgb(model, p, noise_mode) for p in paths]  # each [n, C, H, W]
+    done = [0]
+
+    def rendered(k: int) -> None:
+        done[0] += k
+        progress(done[0], n * cells)
+
+    images = [render_rgb(model, p, noise_mode, progress=rendered if progress else None) for p in paths]  # [n, C, H, W]
     return [to_frame(torch.stack([img[i] for img in images]), nrow=cols) for i in range(n)]

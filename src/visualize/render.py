@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -21,12 +23,18 @@ def seeds_to_w(
 
 
 @torch.no_grad()
-def render_rgb(model, ws: Tensor, noise_mode: str = "const", batch: int = 16) -> Tensor:
-    """ws -> display RGB(A) ``[N, C, H, W]`` in [0, 1] (decoded from the model's color space)."""
-    out = [
-        model.colorspace.decode(model.synthesize(ws[i : i + batch].to(model.device), noise_mode)).cpu()
-        for i in range(0, ws.shape[0], batch)
-    ]
+def render_rgb(
+    model, ws: Tensor, noise_mode: str = "const", batch: int = 16, progress: Callable[[int], None] | None = None
+) -> Tensor:
+    """ws -> display RGB(A) ``[N, C, H, W]`` in [0, 1] (decoded from the model's color space).
+
+    ``progress(n)`` runs after each batch with the number of images it rendered; an exception it raises
+    stops the rendering (a cancelled video)."""
+    out = []
+    for i in range(0, ws.shape[0], batch):
+        out.append(model.colorspace.decode(model.synthesize(ws[i : i + batch].to(model.device), noise_mode)).cpu())
+        if progress is not None:
+            progress(out[-1].shape[0])
     return torch.cat(out)
 
 

@@ -188,6 +188,14 @@ class ChromaGAN(GANModule):
             self.G.train(was_training)
         return join_lab(l_full, ab, self.ab_norm)
 
+    @torch.no_grad()
+    def colorize_rgb(self, rgb: Tensor) -> tuple[Tensor, Tensor]:
+        """RGB photos ``[N, 3, H, W]`` in [0, 1] (any size; only their lightness is used) -> ``(colorized,
+        gray)`` RGB in [0, 1]: the prediction and the ab = 0 input it starts from. What
+        ``scripts/colorize.py`` writes and the explorer shows."""
+        lab = self.colorspace.encode(rgb.to(self.device))
+        return self.colorspace.decode(self.colorize(lab)), self.colorspace.decode(self.gray_baseline(lab))
+
     def gray_baseline(self, lab: Tensor) -> Tensor:
         """The trivial colorization ab = 0 (gray) for ``lab`` images, in Lab model space."""
         l_in = (lab[:, :1].float() + 1.0) * 0.5

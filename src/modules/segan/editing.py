@@ -148,3 +148,16 @@ def traversal(
         rows.append(img.float())
     images = torch.stack(rows, dim=1)  # [B, V, C, H, W]
     return images.reshape(-1, *images.shape[2:])
+
+
+SUBSPACE_COLUMNS = ("id", "L", "N", "kind", "res", "slot", "q", "top |L| dims")
+
+
+def subspace_table(generator) -> list[list]:
+    """The subspace table as rows of :data:`SUBSPACE_COLUMNS` (``traverse.py table=true``, the explorer):
+    :meth:`SEGANGenerator.subspaces` with the four dims of largest |L| as ``dim:|L|``."""
+    rows = []
+    for r in generator.subspaces():
+        top = "-" if r["rank"] is None else ", ".join(f"{d}:{r['abs_L'][d]:.3g}" for d in r["rank"][:4])
+        rows.append([r["id"], r["layer"], r["subspace"], r["kind"], r["resolution"], r["slot"], r["q"], top])
+    return rows

@@ -1,0 +1,48 @@
+"""Serve the latent explorer: a local web page over a generator or colorizer, on CPU by default.
+
+    python scripts/explore.py ckpt=PATH [host=127.0.0.1] [port=7860] [device=cpu]
+    make explore CKPT=PATH [EXPLORE_PORT=7860]
+
+Keys: ``ckpt`` (a gamut .ckpt, an imported NVIDIA or rosinality model, or an exported .safetensors;
+required), ``host`` (127.0.0.1: only this machine; anything else is announced, since everyone who can
+reach it can use the page), ``port``, ``device`` (cpu | cuda), ``weights_dir`` (where
+``vgg16-397923af.pth`` is, for projection; default torch hub's checkpoints folder), ``stats_n``
+(latents behind SEGAN's sigma units). Views: seed grid, style mixing, interpolation (and its video),
+layers, noise, SEGAN subspaces, projection; ChromaGAN checkpoints get the colorizer. Each calls the
+functions of generate.py, visualize.py, traverse.py, project.py and colorize.py (docs/explorer.md).
+Stop with Ctrl-C: the temporary folder holding uploads and written files is removed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from src.utils.cli import console_entry, exit_on_bad_input, parse_key_values
+
+PROG = "explore.py"
+DEFAULTS = dict(
+    ckpt=None,
+    host="127.0.0.1",
+    port=7860,
+    device="cpu",
+    weights_dir=os.path.join(os.environ.get("TORCH_HOME", os.path.expanduser("~/.cache/torch")), "hub", "checkpoints"),
+    stats_n=10000,
+)
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_key_values(sys.argv[1:] if argv is None else argv, DEFAULTS, PROG, required={"ckpt": "PATH"})
+    if not 0 < int(cfg.port) < 65536:
+        raise SystemExit(f"{PROG}: port={cfg.port!r}: expected 1..65535")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # nothing leaves the machine
+    from src.explorer.app import serve
+
+    with exit_on_bad_input(PROG):
+        serve(cfg.ckpt, str(cfg.host), int(cfg.port), str(cfg.device), weights_dir=cfg.weights_dir, stats_n=cfg.stats_n)
+
+
+cli = console_entry(main)
+
+if __name__ == "__main__":
+    main()
