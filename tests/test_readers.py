@@ -21,6 +21,7 @@ from src.datamodules.readers import (
     FolderSource,
     ImageTooSmallError,
     ZipSource,
+    convert_image,
     decode_image,
     open_source,
 )
@@ -134,8 +135,10 @@ def write_dataset_zip(path: Path, n: int = 8, size: int = 32, num_classes: int =
 @pytest.mark.parametrize("channels", [1, 3, 4])
 def test_every_mode_gives_the_channels_asked(mode: str, channels: int) -> None:
     img = PIL.Image.new(mode, (12, 10))
-    fmt = "TIFF" if mode in ("I", "F", "CMYK", "YCbCr") else "PNG"
-    t = decode_image(encode(img, fmt), channels, name="x")
+    if mode == "YCbCr":  # Pillow 12 cannot read back its own YCbCr TIFF (13 can): the decoded image itself
+        t = convert_image(img, channels, name="x")
+    else:
+        t = decode_image(encode(img, "TIFF" if mode in ("I", "F", "CMYK") else "PNG"), channels, name="x")
     assert t.dtype == torch.uint8 and t.shape == (channels, 10, 12) and t.is_contiguous()
 
 
