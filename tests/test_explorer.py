@@ -208,8 +208,10 @@ def test_cli_refuses_bad_input(tmp_path):
         explore.main([])
     with pytest.raises(SystemExit, match="no such checkpoint file"):
         explore.main([f"ckpt={tmp_path / 'missing.ckpt'}"])
-    with pytest.raises(SystemExit, match="port=0"):
+    with pytest.raises(SystemExit, match=r"port=0: expected an integer in 1\.\.65535"):
         explore.main(["ckpt=x", "port=0"])
+    with pytest.raises(SystemExit, match="stats_n='many': expected an integer"):
+        explore.main(["ckpt=x", "stats_n=many"])
     if not torch.cuda.is_available():
         with pytest.raises(SystemExit, match="device='cuda': CUDA is not available"):
             explore.main([f"ckpt={tmp_path}", "device=cuda"])

@@ -17,6 +17,12 @@ import src
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _pip(*args: str) -> None:
+    """Run ``python -m pip ARGS`` and fail with the tail of its stderr."""
+    proc = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 @pytest.mark.parametrize(
     ("python", "torch_version", "message"),
     [
@@ -44,13 +50,7 @@ def test_wheel_carries_the_configs_and_trains_from_anywhere(tmp_path):
         ignore=shutil.ignore_patterns(".git", ".venv*", "logs", "build", "dist", "*.egg-info", "__pycache__", "tests"),
     )
     wheels = tmp_path / "wheels"
-    build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(source)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert build.returncode == 0, build.stderr[-3000:]
+    _pip("wheel", "-q", "--no-deps", "-w", str(wheels), str(source))
     (wheel,) = wheels.glob("gamut-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     configs = {p.relative_to(ROOT).as_posix() for p in (ROOT / "conf").rglob("*.yaml")}
@@ -58,13 +58,7 @@ def test_wheel_carries_the_configs_and_trains_from_anywhere(tmp_path):
     assert {"src/train.py", "src/tools/generate.py", "hydra_plugins/gamut_optuna_sweeper/__init__.py"} <= names
 
     site = tmp_path / "site"
-    install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert install.returncode == 0, install.stderr[-3000:]
+    _pip("install", "-q", "--no-deps", "--target", str(site), str(wheel))
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site), "GAMUT_LOG_DIR": str(tmp_path / "logs")}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import math
 import os
 import shutil
 import signal
@@ -185,7 +184,7 @@ def _segan_tab(gr, demo, ex: Explorer, info: dict, image: dict) -> None:
                 units = gr.Radio(["sigma", "raw"], value="sigma", label="units (sigma: std over sampled latents)")
                 op = gr.Radio(["add", "set", "scale"], value="add", label="op")
             edited = gr.Image(elem_id="segan-image", **image)
-        table = gr.Dataframe(ex.subspace_table(), headers=list(SUBSPACE_COLUMNS), interactive=False,
+        gr.Dataframe(ex.subspace_table(), headers=list(SUBSPACE_COLUMNS), interactive=False,
                              label="subspace table (traverse.py table=true)")  # fmt: skip
 
         def subspaces(layer):
@@ -197,7 +196,6 @@ def _segan_tab(gr, demo, ex: Explorer, info: dict, image: dict) -> None:
         gr.on([seed.submit, layer.change, sub.change, dim.change, value.change, op.change, units.change, noise.change,
                cls.change], _page_errors(ex.segan_edit), inputs, edited, **LIVE)  # fmt: skip
         demo.load(_page_errors(ex.segan_edit), inputs, edited)
-        del table
 
 
 def _projection_tab(gr, ex: Explorer, info: dict, image: dict) -> None:
@@ -256,8 +254,9 @@ def _colorize_tab(gr, ex: Explorer) -> None:
             if not path:
                 return None, None, None, ""
             g, c, o, db = ex.colorize(path)
-            text = "gray photo: no original colours to compare" if db is None else f"PSNR {db:.2f} dB"
-            return g, c, o, text if math.isfinite(db or 0.0) else "PSNR inf (identical)"
+            if db is None:
+                return g, c, o, "gray photo: no original colours to compare"
+            return g, c, o, f"PSNR {db:.2f} dB"  # inf when identical
 
         upload.upload(_page_errors(colorize), upload, [gray, colorized, original, score])
 

@@ -8,10 +8,17 @@ folder searched, the key that sets the folder and where to download the file. Fi
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+# Where the tools look for weight files unless told (``weights_dir=``): torch hub's checkpoints folder,
+# where torchvision and torch.hub put downloads, honouring ``TORCH_HOME``.
+DEFAULT_WEIGHTS_DIR = os.path.join(
+    os.environ.get("TORCH_HOME", os.path.expanduser("~/.cache/torch")), "hub", "checkpoints"
+)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import sys
 
+from src.pretrained.weights import DEFAULT_WEIGHTS_DIR
 from src.utils.cli import console_entry, exit_on_bad_input, parse_key_values
 
 PROG = "explore.py"
@@ -26,15 +27,17 @@ DEFAULTS = dict(
     host="127.0.0.1",
     port=7860,
     device="cpu",
-    weights_dir=os.path.join(os.environ.get("TORCH_HOME", os.path.expanduser("~/.cache/torch")), "hub", "checkpoints"),
+    weights_dir=DEFAULT_WEIGHTS_DIR,
     stats_n=10000,
 )
 
 
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_key_values(sys.argv[1:] if argv is None else argv, DEFAULTS, PROG, required={"ckpt": "PATH"})
-    if not 0 < int(cfg.port) < 65536:
-        raise SystemExit(f"{PROG}: port={cfg.port!r}: expected 1..65535")
+    for key, low, high in (("port", 1, 65535), ("stats_n", 1, None)):
+        value = cfg[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high and value > high):
+            raise SystemExit(f"{PROG}: {key}={value!r}: expected an integer in {low}..{high or 'any'}")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # nothing leaves the machine
     from src.explorer.app import serve
 

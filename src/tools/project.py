@@ -22,18 +22,15 @@ above, projections below), ``projection.json`` (per target: LPIPS, PSNR, ``w_avg
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import torch
 
+from src.pretrained.weights import DEFAULT_WEIGHTS_DIR
 from src.utils.cli import console_entry, exit_on_bad_input, parse_key_values
 
 PROG = "project.py"
-DEFAULT_WEIGHTS_DIR = os.path.join(
-    os.environ.get("TORCH_HOME", os.path.expanduser("~/.cache/torch")), "hub", "checkpoints"
-)
 DEFAULTS = dict(
     ckpt=None,
     target=None,
