@@ -19,8 +19,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from src.explorer.segan import SUBSPACE_COLUMNS
 from src.explorer.views import MAX_UPLOAD_BYTES, Cancelled, Explorer
-from src.modules.segan.editing import SUBSPACE_COLUMNS
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 NOISE_CHOICES = ["const", "random", "none"]

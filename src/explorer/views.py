@@ -1,5 +1,6 @@
 """The explorer's server functions: one method per view, each a thin call into the functions the CLI
-tools use (``src.visualize``, SEGAN's ``traversal``, ChromaGAN's ``colorize_rgb``, the ``Projector``).
+tools use (``src.visualize``, SEGAN's ``traversal`` through :mod:`src.explorer.segan`, ChromaGAN's
+``colorize_rgb``, the ``Projector``).
 
 Every method returns what the page shows (uint8 ``[H, W, C]`` grids, tables, files in the workspace)
 and raises ``ValueError`` with a message for the person at the page on bad input. The mapping
@@ -23,11 +24,11 @@ import numpy as np
 import torch
 
 from src.checkpoints.load import InferenceModel, load_for_views
+from src.explorer import segan
 from src.latents.files import Latents, save_latents
 from src.latents.seeds import parse_seeds, seed_latents
 from src.latents.truncation import truncate
-from src.modules.segan.editing import Edit, resolve, subspace_table, traversal
-from src.modules.segan.generator import SEGANGenerator
+from src.modules.base import GANModule
 from src.projection.projector import Projector, ProjectorConfig
 from src.projection.targets import load_target
 from src.utils.io import image_grid
@@ -68,7 +69,7 @@ class Explorer:
 
     def __init__(
         self,
-        model,
+        model: InferenceModel | GANModule,
         workspace: str | Path,
         lpips: torch.nn.Module | None = None,
         weights_dir: str | Path | None = None,
@@ -76,8 +77,8 @@ class Explorer:
     ) -> None:
         self.model = model
         self.workspace = Path(workspace)
-        self.colorizes = bool(getattr(model, "colorizes", False))
-        self.segan = not self.colorizes and isinstance(model.G, SEGANGenerator)
+        self.colorizes = model.colorizes
+        self.segan = not self.colorizes and segan.is_segan(model.G)
         self._lpips, self.weights_dir, self.stats_n = lpips, weights_dir, int(stats_n)
         self._lock = threading.Lock()
         self._cancel = threading.Event()
@@ -111,8 +112,7 @@ class Explorer:
             "noise_layers": len(self._noise_names()),
         }
         if self.segan:
-            syn = g.synthesis
-            info |= {"mode": g.mode, "layers": len(syn.layout), "subspaces": [len(s) for s in syn.layout], "q": syn.q}
+            info |= segan.layout(g)
         return info
 
     def _noise_names(self) -> list[str]:
@@ -244,7 +244,7 @@ class Explorer:
 
     def subspace_table(self) -> list[list]:
         """traverse.py ``table=true``: one row per subspace (:data:`SUBSPACE_COLUMNS`)."""
-        return subspace_table(self.model.G)
+        return segan.table(self.model.G)
 
     def coord_stats(self, class_idx=None):
         """Mean and std of the coordinates (σ units), over the classes the seeds are drawn from."""
@@ -262,25 +262,22 @@ class Explorer:
             raise ValueError(f"{self.model.source.name} is not a SEGAN generator")
         g = self.model.G
         layer, subspace, dim = int(layer), int(subspace), int(dim)
-        resolve(Edit(layer=layer, subspace=subspace, dim=dim, op=op, units=units), g.synthesis.layout, g.synthesis.q)
+        segan.check_edit(g, layer, subspace, dim, op, units)
         seeds = [int(seed)]
-        sampled = g.synthesis.coords == "sampled"
-        n_l, q = (g.synthesis.num_layers, g.synthesis.q) if sampled else (0, 0)
         with self._lock:
-            z, coords = seed_latents(seeds, g.z_dim, n_l, q)
+            z, coords = segan.latents(g, seeds)
             z = z.to(self.model.device)
             coords = None if coords is None else coords.to(self.model.device)
             labels = self.model.labels_for(1, self._class(class_idx), seeds=seeds)
             stats = self.coord_stats(class_idx) if units == "sigma" and op != "scale" else None
             ws = self.ws(seeds, 1.0, None, class_idx)  # the cached mapping of z (traverse's psi is 1)
-            images = traversal(
-                g, z, layer, subspace, dim, [float(value)], op, units, stats, coords, self._noise_mode(noise_mode),
-                labels, ws=ws,
-            )  # fmt: skip
+            images = segan.edited_images(
+                g, z, (layer, subspace, dim), value, op, units, stats, coords, self._noise_mode(noise_mode), labels, ws
+            )
         return image_grid(self.model.colorspace.decode(images))
 
     def subspaces_of(self, layer: int) -> int:
-        return len(self.model.G.synthesis.layout[int(layer)])
+        return segan.subspaces_in(self.model.G, layer)
 
     # ------------------------------------------------------------------------------------------
     # ChromaGAN (colorize.py).
