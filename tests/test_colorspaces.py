@@ -66,6 +66,16 @@ def test_config_files_match_registry(name: str) -> None:
     assert dict(cfg) == {"name": cs.name, "channels": cs.channels, "input_channels": cs.input_channels}
 
 
+@pytest.mark.parametrize("name", COLORSPACE_NAMES)
+def test_config_files_take_the_counts_from_the_registry(name: str) -> None:
+    """The YAML names the space; its channel counts are the registry's (``${gamut.*}``), never repeated."""
+    cfg = OmegaConf.load(CONF / "colorspace" / f"{name}.yaml")
+    assert OmegaConf.is_interpolation(cfg, "channels") and OmegaConf.is_interpolation(cfg, "input_channels")
+    cfg.name = "rgba" if name != "rgba" else "gray"  # the counts follow the name
+    cs = get_colorspace(cfg.name)
+    assert (cfg.channels, cfg.input_channels) == (cs.channels, cs.input_channels)
+
+
 def test_unknown_name_error_names_key_value_and_choices() -> None:
     with pytest.raises(ValueError) as err:
         get_colorspace("cmyk")

@@ -15,7 +15,8 @@ from pytorch_lightning.callbacks import ProgressBar
 from src.callbacks import progress
 from src.callbacks.limits import Limits, StopAtIteration, limits_from_config, reached
 from src.callbacks.progress import KimgProgressBar, ProgressClock, TickProgress, TickProgressBar, format_time
-from src.train import _finished, train
+from src.sweeps.jobs import finished
+from src.train import train
 from src.utils.validation import ConfigError
 
 # tests/conftest.py's TINY clears quickstart's max_kimg; max_steps is null by default (cleared anyway).
@@ -50,6 +51,11 @@ def test_max_kimg_stops_at_the_first_iteration_past_it(tiny_cfg, log_dir):
     assert _finished(tiny_cfg(*KIMG, "trainer.max_kimg=0.02"), rd) is None  # longer: not finished
     assert _finished(tiny_cfg("trainer.max_steps=3"), rd) is not None
     assert _finished(tiny_cfg("trainer.max_steps=4"), rd) is None
+
+
+def _finished(cfg, run_dir):
+    """A sweep's check before training: has the run in ``run_dir`` already reached ``cfg``'s length?"""
+    return finished(run_dir, limits_from_config(cfg.trainer))
 
 
 def test_resume_to_a_longer_max_kimg_continues(tiny_cfg, log_dir):

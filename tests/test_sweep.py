@@ -106,4 +106,4 @@ def test_launcher_configs_compose():
     assert slurm.submitit_folder.endswith("/x/.submitit/%j")
     parallel = _hydra_cfg("hydra/launcher=parallel").hydra.launcher
     assert parallel._target_.endswith("JoblibLauncher") and parallel.n_jobs == 2
-    assert _hydra_cfg().hydra.callbacks.sweep_report._target_ == "src.train.SweepReport"
+    assert _hydra_cfg().hydra.callbacks.sweep_report._target_ == "src.sweeps.report.SweepReport"

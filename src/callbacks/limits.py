@@ -10,6 +10,7 @@ means no limit: the run goes on until ``trainer.max_time`` or Ctrl-C.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import Callback
@@ -72,6 +73,7 @@ def reached(limits: Limits, iteration: int, cur_nimg: int) -> bool:
 def lightning_trainer_config(trainer_cfg) -> dict:
     """The ``trainer`` node, resolved, without gamut's own keys (:data:`GAMUT_TRAINER_KEYS`)."""
     node = OmegaConf.to_container(trainer_cfg, resolve=True)
+    assert isinstance(node, dict), "trainer is a mapping"
     for key in GAMUT_TRAINER_KEYS:
         node.pop(key, None)
     return node
@@ -119,7 +121,7 @@ def bare_trainer(iterations: int, callbacks: list | tuple = (), **trainer_kwargs
     ``precision``, ``plugins``, ...)."""
     import pytorch_lightning as pl
 
-    options = dict(
+    options: dict[str, Any] = dict(
         accelerator="cpu",
         devices=1,
         max_steps=-1,

@@ -4,7 +4,7 @@ The sweeper gives each job its trial number as ``optuna_trial`` and launches it 
 ``hydra.sweeper`` config, so a job finds its study from ``HydraConfig``: :func:`report` records an
 intermediate value of the trial in the study's storage and raises ``optuna.TrialPruned`` when the
 study's pruner says the trial is not worth finishing. ``src/train.py`` turns that exception into a
-``pruned`` marker in the job's folder, from which the sweeper tells the study that the trial was
+``pruned`` marker in the job's folder (src/sweeps/jobs.py), from which the sweeper tells the study that the trial was
 pruned. Outside such a sweep everything here is a no-op.
 
 Optuna is imported inside the functions: importing this module (and ``src.train``) does not import it.
@@ -18,18 +18,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from hydra_plugins.gamut_optuna_sweeper.optuna_sweeper import (
-    PRUNED_FILE,
-    RESULTS_FILE,
-    TRIAL_KEY,
-    OptunaSweeper,
-    is_trial_pruned,
-)
+from hydra_plugins.gamut_optuna_sweeper.optuna_sweeper import TRIAL_KEY, OptunaSweeper, is_trial_pruned
+from src.utils.run_folder import RESULTS_FILE
 
 log = logging.getLogger(__name__)
 
 SWEEPER_TARGET = f"{OptunaSweeper.__module__}.{OptunaSweeper.__qualname__}"
-__all__ = ["PRUNED_FILE", "TRIAL_KEY", "is_pruned", "optuna_launch", "report", "study_name", "sweeper_config"]
+__all__ = ["TRIAL_KEY", "is_pruned", "optuna_launch", "report", "study_name", "sweeper_config"]
 
 _studies: dict[tuple[str, str], tuple[Any, Any]] = {}  # (storage, study name) -> (study, its storage)
 _warned: set[str] = set()
@@ -45,7 +40,7 @@ def sweeper_config():
     hc = HydraConfig.get()
     if hc.mode != RunMode.MULTIRUN:
         return None
-    sweeper = hc.get("sweeper")
+    sweeper = hc.sweeper
     if sweeper is None or sweeper.get("_target_") != SWEEPER_TARGET:
         return None
     return sweeper

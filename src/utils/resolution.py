@@ -19,6 +19,12 @@ size      base        k     note
 
 The per-block channel counts follow the block's index, as at the power of two with the same ``k``
 (a 24x24 model has a 32x32 model's channels).
+
+Parsed once: :func:`parse_size` is the one parser of a size (an int, a list, an OmegaConf
+``ListConfig``, or an ``(h, w)`` tuple, which it returns as it is). Whatever holds a size (a model, a
+DataModule, a dataset) keeps its ``(h, w)`` tuple, so comparing two sizes is ``==`` and no caller
+parses a size it was handed. A family whose generator grows from a small constant checks that an
+already parsed size has that form with :func:`check_base_shape` (:func:`parse_resolution` does both).
 """
 
 from __future__ import annotations
@@ -63,7 +69,8 @@ def nearest_valid(height: int, width: int, count: int = 3) -> list[tuple[int, in
 
 
 def parse_size(value, key: str = "data.resolution") -> tuple[int, int]:
-    """Return ``(height, width)`` from an int or a two-element sequence of positive ints.
+    """Return ``(height, width)`` from an int or a two-element sequence of positive ints (a list, an
+    OmegaConf ``ListConfig``, a tuple: no conversion needed first).
 
     Any size: what data readers accept. Models with constraints check them on top
     (:func:`parse_resolution`). Raises ``ValueError`` naming ``key``.
@@ -89,16 +96,27 @@ def parse_resolution(value, key: str = "data.resolution") -> tuple[int, int]:
 
     Raises ``ValueError`` naming ``key`` and the nearest valid sizes otherwise.
     """
-    h, w = parse_size(value, key)
+    return check_base_shape(parse_size(value, key), key, value)
+
+
+def check_base_shape(size: tuple[int, int], key: str = "data.resolution", value=None) -> tuple[int, int]:
+    """Return ``size`` (a parsed ``(height, width)``) when a StyleGAN-family model can have it:
+    ``(b_h * 2**k, b_w * 2**k)`` with a short base side of 3 to 7 px (module docstring).
+
+    Raises ``ValueError`` naming ``key`` (with ``value``, the size as the user wrote it, when given)
+    and the nearest valid sizes otherwise.
+    """
+    h, w = size
     if not _is_valid(h, w):
+        given = ([h, w] if h != w else h) if value is None else value
         b_h, b_w, k = base_shape(h, w)
-        near = ", ".join(str(a) if a == b and isinstance(value, int) else f"[{a}, {b}]" for a, b in nearest_valid(h, w))
+        near = ", ".join(str(a) if a == b and isinstance(given, int) else f"[{a}, {b}]" for a, b in nearest_valid(h, w))
         raise ValueError(
-            f"{key}={value!r}: StyleGAN models need sides b_h * 2**k and b_w * 2**k with a short base side of "
+            f"{key}={given!r}: StyleGAN models need sides b_h * 2**k and b_w * 2**k with a short base side of "
             f"{MIN_BASE} to {MAX_BASE} px (e.g. 24 = 3 * 8, [48, 80] = [3, 5] * 16, 256 = 4 * 64); "
             f"{h}x{w} would start from {b_h}x{b_w}. Nearest valid: {near}"
         )
-    return h, w
+    return size
 
 
 def fp16_first_block(doublings: int, num_fp16_res: int) -> int:

@@ -1,4 +1,5 @@
-"""OmegaConf resolvers used by the configs: ``${gamut.root:}`` and the ``auto`` preset formulas."""
+"""OmegaConf resolvers used by the configs: ``${gamut.root:}``, the ``auto`` preset formulas and the
+colour spaces' channel counts (``${gamut.channels:<name>}``, read from the registry)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from src.colorspaces import get_colorspace
 from src.utils.resolution import parse_resolution
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +28,7 @@ def auto_preset(key: str, resolution, devices=1, num_nodes=1):
     ``res`` is the longer side for non-square images. Keys: batch (per device), mbstd_group,
     channel_base, lr, r1_gamma, ema_kimg.
     """
-    h, w = parse_resolution(resolution if isinstance(resolution, int) else list(resolution))
+    h, w = parse_resolution(resolution)
     res = max(h, w)
     gpus = _num_devices(devices, num_nodes)
     mb = max(min(gpus * min(4096 // res, 32), 64), gpus)
@@ -65,6 +67,16 @@ def job_dir(default: str) -> str:
     return default
 
 
+def channels(name: str) -> int:
+    """``colorspace.channels``: the channels the model sees in colour space ``name`` (the registry's)."""
+    return get_colorspace(name, "colorspace.name").channels
+
+
+def input_channels(name: str) -> int:
+    """``colorspace.input_channels``: the channels the reader delivers for ``name`` (the registry's)."""
+    return get_colorspace(name, "colorspace.name").input_channels
+
+
 def register() -> None:
     """Register the resolvers (idempotent)."""
     OmegaConf.register_new_resolver("gamut.root", lambda: str(ROOT), replace=True)
@@ -72,6 +84,8 @@ def register() -> None:
     OmegaConf.register_new_resolver("gamut.per_device", per_device, replace=True)
     OmegaConf.register_new_resolver("gamut.job_dir", job_dir, replace=True)
     OmegaConf.register_new_resolver("gamut.fp16_clamp", fp16_clamp, replace=True)
+    OmegaConf.register_new_resolver("gamut.channels", channels, replace=True)
+    OmegaConf.register_new_resolver("gamut.input_channels", input_channels, replace=True)
 
 
 register()

@@ -4,18 +4,19 @@ A resume (``ckpt_path=last`` or ``ckpt_path=<a gamut checkpoint>``) starts from 
 was launched with, then applies only the overrides given now:
 
 - The command line of the first launch is in ``<run>/.hydra/overrides.yaml``. :func:`merge_overrides`
-  lays today's overrides over it (today's win, key by key) and the entry point composes that list
-  again, so ``data.resolution=64`` given at launch still holds when the resume does not repeat it.
+  lays today's overrides over it (today's win, key by key) and :func:`resume_config` composes that
+  list again, so ``data.resolution=64`` given at launch still holds when the resume does not repeat it.
 - The resolved config of the first launch is in ``<run>/.hydra/config.yaml`` and, for checkpoints
   that travel without their folder, in the checkpoint (``checkpoint["gamut"]["config"]``).
   :func:`check_frozen` compares the keys that define the model or the data's shape with it: a
   different value stops the resume with one line naming each key and both values. Every other key
-  (length, learning rates, callback cadence, loggers) may change; :func:`changed_keys` lists what did,
-  and the entry point records it in ``.hydra/resume-<k>/changes.yaml``.
+  (length, learning rates, callback cadence, loggers) may change; :func:`changed_keys` lists what did
+  (:func:`check_resume` runs both), and the entry point records it in ``.hydra/resume-<k>/changes.yaml``.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from src.utils.run_folder import CONFIG_FILE, HYDRA_DIR, OVERRIDES_FILE, last_checkpoint
 from src.utils.validation import ConfigError
 
 __all__ = [
@@ -33,11 +35,15 @@ __all__ = [
     "ResumeSource",
     "changed_keys",
     "check_frozen",
+    "check_resume",
     "find_source",
     "frozen_values",
     "merge_overrides",
     "override_key",
+    "resume_config",
 ]
+
+log = logging.getLogger("gamut.resume")
 
 #: Sub-keys of ``model`` that are training settings, not architecture: they may change on resume.
 TRAINING_MODEL_KEYS = frozenset(
@@ -71,12 +77,12 @@ class ResumeSource:
 
     @property
     def overrides_file(self) -> Path | None:
-        f = None if self.run_dir is None else self.run_dir / ".hydra" / "overrides.yaml"
+        f = None if self.run_dir is None else self.run_dir / HYDRA_DIR / OVERRIDES_FILE
         return f if f is not None and f.is_file() else None
 
     @property
     def config_file(self) -> Path | None:
-        f = None if self.run_dir is None else self.run_dir / ".hydra" / "config.yaml"
+        f = None if self.run_dir is None else self.run_dir / HYDRA_DIR / CONFIG_FILE
         return f if f is not None and f.is_file() else None
 
     def overrides(self) -> list[str] | None:
@@ -99,15 +105,18 @@ class ResumeSource:
         f = self.config_file
         if f is not None:
             try:
-                return OmegaConf.to_container(OmegaConf.load(f), resolve=True)
+                value = OmegaConf.to_container(OmegaConf.load(f), resolve=True)
             except (OSError, ValueError, yaml.YAMLError, OmegaConfBaseException) as e:
                 raise ConfigError(
                     f"{f}: cannot read the run's config ({type(e).__name__}: {str(e).splitlines()[0]})"
                 ) from None
+            if not isinstance(value, dict):
+                raise ConfigError(f"{f}: expected a mapping (the run's composed config)")
+            return value
         if self.checkpoint is not None and self.checkpoint.is_file():
             try:
                 state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
-            except Exception as e:  # noqa: BLE001 - any unreadable file is the same one-line error
+            except Exception as e:  # any unreadable file is the same one-line error
                 raise ConfigError(f"{self.checkpoint}: cannot read the checkpoint ({type(e).__name__})") from None
             record = (state.get("gamut") or {}).get("config") if isinstance(state, dict) else None
             return record if isinstance(record, dict) else None
@@ -123,10 +132,10 @@ def find_source(ckpt_path: Any, run_dir: Path) -> ResumeSource | None:
     if ckpt_path is None:
         return None
     if str(ckpt_path) == "last":
-        return ResumeSource(run_dir, run_dir / "checkpoints" / "last.ckpt")
+        return ResumeSource(run_dir, last_checkpoint(run_dir))
     ckpt = Path(str(ckpt_path))
     owner = ckpt.resolve().parent.parent
-    return ResumeSource(owner if (owner / ".hydra").is_dir() else None, ckpt)
+    return ResumeSource(owner if (owner / HYDRA_DIR).is_dir() else None, ckpt)
 
 
 def override_key(override: str) -> str:
@@ -179,9 +188,18 @@ def _norm(v: Any) -> Any:
     return list(v) if isinstance(v, tuple) else v
 
 
+def _plain(config: DictConfig | dict) -> dict:
+    """``config`` as plain, resolved containers."""
+    if isinstance(config, dict):
+        return config
+    plain = OmegaConf.to_container(config, resolve=True)
+    assert isinstance(plain, dict), "a config is a mapping"
+    return plain
+
+
 def check_frozen(first: dict, now: DictConfig | dict, where: Path | str) -> None:
     """Raise ``ConfigError`` naming every frozen key whose value differs from the first launch's."""
-    now_plain = now if isinstance(now, dict) else OmegaConf.to_container(now, resolve=True)
+    now_plain = _plain(now)
     before, after = frozen_values(first), frozen_values(now_plain)
     diffs = [
         f"{k}={_norm(after.get(k))!r} (the run has {_norm(before.get(k))!r})"
@@ -197,9 +215,52 @@ def check_frozen(first: dict, now: DictConfig | dict, where: Path | str) -> None
 
 def changed_keys(first: dict, now: DictConfig | dict) -> dict[str, list]:
     """``{key: [first launch's value, this launch's]}`` for every key that differs (volatile keys aside)."""
-    now_plain = now if isinstance(now, dict) else OmegaConf.to_container(now, resolve=True)
+    now_plain = _plain(now)
     a = {k: v for k, v in _flatten(first) if not k.startswith(_VOLATILE)}
     b = {k: v for k, v in _flatten(now_plain) if not k.startswith(_VOLATILE)}
     return {
         k: [_norm(a.get(k)), _norm(b.get(k))] for k in sorted(set(a) | set(b)) if _norm(a.get(k)) != _norm(b.get(k))
     }
+
+
+def check_resume(cfg: DictConfig, run_dir: Path) -> dict | None:
+    """For a resume: refuse one that changes the model or the data's shape (:func:`check_frozen`);
+    return what else changed (:func:`changed_keys`), or None when the first launch's config is unknown."""
+    source = find_source(cfg.ckpt_path, run_dir)
+    first = source.config() if source is not None else None
+    if source is None or first is None:
+        return None
+    check_frozen(first, cfg, source.run_dir or source.checkpoint or str(cfg.ckpt_path))
+    return changed_keys(first, cfg)
+
+
+def resume_config(cfg: DictConfig, config_name: str = "train") -> DictConfig:
+    """For a resume launched from the command line: the first launch's overrides, then today's.
+
+    The run folder's ``.hydra/overrides.yaml`` holds the first launch's command line; composing it
+    with today's overrides laid over it (:func:`merge_overrides`) gives the config the run was
+    launched with plus what was asked now. Without that file (a checkpoint that travelled alone, a run
+    launched from Python), the config is today's and :func:`check_resume` guards the model's keys.
+    Needs a running Hydra app (``hydra.compose``); returns ``cfg`` itself outside one.
+    """
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.errors import HydraException
+
+    if not HydraConfig.initialized() or cfg.get("ckpt_path") is None:
+        return cfg
+    source = find_source(cfg.ckpt_path, Path(cfg.paths.run_dir))
+    first = source.overrides() if source is not None else None
+    if source is None or first is None:
+        return cfg
+    now = list(HydraConfig.get().overrides.task)
+    merged = merge_overrides(first, now)
+    if merged == now:
+        return cfg
+    log.info("resume: composing the run's own overrides %s with today's %s", first, now)
+    try:
+        return hydra.compose(config_name=config_name, overrides=merged)
+    except HydraException as e:
+        raise ConfigError(
+            f"{source.overrides_file}: the run's overrides no longer compose with today's ({str(e).splitlines()[0]})"
+        ) from None

@@ -1,0 +1,82 @@
+"""The names inside a run folder, declared once: every writer and every reader imports them from here.
+
+A training run owns ``${paths.log_dir}/${task_name}/${run_name}/`` (a sweep job
+``<run_name>/<job number>/``; docs/architecture.md, "The run folder"). Who writes and who reads each
+name:
+
+- ``.hydra/config.yaml``, ``.hydra/overrides.yaml``: written by src/train.py, read by src/utils/resume.py
+  (a resume composes the run's own overrides again) and src/eval.py (the reals' data node);
+  ``.hydra/resume-<k>/`` holds a resume's own files plus ``changes.yaml``; ``train.log``.
+- ``checkpoints/last.ckpt``: written by src/callbacks/checkpoint.py, read by ``ckpt_path=last``
+  (src/utils/validation.py, src/utils/resume.py) and src/loggers/neptune.py.
+- ``mlflow_run_id`` / ``neptune_run_id``: written by the loggers (src/loggers/), read by them on resume
+  and when src/eval.py reopens the run to report its results.
+- ``done`` / ``failed`` / ``pruned``: a run's outcome, written by src/sweeps/jobs.py; read by a relaunched
+  sweep (``done``: skip the job), src/sweeps/report.py and the Optuna sweeper (hydra_plugins/).
+
+A sweep folder (``<run_name>/``) holds the jobs' folders and, for gamut's Optuna sweeper,
+:data:`RESULTS_FILE`. This module imports nothing from gamut (layer 1, below everything that uses it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "CHANGES_FILE",
+    "CHECKPOINT_DIR",
+    "CONFIG_FILE",
+    "DONE_FILE",
+    "FAILED_FILE",
+    "HYDRA_DIR",
+    "LAST_CHECKPOINT",
+    "LOG_FILE",
+    "MLFLOW_RUN_ID_FILE",
+    "NEPTUNE_RUN_ID_FILE",
+    "OVERRIDES_FILE",
+    "PRUNED_FILE",
+    "RESULTS_FILE",
+    "last_checkpoint",
+    "remove_if_empty",
+    "run_dir_of",
+]
+
+HYDRA_DIR = ".hydra"  # the launch record: config.yaml, overrides.yaml, resume-<k>/
+CONFIG_FILE = "config.yaml"  # the composed config, unresolved (under HYDRA_DIR)
+OVERRIDES_FILE = "overrides.yaml"  # the launch's command-line overrides (under HYDRA_DIR)
+CHANGES_FILE = "changes.yaml"  # what a resume changed, key: [first launch, this launch] (under resume-<k>/)
+LOG_FILE = "train.log"  # the log of every launch
+CHECKPOINT_DIR = "checkpoints"  # conf/callbacks/default.yaml: dirpath ${paths.run_dir}/checkpoints
+LAST_CHECKPOINT = "last.ckpt"  # always current; ckpt_path=last resumes it
+MLFLOW_RUN_ID_FILE = "mlflow_run_id"  # the MLflow run a resume continues
+NEPTUNE_RUN_ID_FILE = "neptune_run_id"  # the Neptune run a resume continues
+DONE_FILE = "done"  # the run reached trainer.max_kimg / max_steps (JSON: iteration, kimg, finished, metrics)
+FAILED_FILE = "failed"  # a sweep job that stopped with an error (the error, the overrides, the traceback)
+PRUNED_FILE = "pruned"  # an Optuna trial stopped by the pruner: not a failure (the pruner's message)
+RESULTS_FILE = "optimization_results.yaml"  # in the sweep folder: the Optuna study's counts and best trial
+
+
+def last_checkpoint(run_dir: Path) -> Path:
+    """``<run_dir>/checkpoints/last.ckpt`` (whether or not it exists)."""
+    return Path(run_dir) / CHECKPOINT_DIR / LAST_CHECKPOINT
+
+
+def run_dir_of(ckpt: Path) -> Path | None:
+    """``<run>`` for ``<run>/checkpoints/<file>.ckpt``, else None (a checkpoint outside a run folder)."""
+    ckpt = Path(ckpt)
+    return ckpt.parent.parent if ckpt.parent.name == CHECKPOINT_DIR else None
+
+
+def remove_if_empty(path: Path, stop: Path) -> None:
+    """Remove ``path`` and its parents up to (not including) ``stop`` while they are empty.
+
+    For a launch refused before anything was written: Hydra may already have created the run folder.
+    ``rmdir`` only removes an empty folder, so nothing a previous run wrote is ever deleted.
+    """
+    path, stop = Path(path).resolve(), Path(stop).resolve()
+    while path != stop and stop in path.parents:
+        try:
+            path.rmdir()
+        except OSError:
+            return
+        path = path.parent
