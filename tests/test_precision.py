@@ -83,8 +83,8 @@ def test_fp16_loss_scaling_is_separate_for_g_and_d(log_dir):
                 return loss + next(self.G.parameters()).sum() * float("inf")
             return loss
 
-        def _use_scaler_of(self, opt):
-            super()._use_scaler_of(opt)
+        def use_loss_scaler(self, opt):
+            super().use_loss_scaler(opt)
             index = [o for o in self.trainer.optimizers].index(opt.optimizer)
             self.used.append((index, self.trainer.precision_plugin.scaler.get_scale()))
 
@@ -104,4 +104,4 @@ def test_fp16_loss_scaling_is_separate_for_g_and_d(log_dir):
     assert model.loss_scales()[0] == 0.5
     resumed = OverflowOnce(**kwargs)
     resumed.on_load_checkpoint(ckpt)
-    assert resumed._pending_scalers == ckpt["gamut"]["grad_scalers"]
+    assert resumed.loss_scalers.pending == ckpt["gamut"]["grad_scalers"]

@@ -15,6 +15,7 @@ import torch
 
 from src.callbacks.checkpoint import crossed
 from src.callbacks.preview import FixedLatentsCallback
+from src.modules.base import GANModule
 from src.visualize.d_scores import plot_d_scores, read_table, write_table
 
 
@@ -31,7 +32,7 @@ class DScores(FixedLatentsCallback):
     def csv_path(self) -> Path:
         return self.dirpath / "d_scores.csv"
 
-    def fixed_reals(self, trainer, pl_module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def fixed_reals(self, trainer, pl_module: GANModule) -> tuple[torch.Tensor, torch.Tensor | None]:
         dataset = trainer.datamodule.dataset
         n = min(self.num, len(dataset))
         items = [dataset[i] for i in range(n)]
@@ -47,7 +48,7 @@ class DScores(FixedLatentsCallback):
             self.rows = [r for r in read_table(self.csv_path) if r["kimg"] <= pl_module.kimg + 1e-9]
 
     @torch.no_grad()
-    def score(self, trainer, pl_module) -> dict:
+    def score(self, trainer, pl_module: GANModule) -> dict:
         if self._reals is None:
             self._reals, self._labels = self.fixed_reals(trainer, pl_module)
         n = self._reals.shape[0]

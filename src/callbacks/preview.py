@@ -13,6 +13,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 
 from src.datamodules.labels import known_frequencies
+from src.modules.base import GANModule
 
 
 class FixedLatentsCallback(Callback):
@@ -25,11 +26,11 @@ class FixedLatentsCallback(Callback):
         self.dirpath = Path(dirpath)
         self.every_kimg, self.num, self.seed, self.noise_mode = every_kimg, num, seed, noise_mode
 
-    def latents(self, pl_module, num: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def latents(self, pl_module: GANModule, num: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``num`` (default ``self.num``) fixed z on the module's device and, for a conditional model,
         labels cycling through the classes the data has (all classes when that is not known)."""
         num = self.num if num is None else num
-        z = torch.randn(num, pl_module.G.z_dim, generator=torch.Generator().manual_seed(self.seed))
+        z = torch.randn(num, pl_module.z_dim, generator=torch.Generator().manual_seed(self.seed))
         labels = None
         if pl_module.num_classes:
             frequencies = known_frequencies(pl_module.label_frequencies())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -12,6 +13,7 @@ from src.datamodules.labels import seed_labels
 from src.latents.seeds import seed_latents
 from src.loggers.images import log_image
 from src.modules.segan.editing import traversal
+from src.modules.segan.generator import SEGANGenerator
 from src.modules.segan.module import SEGAN
 from src.utils.io import image_grid, save_png
 
@@ -34,8 +36,8 @@ class TraversalGrid(Callback):
         subspaces: list | None = None,
         dims: list[int] | None = None,
         num_dims: int = 4,
-        values: list[float] = (-3, -1.5, 0, 1.5, 3),
-        seeds: list[int] = (0, 1, 2),
+        values: Sequence[float] = (-3, -1.5, 0, 1.5, 3),
+        seeds: Sequence[int] = (0, 1, 2),
         op: str = "add",
         units: str = "sigma",
         stats_n: int = 2000,
@@ -55,6 +57,7 @@ class TraversalGrid(Callback):
         if not isinstance(pl_module, SEGAN):
             raise ValueError("callbacks.traversal needs a SEGAN model (model=segan)")
         g = pl_module.G_ema
+        assert isinstance(g, SEGANGenerator), "SEGAN's G_ema is a SEGANGenerator"
         layout = g.synthesis.layout
         for l, n in self._pairs(g):  # fail at start, not after hours of training
             if not 0 <= l < len(layout) or not 0 <= n < len(layout[l]):

@@ -21,6 +21,7 @@ from safetensors.torch import save as st_save
 from src.colorspaces import get_colorspace
 from src.datamodules.labels import known_frequencies
 from src.latents.truncation import truncate
+from src.nn.style_generator import StyleGenerator
 from src.utils.io import atomic_write
 
 FORMAT = "gamut-generator/1"
@@ -72,7 +73,9 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu"):
     module_name, _, cls_name = config["class"].rpartition(".")
     if not module_name.startswith("src.modules."):
         raise ValueError(f"{path}: generator class {config['class']!r} is not a gamut network")
-    cls = getattr(importlib.import_module(module_name), cls_name)
+    cls = vars(importlib.import_module(module_name)).get(cls_name)
+    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+        raise ValueError(f"{path}: generator class {config['class']!r} is not a gamut network")
     g = cls(**config["kwargs"])
     g.load_state_dict(state)
     return g.to(device).eval().requires_grad_(False), get_colorspace(config["colorspace"]), config
@@ -86,7 +89,7 @@ class _ScriptableGenerator(torch.nn.Module):
     """Mapping, truncation toward ``w_avg`` with a tensor ``psi`` (:func:`src.latents.truncation.truncate`),
     synthesis with the stored noise."""
 
-    def __init__(self, generator: torch.nn.Module) -> None:
+    def __init__(self, generator: StyleGenerator) -> None:
         super().__init__()
         self.G = generator
 
@@ -95,9 +98,10 @@ class _ScriptableGenerator(torch.nn.Module):
         return self.G.synthesis(ws, noise_mode="const")
 
 
-def export_torchscript(generator: torch.nn.Module, path: str | Path, batch: int = 2) -> Path:
-    """Trace ``generator`` (fp32, CPU) to a TorchScript file, atomically; call it as ``f(z, psi)``
-    (``f(z, psi, c)`` for conditional models) with ``psi`` a 0-d tensor; noise mode is 'const'.
+def export_torchscript(generator: StyleGenerator, path: str | Path, batch: int = 2) -> Path:
+    """Trace ``generator`` (a :class:`~src.nn.style_generator.StyleGenerator`; fp32, CPU) to a TorchScript
+    file, atomically; call it as ``f(z, psi)`` (``f(z, psi, c)`` for conditional models) with ``psi`` a
+    0-d tensor; noise mode is 'const'.
 
     Traced, not scripted: the batch size is free, every other shape is fixed by the generator.
     """
@@ -108,7 +112,7 @@ def export_torchscript(generator: torch.nn.Module, path: str | Path, batch: int 
     wrapper = _ScriptableGenerator(g).eval()
     z = torch.randn(batch, g.z_dim)
     psi = torch.tensor(1.0)
-    c_dim = int(getattr(g, "c_dim", 0) or 0)
+    c_dim = int(g.c_dim)
     inputs = (z, psi) if not c_dim else (z, psi, torch.eye(c_dim)[torch.arange(batch) % c_dim])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # shape asserts become constants: expected for a fixed generator
@@ -118,7 +122,7 @@ def export_torchscript(generator: torch.nn.Module, path: str | Path, batch: int 
     return atomic_write(path, lambda f: f.write(buf.getvalue()))
 
 
-def copy_for_export(generator: torch.nn.Module) -> torch.nn.Module:
+def copy_for_export(generator: StyleGenerator) -> StyleGenerator:
     import copy
 
     return copy.deepcopy(generator).float().cpu().eval().requires_grad_(False)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -56,13 +57,14 @@ def _fill(model: StyleGAN2, imported: Imported) -> list[str]:
             )
     model.load_state_dict(sd)
     if "mapping.w_avg" not in imported.G_ema:
+        g, g_ema = model.G, model.G_ema
         with torch.no_grad():
             gen = torch.Generator().manual_seed(0)
-            z = torch.randn(10000, model.G_ema.z_dim, generator=gen)
+            z = torch.randn(10000, g_ema.z_dim, generator=gen)
             c = model.random_labels(10000) if model.num_classes else None
-            w_avg = model.G_ema.mapping(z, c)[:, 0].mean(dim=0)
-        model.G_ema.mapping.w_avg.copy_(w_avg)
-        model.G.mapping.w_avg.copy_(w_avg)
+            w_avg = g_ema.mapping(z, c)[:, 0].mean(dim=0)
+        g_ema.mapping.w_avg.copy_(w_avg)
+        g.mapping.w_avg.copy_(w_avg)
         notes.append("w_avg estimated as the mean w of 10000 random z (seed 0)")
     return notes
 
@@ -91,7 +93,7 @@ def _sha256(path: Path) -> str:
 
 def save_checkpoint(model: StyleGAN2, out: str | Path, source: dict) -> Path:
     """Write a Lightning-format checkpoint of ``model`` atomically (a fresh run: step 0, no optimizer)."""
-    ckpt = {
+    ckpt: dict[str, Any] = {
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "hyper_parameters": dict(model.hparams),
         "epoch": 0,

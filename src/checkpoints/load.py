@@ -14,14 +14,27 @@ import importlib
 from collections.abc import Sequence
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 
 from src.checkpoints.export import load_generator
+from src.colorspaces import ColorSpace
 from src.datamodules.labels import known_frequencies, seed_labels
+from src.modules.base import GANModule
+from src.nn.style_generator import StyleGenerator, style_generator
 
 
-def load_module(ckpt_path: str | Path, device: str | torch.device = "cpu") -> pl.LightningModule:
+def module_class(path: str) -> type[GANModule] | None:
+    """The model family class at ``path`` (``package.module.Class``, as a checkpoint records it under
+    ``gamut.module`` and a config names it in ``model._target_``), or None when ``path`` names no
+    ``GANModule`` subclass. Its module is imported (errors as ``importlib.import_module``'s)."""
+    module_name, _, cls_name = path.rpartition(".")
+    if not module_name:
+        return None
+    cls = vars(importlib.import_module(module_name)).get(cls_name)
+    return cls if isinstance(cls, type) and issubclass(cls, GANModule) else None
+
+
+def load_module(ckpt_path: str | Path, device: str | torch.device = "cpu") -> GANModule:
     """Rebuild the module class recorded in the checkpoint, load its weights, move it to ``device``.
 
     Loads with ``weights_only=True``. Raises ``FileNotFoundError`` / ``ValueError`` naming the file.
@@ -33,8 +46,9 @@ def load_module(ckpt_path: str | Path, device: str | torch.device = "cpu") -> pl
     target = ckpt.get("gamut", {}).get("module")
     if not target or "hyper_parameters" not in ckpt:
         raise ValueError(f"ckpt={str(path)!r} is not a gamut training checkpoint (no module record)")
-    module_name, _, cls_name = target.rpartition(".")
-    cls = getattr(importlib.import_module(module_name), cls_name)
+    cls = module_class(str(target))
+    if cls is None:
+        raise ValueError(f"ckpt={str(path)!r} records the module {target!r}, which is not a gamut model family")
     model = cls(**ckpt["hyper_parameters"])
     model.load_state_dict(ckpt["state_dict"])
     model.on_load_checkpoint(ckpt)
@@ -49,21 +63,28 @@ class InferenceModel:
     """What the tools need from a generator file: ``G`` (G_ema, eval, fp32), its color space and labels.
 
     Built by :func:`load_inference` from a gamut ``.ckpt`` or a ``.safetensors`` export, so every
-    tool accepts either, on CPU or GPU.
+    tool accepts either, on CPU or GPU. ``generator`` must be a
+    :class:`~src.nn.style_generator.StyleGenerator` (``z_dim``, ``c_dim``, ``mapping``, ``synthesis``;
+    a ``TypeError`` otherwise), and ``G`` is typed as one. This is not a ``GANModule``, and shares of
+    its contract only ``colorizes``, ``colorspace``, ``num_classes`` and ``sample``.
     """
+
+    #: the contract's flag (``GANModule.colorizes``): an export is always a generator
+    colorizes = False
 
     def __init__(
         self,
         generator: torch.nn.Module,
-        colorspace,
+        colorspace: ColorSpace,
         source: Path,
         config: dict | None = None,
         label_distribution: torch.Tensor | None = None,
     ) -> None:
-        self.G, self.colorspace, self.source, self.config = generator, colorspace, source, config or {}
+        self.G: StyleGenerator = style_generator(generator)
+        self.colorspace, self.source, self.config = colorspace, source, config or {}
         # the training data's class frequencies (a checkpoint records them; all zeros = not known)
         self.label_distribution = known_frequencies(label_distribution)
-        self.num_classes = int(getattr(generator, "c_dim", 0) or 0)
+        self.num_classes = int(self.G.c_dim)
 
     @property
     def device(self) -> torch.device:
@@ -143,7 +164,7 @@ def _load_inference(path: str | Path, device: str | torch.device, key: str) -> I
             g.float(), cs, path, config, label_distribution=None if frequencies is None else torch.tensor(frequencies)
         )
     model = _load_checkpoint(path, device, key)
-    if getattr(model, "colorizes", False):
+    if model.colorizes:
         raise ValueError(
             f"{key}={str(path)!r} holds a {type(model).__name__}, a colorization model without a latent "
             "space (scripts/colorize.py uses it)"
@@ -151,14 +172,14 @@ def _load_inference(path: str | Path, device: str | torch.device, key: str) -> I
     return inference_model(model, path)
 
 
-def _load_checkpoint(path: Path, device: str | torch.device, key: str) -> pl.LightningModule:
+def _load_checkpoint(path: Path, device: str | torch.device, key: str) -> GANModule:
     try:
         return load_module(path, device)
     except (RuntimeError, EOFError) as e:  # not a torch file at all
         raise ValueError(f"{key}={str(path)!r} is not a gamut checkpoint or export ({type(e).__name__})") from None
 
 
-def inference_model(model: pl.LightningModule, path: Path) -> InferenceModel:
+def inference_model(model: GANModule, path: Path) -> InferenceModel:
     """The :class:`InferenceModel` of a loaded generator module (its G_ema in fp32, eval, no grad)."""
     g = model.G_ema.float().eval().requires_grad_(False)
     return InferenceModel(
@@ -168,14 +189,14 @@ def inference_model(model: pl.LightningModule, path: Path) -> InferenceModel:
 
 def load_for_views(
     path: str | Path, device: str | torch.device = "cpu", key: str = "ckpt", channels_last: bool = False
-) -> InferenceModel | pl.LightningModule:
+) -> InferenceModel | GANModule:
     """What a viewer can show of any file the tools read: an :class:`InferenceModel` (as
     :func:`load_inference`) for a generator, or the module itself for a colorization checkpoint
     (``module.colorizes``), loaded once. Errors as :func:`load_inference`'s."""
     path = Path(path)
     if path.suffix != ".safetensors" and path.is_file():
         model = _load_checkpoint(path, device, key)
-        if getattr(model, "colorizes", False):
+        if model.colorizes:
             return model.eval()
         loaded = inference_model(model, path)
         if channels_last:
@@ -220,12 +241,11 @@ def apply_init_architecture(cfg, ckpt: dict) -> list[str]:
     from a StyleGAN2) stay as configured. ``data.resolution`` follows the checkpoint.
     """
     hp, state = ckpt["hyper_parameters"], ckpt["gamut"]
-    module_name, _, cls_name = str(state["module"]).rpartition(".")
-    src_cls = getattr(importlib.import_module(module_name), cls_name)
+    cls_name = str(state["module"]).rpartition(".")[2]
+    src_cls = module_class(str(state["module"]))
     target = str(cfg.model.get("_target_", ""))
-    t_module, _, t_cls = target.rpartition(".")
-    tgt_cls = getattr(importlib.import_module(t_module), t_cls) if t_module else None
-    if tgt_cls is None or not issubclass(tgt_cls, src_cls):
+    tgt_cls = module_class(target)
+    if src_cls is None or tgt_cls is None or not issubclass(tgt_cls, src_cls):
         raise ValueError(
             f"ckpt_init holds a {cls_name}, which model={target or '?'} cannot start from; "
             f"pick the matching model= group"
@@ -249,7 +269,7 @@ def apply_init_architecture(cfg, ckpt: dict) -> list[str]:
     return notes
 
 
-def load_init_weights(model: pl.LightningModule, ckpt: dict) -> list[str]:
+def load_init_weights(model: GANModule, ckpt: dict) -> list[str]:
     """Copy the checkpoint's weights into ``model``; new parameters keep their initialisation."""
     weights = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith(RUN_STATE_PREFIXES)}
     try:

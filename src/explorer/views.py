@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ from src.latents.files import Latents, save_latents
 from src.latents.seeds import parse_seeds, seed_latents
 from src.latents.truncation import truncate
 from src.modules.base import GANModule
+from src.nn.style_generator import StyleGenerator
 from src.projection.projector import Projector, ProjectorConfig
 from src.projection.targets import load_target
 from src.utils.io import image_grid
@@ -56,6 +58,14 @@ class ProjectionUpdate:
     image: np.ndarray | None = None  # target | current projection, uint8
     latents: Path | None = None  # the latent file (last update only)
     metrics: dict = field(default_factory=dict)  # the projector's figures (last update only)
+
+
+@runtime_checkable
+class RGBColorizer(Protocol):
+    """A colorization model the page hands photos to (ChromaGAN's module): ``colorize_rgb(rgb)`` takes
+    RGB ``[N, 3, H, W]`` in [0, 1] and returns ``(colorized, gray)`` RGB in [0, 1]."""
+
+    def colorize_rgb(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 class Explorer:
@@ -86,6 +96,17 @@ class Explorer:
         self._stats: dict = {}
         self._video_model: InferenceModel | None = None
 
+    @property
+    def _inference(self) -> InferenceModel:
+        """The model the generator views read (:func:`load_for_views` gives one unless ``colorizes``)."""
+        assert isinstance(self.model, InferenceModel), f"{type(self.model).__name__} has no generator views"
+        return self.model
+
+    @property
+    def _g(self) -> StyleGenerator:
+        """The loaded generator."""
+        return self._inference.G
+
     @classmethod
     def open(cls, path: str | Path, workspace: str | Path, device: str = "cpu", **kwargs) -> Explorer:
         """Load any file the tools read (a gamut ``.ckpt``, imports included, or a ``.safetensors``
@@ -98,10 +119,11 @@ class Explorer:
     # What the page needs to know to lay itself out.
 
     def describe(self) -> dict:
-        m = self.model
         if self.colorizes:
-            return {"family": type(m).__name__, "resolution": list(m.resolution), "colorspace": m.colorspace.name}
-        g = m.G
+            c = self.model
+            assert isinstance(c, GANModule), "load_for_views gives a colorization model as its module"
+            return {"family": type(c).__name__, "resolution": list(c.resolution), "colorspace": c.colorspace.name}
+        m, g = self._inference, self._g
         info = {
             "family": "SEGAN" if self.segan else "StyleGAN2",
             "file": m.source.name,
@@ -118,7 +140,7 @@ class Explorer:
     def _noise_names(self) -> list[str]:
         from src.latents.files import noise_layers
 
-        return list(noise_layers(self.model.G))
+        return list(noise_layers(self._g))
 
     # ------------------------------------------------------------------------------------------
     # Latents.
@@ -149,7 +171,7 @@ class Explorer:
                 self._ws_cache.popitem(last=False)
         self._ws_cache.move_to_end(key)
         cut = None if cutoff is None or int(cutoff) >= raw.shape[1] else int(cutoff)
-        return truncate(raw, self.model.G.mapping.w_avg, float(psi), cut)
+        return truncate(raw, self._g.mapping.w_avg, float(psi), cut)
 
     @staticmethod
     def _noise_mode(value: str) -> str:
@@ -170,7 +192,7 @@ class Explorer:
     def style_mixing(self, rows="0-3", cols="10-13", layers="0-3", psi=1.0, noise_mode="const", class_idx=None):
         """visualize.py mix: the row seeds' codes with the column seeds' codes in ``layers``."""
         row_seeds, col_seeds = self._seeds(rows, "rows"), self._seeds(cols, "cols")
-        idx = parse_layers(layers, self.model.G.num_ws)
+        idx = parse_layers(layers, self._g.num_ws)
         with self._lock:
             row_ws, col_ws = self.ws(row_seeds, psi, None, class_idx), self.ws(col_seeds, psi, None, class_idx)
             images, ncol = style_mixing_grid(self.model, row_ws, col_ws, idx, self._noise_mode(noise_mode))
@@ -184,14 +206,14 @@ class Explorer:
         t = torch.tensor([float(t)])
         seeds = [int(seed_a), int(seed_b)]
         with self._lock:
-            c = self.model.labels_for(1, self._class(class_idx), seeds=seeds[:1])  # seed a's class for the walk
+            c = self._inference.labels_for(1, self._class(class_idx), seeds=seeds[:1])  # seed a's class for the walk
             if space == "w":
                 keys = self.ws(seeds, psi, None, None if c is None else int(c[0].argmax()))
                 ws = lerp(keys[0], keys[1], t)
             else:
-                z, _ = seed_latents(seeds, self.model.G.z_dim)
+                z, _ = seed_latents(seeds, self._g.z_dim)
                 with torch.no_grad():
-                    ws = self.model.G.mapping(slerp(z[0], z[1], t).to(self.model.device), c, psi=float(psi))
+                    ws = self._g.mapping(slerp(z[0], z[1], t).to(self._inference.device), c, psi=float(psi))
             images = render_rgb(self.model, ws, self._noise_mode(noise_mode))
         return image_grid(images)
 
@@ -207,8 +229,8 @@ class Explorer:
             raise ValueError(f"format={fmt!r}: choose mp4 or gif")
         seeds = self._seeds(seeds)
         if self._video_model is None:  # its own copy: the sliders keep the loaded generator meanwhile
-            self._video_model = copy.copy(self.model)
-            self._video_model.G = copy.deepcopy(self.model.G)
+            self._video_model = copy.copy(self._inference)
+            self._video_model.G = copy.deepcopy(self._inference.G)
         self._cancel.clear()
 
         def step(done: int, total: int) -> None:
@@ -244,14 +266,14 @@ class Explorer:
 
     def subspace_table(self) -> list[list]:
         """traverse.py ``table=true``: one row per subspace (:data:`SUBSPACE_COLUMNS`)."""
-        return segan.table(self.model.G)
+        return segan.table(self._g)
 
     def coord_stats(self, class_idx=None):
         """Mean and std of the coordinates (σ units), over the classes the seeds are drawn from."""
         key = self._class(class_idx)
         if key not in self._stats:
-            c = self.model.labels_for(self.stats_n, key)
-            self._stats[key] = self.model.G.coord_stats(n=self.stats_n, c=c)
+            c = self._inference.labels_for(self.stats_n, key)
+            self._stats[key] = segan.coord_stats(self._g, self.stats_n, c)
         return self._stats[key]
 
     def segan_edit(
@@ -259,16 +281,16 @@ class Explorer:
     ) -> np.ndarray:
         """traverse.py with one seed and one value: coordinate (layer, subspace, dim) moved by ``value``."""
         if not self.segan:
-            raise ValueError(f"{self.model.source.name} is not a SEGAN generator")
-        g = self.model.G
+            raise ValueError(f"{self._inference.source.name} is not a SEGAN generator")
+        model, g = self._inference, self._g
         layer, subspace, dim = int(layer), int(subspace), int(dim)
         segan.check_edit(g, layer, subspace, dim, op, units)
         seeds = [int(seed)]
         with self._lock:
             z, coords = segan.latents(g, seeds)
-            z = z.to(self.model.device)
-            coords = None if coords is None else coords.to(self.model.device)
-            labels = self.model.labels_for(1, self._class(class_idx), seeds=seeds)
+            z = z.to(model.device)
+            coords = None if coords is None else coords.to(model.device)
+            labels = model.labels_for(1, self._class(class_idx), seeds=seeds)
             stats = self.coord_stats(class_idx) if units == "sigma" and op != "scale" else None
             ws = self.ws(seeds, 1.0, None, class_idx)  # the cached mapping of z (traverse's psi is 1)
             images = segan.edited_images(
@@ -277,7 +299,7 @@ class Explorer:
         return image_grid(self.model.colorspace.decode(images))
 
     def subspaces_of(self, layer: int) -> int:
-        return segan.subspaces_in(self.model.G, layer)
+        return segan.subspaces_in(self._g, layer)
 
     # ------------------------------------------------------------------------------------------
     # ChromaGAN (colorize.py).
@@ -289,6 +311,7 @@ class Explorer:
 
         if not self.colorizes:
             raise ValueError("this model is not a colorization model")
+        assert isinstance(self.model, RGBColorizer), f"{type(self.model).__name__} has no colorize_rgb"
         rgb = read_upload(path)
         with self._lock:
             colorized, gray = self.model.colorize_rgb(rgb)
@@ -305,13 +328,15 @@ class Explorer:
         if self._lpips is None:
             from src.metrics.lpips import LPIPS
 
+            if self.weights_dir is None:
+                raise ValueError("projection needs LPIPS: give the explorer lpips= or weights_dir=")
             self._lpips = LPIPS.from_weights_dir(self.weights_dir)
         return self._lpips
 
     def projection_target(self, path: str | Path) -> tuple[np.ndarray, list[str]]:
         """The upload as the projector sees it (the model's size and color space) and the notes."""
         check_upload(path)
-        target = load_target(Path(path), tuple(self.model.G.resolution), self.model.colorspace, key="upload")
+        target = load_target(Path(path), self._g.resolution, self.model.colorspace, key="upload")
         return image_grid(target.rgb[None]), target.notes
 
     def project(self, path: str | Path, mode="w", steps=1000, class_idx=None, **options) -> Iterator[ProjectionUpdate]:
@@ -321,11 +346,11 @@ class Explorer:
         import queue
 
         check_upload(path)
-        g = self.model.G
+        model, g = self._inference, self._g
         cfg = ProjectorConfig(mode=mode, steps=int(steps), **options)
-        target = load_target(Path(path), tuple(g.resolution), self.model.colorspace, key="upload")
-        c = self.model.labels_for(1, self._class(class_idx))
-        projector = Projector(g, self.model.colorspace, self.lpips(), cfg, c)
+        target = load_target(Path(path), g.resolution, model.colorspace, key="upload")
+        c = model.labels_for(1, self._class(class_idx))
+        projector = Projector(g, model.colorspace, self.lpips(), cfg, c)
         self._cancel.clear()
         updates: queue.Queue = queue.Queue()
 
@@ -338,7 +363,7 @@ class Explorer:
         def work() -> None:
             try:
                 updates.put(("done", projector.project(target.rgb[None], callback=callback)))
-            except BaseException as e:  # noqa: BLE001 - handed to the page
+            except BaseException as e:  # handed to the page
                 updates.put(("error", e))
 
         threading.Thread(target=work, name="gamut-explore-projection", daemon=True).start()
@@ -354,9 +379,9 @@ class Explorer:
             out = self.workspace / "projections" / target.name
             info = {"names": [target.name], **result.latents.info}
             latents = Latents(result.latents.ws, result.latents.noise, info)
-            latents = save_latents(out / "latents.safetensors", latents, g)
+            saved = save_latents(out / "latents.safetensors", latents, g)
             final = image_grid(torch.cat([target.rgb[None], result.images]), nrow=2)
-            yield ProjectionUpdate(cfg.steps, cfg.steps, result.metrics[0]["lpips"], final, latents, result.metrics[0])
+            yield ProjectionUpdate(cfg.steps, cfg.steps, result.metrics[0]["lpips"], final, saved, result.metrics[0])
             return
 
     def cancel(self) -> None:

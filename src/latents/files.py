@@ -20,23 +20,20 @@ import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save as st_save
-from torch import Tensor, nn
+from torch import Tensor
 
+from src.nn.style_generator import NoiseLayer, StyleGenerator
 from src.utils.io import atomic_write
 
 FORMAT = "gamut-latents/1"
 
 
-def noise_layers(generator: nn.Module) -> dict[str, nn.Module]:
+def noise_layers(generator: StyleGenerator) -> dict[str, NoiseLayer]:
     """Synthesis layers that take noise, by their name inside ``generator.synthesis`` (in order)."""
-    return {
-        name: m
-        for name, m in generator.synthesis.named_modules()
-        if getattr(m, "use_noise", False) and hasattr(m, "noise_const")
-    }
+    return {name: m for name, m in generator.synthesis.named_modules() if isinstance(m, NoiseLayer) and m.use_noise}
 
 
-def fingerprint(generator: nn.Module) -> dict:
+def fingerprint(generator: StyleGenerator) -> dict:
     """The shape facts a latent file must agree with to render on ``generator``."""
     return {
         "class": f"{type(generator).__module__}.{type(generator).__qualname__}",
@@ -78,7 +75,7 @@ class Latents:
         return Latents(self.ws[index], {k: v[index] for k, v in self.noise.items()}, dict(self.info))
 
 
-def save_latents(path: str | Path, latents: Latents, generator: nn.Module) -> Path:
+def save_latents(path: str | Path, latents: Latents, generator: StyleGenerator) -> Path:
     """Write ``latents`` for ``generator`` atomically (checks the shapes against the generator first)."""
     fp = fingerprint(generator)
     check_shapes(latents, fp, str(path))
@@ -104,7 +101,7 @@ def check_shapes(latents: Latents, fp: dict, where: str) -> None:
             )
 
 
-def load_latents(path: str | Path, generator: nn.Module | None = None, key: str = "latents") -> Latents:
+def load_latents(path: str | Path, generator: StyleGenerator | None = None, key: str = "latents") -> Latents:
     """Read a latent file; with ``generator``, check that it fits (ValueError naming the mismatch)."""
     path = Path(path)
     if not path.is_file():
@@ -145,7 +142,7 @@ def _load_npz(path: Path, key: str) -> Latents:
 
 
 @contextlib.contextmanager
-def noise_override(generator: nn.Module, noise: dict[str, Tensor]) -> Iterator[None]:
+def noise_override(generator: StyleGenerator, noise: dict[str, Tensor]) -> Iterator[None]:
     """Within the block, layer ``name`` uses ``noise[name]`` (``[N, H, W]``, one map per image) as its
     'const' noise; the stored buffers come back afterwards. Gradients flow into the given maps."""
     layers = noise_layers(generator)
@@ -162,7 +159,7 @@ def noise_override(generator: nn.Module, noise: dict[str, Tensor]) -> Iterator[N
             layers[name].noise_const = t
 
 
-def render(generator: nn.Module, latents: Latents, noise_mode: str = "const", batch: int = 16) -> Tensor:
+def render(generator: StyleGenerator, latents: Latents, noise_mode: str = "const", batch: int = 16) -> Tensor:
     """Images of ``latents`` in the model's color space; 'const' uses the file's noise maps if it has them."""
     device = next(generator.parameters()).device
     out = []

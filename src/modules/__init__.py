@@ -1,3 +1,3 @@
-"""The model families: the shared GANModule contract (base.py) and one package per family (stylegan2,
-segan, chromagan).
+"""The model families: the shared GANModule contract (base.py), the training engine beside it
+(engine/) and one package per family (stylegan2, segan, chromagan).
 """

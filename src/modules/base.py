@@ -9,42 +9,39 @@ states are restored right before the first resumed step, so nothing done while r
 (network init, data set-up) shifts the random stream. A fresh run re-seeds at that point too, as
 Lightning's DDP re-seeds each rank after the model is built, so 1 and N processes draw the same numbers.
 
-**Multi-process (DDP, as stylegan3's training loop).** Lightning's DDP wrapper is kept for its start-up
-broadcast and per-forward buffer sync, but its gradient hooks are switched off
-(:meth:`begin_iteration`); :meth:`step` averages each phase's gradients itself with one flat
-``all_reduce``. So every phase, double backward and lazy intervals included, syncs exactly the
-parameters it trained, without ``find_unused_parameters``. Random draws go through :meth:`draw`: one
-draw for the global batch, of which each rank takes its rows ``rank::world_size`` (the sampler's
-sharding). One process draws exactly what a plain ``torch.randn`` would.
+**The family contract** is :class:`GANModule`'s class docstring: what a family must provide, what
+it may override (with the defaults here), and what it states about the config
+(:class:`src.utils.family_rules.FamilyRules`, which config validation asks). Callers use those
+names and never probe a module for attributes.
 
-**Gradient accumulation (``data.batch_gpu``, as NVIDIA's ``--batch-gpu``).** With a per-device batch
-``n`` and ``batch_gpu = b < n``, :meth:`accumulate` runs each phase in ``n / b`` rounds of ``b`` rows
-and steps once. Round ``k`` takes rows ``k::rounds`` of the batch, and every draw of round ``k`` is
-those rows of the one draw the whole batch makes (recorded in the first round, replayed after),
-so the rounds are exactly the virtual ranks of a ``world * rounds``-process run: the same images,
-latents and labels, the same minibatch-stddev groups, and (fp32, noise inputs off) the same result
-as the whole batch in one pass.
+**The engine** every optimizer step runs on lives beside the contract in :mod:`src.modules.engine`;
+the base holds its objects and exposes them through public methods:
 
-**fp16 (``16-mixed``).** Lightning's precision plugin holds one GradScaler for all optimizers, so an
-overflow in G's step would shrink D's loss scale too. :meth:`step` gives each optimizer its own
-scaler (swapped into the plugin for that phase's backward and step); all of them are saved in the
-checkpoint. Double-backward penalties run in float32 (:meth:`fp32`).
-
-**Speed (``model.perf``, issue 8).** ``channels_last`` stores every 4-D weight and the real batch in
-NHWC memory format (faster convolutions on CPU with oneDNN and on tensor-core GPUs); ``compile``
-wraps the networks of the main phases in ``torch.compile`` (:meth:`compiled`), falling back to eager
-with one warning when compilation fails (no C++ compiler, an unsupported op). Double-backward
-phases stay eager: ``torch.compile`` does not differentiate twice. Neither option changes what is
-computed; ``tests/test_speed_paths.py`` holds them to the plain path's outputs. :meth:`phase` marks
-the phases so ``src/tools/benchmark.py`` can time them and count their FLOPs.
+- *multi-process (DDP, as stylegan3's training loop)*: Lightning's DDP wrapper is kept for its
+  start-up broadcast and per-forward buffer sync, but its gradient hooks are switched off
+  (:meth:`GANModule.begin_iteration`); :meth:`GANModule.step` averages each phase's gradients itself
+  with one flat ``all_reduce`` (:mod:`src.modules.engine.grad_sync`). So every phase, double backward
+  and lazy intervals included, syncs exactly the parameters it trained, without
+  ``find_unused_parameters``. Random draws go through :meth:`GANModule.draw`: one draw for the global
+  batch, of which each rank takes its rows (``rank``, ``world_size``);
+- *gradient accumulation* (``data.batch_gpu``, NVIDIA's ``--batch-gpu``):
+  :meth:`GANModule.accumulate` runs a phase in :meth:`GANModule.rounds` rounds and steps once, the
+  rounds drawing exactly what the whole batch would (:mod:`src.modules.engine.accumulation`);
+- *fp16* (``16-mixed``): one GradScaler per optimizer (:mod:`src.modules.engine.loss_scalers`), saved
+  in the checkpoint; double-backward penalties run in float32 (:meth:`GANModule.fp32`);
+- *speed* (``model.perf``, issue 8): ``channels_last`` stores every 4-D weight and the real batch in
+  NHWC memory format; ``compile`` wraps the networks of the main phases in ``torch.compile``
+  (:meth:`GANModule.compiled`), falling back to eager with one warning
+  (:mod:`src.modules.engine.compile_fallback`). Double-backward phases stay eager. Neither option
+  changes what is computed; ``tests/test_speed_paths.py`` holds them to the plain path's outputs.
+  :meth:`GANModule.phase` marks the phases so the benchmark can time them and count their FLOPs.
 """
 
 from __future__ import annotations
 
 import random
-import warnings
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import pytorch_lightning as pl
@@ -53,7 +50,15 @@ import torch.nn.functional as F
 from lightning_fabric.utilities.seed import reset_seed
 from torch import Tensor
 
+from src.colorspaces import ColorSpace
+from src.datamodules.image_datamodule import ImageDataModule
 from src.datamodules.labels import draw_labels
+from src.modules.engine.accumulation import RoundLoss, Rounds, accumulate_rounds, draw_rows, draw_shared, rounds_for
+from src.modules.engine.compile_fallback import CompiledOrEager
+from src.modules.engine.grad_sync import average_gradients
+from src.modules.engine.loss_scalers import LossScalers
+from src.profiling.measure import PhaseRecorder
+from src.utils.family_rules import FamilyRules
 
 __all__ = ["GANModule", "merge_options", "sanitize_grads", "DEFAULT_PERF"]
 
@@ -94,7 +99,7 @@ def sanitize_grads(optimizer) -> None:
                 grad.nan_to_num_(nan=0.0, posinf=big, neginf=-big)
 
 
-class GANModule(pl.LightningModule):
+class GANModule(pl.LightningModule, FamilyRules):
     """Base class of every model family: manual optimization, counters, resume state, NaN checks, DDP
     gradient sync, and the family contract. Callers (``src/train.py``, callbacks, metrics, tools) use
     the contract below and never probe a module for attributes.
@@ -102,29 +107,50 @@ class GANModule(pl.LightningModule):
     **A family must provide**
 
     - *its networks*, built in ``__init__``: ``G`` and ``D`` (generator families also ``G_ema``,
-      never trained), and the attributes ``colorspace`` (a ``ColorSpace``), ``resolution``
-      (``(height, width)``) and ``num_classes``;
+      never trained, a :class:`src.nn.style_generator.StyleGenerator`), and the attributes
+      ``colorspace`` (a ``ColorSpace``), ``resolution`` (``(height, width)``) and ``num_classes``;
     - ``configure_optimizers()``: one optimizer per network;
     - *its phases*: :meth:`phase_intervals` (every phase's name and how often it runs, in run order)
       and :meth:`train_phases` (one iteration: the phases due, each a method of its own marked with
-      :meth:`phase` and ending in :meth:`step`; returns what to log). The base's
-      :meth:`training_step` runs :meth:`begin_iteration`, the phases, :meth:`advance` and the logging;
+      :meth:`phase` and ending in :meth:`step` or :meth:`accumulate`; returns what to log). The
+      base's :meth:`training_step` runs :meth:`begin_iteration`, the phases, :meth:`advance` and the
+      logging;
     - *its checkpoint state*: the constructor's arguments, recorded with ``save_hyperparameters``
       (``src.checkpoints.load.load_module`` rebuilds the class from them), and everything learned
       or tracked in parameters and registered buffers (``state_dict``). The base adds the counters,
       RNG states, colour space, class path, run config and loss scalers (:meth:`on_save_checkpoint`).
 
-    **A family may override**
+    **A family may override** (the defaults are here)
 
     - :meth:`prepare_fit`: what it needs from outside before training (pretrained weights, the data's
       class frequencies); called by ``src/train.py`` before the run folder exists and by :meth:`setup`;
-    - *preview images* for the sample grid: :meth:`sample` (images from latents: ``fakes``), or
-      ``colorizes = True`` with :meth:`colorize` and :meth:`gray_baseline` (``gray | prediction | truth``);
+    - *generation*: :attr:`z_dim` (the latent size; 0: no latent input) and :meth:`sample` (images
+      from latents: the grid's ``fakes``); :attr:`img_channels` follows the colour space;
+    - *colorization*: ``colorizes = True`` with :meth:`colorize` and :meth:`gray_baseline` (the grid's
+      ``gray | prediction | truth``);
     - *label conditioning*: ``conditional_on_labels`` (False when ``num_classes`` is not the data's
-      classes) and :meth:`label_frequencies` (what :meth:`random_labels` and the metrics draw the
-      labels of generated images from; uniform by default);
-    - ``nonfinite_advice``: what the non-finite-loss error tells the user to change.
+      classes), :meth:`labels_to_onehot` (class indices -> what G and D take) and
+      :meth:`label_frequencies` (what :meth:`random_labels` and the metrics draw the labels of
+      generated images from; uniform by default);
+    - ``nonfinite_advice``: what the non-finite-loss error tells the user to change;
+      ``validation_metrics``: the keys it logs itself (a sweep may optimize them);
+    - *its config rules* (:class:`~src.utils.family_rules.FamilyRules`, class attributes and class
+      methods asked by config validation before anything is built): the size rule
+      (``doubles_from_base``), the per-device batch (``check_batch``), gradient accumulation
+      (``accumulates_gradients``, ``no_accumulation_reason``, ``check_batch_gpu``), and ``kwargs_to``.
+
+    **The engine** (:mod:`src.modules.engine`) is reached through :meth:`step`, :meth:`accumulate`,
+    :meth:`rounds`, :meth:`in_rounds`, :meth:`draw`, :meth:`draw_shared`, :meth:`compiled`,
+    :meth:`loss_scales`, :attr:`rank` and :attr:`world_size`.
     """
+
+    G: torch.nn.Module
+    D: torch.nn.Module
+    G_ema: torch.nn.Module  # generator families: a src.nn.style_generator.StyleGenerator
+    colorspace: ColorSpace
+    resolution: tuple[int, int]
+    num_classes: int
+    _nonfinite: Tensor  # buffer: whether any loss since the last check was NaN/Inf
 
     #: appended to the non-finite-loss error: what to change for this family
     nonfinite_advice = "Lower the learning rate or resume from an earlier checkpoint."
@@ -132,15 +158,15 @@ class GANModule(pl.LightningModule):
     conditional_on_labels = True
     #: the sample grid shows colorizations (:meth:`colorize`) instead of generated images (:meth:`sample`)
     colorizes = False
-    # Keys the family logs to trainer.callback_metrics itself (a sweep's optimized_metric may name them).
+    #: keys the family logs to trainer.callback_metrics itself (a sweep's optimized_metric may name them)
     validation_metrics: tuple[str, ...] = ()
 
     def __init__(self, check_finite_every: int = 50, perf: dict | None = None) -> None:
         super().__init__()
         self.perf = merge_options(DEFAULT_PERF, perf, "model.perf")
-        self.phase_recorder = None  # set by src/tools/benchmark.py; see :meth:`phase`
+        self.phase_recorder: PhaseRecorder | None = None  # set by the benchmark (src/benchmark/); see :meth:`phase`
         self.run_config: dict | None = None  # set by src/train.py; saved in checkpoints under gamut.config
-        self._compiled: dict[int, _CompiledOrEager] = {}
+        self._compiled: dict[int, CompiledOrEager] = {}
         self.automatic_optimization = False
         self.cur_nimg = 0
         self.iteration = 0
@@ -148,18 +174,17 @@ class GANModule(pl.LightningModule):
         self._pending_rng: dict | None = None
         self._rank, self._world = 0, 1
         self.batch_gpu: int | None = None  # rows per forward/backward pass (None: the whole batch); families set it
-        self._rounds: _Rounds | None = None  # the accumulation round under way (see accumulate)
-        self._scalers: dict[int, torch.amp.GradScaler] = {}  # one loss scaler per optimizer (16-mixed)
-        self._pending_scalers: list[dict] | None = None
+        self._rounds: Rounds | None = None  # the accumulation round under way (see accumulate)
+        self.loss_scalers = LossScalers()  # one loss scaler per optimizer (16-mixed)
         self.register_buffer("_nonfinite", torch.zeros([], dtype=torch.bool), persistent=False)
 
     # ------------------------------------------------------------------------------------------
-    # The family contract: phases (must), preparation, previews and labels (may).
+    # The family contract: phases (must), preparation, generation, previews and labels (may).
 
     def phase_intervals(self) -> dict[str, int]:
         """Every phase's name -> how often it runs (every k-th iteration), in the order it runs.
 
-        ``src/tools/benchmark.py`` amortizes per-phase timings with it; :meth:`due` reads it.
+        The benchmark (``src/benchmark/``) amortizes per-phase timings with it; :meth:`due` reads it.
         """
         raise NotImplementedError(f"{type(self).__name__} must define phase_intervals()")
 
@@ -178,14 +203,13 @@ class GANModule(pl.LightningModule):
         self.advance(batch["image"].shape[0])
         self.log_iteration(log)
 
-    def log_iteration(self, log: dict[str, Tensor | float]) -> None:
+    def log_iteration(self, log: Mapping[str, Tensor | float]) -> None:
         """Log ``log`` and the progress, keyed by images seen (loggers' x-axis), not Lightning's step count."""
-        log["progress/kimg"] = self.kimg
-        log["step"] = float(self.cur_nimg)
-        self.log_dict(log, on_step=True, on_epoch=False)
+        values = {**log, "progress/kimg": self.kimg, "step": float(self.cur_nimg)}
+        self.log_dict(values, on_step=True, on_epoch=False)
         self.log("kimg", self.kimg, on_step=True, on_epoch=False, prog_bar=True, logger=False)
 
-    def prepare_fit(self, datamodule=None, resuming: bool = False) -> list[str]:
+    def prepare_fit(self, datamodule: ImageDataModule | None = None, resuming: bool = False) -> list[str]:
         """Take what training needs from outside the config (``datamodule``: gamut's ``ImageDataModule``
         or None); returns notes for ``train.log``. Nothing by default.
 
@@ -197,7 +221,20 @@ class GANModule(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         if stage == "fit":
-            self.prepare_fit(self.trainer.datamodule, resuming=self.trainer.ckpt_path is not None)
+            # Lightning's data connector sets trainer.datamodule (None without one); Trainer does not declare it
+            datamodule = self.trainer.datamodule  # type: ignore[attr-defined]
+            self.prepare_fit(datamodule, resuming=self.trainer.ckpt_path is not None)
+
+    @property
+    def z_dim(self) -> int:
+        """The latent size :meth:`sample` takes (columns of ``z``); 0 for a family that does not
+        generate from latents (the default)."""
+        return 0
+
+    @property
+    def img_channels(self) -> int:
+        """Channels of the images the networks see and make: the colour space's."""
+        return self.colorspace.channels
 
     @torch.no_grad()
     def sample(self, z: Tensor, labels: Tensor | None = None, **options: Any) -> Tensor:
@@ -214,6 +251,13 @@ class GANModule(pl.LightningModule):
     def gray_baseline(self, images: Tensor) -> Tensor:
         """The trivial colorization of ``images`` (no colour) beside :meth:`colorize` in the grids."""
         raise NotImplementedError(f"{type(self).__name__} is not a colorization model")
+
+    def labels_to_onehot(self, labels: Tensor | None) -> Tensor | None:
+        """Class indices ``[N]`` -> the one-hot float32 ``[N, num_classes]`` that G and D take; None
+        for ``labels`` None or a model that is not label-conditional."""
+        if not self.conditional_on_labels or self.num_classes == 0 or labels is None:
+            return None
+        return F.one_hot(labels.long(), self.num_classes).to(torch.float32)
 
     def label_frequencies(self) -> Tensor | None:
         """The data's class frequencies ``[num_classes]`` that generated labels are drawn from; None or
@@ -234,11 +278,21 @@ class GANModule(pl.LightningModule):
         return F.one_hot(labels, classes).float()
 
     # ------------------------------------------------------------------------------------------
-    # Progress.
+    # Progress and processes.
 
     @property
     def kimg(self) -> float:
         return self.cur_nimg / 1000.0
+
+    @property
+    def rank(self) -> int:
+        """This process's index among :attr:`world_size` (0 outside multi-process training)."""
+        return self._rank
+
+    @property
+    def world_size(self) -> int:
+        """How many processes train together (1 outside multi-process training); set at train start."""
+        return self._world
 
     def begin_iteration(self) -> None:
         """Call first in ``training_step``: hands gradient sync from DDP's reducer to :meth:`step`.
@@ -261,7 +315,7 @@ class GANModule(pl.LightningModule):
         return global_batch
 
     # ------------------------------------------------------------------------------------------
-    # Steps, draws, precision.
+    # Steps, accumulation, draws, precision (the engine: src/modules/engine/).
 
     def step(self, opt, loss: Tensor) -> None:
         """Backward ``loss`` into ``opt``'s parameters, average their gradients over the ranks,
@@ -284,31 +338,35 @@ class GANModule(pl.LightningModule):
         loss scale below 1). So Lightning's GradScaler semantics are unchanged, and without loss
         scaling (fp32, bf16) every step is cleaned, NVIDIA's way.
         """
-        self._use_scaler_of(opt)
+        self.use_loss_scaler(opt)
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        if self._world > 1:
-            self._average_grads(opt)
+        self.sync_gradients(opt)
         opt.step()  # -> on_before_optimizer_step: nan_to_num on the gradients, then the update
         self._nonfinite |= ~torch.isfinite(loss.detach())
 
     def rounds(self, batch: int) -> int:
         """How many accumulation rounds a per-device batch of ``batch`` rows takes (``batch / batch_gpu``)."""
-        b = self.batch_gpu
-        if b is None or b >= batch:
-            return 1
-        if batch % b:
-            raise ValueError(f"data.batch_gpu={b} does not divide the per-device batch {batch}")
-        return batch // b
+        return rounds_for(batch, self.batch_gpu)
+
+    @contextmanager
+    def in_rounds(self, rounds: Rounds) -> Iterator[Rounds]:
+        """Within: :meth:`draw` and :meth:`draw_shared` draw for ``rounds``' current round (its
+        :meth:`~src.modules.engine.accumulation.Rounds.begin`); the enclosing rounds (or none) after."""
+        outer, self._rounds = self._rounds, rounds
+        try:
+            yield rounds
+        finally:
+            self._rounds = outer
 
     def accumulate(
         self,
         opt,
-        round_loss: Callable[[int, int, dict[str, Tensor]], Tensor],
+        round_loss: RoundLoss,
         rows: int,
         rounds: int,
         log: dict[str, Tensor],
-        replay: _Rounds | None = None,
+        replay: Rounds | None = None,
     ) -> None:
         """One phase's optimizer step over ``rows`` rows of this rank in ``rounds`` rounds (gradient
         accumulation, NVIDIA's ``--batch-gpu``).
@@ -324,70 +382,37 @@ class GANModule(pl.LightningModule):
             loss = round_loss(0, rows, log)
             self.step(opt, loss)
             return
-        b = rows // rounds
-        state = replay if replay is not None else _Rounds(rounds)
-        self._use_scaler_of(opt)
+        state = replay if replay is not None else Rounds(rounds)
+        self.use_loss_scaler(opt)
         opt.zero_grad(set_to_none=True)
-        logs: list[dict[str, Tensor]] = []
-        outer, self._rounds = self._rounds, state
-        try:
-            for k in range(rounds):
-                state.begin(k)
-                logs.append({})
-                loss = round_loss(k, b, logs[-1])
-                self.manual_backward(loss / rounds)
-                self._nonfinite |= ~torch.isfinite(loss.detach())
-        finally:
-            self._rounds = outer
-        for key in logs[0]:
-            log[key] = torch.stack([entry[key] for entry in logs]).mean()
-        if self._world > 1:
-            self._average_grads(opt)
+
+        def backward(loss: Tensor) -> None:
+            self.manual_backward(loss / rounds)
+            self._nonfinite |= ~torch.isfinite(loss.detach())
+
+        with self.in_rounds(state):
+            accumulate_rounds(state, rows, round_loss, backward, log)
+        self.sync_gradients(opt)
         opt.step()
+
+    def sync_gradients(self, opt) -> None:
+        """Average the gradients of ``opt``'s parameters over the ranks (one flat ``all_reduce``); a
+        no-op in one process. :meth:`step` and :meth:`accumulate` call it before the update."""
+        if self._world > 1:
+            average_gradients(opt, self._world)
 
     def on_before_optimizer_step(self, optimizer) -> None:
         """Lightning's hook right before each update (after ``unscale_`` under fp16): see :meth:`step`."""
         sanitize_grads(optimizer)
 
-    def _use_scaler_of(self, opt) -> None:
-        """Under fp16 loss scaling, put ``opt``'s own GradScaler into the precision plugin."""
-        plugin = self.trainer.precision_plugin
-        shared = getattr(plugin, "scaler", None)
-        if shared is None:
-            return
-        optimizers = [getattr(o, "optimizer", o) for o in self.trainer.optimizers]
-        index = optimizers.index(getattr(opt, "optimizer", opt))
-        if not self._scalers:
-            pending, self._pending_scalers = self._pending_scalers, None
-            for i in range(len(optimizers)):
-                scaler = torch.amp.GradScaler(
-                    self.device.type,
-                    init_scale=shared.get_scale(),
-                    growth_factor=shared.get_growth_factor(),
-                    backoff_factor=shared.get_backoff_factor(),
-                    growth_interval=shared.get_growth_interval(),
-                )
-                if pending and i < len(pending):
-                    scaler.load_state_dict(pending[i])
-                self._scalers[i] = scaler
-        plugin.scaler = self._scalers[index]
+    def use_loss_scaler(self, opt) -> None:
+        """Under fp16 loss scaling, put ``opt``'s own GradScaler into the precision plugin
+        (:class:`~src.modules.engine.loss_scalers.LossScalers`); :meth:`step` and :meth:`accumulate` call it."""
+        self.loss_scalers.use(self.trainer, opt, self.device.type)
 
     def loss_scales(self) -> list[float]:
         """The current fp16 loss scale of each optimizer (empty without loss scaling)."""
-        return [self._scalers[i].get_scale() for i in sorted(self._scalers)]
-
-    def _average_grads(self, opt) -> None:
-        params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
-        if not params:
-            return
-        flat = torch.cat([p.grad.flatten() for p in params])
-        torch.distributed.all_reduce(flat)
-        flat /= self._world
-        offset = 0
-        for p in params:
-            n = p.grad.numel()
-            p.grad.copy_(flat[offset : offset + n].view_as(p.grad))
-            offset += n
+        return self.loss_scalers.scales()
 
     def draw(self, fn: Callable[..., Tensor], n: int, *shape: int, device=None) -> Tensor:
         """``fn(n, *shape)`` (``torch.randn``, ``torch.rand``) for this rank: its rows of one global draw.
@@ -397,21 +422,11 @@ class GANModule(pl.LightningModule):
         draw, later rounds take their rows of it, so the rounds together draw what one pass would.
         """
         device = self.device if device is None else device
-        rounds = self._rounds
-        if rounds is None:
-            if self._world == 1:
-                return fn(n, *shape, device=device)
-            return fn(n * self._world, *shape, device=device)[self._rank :: self._world]
-        parts = self._world * rounds.count
-        full = rounds.replay(lambda: fn(n * parts, *shape, device=device))
-        if full.shape[0] != n * parts:
-            first = full.shape[0] // parts
-            raise RuntimeError(f"accumulation round {rounds.index} drew {n} rows where the first drew {first}")
-        return full[self._rank + self._world * rounds.index :: parts]
+        return draw_rows(fn, n, shape, device, self._rank, self._world, self._rounds)
 
     def draw_shared(self, fn: Callable[[], Tensor]) -> Tensor:
         """``fn()``: a draw every rank and every accumulation round shares (e.g. the style-mixing cutoff)."""
-        return fn() if self._rounds is None else self._rounds.replay(fn)
+        return draw_shared(fn, self._rounds)
 
     def fp32(self):
         """Autocast off: double-backward penalties (R1, path length, gradient penalty) run in float32."""
@@ -435,7 +450,7 @@ class GANModule(pl.LightningModule):
             return module
         wrapper = self._compiled.get(id(module))
         if wrapper is None:
-            wrapper = self._compiled[id(module)] = _CompiledOrEager(module)
+            wrapper = self._compiled[id(module)] = CompiledOrEager(module)
         return wrapper
 
     def to_memory_format(self, x: Tensor) -> Tensor:
@@ -472,15 +487,15 @@ class GANModule(pl.LightningModule):
         }
         if self.run_config is not None:  # the run's resolved config (src/train.py): resume without its folder
             checkpoint["gamut"]["config"] = self.run_config
-        if self._scalers:
-            checkpoint["gamut"]["grad_scalers"] = [self._scalers[i].state_dict() for i in sorted(self._scalers)]
+        if self.loss_scalers.scalers:
+            checkpoint["gamut"]["grad_scalers"] = self.loss_scalers.state_dicts()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("gamut", {})
         self.cur_nimg = int(state.get("cur_nimg", 0))
         self.iteration = int(state.get("iteration", 0))
         self._pending_rng = state.get("rng")
-        self._pending_scalers = state.get("grad_scalers")
+        self.loss_scalers.pending = state.get("grad_scalers")
 
     def on_train_start(self) -> None:
         self._rank, self._world = self.trainer.global_rank, self.trainer.world_size
@@ -492,69 +507,3 @@ class GANModule(pl.LightningModule):
         random.setstate(rng["python"])
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
-
-
-class _Rounds:
-    """The state of one phase's accumulation rounds: which round runs, and the draws the first round
-    made, replayed in the same order by the later ones (:meth:`GANModule.draw`)."""
-
-    def __init__(self, count: int) -> None:
-        self.count, self.index = count, 0
-        self.recorded: list[Tensor] = []
-        self.position = 0
-
-    def begin(self, index: int) -> None:
-        self.index, self.position = index, 0
-
-    def replay(self, make: Callable[[], Tensor]) -> Tensor:
-        if self.position < len(self.recorded):
-            out = self.recorded[self.position]
-        else:
-            out = make()
-            self.recorded.append(out)
-        self.position += 1
-        return out
-
-
-class _CompiledOrEager:
-    """Calls ``torch.compile(module)``; if compiling fails, warns once and runs ``module`` eagerly."""
-
-    def __init__(self, module: torch.nn.Module) -> None:
-        self.module = module
-        self.compiled = torch.compile(module)
-        self.failed = False
-
-    def __call__(self, *args, **kwargs):
-        if not self.failed:
-            try:
-                return self.compiled(*args, **kwargs)
-            except _COMPILE_ERRORS as err:
-                self.failed = True
-                warnings.warn(
-                    f"model.perf.compile: torch.compile failed for {type(self.module).__name__} "
-                    f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
-                    "running it eagerly instead",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-        return self.module(*args, **kwargs)
-
-
-def _compile_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = []
-    try:
-        from torch._dynamo.exc import TorchDynamoException
-
-        errors.append(TorchDynamoException)
-    except ImportError:  # pragma: no cover - very old torch
-        pass
-    try:
-        from torch._inductor.exc import InductorError
-
-        errors.append(InductorError)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(errors) or (RuntimeError,)
-
-
-_COMPILE_ERRORS = _compile_errors()

@@ -176,6 +176,8 @@ class Conv2dLayer(nn.Module):
     ``down=2`` blurs then strides, exactly as the reference resampling does for 3x3 and 1x1 kernels.
     """
 
+    fir: Tensor  # buffer (register_buffer in __init__)
+
     def __init__(
         self,
         in_channels: int,
@@ -281,6 +283,7 @@ def modulated_conv2d(
             # outside autograd the conv output is ours to overwrite
             x = x * d if torch.is_grad_enabled() else x.mul_(d)
     if up > 1:
+        assert fir is not None, "up > 1 needs the FIR filter"
         # transposed conv gives (H-1)*up + k; the blur with padding 1 (k=3, 4 taps) brings it to H*up.
         kf = fir.numel()
         p0 = (kf + up - 1) // 2 + k // 2 - (k - 1)

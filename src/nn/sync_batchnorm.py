@@ -22,27 +22,32 @@ dicts (checkpoints) load either way.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from torch.distributed import ProcessGroup
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.lazy import LazyModuleMixin
 
 __all__ = ["SyncBatchNorm"]
 
 
-def _world_size(group) -> int:
+def _world_size(group: ProcessGroup | None) -> int:
     if not (dist.is_available() and dist.is_initialized()):
         return 1
     return dist.get_world_size(group)
 
 
-def _all_reduce_sum(t: Tensor, group) -> Tensor:
+def _all_reduce_sum(t: Tensor, group: ProcessGroup | None) -> Tensor:
     """Autograd-aware sum over the ranks: the backward sums the incoming gradients over the ranks."""
     from torch.distributed import _functional_collectives as funcol
 
+    pg = group if group is not None else dist.group.WORLD
+    assert pg is not None, "torch.distributed is initialised whenever there are several ranks"
     # torch.distributed.nn.functional.all_reduce does the same but is deprecated in favour of this one
-    return funcol.wait_tensor(funcol.all_reduce(t, "sum", group if group is not None else dist.group.WORLD))
+    return funcol.wait_tensor(funcol.all_reduce(t, "sum", pg))
 
 
 class SyncBatchNorm(_BatchNorm):
@@ -56,9 +61,9 @@ class SyncBatchNorm(_BatchNorm):
         momentum: float | None = 0.1,
         affine: bool = True,
         track_running_stats: bool = True,
-        process_group=None,
-        device=None,
-        dtype=None,
+        process_group: ProcessGroup | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device=device, dtype=dtype)
         self.process_group = process_group
@@ -105,21 +110,23 @@ class SyncBatchNorm(_BatchNorm):
 
     @torch.no_grad()
     def _update_running_stats(self, mean: Tensor, var: Tensor, total: Tensor) -> None:
-        factor = self.momentum
+        running_mean, running_var = self.running_mean, self.running_var
+        assert running_mean is not None and running_var is not None  # the caller checked track_running_stats
+        factor = 0.0 if self.momentum is None else self.momentum  # as nn.BatchNorm2d's forward
         if self.num_batches_tracked is not None:
             self.num_batches_tracked.add_(1)
-            if factor is None:  # cumulative moving average
+            if self.momentum is None:  # cumulative moving average
                 factor = 1.0 / float(self.num_batches_tracked)
         unbiased = var * (total / (total - 1).clamp_min(1))
-        dtype = self.running_mean.dtype
-        self.running_mean.copy_(mean.to(dtype) * factor + self.running_mean * (1 - factor))
-        self.running_var.copy_(unbiased.to(dtype) * factor + self.running_var * (1 - factor))
+        dtype = running_mean.dtype
+        running_mean.copy_(mean.to(dtype) * factor + running_mean * (1 - factor))
+        running_var.copy_(unbiased.to(dtype) * factor + running_var * (1 - factor))
 
     # ------------------------------------------------------------------------------------------
     # Swapping the layers of a model.
 
     @classmethod
-    def convert(cls, module: nn.Module, process_group=None) -> nn.Module:
+    def convert(cls, module: nn.Module, process_group: ProcessGroup | None = None) -> nn.Module:
         """Replace every BatchNorm layer in ``module`` (``nn.BatchNorm{1,2,3}d``, ``nn.SyncBatchNorm``,
         any ``_BatchNorm``) by a :class:`SyncBatchNorm` holding the same parameters (same objects, so
         ``requires_grad`` and optimizer references carry over), running statistics, mode and ``qconfig``.
@@ -147,7 +154,9 @@ class SyncBatchNorm(_BatchNorm):
         out = module
         if isinstance(module, cls) and module._bn_class is not None:
             original = module._bn_class
-            kwargs = dict(process_group=module.process_group) if issubclass(original, nn.SyncBatchNorm) else {}
+            kwargs: dict[str, Any] = (
+                dict(process_group=module.process_group) if issubclass(original, nn.SyncBatchNorm) else {}
+            )
             out = original(
                 module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats, **kwargs
             )

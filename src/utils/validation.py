@@ -1,18 +1,23 @@
 """Start-up config validation: one clear message naming the key and the allowed values.
 
-Runs before anything is written to the run folder (bad input loses nothing on disk).
+Runs before anything is written to the run folder (bad input loses nothing on disk). What a model
+family requires of the config (its size rule, its batch and ``data.batch_gpu`` rules) is asked of
+the family's class, located from ``model._target_`` (:func:`model_family`,
+:class:`src.utils.family_rules.FamilyRules`); the checks here are family-neutral.
 """
 
 from __future__ import annotations
 
 import inspect
+import pydoc
 from pathlib import Path
 
-from hydra.utils import _locate
 from omegaconf import DictConfig
 
 from src.colorspaces import COLORSPACE_NAMES, get_colorspace
+from src.utils.family_rules import FamilyRules
 from src.utils.resolution import base_shape, fp16_first_block, parse_resolution, parse_size
+from src.utils.run_folder import HYDRA_DIR, last_checkpoint
 
 
 class ConfigError(ValueError):
@@ -28,20 +33,30 @@ def _get(cfg: DictConfig, key: str, default=None):
     return node
 
 
-def _doubles_from_4px(cfg: DictConfig) -> bool:
-    """StyleGAN-family generators grow from a small constant: their sides must be ``(b_h * 2**k, b_w * 2**k)``."""
-    target = str(_get(cfg, "model._target_", "") or "")
-    return target.startswith(("src.modules.stylegan2.", "src.modules.segan."))
+def model_class(cfg: DictConfig) -> type | None:
+    """The class ``model._target_`` names (imported), or None when there is none or it cannot be
+    found (instantiation then reports the bad ``_target_`` itself)."""
+    target = _get(cfg, "model._target_")
+    if not target:
+        return None
+    try:
+        cls = pydoc.locate(str(target))
+    except Exception:  # an error while importing the family's module: instantiation reports it
+        return None
+    return cls if isinstance(cls, type) else None
+
+
+def model_family(cfg: DictConfig) -> type[FamilyRules] | None:
+    """The model family ``model._target_`` names (a ``GANModule`` subclass, whose config rules
+    validation asks), or None for another class or none."""
+    cls = model_class(cfg)
+    return cls if cls is not None and issubclass(cls, FamilyRules) else None
 
 
 def check_model_keys(cfg: DictConfig) -> None:
     """Every ``model.*`` key must be an argument of the model class (presets are StyleGAN2-family sets)."""
-    target = _get(cfg, "model._target_")
-    if not target:
-        return
-    try:
-        cls = _locate(str(target))
-    except Exception:  # noqa: BLE001 - instantiation reports a bad _target_ itself
+    cls = model_class(cfg)
+    if cls is None:
         return
     params = _init_arguments(cls)
     if params is None:
@@ -57,7 +72,8 @@ def check_model_keys(cfg: DictConfig) -> None:
 def _init_arguments(cls: type) -> set[str] | None:
     """The keyword arguments ``cls(...)`` accepts: its ``__init__``'s and, through ``**kwargs``, its
     bases' (SEGAN passes StyleGAN2's on) or those of the class it names as ``kwargs_to`` (ChromaGAN
-    passes its generator's on); None when the ``**kwargs`` chain never ends."""
+    passes its generator's on: :attr:`FamilyRules.kwargs_to`, read from the class that declares it);
+    None when the ``**kwargs`` chain never ends."""
     names: set[str] = set()
     for klass in cls.__mro__:
         if "__init__" not in vars(klass):
@@ -66,8 +82,9 @@ def _init_arguments(cls: type) -> set[str] | None:
         names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
         if not any(p.kind is p.VAR_KEYWORD for p in params):
             return names
-        if "kwargs_to" in vars(klass):
-            target = _init_arguments(vars(klass)["kwargs_to"])
+        passes_to = vars(klass).get("kwargs_to")
+        if passes_to is not None:
+            target = _init_arguments(passes_to)
             return None if target is None else names | target
     return None
 
@@ -90,9 +107,10 @@ def check_required(cfg: DictConfig) -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` for the first invalid value found."""
+    family = model_family(cfg)
     try:
         parse_size(_get(cfg, "data.resolution"), "data.resolution")
-        if _doubles_from_4px(cfg):
+        if family is not None and family.doubles_from_base:
             parse_resolution(_get(cfg, "data.resolution"), "data.resolution")
     except ValueError as e:
         raise ConfigError(str(e)) from None
@@ -117,16 +135,11 @@ def validate(cfg: DictConfig) -> None:
     batch = _get(cfg, "data.batch_size")
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
         raise ConfigError(f"data.batch_size={batch!r}: expected a positive integer (per device)")
-    group = _get(cfg, "model.mbstd_group")
-    if group is not None and _get(cfg, "model.mbstd_channels", 1):
-        need = max(2, group)
-        if batch < need:
-            raise ConfigError(
-                f"data.batch_size={batch} (per device) is smaller than max(2, model.mbstd_group="
-                f"{group}); use data.batch_size >= {need} or lower model.mbstd_group"
-            )
-        if batch % group:
-            raise ConfigError(f"data.batch_size={batch} must be a multiple of model.mbstd_group={group}")
+    if family is not None:
+        try:
+            family.check_batch(_get(cfg, "model", {}), batch)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     check_batch_gpu(cfg, batch)
 
     # The run's length: trainer.max_steps (iterations) or trainer.max_kimg (images / 1000), at most one.
@@ -170,7 +183,8 @@ def check_precision(cfg: DictConfig) -> None:
                 "use trainer.precision=bf16-mixed or 32-true"
             )
     n = _get(cfg, "model.num_fp16_res")
-    if n is not None and _doubles_from_4px(cfg):
+    family = model_family(cfg)
+    if n is not None and family is not None and family.doubles_from_base:
         try:
             h, w = parse_size(_get(cfg, "data.resolution"), "data.resolution")
             fp16_first_block(base_shape(h, w)[2], n)
@@ -178,60 +192,66 @@ def check_precision(cfg: DictConfig) -> None:
             raise ConfigError(str(e)) from None
 
 
+def check_batch_gpu_value(value: object) -> int | None:
+    """``data.batch_gpu``: rows per forward/backward pass, a positive integer or None (the whole batch
+    in one pass); ``ConfigError`` otherwise. The families that accumulate check their argument with it."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"data.batch_gpu={value!r}: expected a positive integer (rows per pass) or null")
+    return value
+
+
 def check_batch_gpu(cfg: DictConfig, batch: int) -> None:
-    """``data.batch_gpu`` (gradient accumulation): it divides the per-device batch, holds whole
-    minibatch-stddev groups, splits path length's shrunk batch evenly, and the model supports it."""
-    b = _get(cfg, "data.batch_gpu")
+    """``data.batch_gpu`` (gradient accumulation): a positive integer that divides the per-device
+    batch, for a family that accumulates gradients; the family's own rules (whole minibatch-stddev
+    groups, path length's shrunk batch) come from ``FamilyRules.check_batch_gpu``."""
+    b = check_batch_gpu_value(_get(cfg, "data.batch_gpu"))
     if b is None:
         return
-    if isinstance(b, bool) or not isinstance(b, int) or b < 1:
-        raise ConfigError(f"data.batch_gpu={b!r}: expected a positive integer (rows per pass) or null")
-    if _get(cfg, "model") is not None and "batch_gpu" not in cfg.model:
+    family = model_family(cfg)
+    if family is not None and not family.accumulates_gradients:
         target = _get(cfg, "model._target_", "this model")
         raise ConfigError(
-            f"data.batch_gpu={b}: {target} does not accumulate gradients (ChromaGAN's generator has "
-            "BatchNorm, whose statistics depend on the batch); lower data.batch_size instead"
+            f"data.batch_gpu={b}: {target} does not accumulate gradients ({family.no_accumulation_reason}); "
+            "lower data.batch_size instead"
         )
     if batch % b:
         raise ConfigError(f"data.batch_gpu={b} does not divide data.batch_size={batch} (per device)")
-    group = _get(cfg, "model.mbstd_group")
-    if group is not None and _get(cfg, "model.mbstd_channels", 1) and b < batch:
-        if b < max(2, group):
-            raise ConfigError(
-                f"data.batch_gpu={b} is smaller than max(2, model.mbstd_group={group}): each pass needs whole "
-                "minibatch-stddev groups; raise data.batch_gpu or lower model.mbstd_group"
-            )
-        if b % group:
-            raise ConfigError(f"data.batch_gpu={b} must be a multiple of model.mbstd_group={group}")
-    shrink = _get(cfg, "model.loss.pl_batch_shrink", 1)
-    if (_get(cfg, "model.loss.pl_weight", 0) or 0) > 0 and b < batch:
-        rows, rounds = max(batch // shrink, 1), batch // b
-        if rows % rounds:
-            raise ConfigError(
-                f"data.batch_gpu={b}: path length runs on data.batch_size // model.loss.pl_batch_shrink = {rows} "
-                f"rows, which {rounds} passes cannot split evenly; use a data.batch_gpu that is a multiple of "
-                f"model.loss.pl_batch_shrink={shrink}"
-            )
+    if family is not None and b < batch:
+        try:
+            family.check_batch_gpu(_get(cfg, "model", {}), batch, b)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
 
 
-def check_model_data(model, datamodule) -> None:
-    """The model must fit the data: same resolution, channels, and labels the data actually has."""
+def check_model_data(model, datamodule, checkpoint: bool = False) -> None:
+    """The model must fit the data: same resolution, channels, and labels the data actually has.
+
+    ``checkpoint``: the model was loaded from a checkpoint to be evaluated (``src.eval``): messages
+    name the checkpoint, and the data need not have the model's labels (metric reals may have none).
+    """
     if tuple(model.resolution) != tuple(datamodule.resolution):
         raise ConfigError(
-            f"model.resolution={list(model.resolution)} does not match the data's "
+            f"data.resolution={list(datamodule.resolution)} does not match the checkpoint's {list(model.resolution)}"
+            if checkpoint
+            else f"model.resolution={list(model.resolution)} does not match the data's "
             f"{list(datamodule.resolution)} (data.resolution)"
         )
     if model.colorspace.name != datamodule.colorspace.name:
         raise ConfigError(
-            f"the model trains in colorspace {model.colorspace.name!r} but the data delivers "
+            f"the data's colorspace {datamodule.colorspace.name!r} differs from the checkpoint's "
+            f"{model.colorspace.name!r}"
+            if checkpoint
+            else f"the model trains in colorspace {model.colorspace.name!r} but the data delivers "
             f"{datamodule.colorspace.name!r} (set colorspace=...)"
         )
-    if model.G.img_channels != datamodule.img_channels:
+    if model.img_channels != datamodule.img_channels:
         raise ConfigError(
-            f"model.img_channels={model.G.img_channels} does not match the data's "
+            f"model.img_channels={model.img_channels} does not match the data's "
             f"{datamodule.img_channels} channels (colorspace.name)"
         )
-    n = model.num_classes if model.conditional_on_labels else 0
+    n = model.num_classes if model.conditional_on_labels and not checkpoint else 0
     if n and n != datamodule.num_classes:
         have = datamodule.num_classes
         raise ConfigError(
@@ -249,13 +269,13 @@ def resolve_ckpt_path(cfg: DictConfig, start_if_missing: bool = False) -> str | 
     checkpoint is refused, so an earlier run is never overwritten by accident.
     """
     run_dir = Path(cfg.paths.run_dir)
-    last = run_dir / "checkpoints" / "last.ckpt"
+    last = last_checkpoint(run_dir)
     if cfg.ckpt_path == "last":
         if last.is_file():
             return str(last)
         if start_if_missing:
             return None
-        started = (run_dir / ".hydra").is_dir()  # Hydra itself may have just created an empty run_dir
+        started = (run_dir / HYDRA_DIR).is_dir()  # Hydra itself may have just created an empty run_dir
         what = f"no checkpoint at {last}" if started else f"no run at {run_dir}"
         raise ConfigError(
             f"ckpt_path=last: {what} "

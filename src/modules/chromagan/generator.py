@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -138,7 +139,7 @@ class ColorizationGenerator(nn.Module):
         self.num_classes = num_classes
         self.img_channels = 3  # L, a, b
         self.vgg_input_norm = vgg_input_norm
-        block = dict(order=block_order, bn_momentum=bn_momentum, bn_eps=bn_eps)
+        block: dict[str, Any] = dict(order=block_order, bn_momentum=bn_momentum, bn_eps=bn_eps)
         c512, c256 = _c(512, width), _c(256, width)
         grid = (math.ceil(h / 32), math.ceil(w / 32))  # trunk /8, then two stride-2 blocks
         self.trunk = vgg16_trunk(width)

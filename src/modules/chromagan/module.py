@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from src.colorspaces import get_colorspace
+from src.datamodules.image_datamodule import ImageDataModule
+from src.datamodules.tinyimagenet import TinyImageNetDataset
 from src.metrics.colorization import RESULT_KEYS, ColorizationMetrics
 from src.modules.base import GANModule, merge_options
 from src.modules.chromagan import losses
@@ -56,9 +58,15 @@ class ChromaGAN(GANModule):
             ``fc_act``, ``vgg_input_norm``, ``block_order``, ``bn_momentum``, ``bn_eps``), passed on.
     """
 
+    G: ColorizationGenerator
+    D: PatchCritic
+    class_columns: Tensor  # buffer: the teacher's ImageNet column of each class (-1: not known yet)
+    trunk_initialized: Tensor  # buffer: the VGG trunk holds the ImageNet weights (a fresh run loaded them)
+
     kwargs_to = ColorizationGenerator  # where **generator_options go (read by config validation)
 
     conditional_on_labels = False  # num_classes is the teacher's class head, not data labels
+    no_accumulation_reason = "ChromaGAN's generator has BatchNorm, whose statistics depend on the batch"
     colorizes = True  # sample grids show gray input | prediction | ground truth
     validation_metrics = tuple(f"val/{k}" for k in RESULT_KEYS)  # on_validation_epoch_end
     nonfinite_advice = "Lower model.optim.g_lr/d_lr or resume from an earlier checkpoint."
@@ -131,23 +139,23 @@ class ChromaGAN(GANModule):
     # ------------------------------------------------------------------------------------------
     # Set-up: pretrained weights and the teacher (not needed for inference, so not in __init__).
 
-    def prepare_fit(self, datamodule=None, resuming: bool = False) -> list[str]:
+    def prepare_fit(self, datamodule: ImageDataModule | None = None, resuming: bool = False) -> list[str]:
         """Load the ImageNet trunk (fresh runs), fix the teacher's columns, build the teacher.
 
         Called by the train script before anything is written (so a missing VGG file is a clean
         start-up error) and again, harmlessly, from ``setup`` (the base's). Returns notes for the run log.
         """
         notes = []
-        weights_dir = self.hparams.weights_dir
-        if self.hparams.trunk_pretrained and not bool(self.trunk_initialized) and not resuming:
+        weights_dir = self.hparams["weights_dir"]
+        if self.hparams["trunk_pretrained"] and not bool(self.trunk_initialized) and not resuming:
             if weights_dir is None:
                 raise ValueError("model.weights_dir is not set (paths.weights_dir); it must hold vgg16-397923af.pth")
             load_trunk_weights(self.G.trunk, weights_dir)
             self.trunk_initialized.fill_(True)
             notes.append("VGG-16 trunk initialised from ImageNet weights")
         if self.num_classes != IMAGENET_CLASSES and bool((self.class_columns < 0).any()):
-            dataset = getattr(datamodule, "dataset", None)
-            index = getattr(dataset, "imagenet_index", None)
+            dataset = datamodule.dataset if isinstance(datamodule, ImageDataModule) else None
+            index = dataset.imagenet_index if isinstance(dataset, TinyImageNetDataset) else None
             if index is None or len(index) != self.num_classes:
                 have = "none" if index is None else f"{len(index)} classes"
                 raise ValueError(
@@ -220,7 +228,9 @@ class ChromaGAN(GANModule):
 
     def train_phases(self, batch: dict) -> dict[str, Tensor]:
         """The teacher's logits, then the G step (when due) and the critic step in ``optim.order``."""
-        opt_g, opt_d = self.optimizers()
+        optimizers = self.optimizers()
+        assert isinstance(optimizers, list)  # configure_optimizers returns two: G's and D's
+        opt_g, opt_d = optimizers
         l_in, ab_real = split_lab(self.to_memory_format(batch["image"]), self.ab_norm)
         log: dict[str, Tensor] = {}
         teacher_logits = self.teacher_step(l_in)

@@ -44,7 +44,8 @@ def vgg16_trunk(width: float = 1.0) -> nn.Sequential:
     for m in trunk.modules():  # torchvision's VGG init
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:  # always: every trunk conv has a bias
+                nn.init.zeros_(m.bias)
     return trunk
 
 

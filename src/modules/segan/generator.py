@@ -15,13 +15,13 @@ their diagonal collapse; ``eigen``: an orthonormal basis); 3 ``w'_l = L_l * c_l`
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
 from src.modules.segan.editing import Edit, apply_edits, as_edits
-from src.modules.segan.subspace import ColumnSumSubspace, EigenSubspace, FeatureSubspace, ScaleSubspace
+from src.modules.segan.subspace import ColumnSumSubspace, EigenSubspace, FeatureSubspace, ScaleSubspace, Subspace
 from src.modules.stylegan2.generator import Generator, SynthesisNetwork
 
 MODES = {
@@ -66,6 +66,8 @@ def check_subspace_config(mode: Any, variant: str, coords: str, q: int, w_dim: i
 class SEGANSynthesis(SynthesisNetwork):
     """The StyleGAN2 synthesis network with a subspace per w-consuming layer (their model_SEG.py)."""
 
+    slot_index: Tensor  # buffer (register_buffer in __init__)
+
     def __init__(
         self,
         mode: int = 0,
@@ -103,7 +105,7 @@ class SEGANSynthesis(SynthesisNetwork):
         self.register_buffer("slot_index", torch.tensor([l["slot"] for l in self.layers]), persistent=False)
         self.spaces = nn.ModuleList(self._make_subspace(l, U_init, L_init) for l in self.layers) if mode else None
 
-    def _make_subspace(self, layer: dict, U_init: str, L_init: str) -> nn.Module:
+    def _make_subspace(self, layer: dict, U_init: str, L_init: str) -> Subspace:
         if self.mode == 1:
             return FeatureSubspace(layer["channels"], layer["size"], self.q, U_init, L_init, self.hard)
         if self.mode == 3:
@@ -133,11 +135,17 @@ class SEGANSynthesis(SynthesisNetwork):
         A layer whose map is smaller than q (toRGB at 4x4: 3*16 = 48 < 64) cannot hold q orthonormal
         columns and is left out.
         """
-        if self.spaces is None or not all(hasattr(s, "U") for s in self.spaces):
+        spaces = self.typed_spaces()
+        bases = [s.U for s in spaces if isinstance(s, (FeatureSubspace, EigenSubspace))]  # the kinds with a U
+        if len(bases) < len(spaces):
             return []
-        return [s.U for s in self.spaces if s.U.shape[0] >= s.U.shape[1]]
+        return [u for u in bases if u.shape[0] >= u.shape[1]]
 
-    def forward(
+    def typed_spaces(self) -> list[Subspace]:
+        """``spaces`` as what they are (an ``nn.ModuleList`` is typed as holding plain modules); empty in mode 0."""
+        return [] if self.spaces is None else cast("list[Subspace]", list(self.spaces))
+
+    def forward(  # type: ignore[override]  # edit arguments in place of the layer hooks, which it fills itself
         self,
         ws: Tensor,
         noise_mode: str = "random",
@@ -146,29 +154,32 @@ class SEGANSynthesis(SynthesisNetwork):
         coords: Tensor | None = None,
         stats: tuple[Tensor, Tensor] | None = None,
         return_styles: bool = False,
-    ):
+    ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
         """``ws`` ``[B, K, w_dim]`` (the mapping output) -> image; pure function of its arguments.
 
         ``return_styles``: also return ``{"ws", "coords", "layer_ws"}`` with the edited coordinates
         ``[B, S, q]`` and the w each layer's modulation used ``[B, S, w_dim]``.
         """
-        edits = as_edits(edits)
-        if self.mode == 0 and not edits and not return_styles:
+        edit_list = as_edits(edits)
+        if self.mode == 0 and not edit_list and not return_styles:
             return super().forward(ws, noise_mode=noise_mode, fused=fused)  # exactly StyleGAN2
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
-        c = apply_edits(self.coordinates(ws, coords), edits, self.layout, stats)
+        c = apply_edits(self.coordinates(ws, coords), edit_list, self.layout, stats)
         slot_ws = ws[:, self.slot_index]
-        layer_adds = None
+        layer_adds: list[Tensor | None] | None = None
         if self.mode == 0:
             layer_ws = c
-        elif self.mode == 1:
-            layer_ws = slot_ws
-            layer_adds = [space(c[:, i]) for i, space in enumerate(self.spaces)]
-        elif self.variant == "eigen" and self.coords == "sampled":
-            layer_ws = torch.stack([space(c[:, i], slot_ws[:, i]) for i, space in enumerate(self.spaces)], dim=1)
         else:
-            layer_ws = torch.stack([space(c[:, i]) for i, space in enumerate(self.spaces)], dim=1)
+            spaces = self.spaces
+            assert spaces is not None  # built in modes 1 to 3
+            if self.mode == 1:
+                layer_ws = slot_ws
+                layer_adds = [space(c[:, i]) for i, space in enumerate(spaces)]
+            elif self.variant == "eigen" and self.coords == "sampled":
+                layer_ws = torch.stack([space(c[:, i], slot_ws[:, i]) for i, space in enumerate(spaces)], dim=1)
+            else:
+                layer_ws = torch.stack([space(c[:, i]) for i, space in enumerate(spaces)], dim=1)
         img = super().forward(ws, noise_mode=noise_mode, fused=fused, layer_ws=layer_ws, layer_adds=layer_adds)
         if return_styles:
             return img, {"ws": ws, "coords": c, "layer_ws": layer_ws}
@@ -194,6 +205,8 @@ class SEGANGenerator(Generator):
     ``U_init``, ``L_init``, ``hard``) and :class:`Generator`'s, passed through unchanged.
     """
 
+    synthesis: SEGANSynthesis  # made by make_synthesis
+
     def __init__(self, **kwargs: Any) -> None:
         # read by make_synthesis(), which Generator.__init__ calls
         self._subspace_args = {k: kwargs.pop(k, v) for k, v in _subspace_defaults().items()}
@@ -211,11 +224,12 @@ class SEGANGenerator(Generator):
         """The subspace table: id, layer L, subspace N, kind, resolution, w slot, q,
         ``abs_L`` (|L| per dim; None in mode 0) and ``rank`` (dims by |L|, largest first)."""
         rows = []
+        spaces = self.synthesis.typed_spaces()
         for i, layer in enumerate(self.synthesis.layers):
             row = dict(layer)
             row["resolution"] = "x".join(map(str, row.pop("size")))
             row["q"] = self.synthesis.q
-            space = self.synthesis.spaces[i] if self.synthesis.spaces is not None else None
+            space = spaces[i] if spaces else None
             if space is not None:
                 abs_l = space.L.detach().abs().float().cpu()
                 row["abs_L"] = abs_l.tolist()
@@ -236,7 +250,8 @@ class SEGANGenerator(Generator):
         """
         gen = torch.Generator().manual_seed(seed)
         device = next(self.parameters()).device
-        total = sq = None
+        total: Tensor | None = None
+        sq: Tensor | None = None
         done = 0
         while done < n:
             m = min(batch, n - done)
@@ -249,6 +264,7 @@ class SEGANGenerator(Generator):
             total = x.sum(0) if total is None else total + x.sum(0)
             sq = x.square().sum(0) if sq is None else sq + x.square().sum(0)
             done += m
+        assert total is not None and sq is not None, "coord_stats needs n >= 1"
         mean = total / n
         std = (sq / n - mean.square()).clamp_min(0).sqrt()
         return mean.float(), std.float()

@@ -57,6 +57,9 @@ class SEGAN(StyleGAN2):
     it passes SEGAN's ``edits``, ``coords`` and ``stats`` on to the generator.
     """
 
+    G: SEGANGenerator
+    G_ema: SEGANGenerator
+
     default_loss = {**DEFAULT_LOSS, "orth_reg": None}
 
     def __init__(

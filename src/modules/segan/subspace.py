@@ -170,3 +170,6 @@ class ScaleSubspace(nn.Module):
 
     def extra_repr(self) -> str:
         return f"q={self.q}"
+
+
+Subspace = FeatureSubspace | ColumnSumSubspace | EigenSubspace | ScaleSubspace  # what SEGANSynthesis.spaces holds

@@ -9,6 +9,8 @@ projection onto a label embedding for conditional models.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -37,7 +39,7 @@ class DiscriminatorBlock(nn.Module):
         self.skip = Conv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2)
         self.use_fp16 = False  # one of the highest num_fp16_res resolutions (set by Discriminator)
 
-    def forward(self, x: Tensor | None, img: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor | None, img: Tensor) -> Tensor:
         """Under ``16-mixed``, a block outside the highest ``num_fp16_res`` resolutions runs in float32."""
         device_type = img.device.type
         if not self.use_fp16 and fp16_autocast(device_type):
@@ -45,7 +47,7 @@ class DiscriminatorBlock(nn.Module):
                 return self._run(None if x is None else x.float(), img.float())
         return self._run(x, img)
 
-    def _run(self, x: Tensor | None, img: Tensor | None) -> Tensor:
+    def _run(self, x: Tensor | None, img: Tensor) -> Tensor:
         if self.fromrgb is not None:
             x = self.fromrgb(img)
         y = self.skip(x, gain=math.sqrt(0.5))
@@ -112,6 +114,7 @@ class DiscriminatorEpilogue(nn.Module):
         x = self.fc(x.flatten(1))
         x = self.out(x)
         if self.cmap_dim > 0:
+            assert cmap is not None, "a projection epilogue (cmap_dim > 0) needs the label embedding"
             x = (x * cmap).sum(dim=1, keepdim=True) / math.sqrt(self.cmap_dim)
         return x
 
@@ -137,22 +140,20 @@ class Discriminator(nn.Module):
         super().__init__()
         self.resolution, self.img_channels, self.c_dim = tuple(resolution), img_channels, num_classes
         h0, w0, doublings = base_shape(*self.resolution)
+        first_fp16 = fp16_first_block(doublings, num_fp16_res)
         self.blocks = nn.ModuleList()
         for i in range(doublings, 0, -1):
             res = 4 << i
             in_ch = 0 if i == doublings else channels_at(res, channel_base, channel_max)
-            self.blocks.append(
-                DiscriminatorBlock(
-                    in_ch,
-                    channels_at(res, channel_base, channel_max),
-                    channels_at(res // 2, channel_base, channel_max),
-                    img_channels,
-                    conv_clamp,
-                )
+            block = DiscriminatorBlock(
+                in_ch,
+                channels_at(res, channel_base, channel_max),
+                channels_at(res // 2, channel_base, channel_max),
+                img_channels,
+                conv_clamp,
             )
-        first_fp16 = fp16_first_block(doublings, num_fp16_res)
-        for block, i in zip(self.blocks, range(doublings, 0, -1)):
             block.use_fp16 = i >= first_fp16
+            self.blocks.append(block)
         self.num_fp16_res = num_fp16_res
         c4 = channels_at(4, channel_base, channel_max)
         self.cmap_dim = (cmap_dim or c4) if num_classes > 0 else 0
@@ -172,7 +173,11 @@ class Discriminator(nn.Module):
     def block_layers(self) -> list[nn.Module]:
         """Every block layer, highest resolution first, counted as stylegan2-ada-pytorch counts them
         for ``--freezed`` (FromImage, then each block's conv0, conv1, skip); the epilogue is not counted."""
-        return [layer for block in self.blocks for layer in block.layers()]
+        return [layer for block in self.typed_blocks() for layer in block.layers()]
+
+    def typed_blocks(self) -> Iterable[DiscriminatorBlock]:
+        """``blocks`` as what they are (an ``nn.ModuleList`` is typed as holding plain modules)."""
+        return cast("Iterable[DiscriminatorBlock]", self.blocks)
 
     def freeze(self, num_layers: int) -> list[nn.Parameter]:
         """Freeze-D (Mo et al. 2020): stop training the first ``num_layers`` of :meth:`block_layers`;
@@ -192,9 +197,10 @@ class Discriminator(nn.Module):
         expected = (self.img_channels, *self.resolution)
         if tuple(img.shape[1:]) != expected:
             raise ValueError(f"D expects images [N, {', '.join(map(str, expected))}], got {list(img.shape)}")
-        x = self.fromrgb(img) if not self.blocks else None
+        x: Tensor | None = self.fromrgb(img) if not self.blocks else None
         for block in self.blocks:
             x = block(x, img)
+        assert x is not None  # the blocks' output, or FromImage's at 4x4
         if fp16_autocast(img.device.type):  # 16-mixed: the epilogue and the label mapping in float32
             with float32(img.device.type):
                 return self._epilogue(x.float(), c)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterable
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +25,7 @@ from src.nn.layers import (
     upsample2d,
 )
 from src.nn.precision import float32, fp16_autocast
+from src.nn.style_generator import NoiseLayer, StyleGenerator, StyleMapping, StyleSynthesis
 from src.utils.resolution import base_shape, fp16_first_block
 
 NOISE_MODES = ("random", "const", "none")
@@ -37,7 +40,7 @@ def channels_at(res: int, channel_base: int, channel_max: int) -> int:
     return min(channel_base // res, channel_max)
 
 
-class MappingNetwork(nn.Module):
+class MappingNetwork(StyleMapping):
     """z (and optional one-hot label) -> w, broadcast to ``[N, num_ws, w_dim]``; tracks ``w_avg``."""
 
     def __init__(
@@ -65,25 +68,34 @@ class MappingNetwork(nn.Module):
 
     def forward(
         self,
-        z: Tensor,
+        z: Tensor | None,
         c: Tensor | None = None,
         psi: float = 1.0,
         cutoff: int | None = None,
         update_w_avg: bool = False,
     ) -> Tensor:
-        device_type = (z if z is not None else c).device.type
+        """``z`` None for a label-only mapping (``z_dim=0``, the discriminator's label embedding)."""
+        ref = z if z is not None else c
+        if ref is None:
+            raise ValueError("pass latents z, labels c or both")
+        device_type = ref.device.type
         if fp16_autocast(device_type):  # 16-mixed: the mapping stays in float32 (src/nn/precision.py)
             with float32(device_type):
                 return self._map(z, c, psi, cutoff, update_w_avg)
         return self._map(z, c, psi, cutoff, update_w_avg)
 
-    def _map(self, z: Tensor, c: Tensor | None, psi: float, cutoff: int | None, update_w_avg: bool) -> Tensor:
-        x = normalize_2nd_moment(z) if self.z_dim > 0 else None
+    def _map(self, z: Tensor | None, c: Tensor | None, psi: float, cutoff: int | None, update_w_avg: bool) -> Tensor:
+        x = None
+        if self.z_dim > 0:
+            if z is None:
+                raise ValueError(f"this mapping network takes latents (z_dim={self.z_dim}): pass z")
+            x = normalize_2nd_moment(z)
         if self.c_dim > 0:
             if c is None:
                 raise ValueError(f"this generator is conditional (c_dim={self.c_dim}): pass labels")
             y = normalize_2nd_moment(self.embed(c.to(torch.float32)))
             x = torch.cat([x, y], dim=1) if x is not None else y
+        assert x is not None, "a mapping network has z_dim > 0 or c_dim > 0"
         for layer in self.layers:
             x = layer(x)
         if update_w_avg:
@@ -103,8 +115,10 @@ def _styles(affine: nn.Module, w: Tensor, fp16: bool) -> Tensor:
         return affine(w.float())
 
 
-class SynthesisLayer(nn.Module):
+class SynthesisLayer(NoiseLayer):
     """Modulated 3x3 conv (optionally 2x up) + per-pixel noise + bias + lrelu."""
+
+    fir: Tensor  # buffer (register_buffer in __init__), as noise_const with use_noise
 
     def __init__(
         self,
@@ -185,23 +199,33 @@ class ToImage(nn.Module):
 class SynthesisBlock(nn.Module):
     """One resolution of the skip generator: (const | up-conv), conv, ToImage; image path upsampled.
 
-    ``layer_options`` are :class:`SynthesisLayer`'s ``w_dim``, ``use_noise`` and ``conv_clamp``,
-    the same for every layer of the block (the ToImage takes ``w_dim`` and ``conv_clamp``).
+    ``w_dim``, ``use_noise`` and ``conv_clamp`` are :class:`SynthesisLayer`'s, the same for every layer
+    of the block (the ToImage takes ``w_dim`` and ``conv_clamp``).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, size: tuple[int, int], img_channels: int, **layer_options):
+    fir: Tensor  # buffer (register_buffer in __init__)
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        size: tuple[int, int],
+        img_channels: int,
+        *,
+        w_dim: int,
+        use_noise: bool = True,
+        conv_clamp: float | None = None,
+    ) -> None:
         super().__init__()
         self.in_channels, self.out_channels, self.size = in_channels, out_channels, size
-        layer = functools.partial(SynthesisLayer, size=size, **layer_options)
+        layer = functools.partial(SynthesisLayer, w_dim=w_dim, size=size, use_noise=use_noise, conv_clamp=conv_clamp)
         if in_channels == 0:
             self.const = nn.Parameter(torch.randn(out_channels, *size))
             self.conv0 = None
         else:
             self.conv0 = layer(in_channels, out_channels, up=2)
         self.conv1 = layer(out_channels, out_channels)
-        self.torgb = ToImage(
-            out_channels, img_channels, layer_options["w_dim"], conv_clamp=layer_options.get("conv_clamp")
-        )
+        self.torgb = ToImage(out_channels, img_channels, w_dim, conv_clamp=conv_clamp)
         self.num_conv = 1 if in_channels == 0 else 2
         self.use_fp16 = False  # one of the highest num_fp16_res resolutions (set by SynthesisNetwork)
         self.register_buffer("fir", make_fir(), persistent=False)
@@ -240,16 +264,17 @@ class SynthesisBlock(nn.Module):
         fp16: bool,
     ) -> tuple[Tensor, Tensor]:
         i = 0
+        add: list[Tensor | None] = [None] * (self.num_conv + 1) if adds is None else adds
         if self.conv0 is None:
             x = self.const.to(ws.dtype).unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
         else:
             x = self.conv0(x, ws[:, i], noise_mode=noise_mode, fused=fused, fp16=fp16)
-            if adds is not None and adds[i] is not None:
-                x = x + adds[i]
+            if (a := add[i]) is not None:
+                x = x + a
             i += 1
         x = self.conv1(x, ws[:, i], noise_mode=noise_mode, fused=fused, fp16=fp16)
-        if adds is not None and adds[i] is not None:
-            x = x + adds[i]
+        if (a := add[i]) is not None:
+            x = x + a
         i += 1
         if img is not None:
             if fp16:
@@ -261,15 +286,15 @@ class SynthesisBlock(nn.Module):
         if fp16:
             y = y.float()
         img = y if img is None else img + y
-        if adds is not None and adds[i] is not None:
-            img = img + adds[i]
+        if (a := add[i]) is not None:
+            img = img + a
         return x, img
 
     def extra_repr(self) -> str:
         return f"in={self.in_channels}, out={self.out_channels}, size={list(self.size)}"
 
 
-class SynthesisNetwork(nn.Module):
+class SynthesisNetwork(StyleSynthesis):
     """ws ``[N, num_ws, w_dim]`` -> image ``[N, img_channels, H, W]`` in about [-1, 1].
 
     w index plan (as NVIDIA's): the first block uses 1 conv, later blocks 2; every ToImage shares the
@@ -294,19 +319,20 @@ class SynthesisNetwork(nn.Module):
         self.w_dim, self.img_channels = w_dim, img_channels
         self.resolution = tuple(resolution)
         h0, w0, doublings = base_shape(*self.resolution)
+        self.num_fp16_res = num_fp16_res
+        first_fp16 = fp16_first_block(doublings, num_fp16_res)
         self.blocks = nn.ModuleList()
-        layer_options = dict(w_dim=w_dim, use_noise=use_noise, conv_clamp=conv_clamp)
         in_ch = 0
         for i in range(doublings + 1):
             res = 4 << i  # short side at this block
             size = (h0 << i, w0 << i)
             out_ch = channels_at(res, channel_base, channel_max)
-            self.blocks.append(SynthesisBlock(in_ch, out_ch, size, img_channels, **layer_options))
-            in_ch = out_ch
-        self.num_fp16_res = num_fp16_res
-        first_fp16 = fp16_first_block(doublings, num_fp16_res)
-        for i, block in enumerate(self.blocks):
+            block = SynthesisBlock(
+                in_ch, out_ch, size, img_channels, w_dim=w_dim, use_noise=use_noise, conv_clamp=conv_clamp
+            )
             block.use_fp16 = i >= first_fp16
+            self.blocks.append(block)
+            in_ch = out_ch
         table = self.layer_table()
         self.num_ws = table[-1]["slot"] + 1
         self.num_layers = len(table)  # layers that consume a w
@@ -334,14 +360,16 @@ class SynthesisNetwork(nn.Module):
             raise ValueError(f"layer_ws must be [N, {self.num_layers}, {self.w_dim}], got {list(layer_ws.shape)}")
         if layer_adds is not None and len(layer_adds) != self.num_layers:
             raise ValueError(f"layer_adds must have {self.num_layers} entries, got {len(layer_adds)}")
-        x = img = None
+        x: Tensor | None = None
+        img: Tensor | None = None
         lidx = 0
-        for block, slot in zip(self.blocks, self.block_slots):
+        for block, slot in zip(self.typed_blocks(), self.block_slots):
             n = block.num_conv + 1  # a block's layers read consecutive slots (layer_table)
             block_ws = ws[:, slot : slot + n] if layer_ws is None else layer_ws[:, lidx : lidx + n]
             adds = None if layer_adds is None else layer_adds[lidx : lidx + n]
             x, img = block(x, img, block_ws, noise_mode=noise_mode, fused=fused, adds=adds)
             lidx += n
+        assert img is not None  # there is always a first block
         return img
 
     def layer_table(self) -> list[dict]:
@@ -351,8 +379,9 @@ class SynthesisNetwork(nn.Module):
 
         Each conv takes the next slot; a ToImage shares its slot with the next block's first conv.
         """
-        rows, slot = [], 0
-        for b, block in enumerate(self.blocks):
+        rows: list[dict] = []
+        slot = 0
+        for b, block in enumerate(self.typed_blocks()):
             kinds = (["conv_up"] if block.conv0 is not None else []) + ["conv", "torgb"]
             for position, kind in enumerate(kinds):
                 layer = {"conv_up": "conv0", "conv": "conv1", "torgb": "torgb"}[kind]
@@ -371,12 +400,16 @@ class SynthesisNetwork(nn.Module):
                 slot += kind != "torgb"
         return rows
 
+    def typed_blocks(self) -> Iterable[SynthesisBlock]:
+        """``blocks`` as what they are (an ``nn.ModuleList`` is typed as holding plain modules)."""
+        return cast("Iterable[SynthesisBlock]", self.blocks)
+
     def layer_ws(self) -> list[tuple[str, int]]:
         """(layer name, w index) for every layer that consumes a w, in order (from :meth:`layer_table`)."""
         return [(row["name"], row["slot"]) for row in self.layer_table()]
 
 
-class Generator(nn.Module):
+class Generator(StyleGenerator):
     """Mapping + synthesis. ``G(z, c, psi, cutoff, noise_mode)`` -> image in model color space.
 
     ``init_kwargs`` holds the arguments it was built with (what an export records to rebuild it).
@@ -402,7 +435,8 @@ class Generator(nn.Module):
         super().__init__()
         self.init_kwargs = init_kwargs
         self.z_dim, self.w_dim, self.c_dim, self.img_channels = z_dim, w_dim, num_classes, img_channels
-        self.resolution = tuple(resolution)
+        h, w = resolution
+        self.resolution = (h, w)
         self.synthesis = self.make_synthesis(
             w_dim=w_dim,
             resolution=self.resolution,

@@ -22,12 +22,10 @@ def g_nonsaturating(fake_logits: Tensor) -> Tensor:
 
 def d_logistic(real_logits: Tensor | None, fake_logits: Tensor | None) -> Tensor:
     """``L_D = softplus(D(G(z))) + softplus(-D(x))`` per sample (either term may be omitted)."""
-    loss = 0
-    if fake_logits is not None:
-        loss = loss + F.softplus(fake_logits)
-    if real_logits is not None:
-        loss = loss + F.softplus(-real_logits)
-    return loss
+    terms = [F.softplus(t) for t in (fake_logits, None if real_logits is None else -real_logits) if t is not None]
+    if not terms:
+        raise ValueError("d_logistic needs real or fake logits")
+    return terms[0] if len(terms) == 1 else terms[0] + terms[1]
 
 
 def r1_penalty(real_logits: Tensor, real_img: Tensor) -> Tensor:
@@ -93,7 +91,7 @@ def lazy_adam_params(lr: float, betas: tuple[float, float], interval: int | None
     ``c = k / (k + 1)``: ``lr * c`` and ``beta ** c``. ``interval`` None or 0 means no lazy reg.
     """
     if not interval:
-        return lr, tuple(betas)
+        return lr, (betas[0], betas[1])
     c = interval / (interval + 1)
     return lr * c, (betas[0] ** c, betas[1] ** c)
 

@@ -17,20 +17,23 @@ per rank).
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from src.augment.pipeline import DEFAULTS as AUGMENT_DEFAULTS
 from src.augment.pipeline import Augmentation
 from src.colorspaces import get_colorspace
-from src.modules.base import GANModule, _Rounds, merge_options
+from src.datamodules.image_datamodule import ImageDataModule
+from src.modules.base import GANModule, merge_options
+from src.modules.engine.accumulation import Rounds
 from src.modules.stylegan2 import losses
 from src.modules.stylegan2.discriminator import Discriminator
 from src.modules.stylegan2.generator import Generator
 from src.utils.resolution import base_shape, parse_resolution
+from src.utils.validation import check_batch_gpu_value
 
 DEFAULT_LOSS = dict(
     r1_gamma=10.0, r1_interval=16, pl_weight=2.0, pl_decay=0.01, pl_batch_shrink=2, pl_interval=4, style_mixing_prob=0.9
@@ -55,10 +58,62 @@ class StyleGAN2(GANModule):
     per-device batch in ``batch / batch_gpu`` rounds and steps once, with the whole batch's result
     (:meth:`GANModule.accumulate`; Greg in two passes, :meth:`g_reg`). Not recorded in checkpoints'
     architecture: it changes memory, not the model.
+
+    Config rules (:class:`src.utils.family_rules.FamilyRules`): sizes ``(b_h * 2**k, b_w * 2**k)``
+    (``doubles_from_base``); whole minibatch-stddev groups per device (:meth:`check_batch`) and per
+    accumulation round, and path length's shrunk batch split evenly over the rounds (:meth:`check_batch_gpu`).
     """
 
-    default_loss = DEFAULT_LOSS  # subclasses (SEGAN) extend the allowed model.loss keys
+    G: Generator
+    G_ema: Generator  # never trained: the moving average of G's weights
+    D: Discriminator
+    pl_mean: Tensor  # buffer: the running mean path length
+    label_distribution: Tensor  # buffer: the data's class frequencies (all zeros = not known)
+
+    default_loss: dict[str, Any] = DEFAULT_LOSS  # subclasses (SEGAN) extend the allowed model.loss keys
     nonfinite_advice = "Lower the learning rate, raise model.loss.r1_gamma, or resume from an earlier checkpoint."
+    doubles_from_base = True  # the synthesis grows from a b_h x b_w constant (src/utils/resolution.py)
+    accumulates_gradients = True  # every phase runs in rounds of data.batch_gpu rows
+
+    @classmethod
+    def check_batch(cls, model: Mapping[str, Any], batch: int) -> None:
+        """Minibatch stddev (when ``model.mbstd_channels``) needs the per-device batch to hold whole
+        groups of ``model.mbstd_group``, and at least two images."""
+        group = model.get("mbstd_group")
+        if group is not None and model.get("mbstd_channels", 1):
+            need = max(2, group)
+            if batch < need:
+                raise ValueError(
+                    f"data.batch_size={batch} (per device) is smaller than max(2, model.mbstd_group="
+                    f"{group}); use data.batch_size >= {need} or lower model.mbstd_group"
+                )
+            if batch % group:
+                raise ValueError(f"data.batch_size={batch} must be a multiple of model.mbstd_group={group}")
+
+    @classmethod
+    def check_batch_gpu(cls, model: Mapping[str, Any], batch: int, batch_gpu: int) -> None:
+        """Each accumulation round holds whole minibatch-stddev groups, and path length's
+        ``batch // model.loss.pl_batch_shrink`` rows split evenly over the rounds."""
+        b = batch_gpu
+        group = model.get("mbstd_group")
+        if group is not None and model.get("mbstd_channels", 1):
+            if b < max(2, group):
+                raise ValueError(
+                    f"data.batch_gpu={b} is smaller than max(2, model.mbstd_group={group}): each pass needs whole "
+                    "minibatch-stddev groups; raise data.batch_gpu or lower model.mbstd_group"
+                )
+            if b % group:
+                raise ValueError(f"data.batch_gpu={b} must be a multiple of model.mbstd_group={group}")
+        loss = model.get("loss") or {}
+        shrink = loss.get("pl_batch_shrink", 1)
+        if (loss.get("pl_weight", 0) or 0) > 0:
+            rows, rounds = max(batch // shrink, 1), batch // b
+            if rows % rounds:
+                raise ValueError(
+                    f"data.batch_gpu={b}: path length runs on data.batch_size // model.loss.pl_batch_shrink = "
+                    f"{rows} rows, which {rounds} passes cannot split evenly; use a data.batch_gpu that is a "
+                    f"multiple of model.loss.pl_batch_shrink={shrink}"
+                )
 
     def __init__(
         self,
@@ -88,9 +143,7 @@ class StyleGAN2(GANModule):
         batch_gpu: int | None = None,
     ) -> None:
         super().__init__(check_finite_every, perf)
-        if batch_gpu is not None and (isinstance(batch_gpu, bool) or not isinstance(batch_gpu, int) or batch_gpu < 1):
-            raise ValueError(f"data.batch_gpu={batch_gpu!r}: expected a positive integer or null")
-        self.batch_gpu = batch_gpu
+        self.batch_gpu = check_batch_gpu_value(batch_gpu)
         # the train script logs the whole composed config; img_channels follows the colour space
         self.save_hyperparameters(ignore=["img_channels"], logger=False)
         self.resolution = parse_resolution(resolution, "model.resolution")
@@ -144,12 +197,12 @@ class StyleGAN2(GANModule):
         return Discriminator(**kwargs)
 
     # ------------------------------------------------------------------------------------------
-    # Inference helpers (used by callbacks and scripts).
+    # Generation (used by callbacks, metrics and tools).
 
-    def labels_to_onehot(self, labels: Tensor | None) -> Tensor | None:
-        if self.num_classes == 0 or labels is None:
-            return None
-        return F.one_hot(labels.long(), self.num_classes).to(torch.float32)
+    @property
+    def z_dim(self) -> int:
+        """The generator's latent size."""
+        return self.G.z_dim
 
     @torch.no_grad()
     def sample(
@@ -186,7 +239,7 @@ class StyleGAN2(GANModule):
             raise ValueError(f"the data has {frequencies.numel()} classes but model.num_classes={self.num_classes}")
         self.label_distribution.copy_(frequencies / frequencies.sum())
 
-    def prepare_fit(self, datamodule=None, resuming: bool = False) -> list[str]:
+    def prepare_fit(self, datamodule: ImageDataModule | None = None, resuming: bool = False) -> list[str]:
         """Take the data's class frequencies (a resumed run then restores its checkpoint's)."""
         if datamodule is not None:
             self.set_label_distribution(datamodule.label_distribution)
@@ -215,7 +268,9 @@ class StyleGAN2(GANModule):
     def train_phases(self, batch: dict) -> dict[str, Tensor]:
         """Gmain, Greg (if due and ``pl_weight > 0``), Dmain, Dreg (if due and ``r1_gamma > 0``), G_ema."""
         cfg = self.loss_cfg
-        opt_g, opt_d = self.optimizers()
+        optimizers = self.optimizers()
+        assert isinstance(optimizers, list)  # configure_optimizers returns two: G's and D's
+        opt_g, opt_d = optimizers
         real = self.to_memory_format(batch["image"])
         real_c = self.labels_to_onehot(batch.get("label"))
         n = real.shape[0]
@@ -228,8 +283,8 @@ class StyleGAN2(GANModule):
             self.d_main(opt_d, real, real_c, log)
             if cfg["r1_gamma"] > 0 and self.due("Dreg"):
                 self.d_reg(opt_d, real, real_c, log)
-        self.update_ema(n * self._world)
-        self.adjust_augmentation(n * self._world, log)
+        self.update_ema(n * self.world_size)
+        self.adjust_augmentation(n * self.world_size, log)
         log["pl_mean"] = self.pl_mean.detach()
         return log
 
@@ -294,20 +349,17 @@ class StyleGAN2(GANModule):
     def _path_length_rounds(self, opt, m: int, rounds: int) -> tuple[Tensor, Tensor]:
         """Greg over ``rounds`` accumulation rounds (see :meth:`g_reg`); returns the lengths and the logged penalty."""
         cfg = self.loss_cfg
-        state = _Rounds(rounds)
+        state = Rounds(rounds)
         rng_before: list[dict] = []
         parts: list[Tensor] = []
-        outer, self._rounds = self._rounds, state
-        try:
+        with self.in_rounds(state):
             for k in range(rounds):
                 state.begin(k)
                 parts.append(self._path_lengths(m // rounds, create_graph=False, save_rng=rng_before).detach())
-        finally:
-            self._rounds = outer
         rng_after = _rng_state(self.device)
         lengths = torch.cat(parts)
-        total, count = lengths.sum(), lengths.shape[0] * self._world
-        if self._world > 1:
+        total, count = lengths.sum(), lengths.shape[0] * self.world_size
+        if self.world_size > 1:
             torch.distributed.all_reduce(total)
         new_mean = self.pl_mean.lerp(total / count, cfg["pl_decay"])
         excess = total - count * new_mean  # sum over the whole batch of (len - a')
@@ -391,8 +443,10 @@ class StyleGAN2(GANModule):
         Logs ``augment/p`` (and ``augment/rt`` for ADA) every iteration."""
         aug = self.augmentation
         if aug.adaptive is not None and self.iteration % aug.adaptive.interval == 0:
-            reduce = torch.distributed.all_reduce if self._world > 1 else None
-            aug.adaptive.update(aug.p, global_batch, reduce)
+            reduce = torch.distributed.all_reduce if self.world_size > 1 else None
+            p = aug.p
+            assert p is not None  # ADA (aug.adaptive) always has a pipeline, hence a probability
+            aug.adaptive.update(p, global_batch, reduce)
         if aug.p is not None:
             log["augment/p"] = aug.p.detach().clone()
         if aug.adaptive is not None:
@@ -423,18 +477,18 @@ class StyleGAN2(GANModule):
         uses the updated running mean) is the one a single process with the whole batch gets.
         """
         decay = self.loss_cfg["pl_decay"]
-        if self._world == 1:
+        if self.world_size == 1:
             return losses.path_length_penalty(lengths, self.pl_mean, decay)
         from torch.distributed.nn.functional import all_reduce
 
-        mean = all_reduce(lengths.sum()) / (lengths.shape[0] * self._world)
+        mean = all_reduce(lengths.sum()) / (lengths.shape[0] * self.world_size)
         new_mean = self.pl_mean.lerp(mean, decay)
         return (lengths - new_mean).square(), new_mean
 
     @torch.no_grad()
     def update_ema(self, global_batch: int) -> None:
         beta = losses.ema_beta(global_batch, self.ema_cfg["kimg"], self.cur_nimg, self.ema_cfg["rampup"])
-        ema_params = list(self.G_ema.parameters())
+        ema_params: list[Tensor] = list(self.G_ema.parameters())
         params = [p.detach() for p in self.G.parameters()]
         # p_ema <- lerp(p, p_ema, beta) == p_ema + (1 - beta) * (p - p_ema)
         torch._foreach_lerp_(ema_params, params, 1.0 - beta)
