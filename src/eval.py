@@ -1,7 +1,14 @@
 """Evaluate a checkpoint: ``python -m src.eval ckpt_path=PATH [metrics=[fid50k_full,pr50k3_full]]`` (conf/eval.yaml).
 
 Compose -> validate -> instantiate (module, reals) -> evaluate -> write JSON next to the checkpoint
-and log to the run's MLflow run. Metrics follow NVIDIA's and SEGAN's protocols (src/metrics/).
+and report to the run's loggers. Metrics follow NVIDIA's and SEGAN's protocols (src/metrics/).
+
+Reporting goes through the interface training logs with (:class:`~src.loggers.extras.RunLogger`):
+the run's ``logger`` node (``<run>/.hydra/config.yaml``) is built again with
+:meth:`~src.loggers.extras.RunLogger.reopen` and each logger gets ``metrics/<name>`` at step = the
+checkpoint's images seen, as the in-training metrics callback logs them. MLflow and Neptune add the
+results to the run they logged (its status unchanged), CSV writes a version folder ``eval_<time>``,
+TensorBoard an event file beside the run's.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import logging
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import hydra
 import torch
@@ -21,21 +29,23 @@ from omegaconf.errors import OmegaConfBaseException
 
 import src.utils.resolvers  # noqa: F401  (registers ${gamut.*})
 from src.checkpoints.load import load_module
+from src.loggers.extras import RunLogger
 from src.metrics.protocols import parse_metrics
 from src.metrics.suite import MetricSuite, check_weights, flatten, needs_reals
 from src.metrics.vgg16 import FEATURE_NETS
 from src.pretrained.weights import MissingWeightsError
 from src.utils.io import atomic_write
-from src.utils.validation import ConfigError
+from src.utils.run_folder import CONFIG_FILE, HYDRA_DIR, run_dir_of
+from src.utils.validation import ConfigError, check_model_data
 
 log = logging.getLogger("gamut.eval")
 warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
-RUN_ID_FILE = "mlflow_run_id"  # written by src.loggers.mlflow
 
 
-def run_dir_of(ckpt: Path) -> Path | None:
-    """``<run>`` for ``<run>/checkpoints/<file>.ckpt``, else None."""
-    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else None
+def _plain_dict(node: Any, resolve: bool = True) -> dict[str, Any]:
+    """A config node (or None) as a plain dict; {} for anything that is not a mapping."""
+    value = OmegaConf.to_container(node, resolve=resolve) if node is not None else {}
+    return {str(k): v for k, v in value.items()} if isinstance(value, dict) else {}
 
 
 def output_path(cfg: DictConfig, ckpt: Path) -> Path:
@@ -84,16 +94,24 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
+def run_config(ckpt: Path) -> DictConfig:
+    """The training run's composed config, unresolved (``<run>/.hydra/config.yaml``), open for
+    changes; empty when the checkpoint has no run folder or the folder no config."""
+    run = run_dir_of(ckpt)
+    run_cfg_file = None if run is None else run / HYDRA_DIR / CONFIG_FILE
+    loaded = OmegaConf.load(run_cfg_file) if run_cfg_file is not None and run_cfg_file.is_file() else None
+    base = loaded if isinstance(loaded, DictConfig) else OmegaConf.create()
+    OmegaConf.set_struct(base, False)
+    return base
+
+
 def data_config(cfg: DictConfig, ckpt: Path, module) -> DictConfig:
     """The reals' data node: the training run's, with eval's non-null ``data.*`` keys laid over it.
 
     A ``data`` node with a ``_target_`` (``+data=<name>``) replaces the run's data node. Interpolations
     resolve against the training run's config (its colorspace, seed, paths).
     """
-    run = run_dir_of(ckpt)
-    run_cfg_file = None if run is None else run / ".hydra" / "config.yaml"
-    base = OmegaConf.load(run_cfg_file) if run_cfg_file is not None and run_cfg_file.is_file() else OmegaConf.create()
-    OmegaConf.set_struct(base, False)
+    base = run_config(ckpt)
     cs = module.colorspace
     if "colorspace" not in base:
         base.colorspace = {"name": cs.name, "channels": cs.channels, "input_channels": cs.input_channels}
@@ -101,7 +119,7 @@ def data_config(cfg: DictConfig, ckpt: Path, module) -> DictConfig:
         base.seed = cfg.seed
     if "paths" not in base:
         base.paths = OmegaConf.to_container(cfg.paths)
-    given = OmegaConf.to_container(cfg.get("data") or {}, resolve=False)
+    given = _plain_dict(cfg.get("data"), resolve=False)
     if "_target_" in given:
         base.data = cfg.data
     else:
@@ -114,7 +132,7 @@ def data_config(cfg: DictConfig, ckpt: Path, module) -> DictConfig:
     try:
         OmegaConf.to_container(base.data, resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as e:
-        key = getattr(e, "full_key", None) or "data"
+        key = e.full_key or "data"
         raise ConfigError(
             f"{key} is required or invalid for the reals ({type(e).__name__}: "
             f"{str(e).splitlines()[0]}), e.g. data.root=/path/to/data"
@@ -133,18 +151,10 @@ def build_dataset(cfg: DictConfig, ckpt: Path, module):
         raise ConfigError(str(e.__cause__ or e)) from None
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    if tuple(datamodule.resolution) != tuple(module.resolution):
-        raise ConfigError(
-            f"data.resolution={list(datamodule.resolution)} does not match the checkpoint's {list(module.resolution)}"
-        )
-    if datamodule.colorspace.name != module.colorspace.name:
-        raise ConfigError(
-            f"the data's colorspace {datamodule.colorspace.name!r} differs from the checkpoint's "
-            f"{module.colorspace.name!r}"
-        )
+    check_model_data(module, datamodule, checkpoint=True)
     workers = cfg.data.get("num_workers") if cfg.get("data") else None
     mirror = cfg.get("mirror")
-    mirror = bool(base.data.get("xflip", False)) if mirror is None else bool(mirror)
+    mirror = datamodule.xflip if mirror is None else bool(mirror)
     return dataset, int(workers if workers is not None else base.data.get("num_workers", 0) or 0), mirror
 
 
@@ -173,41 +183,70 @@ def write_json(path: Path, ckpt: Path, module, results: dict[str, dict]) -> dict
     return record
 
 
-def _find_tracking_uri(cfg: DictConfig, run: Path) -> str | None:
+def _tracking_uri(cfg: DictConfig, run: Path) -> str:
+    """The MLflow store of the run: ``mlflow_uri``, else an ``mlflow.db`` up to four folders above the
+    run folder (its log dir, wherever the run moved), else ``paths.mlflow_uri``."""
     if cfg.get("mlflow_uri"):
         return str(cfg.mlflow_uri)
     for parent in list(run.parents)[:4]:
         if (parent / "mlflow.db").is_file():
             return f"sqlite:///{(parent / 'mlflow.db').resolve()}"
-    uri = str(cfg.paths.mlflow_uri)
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
-        return None
-    return uri
+    return str(cfg.paths.mlflow_uri)
 
 
-def log_to_mlflow(cfg: DictConfig, ckpt: Path, module, flat: dict[str, float]) -> str | None:
-    """Log ``metrics/<name>`` at step = images seen to the run's MLflow run, when it has one."""
+def reopen_loggers(cfg: DictConfig, ckpt: Path) -> list[RunLogger]:
+    """The loggers of the checkpoint's run, built again from its ``logger`` node to add results to it
+    (:meth:`~src.loggers.extras.RunLogger.reopen`), with ``paths.run_dir`` the run folder the
+    checkpoint is in; none without a run folder. A logger that is not a
+    :class:`~src.loggers.extras.RunLogger`, cannot be resolved, or has no run to add to is skipped."""
     run = run_dir_of(ckpt)
-    id_file = None if run is None else run / RUN_ID_FILE
-    if id_file is None or not id_file.is_file():
-        return None
-    uri = _find_tracking_uri(cfg, run)
-    if uri is None:
-        log.warning("%s names an MLflow run, but no tracking store was found; pass mlflow_uri=...", id_file)
-        return None
-    from mlflow.tracking import MlflowClient
+    if run is None:
+        return []
+    base = run_config(ckpt)
+    node = base.get("logger")
+    if not node:
+        return []
+    if "paths" not in base:
+        base.paths = {}
+    base.paths.run_dir = str(run)  # where the checkpoint is, wherever the run folder moved
+    base.paths.mlflow_uri = _tracking_uri(cfg, run)
+    loggers: list[RunLogger] = []
+    for name, entry in base.logger.items():
+        if entry is None or "_target_" not in entry:
+            continue
+        try:
+            options = _plain_dict(entry)
+        except OmegaConfBaseException as e:
+            log.warning("logger.%s: cannot be resolved for the results (%s); not reported there", name, e)
+            continue
+        target = str(options.pop("_target_"))
+        cls = hydra.utils.get_class(target)
+        if not issubclass(cls, RunLogger):
+            log.warning("logger.%s: %s is not a gamut RunLogger; the results are not reported there", name, target)
+            continue
+        logger = cls.reopen(**options)
+        if logger is None:
+            log.info("logger.%s: the run has no %s run to add the results to", name, name)
+            continue
+        loggers.append(logger)
+    return loggers
 
-    run_id = id_file.read_text().strip()
-    client = MlflowClient(tracking_uri=uri)
-    for k, v in flat.items():
-        client.log_metric(run_id, f"metrics/{k}", v, step=int(module.cur_nimg))
-    return run_id
+
+def report(loggers: list[RunLogger], module, flat: dict[str, float]) -> list[str]:
+    """Log ``metrics/<name>`` at step = images seen to each logger and close it; what each reported to."""
+    metrics = {f"metrics/{k}": float(v) for k, v in flat.items()}
+    done = []
+    for logger in loggers:
+        logger.log_metrics(metrics, step=int(module.cur_nimg))
+        logger.finalize("success")
+        done.append(f"{type(logger).__name__} {logger.version}")
+    return done
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """Evaluate ``cfg.ckpt_path``; return the flat results (also written to JSON and MLflow)."""
+    """Evaluate ``cfg.ckpt_path``; return the flat results (also written to JSON and the run's loggers)."""
     ckpt, metrics = validate_eval(cfg)
-    pr = OmegaConf.to_container(cfg.pr) if cfg.get("pr") else {}
+    pr = _plain_dict(cfg.get("pr"), resolve=False)
     try:
         check_weights(metrics, cfg.paths.weights_dir, pr.get("feature_net", "torchvision"))
         suite = MetricSuite(
@@ -219,8 +258,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             batch_size=cfg.batch_size,
             seed=cfg.seed,
             noise_mode=cfg.noise_mode,
-            kid=OmegaConf.to_container(cfg.kid),
-            ppl=OmegaConf.to_container(cfg.ppl),
+            kid=_plain_dict(cfg.kid, resolve=False),
+            ppl=_plain_dict(cfg.ppl, resolve=False),
             pr=pr,
             intra_fid=bool(cfg.get("intra_fid", False)),
         )
@@ -239,10 +278,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     flat = flatten(results)
     out = output_path(cfg, ckpt)
     write_json(out, ckpt, module, results)
-    run_id = log_to_mlflow(cfg, ckpt, module, flat)
+    reported = report(reopen_loggers(cfg, ckpt), module, flat)
     for k, v in flat.items():
         log.info("%s = %.6g", k, v)
-    log.info("results written to %s%s", out, f" and MLflow run {run_id}" if run_id else "")
+    log.info("results written to %s%s", out, f" and reported to {', '.join(reported)}" if reported else "")
     return flat
 
 

@@ -83,6 +83,27 @@ def test_eval_writes_json_logs_to_mlflow_and_reuses_the_cache(run, weights_dir):
     assert [h.step for h in client.get_metric_history(run_id, "metrics/kid")] == [8, 8]
 
 
+def test_eval_reports_to_the_runs_csv_and_tensorboard_loggers(weights_dir, tmp_path):
+    """The results reach whatever loggers the run trained with: here CSV (a version folder of its own
+    beside the run's, which stays as it was) and TensorBoard (an event file with the scalar)."""
+    import csv
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    log_dir = tmp_path / "logs"
+    with logs_in(log_dir):
+        train(compose_cfg([*TINY, "logger=[csv,tensorboard]", "run_name=files", "trainer.max_steps=2"]))
+    rd = log_dir / "quickstart" / "files"
+    trained = {p: p.read_bytes() for p in (rd / "csv").rglob("metrics.csv")}
+    flat = evaluate(eval_cfg(rd, weights_dir, "metrics=[ppl_wend]", f"output={tmp_path / 'm.json'}"))
+    reported = sorted((rd / "csv").glob("eval_*/metrics.csv"))
+    assert len(reported) == 1 and all(p.read_bytes() == b for p, b in trained.items())
+    rows = list(csv.DictReader(reported[0].open()))
+    assert [(int(r["step"]), float(r["metrics/ppl_wend"])) for r in rows] == [(8, pytest.approx(flat["ppl_wend"]))]
+    events = EventAccumulator(str(rd / "tensorboard")).Reload()
+    assert [(e.step, e.value) for e in events.Scalars("metrics/ppl_wend")] == [(8, pytest.approx(flat["ppl_wend"]))]
+
+
 def test_nvidia_named_metrics_write_their_protocols(run, weights_dir, tmp_path):
     """fid/pr/is by NVIDIA's naming, shrunk to a few images: mirrored reals double, records carry protocols."""
     out = tmp_path / "m.json"
@@ -245,7 +266,7 @@ def test_an_unknown_metric_in_the_callback_is_refused_before_the_run_folder(tmp_
 
 
 def test_chromagans_validation_metrics_are_sweepable():
-    from src.train import metric_keys
+    from src.sweeps.objective import metric_keys
 
     cfg = compose_cfg(["experiment=chromagan", "trainer.accelerator=cpu"])
     assert {"val/psnr", "val/ssim", "val/psnr_gain"} <= set(metric_keys(cfg))

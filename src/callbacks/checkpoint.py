@@ -6,6 +6,9 @@ at the next batch boundary, so the state is consistent). Under SLURM with Lightn
 to the next batch boundary: ``last.ckpt`` is saved there first, then Lightning's own handler
 writes its ``hpc_ckpt_<k>.ckpt`` and runs ``scontrol requeue``. The requeued job resumes from
 ``last.ckpt`` (``src.train`` reads ``SLURM_RESTART_COUNT`` and sets ``ckpt_path=last``).
+
+After each save every :class:`~src.loggers.extras.RunLogger` of the run hears of the files through
+Lightning's own logger hook ``after_save_checkpoint`` (:class:`~src.loggers.extras.CheckpointSaver`).
 """
 
 from __future__ import annotations
@@ -13,15 +16,26 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
-from pytorch_lightning.plugins.environments import SLURMEnvironment
+from pytorch_lightning.plugins.environments import ClusterEnvironment, SLURMEnvironment, TorchElasticEnvironment
+from pytorch_lightning.strategies import ParallelStrategy
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from src.loggers.extras import CheckpointSaver, SavedCheckpoint, run_loggers
+from src.modules.base import GANModule
+from src.utils.run_folder import LAST_CHECKPOINT
+
 log = logging.getLogger(__name__)
+
+#: a Python signal handler, as ``signal.signal`` installs it
+SignalHandler = Callable[[int, FrameType | None], Any]
 
 
 def crossed(cur_nimg: int, step_nimg: int, every_nimg: float) -> bool:
@@ -31,7 +45,20 @@ def crossed(cur_nimg: int, step_nimg: int, every_nimg: float) -> bool:
     return int(cur_nimg // every_nimg) > int((cur_nimg - step_nimg) // every_nimg)
 
 
-class KimgCheckpoint(Callback):
+def cluster_environment(trainer: pl.Trainer) -> ClusterEnvironment | None:
+    """The cluster environment the trainer runs in, through public API: a parallel strategy's own;
+    a single-device strategy holds none, so it is the one Lightning auto-detects for it (TorchElastic
+    first, as Lightning's accelerator connector does, then SLURM), or None outside a cluster.
+    ``src.train`` passes no environment plugin, so Lightning always auto-detects."""
+    strategy = trainer.strategy
+    if isinstance(strategy, ParallelStrategy) and strategy.cluster_environment is not None:
+        return strategy.cluster_environment
+    if TorchElasticEnvironment.detect():
+        return TorchElasticEnvironment()
+    return SLURMEnvironment() if SLURMEnvironment.detect() else None
+
+
+class KimgCheckpoint(Callback, CheckpointSaver):
     """Save ``kimg{K}.ckpt`` every ``every_kimg`` and keep ``last.ckpt`` current.
 
     ``last.ckpt`` is also written at the end of training and on Ctrl-C, so a stopped run resumes
@@ -43,30 +70,29 @@ class KimgCheckpoint(Callback):
         self.every_kimg = every_kimg
         self.keep_snapshots = keep_snapshots
         self._last_saved_nimg: int | None = None
-        self._requeue = None  # (signum, Lightning's handler) while a SLURM requeue waits for a batch end
-        self._restore: tuple | None = None
+        # (signum, frame, Lightning's handler) while a SLURM requeue waits for a batch end
+        self._requeue: tuple[int, FrameType | None, SignalHandler] | None = None
+        self._restore: tuple[int, SignalHandler] | None = None  # (signum, Lightning's handler) to call then
 
-    def save(self, trainer: pl.Trainer, pl_module: pl.LightningModule, snapshot: bool) -> None:
+    def save(self, trainer: pl.Trainer, pl_module: GANModule, snapshot: bool) -> None:
         if self._last_saved_nimg == pl_module.cur_nimg and not snapshot:
             return
         paths = []
         if snapshot and self.keep_snapshots:
             paths.append(self.dirpath / f"kimg{pl_module.cur_nimg / 1000:010.3f}.ckpt")
             trainer.save_checkpoint(paths[-1], weights_only=False)
-        trainer.save_checkpoint(self.dirpath / "last.ckpt", weights_only=False)
-        paths.append(self.dirpath / "last.ckpt")
+        trainer.save_checkpoint(self.dirpath / LAST_CHECKPOINT, weights_only=False)
+        paths.append(self.dirpath / LAST_CHECKPOINT)
         self._last_saved_nimg = pl_module.cur_nimg
+        self.saved = tuple(SavedCheckpoint(str(path), pl_module.kimg) for path in paths)
         if trainer.is_global_zero:
-            for logger in trainer.loggers:  # e.g. Neptune's checkpoints/ namespace, an MLflow tag
-                fn = getattr(logger, "log_checkpoint", None)
-                if callable(fn):
-                    for path in paths:
-                        fn(str(path), pl_module.kimg)
+            for logger in run_loggers(trainer.loggers):  # e.g. Neptune's checkpoints/ namespace, an MLflow tag
+                logger.after_save_checkpoint(self)
 
     # SLURM requeue: defer Lightning's SIGUSR1 handler to the next batch boundary.
 
     def on_train_start(self, trainer, pl_module) -> None:
-        env = trainer._accelerator_connector.cluster_environment
+        env = cluster_environment(trainer)
         if not (isinstance(env, SLURMEnvironment) and env.auto_requeue and env.requeue_signal is not None):
             return
         if threading.current_thread() is not threading.main_thread():
@@ -93,6 +119,7 @@ class KimgCheckpoint(Callback):
         return pending
 
     def _run_requeue(self, trainer, pl_module) -> None:
+        assert self._restore is not None, "a requeue runs only after on_train_start installed its handler"
         signum, handler = self._restore
         frame = self._requeue[1] if self._requeue is not None else None
         self._requeue = None

@@ -292,7 +292,8 @@ class KimgProgressBar(_ProgressMixin, TQDMProgressBar):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._advance(trainer, pl_module)
         bar = self.train_progress_bar
-        if bar is None or not self._should_update(batch_idx + 1, None):
+        # no batch count to end on (the run ends on images seen): the refresh rate alone decides
+        if bar is None or not (self.is_enabled and (batch_idx + 1) % self.refresh_rate == 0):
             return
         total = self.clock.total_nimg()
         bar.total = None if total is None else round(total / 1000, 3)

@@ -12,6 +12,7 @@ import torch
 
 from src.callbacks.checkpoint import crossed
 from src.callbacks.preview import FixedLatentsCallback
+from src.datamodules.image_datamodule import ImageDataModule
 from src.loggers.images import log_image
 from src.utils.io import image_grid, save_png
 
@@ -48,7 +49,8 @@ class SampleGrid(FixedLatentsCallback):
     def fixed_images(self, trainer, pl_module, batch: dict | None) -> torch.Tensor | None:
         """The colorizer's fixed inputs (model space, CPU): the val set's first ``num``, else the first batch's."""
         if self._fixed is None:
-            val = getattr(trainer.datamodule, "val_dataset", None) if trainer.datamodule is not None else None
+            datamodule = trainer.datamodule
+            val = datamodule.val_dataset if isinstance(datamodule, ImageDataModule) else None
             if val is not None and len(val) > 0:
                 images = torch.stack([val[i]["image"] for i in range(min(self.num, len(val)))])
                 x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import torch
-from torch.utils.data import Dataset
 
+from src.datamodules.dataset import BaseImageDataset
 from src.datamodules.readers.decoding import RESIZE_FILTERS, fit
 from src.utils.resolution import parse_size
 
@@ -93,8 +93,16 @@ def _find(root: Path, stem: str) -> Path:
     )
 
 
-class FashionMNISTDataset(Dataset):
-    """One split as ``{"image": uint8 [C, H, W], "label": int64 []}``; labels are the 10 classes."""
+class FashionMNISTDataset(BaseImageDataset):
+    """One split as ``{"image": uint8 [C, H, W], "label": int64 []}``; labels are the 10 classes.
+
+    An :class:`~src.datamodules.dataset.ImageDataset`: ``root`` is the folder of the IDX files;
+    nothing is ignored or skipped (the IDX files are read whole when the data set is built).
+    """
+
+    channels: int
+    resolution: tuple[int, int]
+    root: Path
 
     def __init__(
         self,
@@ -128,8 +136,9 @@ class FashionMNISTDataset(Dataset):
         if int(self._labels.max(initial=0)) >= len(CLASSES):
             raise ValueError(f"Fashion-MNIST: {labels_file.name} has labels above {len(CLASSES) - 1}")
         self._keep = np.arange(len(self._labels))
-        self.classes = None if classes is None else class_indices(classes)
-        if self.classes is not None:
+        self.classes: list[int] | None = None
+        if classes is not None:
+            self.classes = class_indices(classes)
             self._keep = np.flatnonzero(np.isin(self._labels, self.classes))
             if len(self._keep) == 0:
                 raise ValueError(f"Fashion-MNIST: data.classes={list(classes)}: no {split} images of these classes")

@@ -20,7 +20,16 @@ samples as a straight one, and ranks under DDP draw different masks.
 
 An optional ``val_dataset`` gives a finite, ordered :meth:`~ImageDataModule.val_dataloader`
 (no shuffling, last partial batch kept) for tools and models that want one; without it the
-DataModule defines no val loader at all.
+DataModule defines no val loader at all (and :attr:`~ImageDataModule.val_dataset` is None).
+
+Data sets implement :class:`~src.datamodules.dataset.ImageDataset`: the DataModule reads their declared
+``channels``, ``resolution``, ``num_classes``, ``label_counts``, ``ignored``, ``bad_files`` and
+``summary()``; any other map-style object is wrapped in a
+:class:`~src.datamodules.dataset.ForeignDataset` with the defaults. What callers read from the
+DataModule is declared here: :attr:`~ImageDataModule.dataset`, :attr:`~ImageDataModule.val_dataset`,
+:attr:`~ImageDataModule.colorspace`, :attr:`~ImageDataModule.resolution`,
+:attr:`~ImageDataModule.num_classes`, :attr:`~ImageDataModule.label_distribution`,
+:attr:`~ImageDataModule.xflip`.
 """
 
 from __future__ import annotations
@@ -32,9 +41,10 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from src.colorspaces import ColorSpace, get_colorspace
+from src.datamodules.dataset import ImageDataset, MapStyleDataset, as_image_dataset, torch_dataset
 from src.datamodules.labels import class_frequencies
 from src.datamodules.sampler import InfiniteSampler
 from src.utils.resolution import parse_size
@@ -67,11 +77,12 @@ class ImageDataModule(pl.LightningDataModule):
     """Train loader over ``dataset`` plus on-device color conversion.
 
     Args:
-        dataset: a map-style dataset, or a zero-argument callable building it (Hydra ``_partial_: true``),
-            built lazily in :meth:`setup`.
+        dataset: a map-style dataset (an :class:`~src.datamodules.dataset.ImageDataset`, or any object
+            with ``__len__`` and ``__getitem__``, wrapped with the protocol's defaults), or a
+            zero-argument callable building it (Hydra ``_partial_: true``), built lazily in :meth:`setup`.
         colorspace: color-space name (``colorspace.name``) or a :class:`ColorSpace`.
         resolution: optional expected ``(h, w)`` (int or ``[h, w]``, key ``data.resolution``); checked
-            against the dataset's ``resolution`` attribute.
+            against the dataset's declared ``resolution``.
         batch_size: per-process batch size.
         batch_gpu: rows per forward/backward pass (gradient accumulation, NVIDIA's ``--batch-gpu``);
             must divide ``batch_size``. The loader still yields ``batch_size`` rows; the model splits
@@ -90,7 +101,7 @@ class ImageDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        dataset: Dataset | Callable[[], Dataset],
+        dataset: MapStyleDataset | Callable[[], MapStyleDataset],
         colorspace: str | ColorSpace = "rgb",
         resolution: int | Sequence[int] | None = None,
         batch_size: int = 16,
@@ -101,7 +112,7 @@ class ImageDataModule(pl.LightningDataModule):
         persistent_workers: bool = True,
         shuffle: bool = True,
         xflip: bool = False,
-        val_dataset: Dataset | Callable[[], Dataset] | None = None,
+        val_dataset: MapStyleDataset | Callable[[], MapStyleDataset] | None = None,
         limit_images: int | None = None,
         **dataset_options: Any,
     ) -> None:
@@ -116,12 +127,7 @@ class ImageDataModule(pl.LightningDataModule):
         self.save_hyperparameters(ignore=["dataset", "val_dataset"], logger=False)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"data.batch_size={batch_size!r}: expected a positive integer")
-        if batch_gpu is not None and (
-            isinstance(batch_gpu, bool) or not isinstance(batch_gpu, int) or batch_gpu < 1 or batch_size % batch_gpu
-        ):
-            raise ValueError(
-                f"data.batch_gpu={batch_gpu!r}: expected a positive integer that divides data.batch_size={batch_size}"
-            )
+        # batch_gpu is the model's (it splits the batch): checked by config validation and the family
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"data.num_workers={num_workers!r}: expected a non-negative integer")
         if limit_images is not None and (
@@ -133,8 +139,8 @@ class ImageDataModule(pl.LightningDataModule):
         self._consumed = 0
         self._reported = False
 
-        self._val_dataset: Dataset | None = None
-        self._val_factory: Callable[[], Dataset] | None = None
+        self._val_dataset: ImageDataset | None = None
+        self._val_factory: Callable[[], MapStyleDataset] | None = None
         if val_dataset is None:
             # No val loader: keep Lightning's own (undefined) hook so it sees none and never warns
             # about a val loader without a validation_step.
@@ -164,21 +170,22 @@ class ImageDataModule(pl.LightningDataModule):
                 f"data.dataset.resolution={list(got)}"
             )
 
-    def _check_partial(self, factory: Callable[[], Dataset]) -> None:
+    def _check_partial(self, factory: Callable[[], MapStyleDataset]) -> None:
         """Fail at instantiation, before any data is built, when a partial's arguments disagree."""
         if isinstance(factory, functools.partial):
             self._check_channels(factory.keywords.get("channels"))
             self._check_resolution(factory.keywords.get("resolution"))
 
-    def _dataset_or_factory(self, given: Any, key: str) -> tuple[Dataset | None, Callable[[], Dataset] | None]:
+    def _dataset_or_factory(
+        self, given: Any, key: str
+    ) -> tuple[ImageDataset | None, Callable[[], MapStyleDataset] | None]:
         """``(dataset, None)`` for a dataset, ``(None, factory)`` for a callable building one (built on
         first use), both checked against the color space and resolution; a ``ValueError`` naming ``key``
         for anything else."""
-        if isinstance(given, Dataset) or (
-            not isinstance(given, type) and hasattr(given, "__getitem__") and hasattr(given, "__len__")
-        ):
-            self._check_dataset(given)
-            return given, None
+        if not isinstance(given, type) and isinstance(given, MapStyleDataset):
+            dataset = as_image_dataset(given)
+            self._check_dataset(dataset)
+            return dataset, None
         if callable(given):
             self._check_partial(given)
             return None, given
@@ -186,31 +193,31 @@ class ImageDataModule(pl.LightningDataModule):
             f"{key}: expected a dataset or a callable building one (_partial_: true), got {type(given).__name__}"
         )
 
-    def _check_dataset(self, dataset: Dataset) -> None:
-        self._check_channels(getattr(dataset, "channels", None))
-        self._check_resolution(getattr(dataset, "resolution", None))
+    def _check_dataset(self, dataset: ImageDataset) -> None:
+        self._check_channels(dataset.channels)
+        self._check_resolution(dataset.resolution)
 
     @property
-    def dataset(self) -> Dataset:
+    def dataset(self) -> ImageDataset:
         """The dataset, built on first use."""
         if self._dataset is None:
             assert self._factory is not None
             dataset = self._dataset = self._build(self._factory)
-            ignored = int(getattr(dataset, "ignored", 0) or 0)
-            if ignored:
-                log.info("data: %d non-image file(s) ignored in %s", ignored, getattr(dataset, "source", dataset))
+            if dataset.ignored:
+                where = dataset.root if dataset.root is not None else dataset
+                log.info("data: %d non-image file(s) ignored in %s", dataset.ignored, where)
         return self._dataset
 
     @property
-    def val_dataset(self) -> Dataset | None:
+    def val_dataset(self) -> ImageDataset | None:
         """The validation dataset, built on first use; ``None`` when none was given."""
         if self._val_dataset is None and self._val_factory is not None:
             self._val_dataset = self._build(self._val_factory)
         return self._val_dataset
 
-    def _build(self, factory: Callable[[], Dataset]) -> Dataset:
-        """``factory()``, checked against the color space and resolution."""
-        dataset = factory()
+    def _build(self, factory: Callable[[], MapStyleDataset]) -> ImageDataset:
+        """``factory()`` as an :class:`ImageDataset`, checked against the color space and resolution."""
+        dataset = as_image_dataset(factory())
         self._check_dataset(dataset)
         return dataset
 
@@ -225,23 +232,17 @@ class ImageDataModule(pl.LightningDataModule):
 
     @property
     def num_classes(self) -> int:
-        """The dataset's number of classes if it tells, else 0 (unconditional)."""
-        return int(getattr(self.dataset, "num_classes", 0) or 0)
+        """The dataset's number of classes (0: unconditional)."""
+        return int(self.dataset.num_classes)
 
     @property
     def label_counts(self) -> torch.Tensor | None:
-        """Training images per class, int64 ``[num_classes]``: the dataset's ``label_counts``, else counted
-        from its ``labels`` list; None when the data has no labels or does not list them."""
-        num_classes = self.num_classes
-        if not num_classes:
+        """Training images per class, int64 ``[num_classes]``: the dataset's ``label_counts``; None when
+        the data has no labels or does not count them."""
+        if not self.num_classes:
             return None
-        counts = getattr(self.dataset, "label_counts", None)
-        if counts is None:
-            labels = getattr(self.dataset, "labels", None)
-            if not isinstance(labels, Sequence) or len(labels) != len(self.dataset):
-                return None
-            counts = torch.bincount(torch.as_tensor(list(labels), dtype=torch.int64), minlength=num_classes)
-        return torch.as_tensor(counts, dtype=torch.int64)
+        counts = self.dataset.label_counts
+        return None if counts is None else torch.as_tensor(counts, dtype=torch.int64)
 
     @property
     def label_distribution(self) -> torch.Tensor | None:
@@ -252,13 +253,19 @@ class ImageDataModule(pl.LightningDataModule):
     @property
     def resolution(self) -> tuple[int, int]:
         """``(height, width)`` of the images: the dataset's, else ``data.resolution``, else the first image's."""
-        res = getattr(self.dataset, "resolution", None)
+        res = self.dataset.resolution
         if res is not None:
             return parse_size(_plain(res), "data.dataset.resolution")
         if self._resolution is not None:
             return self._resolution
         h, w = self.dataset[0]["image"].shape[-2:]
         return int(h), int(w)
+
+    @property
+    def xflip(self) -> bool:
+        """Whether training images are flipped horizontally (``data.xflip``); the metrics' reals then
+        include the flips."""
+        return bool(self.hparams["xflip"])
 
     def setup(self, stage: str | None = None) -> None:
         self.dataset  # noqa: B018 - build and validate now
@@ -273,10 +280,8 @@ class ImageDataModule(pl.LightningDataModule):
         """
         lines = []
         for ds in (self._dataset, self._val_dataset):
-            bad = getattr(ds, "bad_files", None)
-            if bad:
-                summary = getattr(ds, "summary", None)
-                lines.append(summary() if callable(summary) else f"{len(bad)} bad image(s) skipped")
+            if ds is not None and ds.bad_files:
+                lines.append(ds.summary() or f"{len(ds.bad_files)} bad image(s) skipped")
         return "; ".join(lines)
 
     def teardown(self, stage: str | None = None) -> None:
@@ -292,28 +297,28 @@ class ImageDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
         size = len(self.dataset)
-        limit = self.hparams.limit_images
+        limit = self.hparams["limit_images"]
         if limit is not None:  # debug=overfit: train on the first `limit` images only
             size = min(size, limit)
         sampler = InfiniteSampler(
             size,
-            seed=self.hparams.seed,
+            seed=self.hparams["seed"],
             rank=trainer.global_rank if trainer is not None else 0,
             world_size=trainer.world_size if trainer is not None else 1,
-            shuffle=self.hparams.shuffle,
+            shuffle=self.hparams["shuffle"],
             start=self._consumed,
         )
-        workers = self.hparams.num_workers
+        workers = self.hparams["num_workers"]
         return DataLoader(
-            self.dataset,
-            batch_size=self.hparams.batch_size,
+            torch_dataset(self.dataset),
+            batch_size=self.hparams["batch_size"],
             sampler=sampler,
             drop_last=True,
             num_workers=workers,
-            pin_memory=bool(self.hparams.pin_memory) and torch.cuda.is_available(),
-            persistent_workers=bool(self.hparams.persistent_workers) and workers > 0,
+            pin_memory=bool(self.hparams["pin_memory"]) and torch.cuda.is_available(),
+            persistent_workers=bool(self.hparams["persistent_workers"]) and workers > 0,
             # Without an explicit generator the loader draws its base seed from the global torch RNG.
-            generator=torch.Generator().manual_seed(self.hparams.seed),
+            generator=torch.Generator().manual_seed(self.hparams["seed"]),
         )
 
     def val_dataloader(self) -> DataLoader:  # replaced per instance when there is no val_dataset
@@ -321,12 +326,12 @@ class ImageDataModule(pl.LightningDataModule):
         dataset = self.val_dataset
         assert dataset is not None
         return DataLoader(
-            dataset,
-            batch_size=self.hparams.batch_size,
+            torch_dataset(dataset),
+            batch_size=self.hparams["batch_size"],
             shuffle=False,
             drop_last=False,
-            num_workers=self.hparams.num_workers,
-            pin_memory=bool(self.hparams.pin_memory) and torch.cuda.is_available(),
+            num_workers=self.hparams["num_workers"],
+            pin_memory=bool(self.hparams["pin_memory"]) and torch.cuda.is_available(),
         )
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
@@ -340,7 +345,7 @@ class ImageDataModule(pl.LightningDataModule):
             raise ValueError("ImageDataModule expects batches as dicts with an 'image' key")
         image = batch["image"]
         training = self.trainer is not None and self.trainer.training
-        if training and self.hparams.xflip:
+        if training and self.hparams["xflip"]:
             image = self.flip(image, self._consumed)
         x = image.to(torch.float32)
         if image.dtype == torch.uint8:
@@ -356,7 +361,7 @@ class ImageDataModule(pl.LightningDataModule):
         trainer = self.trainer
         rank = trainer.global_rank if trainer is not None else 0
         world_size = trainer.world_size if trainer is not None else 1
-        mask = flip_mask(self.hparams.seed, rank + consumed * world_size, image.shape[0])
+        mask = flip_mask(self.hparams["seed"], rank + consumed * world_size, image.shape[0])
         mask = mask.to(image.device, non_blocking=True).view(-1, *([1] * (image.ndim - 1)))
         return torch.where(mask, image.flip(-1), image)
 

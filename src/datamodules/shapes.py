@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
+from src.datamodules.dataset import BaseImageDataset
 from src.utils.resolution import parse_size
 
 __all__ = ["CLASSES", "Shape", "ShapesLayout", "ShapesDataset"]
@@ -93,8 +93,11 @@ class ShapesLayout:
         return self.shapes[-1].kind
 
 
-class ShapesDataset(Dataset):
+class ShapesDataset(BaseImageDataset):
     """Procedural colored shapes; ``__getitem__`` returns ``{"image": uint8 [C, H, W], "label": int64 []}``.
+
+    An :class:`~src.datamodules.dataset.ImageDataset` with ``channels``, ``resolution``,
+    ``num_classes`` (6) and ``label_counts``; generated, so no ``root`` and no bad files.
 
     Args:
         size: number of images (indices ``0..size-1``).
@@ -116,6 +119,9 @@ class ShapesDataset(Dataset):
     """
 
     CLASSES: tuple[str, ...] = CLASSES
+    num_classes = len(CLASSES)  # a class attribute, like the protocol's defaults (not in vars(), which the cache reads)
+    channels: int
+    resolution: tuple[int, int]
 
     def __init__(
         self,
@@ -172,10 +178,6 @@ class ShapesDataset(Dataset):
         # Pixel centers in pixel units, broadcast as [1, W] and [H, 1]: no full grids needed.
         self._xs = (np.arange(w, dtype=np.float32) + 0.5)[None, :]
         self._ys = (np.arange(h, dtype=np.float32) + 0.5)[:, None]
-
-    @property
-    def num_classes(self) -> int:
-        return len(CLASSES)
 
     def __len__(self) -> int:
         return self.size
@@ -304,12 +306,9 @@ class ShapesDataset(Dataset):
         if name == "triangle":
             # Equilateral with circumradius 1.1 r (about as wide as the other kinds): intersection
             # of three half-planes at the inradius, half the circumradius.
-            d = None
-            for k in range(3):
-                a = shape.angle + k * 2 * math.pi / 3
-                dk = np.float32(math.cos(a)) * dx + np.float32(math.sin(a)) * dy
-                d = dk if d is None else np.maximum(d, dk)
-            return d - np.float32(0.55) * r
+            angles = [shape.angle + k * 2 * math.pi / 3 for k in range(3)]
+            d0, d1, d2 = (np.float32(math.cos(t)) * dx + np.float32(math.sin(t)) * dy for t in angles)
+            return np.maximum(np.maximum(d0, d1), d2) - np.float32(0.55) * r
         qx = np.abs(c * dx + s * dy)  # [H, W], local frame
         qy = np.abs(c * dy - s * dx)
         if name == "square":
@@ -326,8 +325,9 @@ class ShapesDataset(Dataset):
     def render(self, layout: ShapesLayout) -> np.ndarray:
         """Render ``layout`` to a uint8 array ``[channels, H, W]``."""
         h, w = self.resolution
-        premult = np.zeros((3, h, w), dtype=np.float32)  # premultiplied shape color
-        cover = np.zeros((h, w), dtype=np.float32)  # union coverage (alpha)
+        # float32 throughout (numpy's stubs widen the blends below to float64; numpy itself does not)
+        premult: np.ndarray = np.zeros((3, h, w), dtype=np.float32)  # premultiplied shape color
+        cover: np.ndarray = np.zeros((h, w), dtype=np.float32)  # union coverage (alpha)
         for shape in layout.shapes:
             alpha = np.clip(0.5 - self.signed_distance(shape), 0.0, 1.0)
             color = np.asarray(shape.color, dtype=np.float32)[:, None, None]

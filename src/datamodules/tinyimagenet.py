@@ -29,25 +29,11 @@ import torch
 
 from src.datamodules.imagenet_classes import IMAGENET_WNIDS
 from src.datamodules.readers import RESIZE_FILTERS, BadImageError, SkippingImageDataset, decode_image, is_image_name
+from src.utils.resolution import parse_size
 
 __all__ = ["TinyImageNetDataset", "SPLITS"]
 
 SPLITS = ("train", "val")
-
-
-def _size(resolution: int | Sequence[int]) -> tuple[int, int]:
-    """An int or ``[h, w]`` of positive ints -> ``(h, w)``; any size (224 for ChromaGAN is fine)."""
-    if isinstance(resolution, bool):
-        raise ValueError(f"data.resolution={resolution!r}: expected an int or [height, width]")
-    if isinstance(resolution, int):
-        hw = (resolution, resolution)
-    elif isinstance(resolution, Sequence) and not isinstance(resolution, str) and len(resolution) == 2:
-        hw = tuple(resolution)
-    else:
-        raise ValueError(f"data.resolution={resolution!r}: expected an int or [height, width]")
-    if not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in hw):
-        raise ValueError(f"data.resolution={list(hw)!r}: sides must be positive integers")
-    return int(hw[0]), int(hw[1])
 
 
 def _require(path: Path, what: str) -> Path:
@@ -79,6 +65,10 @@ class TinyImageNetDataset(SkippingImageDataset):
     the path when the dataset is built.
     """
 
+    channels: int
+    resolution: tuple[int, int]
+    root: Path
+
     def __init__(
         self,
         root: str | Path,
@@ -100,7 +90,7 @@ class TinyImageNetDataset(SkippingImageDataset):
         self.split = split
         if isinstance(resolution, Iterable) and not isinstance(resolution, str):
             resolution = list(resolution)  # OmegaConf ListConfig -> list
-        self.resolution = _size(resolution)
+        self.resolution = parse_size(resolution, "data.resolution")  # any size (224 for ChromaGAN is fine)
         if channels not in (1, 3, 4):
             raise ValueError(f"data.dataset.channels={channels!r}: expected 1, 3 or 4")
         if resize_filter not in RESIZE_FILTERS:
@@ -199,6 +189,11 @@ class TinyImageNetDataset(SkippingImageDataset):
                 )
             self._imagenet_index = torch.tensor([position[w] for w in self.wnids], dtype=torch.long)
         return self._imagenet_index
+
+    @property
+    def label_counts(self) -> torch.Tensor:
+        """Images per class, int64 ``[num_classes]``, over this split."""
+        return torch.bincount(torch.tensor(self.labels, dtype=torch.int64), minlength=self.num_classes)
 
     # ----------------------------------------------------------------------------------------
     # items

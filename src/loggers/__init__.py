@@ -1,1 +1,3 @@
-"""Experiment loggers beyond Lightning's own (MLflow, Neptune) and the one image-logging helper every callback uses."""
+"""Experiment loggers: the one interface gamut adds to Lightning's loggers (``extras``: ``RunLogger``),
+MLflow, Neptune, Lightning's CSV and TensorBoard with those extras (``lightning``), and the image helper
+every callback uses (``images``)."""

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
+from src.loggers.extras import run_loggers
 
-def log_image(loggers, key: str, image: np.ndarray, step: int) -> None:
-    """``image`` is uint8 ``[H, W, C]``. Loggers without image support (CSV) are skipped."""
-    for logger in loggers or []:
-        fn = getattr(logger, "log_image", None)
-        if callable(fn):
-            fn(key, image, step)
-            continue
-        exp = getattr(logger, "experiment", None)
-        if hasattr(exp, "add_image"):  # TensorBoard
-            exp.add_image(key, image, int(step), dataformats="HWC")
+
+def log_image(loggers: Iterable[object] | None, key: str, image: np.ndarray, step: int) -> None:
+    """``image`` is uint8 ``[H, W, C]``, sent to each :class:`~src.loggers.extras.RunLogger`'s
+    ``log_image`` (a no-op for CSV); foreign loggers are skipped."""
+    for logger in run_loggers(loggers):
+        logger.log_image(key, image, step)

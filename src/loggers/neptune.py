@@ -16,7 +16,9 @@ The token is read by the client from the environment only: this class takes no t
 refuses one in the config, and never logs it (a parameter value equal to it is masked).
 
 A resumed gamut run continues the same Neptune run: its custom run id is kept in
-``<run_dir>/neptune_run_id`` and passed again as ``custom_run_id``.
+``<run_dir>/neptune_run_id`` and passed again as ``custom_run_id``; ``src.eval`` continues it the same
+way (:meth:`NeptuneLogger.reopen`) to add evaluation results, leaving ``gamut/status`` as it is.
+A :class:`~src.loggers.extras.RunLogger`.
 """
 
 from __future__ import annotations
@@ -26,23 +28,39 @@ import logging
 import os
 import uuid
 from argparse import Namespace
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict, TypeGuard
 
 import numpy as np
 from lightning_fabric.utilities.logger import _convert_params, _flatten_dict
-from pytorch_lightning.loggers.logger import Logger, rank_zero_experiment
+from pytorch_lightning.loggers.logger import rank_zero_experiment
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
+from src.loggers.extras import RunLogger
 from src.utils.io import atomic_write
+from src.utils.run_folder import LAST_CHECKPOINT
+from src.utils.run_folder import NEPTUNE_RUN_ID_FILE as RUN_ID_FILE
 
 log = logging.getLogger(__name__)
-RUN_ID_FILE = "neptune_run_id"
 TOKEN_ENV = "NEPTUNE_API_TOKEN"
-MODES = ("async", "sync", "offline", "debug")
+Mode = Literal["async", "sync", "offline", "debug"]
+MODES: tuple[Mode, ...] = ("async", "sync", "offline", "debug")
 
 
-class NeptuneLogger(Logger):
+def _is_mode(value: str) -> TypeGuard[Mode]:
+    return value in MODES
+
+
+class _Capture(TypedDict):
+    """The client's own capture switches (``neptune.init_run`` keywords)."""
+
+    capture_stdout: bool
+    capture_stderr: bool
+    capture_hardware_metrics: bool
+
+
+class NeptuneLogger(RunLogger):
     """Log params, metrics, images and checkpoint paths of a gamut run to Neptune.
 
     Args:
@@ -54,6 +72,8 @@ class NeptuneLogger(Logger):
         capture_stdout, capture_stderr, capture_hardware_metrics: the client's own capture (off by
             default: the console is already in ``train.log``, and what it prints is not ours to upload).
         flush_period: seconds between the client's background flushes.
+        keep_status: leave ``gamut/status`` as it is, at start and at :meth:`finalize` (``src.eval``
+            adding results to a finished run).
     """
 
     def __init__(
@@ -67,6 +87,7 @@ class NeptuneLogger(Logger):
         capture_stderr: bool = False,
         capture_hardware_metrics: bool = False,
         flush_period: float = 5.0,
+        keep_status: bool = False,
         **unexpected: Any,
     ) -> None:
         super().__init__()
@@ -78,7 +99,7 @@ class NeptuneLogger(Logger):
         if unexpected:
             raise ValueError(f"logger.neptune: unknown key(s) {', '.join(sorted(unexpected))}")
         mode = mode or os.environ.get("NEPTUNE_MODE") or "offline"
-        if mode not in MODES:
+        if not _is_mode(mode):
             raise ValueError(f"logger.neptune.mode={mode!r} (or NEPTUNE_MODE): allowed values are {', '.join(MODES)}")
         if mode in ("async", "sync") and not os.environ.get(TOKEN_ENV):
             raise ValueError(
@@ -90,12 +111,13 @@ class NeptuneLogger(Logger):
         self._name = name
         self._tags = list(tags or [])
         self._extra_tags: dict[str, str] = {}
-        self._capture = dict(
+        self._capture = _Capture(
             capture_stdout=capture_stdout,
             capture_stderr=capture_stderr,
             capture_hardware_metrics=capture_hardware_metrics,
         )
         self._flush_period = float(flush_period)
+        self.keep_status = bool(keep_status)
         id_file = self.run_dir / RUN_ID_FILE
         stored = id_file.read_text().strip() if id_file.is_file() else ""
         self.resumed = bool(stored)
@@ -116,7 +138,16 @@ class NeptuneLogger(Logger):
     def save_dir(self) -> str:
         return str(self.run_dir / ".neptune")
 
-    def set_run_info(self, name: str, tags: dict[str, str]) -> None:
+    @classmethod
+    def reopen(cls, **options: Any) -> NeptuneLogger | None:
+        """The run's Neptune run, to add results to without changing its status; None when the run
+        folder names no Neptune run."""
+        run_dir = options.get("run_dir")
+        if not run_dir or not (Path(run_dir) / RUN_ID_FILE).is_file():
+            return None
+        return cls(**{**options, "keep_status": True})
+
+    def set_run_info(self, name: str, tags: Mapping[str, str]) -> None:
         """Display name and tags (task, run name, sweep name and job number), before the first log."""
         self._name = name
         self._extra_tags.update(tags)
@@ -161,7 +192,8 @@ class NeptuneLogger(Logger):
         self._write_info(run)
         # Offline data does not keep custom_run_id; record it so every launch's segment names its run.
         run["gamut/custom_run_id"] = self.custom_run_id
-        run["gamut/status"] = "running"
+        if not self.keep_status:
+            run["gamut/status"] = "running"
         return run
 
     def _write_info(self, run) -> None:
@@ -211,7 +243,7 @@ class NeptuneLogger(Logger):
     @rank_zero_only
     def log_checkpoint(self, path: str, kimg: float) -> None:
         run = self.experiment
-        if Path(path).name == "last.ckpt":
+        if Path(path).name == LAST_CHECKPOINT:
             run["checkpoints/last"] = str(path)
             run["checkpoints/last_kimg"] = float(kimg)
         else:
@@ -221,6 +253,7 @@ class NeptuneLogger(Logger):
     def finalize(self, status: str) -> None:
         if self._run is None:
             return
-        self._run["gamut/status"] = status
+        if not self.keep_status:
+            self._run["gamut/status"] = status
         self._run.stop()
         self._run = None  # logging again (e.g. after a SLURM requeue signal) reopens the same run

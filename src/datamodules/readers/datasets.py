@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
 
+from src.datamodules.dataset import BaseImageDataset
 from src.datamodules.readers.decoding import RESIZE_FILTERS, BadImageError, decode_image
 from src.datamodules.readers.sources import open_source
 from src.utils.resolution import parse_size
@@ -29,8 +29,9 @@ __all__ = ["SkippingImageDataset", "ImageFolderDataset"]
 _MAX_NAMED = 5  # bad files named in one warning
 
 
-class SkippingImageDataset(Dataset, abc.ABC):
-    """The bad-file policy every image dataset shares (one mechanism for all readers).
+class SkippingImageDataset(BaseImageDataset):
+    """The bad-file policy every image dataset shares (one mechanism for all readers); an
+    :class:`~src.datamodules.dataset.ImageDataset` whose ``bad_files`` and ``summary`` it fills.
 
     A file that fails to read or decode is skipped: it is recorded in :attr:`bad_files`, one warning
     names the first one, and the next good index is served instead (wrapping around), so a decoding
@@ -38,8 +39,6 @@ class SkippingImageDataset(Dataset, abc.ABC):
     :class:`BadImageError` with its path. Subclasses provide ``__len__``, :meth:`name`,
     :meth:`_load` (raise :class:`BadImageError`), :meth:`_label` and :attr:`where`.
     """
-
-    ignored: int = 0  # files that were not listed at all (no image extension)
 
     def __init__(self, strict: bool = False) -> None:
         self.strict = bool(strict)
@@ -132,6 +131,9 @@ class ImageFolderDataset(SkippingImageDataset):
     so a decoding error in a loader worker never ends the epoch; each dataset object warns once.
     """
 
+    channels: int
+    resolution: tuple[int, int]
+
     def __init__(
         self,
         root: str | Path,
@@ -160,6 +162,7 @@ class ImageFolderDataset(SkippingImageDataset):
         super().__init__(strict)
         self.allow_upscale = bool(allow_upscale)
         self.source = open_source(root, layout)
+        self.ignored = int(self.source.ignored)  # files in the source that were not listed (no image extension)
 
         n = len(self.source)
         if max_images is not None and max_images < n:
@@ -200,9 +203,9 @@ class ImageFolderDataset(SkippingImageDataset):
         return torch.bincount(torch.tensor(self._labels, dtype=torch.int64), minlength=self.num_classes)
 
     @property
-    def ignored(self) -> int:
-        """Files in the source that were not listed (no image extension)."""
-        return int(getattr(self.source, "ignored", 0))
+    def root(self) -> Path:  # type: ignore[override]  # a property: an attribute would change the cache's key
+        """The folder or zip the images are read from (``data.root``; the FFHQ layout's image folder)."""
+        return self.source.root
 
     def __len__(self) -> int:
         return len(self._indices)

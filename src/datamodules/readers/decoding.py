@@ -94,7 +94,9 @@ def _normalise_mode(img: PIL.Image.Image, channels: int, name: str) -> PIL.Image
 
 
 def _target_size(resolution: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(resolution, int) and not isinstance(resolution, bool):
+    if isinstance(resolution, bool):  # an int to Python, but no size
+        raise TypeError(f"resolution={resolution!r}: expected a side or [height, width]")
+    if isinstance(resolution, int):
         h = w = resolution
     else:
         h, w = (int(s) for s in resolution)
@@ -162,9 +164,9 @@ def decode_image(
     if not data:
         raise BadImageError(f"{name}: empty file (0 bytes)")
     try:
-        with PIL.Image.open(io.BytesIO(data)) as img:
-            img.load()  # decodes fully; truncated data raises here (LOAD_TRUNCATED_IMAGES stays off)
-            img = _normalise_mode(img, channels, name)
+        with PIL.Image.open(io.BytesIO(data)) as opened:
+            opened.load()  # decodes fully; truncated data raises here (LOAD_TRUNCATED_IMAGES stays off)
+            img = _normalise_mode(opened, channels, name)
     except BadImageError:
         raise
     except (OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError, EOFError,

@@ -187,7 +187,7 @@ class ZipSource:
     def __del__(self) -> None:
         try:
             self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
+        except Exception:  # interpreter shutdown
             pass
 
     def __repr__(self) -> str:
