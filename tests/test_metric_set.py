@@ -1,22 +1,27 @@
-"""NVIDIA's metric set: names and protocols, precision/recall against a brute-force k-NN and on sets
-whose answer is known, the Inception Score formula, feature order across ranks, the VGG-16 feature
-networks, and the progress lines of long evaluations."""
+"""NVIDIA's metric set: names and protocols, a metric added by one registration, precision/recall
+against a brute-force k-NN and on sets whose answer is known, the Inception Score formula, feature
+order across ranks, the VGG-16 feature networks, and the progress lines of long evaluations."""
 
 from __future__ import annotations
 
 import io
 import logging
 import math
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 import torchvision
 
+from src.colorspaces import get_colorspace
 from src.metrics.inception import FeatureBank, inception_score
 from src.metrics.precision_recall import kth_neighbour_radii, precision_recall
 from src.metrics.progress import Progress, duration
 from src.metrics.protocols import higher_is_better, parse_metrics, protocol, result_keys
+from src.metrics.registry import Computed, MetricContext, Network, register_metric, unregister_metric
+from src.metrics.suite import MetricSuite, check_weights, flatten
 from src.metrics.vgg16 import VGG16Features
 from src.pretrained.weights import WEIGHTS, MissingWeightsError
 
@@ -76,6 +81,103 @@ def test_an_unknown_metric_lists_the_known_ones():
     assert msg.startswith("callbacks.metrics.metrics: unknown metric 'fid50k_ful'")
     for name in ("fid50k_full", "kid50k_full", "pr50k3_full", "is50k", "ppl2_wend", "fid10k_full"):
         assert name in msg
+
+
+# ------------------------------------------------------------------------------------------------
+# a new metric: one function plus one registration (docs/evaluation.md, "Adding a metric")
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "evaluation.md"
+
+
+def docs_example() -> str:
+    """The module docs/evaluation.md shows under "Adding a metric" (its first Python block)."""
+    section = DOCS.read_text().split("\n## Adding a metric\n", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.fixture
+def mean_pixel():
+    """The worked example of docs/evaluation.md run as the module ``src/metrics/kinds/mean_pixel.py``
+    would be (one function, one registration, nothing else touched); forgotten again afterwards."""
+    module = ModuleType("mean_pixel")
+    module.__file__ = str(DOCS)  # its weights_file: any existing file
+    exec(compile(docs_example(), f"{DOCS}:Adding a metric", "exec"), module.__dict__)
+    yield module
+    unregister_metric("mean_pixel")
+
+
+class FlatImages(torch.utils.data.Dataset):
+    """``n`` reals of one grey level."""
+
+    def __init__(self, value: int, n: int = 6) -> None:
+        self.value, self.n, self.resolution = value, n, (8, 8)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        return {"image": torch.full((3, 8, 8), self.value, dtype=torch.uint8), "label": torch.tensor(0)}
+
+
+def _flat_generator(level: float) -> SimpleNamespace:
+    """A module whose G_ema draws flat images of ``level`` in model space ([-1, 1])."""
+    return SimpleNamespace(
+        G_ema=SimpleNamespace(z_dim=4),
+        sample=lambda z, labels, psi, noise_mode: torch.full((z.shape[0], 3, 8, 8), level),
+        device=torch.device("cpu"),
+        num_classes=0,
+        colorspace=get_colorspace("rgb"),
+    )
+
+
+def test_a_registered_metric_runs_end_to_end_through_the_suite(mean_pixel, tmp_path):
+    # its names, keys and direction come from the one registration
+    p = protocol("mean_pixel4")
+    assert (p.kind, p.num_gen, p.max_real, p.needs_reals, p.network) == ("mean_pixel", 4, 4, True, "mean_rgb")
+    assert protocol("mean_pixel1") is None and protocol("mean_pixel") is None  # fewer than 2 images, no count
+    assert protocol("mean_pixel10k_full").max_real is None  # _full: every real
+    assert result_keys(parse_metrics("mean_pixel4,fid10k_full")) == ["mean_pixel4", "fid10k_full"]
+    assert higher_is_better("metrics/mean_pixel4") is False
+    with pytest.raises(
+        ValueError, match=r"unknown metric 'mean_pixl4'; known: fid50k_full, .*, mean_pixel10k, and any"
+    ):
+        parse_metrics(["mean_pixl4"])
+    check_weights(["mean_pixel4"], tmp_path)  # it needs no file
+
+    # generated: model-space 0 -> display 0.5 -> uint8 128; reals: 100
+    suite = MetricSuite(["mean_pixel4"], weights_dir=tmp_path, cache_dir=tmp_path / "cache", batch_size=3)
+    module, reals = _flat_generator(0.0), FlatImages(100)
+    assert suite.result_keys() == ["mean_pixel4"]
+    assert suite.plan(reals, False, "cpu") == [
+        "mean_pixel4: 4 generated (psi 1, noise random) vs 4 reals, mean RGB, on cpu"
+    ]
+    results = suite.run(module, reals)
+    assert flatten(results) == {"mean_pixel4": pytest.approx(28.0)}
+    record = results["mean_pixel4"]
+    assert record["protocol"]["num_gen"] == 4 and record["protocol"]["num_real"] == 4
+    assert record["protocol"]["network"] == "mean RGB" and record["protocol"]["real_cache"]["hit"] is False
+    [cached] = (tmp_path / "cache").iterdir()  # the reals' features, under the network's name
+    assert cached.name.startswith("mean_rgb-flatimages-") and "-rgb-n4-" in cached.name
+    again = MetricSuite(["mean_pixel4"], weights_dir=tmp_path, cache_dir=tmp_path / "cache").run(module, reals)
+    assert again["mean_pixel4"]["protocol"]["real_cache"]["hit"] is True and flatten(again) == flatten(results)
+
+
+def test_the_registry_refuses_a_second_kind_and_a_name_two_kinds_claim(mean_pixel):
+    net = Network("other", load=lambda weights_dir, settings: mean_pixel.MeanRGB(), label="other")
+
+    def other(ctx: MetricContext) -> Computed:
+        return Computed({})
+
+    with pytest.raises(ValueError, match="metric kind 'mean_pixel' is registered twice"):
+        register_metric("mean_pixel", r"mp(?P<n>\d+)", network=net)(other)
+    register_metric("mean_pixel_too", r"mean_pixel(?P<n>\d+)", network=net)(other)
+    try:
+        with pytest.raises(ValueError, match="'mean_pixel4' matches the names of mean_pixel and mean_pixel_too"):
+            protocol("mean_pixel4")
+    finally:
+        unregister_metric("mean_pixel_too")
+    assert protocol("mean_pixel4").kind == "mean_pixel"
 
 
 # ------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import torchvision
 from torch import nn
 
 from src.colorspaces import get_colorspace
+from src.datamodules.dataset import BaseImageDataset
 from src.metrics import cache as feature_cache
 from src.metrics.generated import num_real_images, quantize, real_images, to_display_rgb
 from src.metrics.inception import FeatureBank, InceptionFeatures, fid_from_features, kid_from_features
@@ -325,7 +326,7 @@ def test_feature_cache_round_trip_and_identity(tmp_path):
     weights.write_bytes(b"x")
     images = torch.randint(0, 255, (6, 3, 8, 8), dtype=torch.uint8)
 
-    class DS(torch.utils.data.Dataset):
+    class DS(BaseImageDataset):  # declares its resolution, which names the cache file
         def __init__(self, imgs, seed):
             self.imgs, self.seed, self.resolution, self.bad_files = imgs, seed, (8, 8), []
 

@@ -2,7 +2,8 @@
 
 Enable with ``callbacks=[default,metrics]`` (conf/callbacks/metrics.yaml; add ``traversal`` etc. to
 the list as needed) and set ``callbacks.metrics.every_kimg`` and ``callbacks.metrics.metrics``
-(e.g. ``[fid10k_full]``; names in :mod:`src.metrics.protocols`). Each evaluation goes
+(e.g. ``[fid10k_full]``; names in :mod:`src.metrics.protocols`, any kind registered in
+:mod:`src.metrics.registry` included). Each evaluation goes
 
 * to every logger as ``metrics/<key>`` at step = images seen (the x-axis of the losses), with its
   duration as ``progress/metrics_sec``;
@@ -35,8 +36,10 @@ log = logging.getLogger(__name__)
 
 def data_mirror(trainer) -> bool:
     """Whether the training data is x-flipped (``data.xflip``): the metrics' reals then include the flips."""
-    hparams = getattr(getattr(trainer, "datamodule", None), "hparams", None) or {}
-    return bool(hparams.get("xflip", False))
+    from src.datamodules.image_datamodule import ImageDataModule  # (lead: may move to the module's imports)
+
+    datamodule = trainer.datamodule
+    return isinstance(datamodule, ImageDataModule) and datamodule.xflip
 
 
 class GeneratorMetrics(Callback):
@@ -112,25 +115,26 @@ class GeneratorMetrics(Callback):
             for lg in trainer.loggers:
                 lg.log_metrics(values, step=step)
             if self.dirpath is not None:
-                self._append(pl_module, results)
+                self._append(self.dirpath / "metrics.jsonl", pl_module, results)
             log.info(
                 "kimg %.3f: %s (metrics took %.1f s)",
                 pl_module.kimg,
                 ", ".join(f"{k} {v:.4g}" for k, v in self.last.items()),
                 took,
             )
-        if report and self.optuna_trial is not None and self.optimized_metric in self.last:
-            self._report(trainer, pl_module)
+        key = self.optimized_metric
+        if report and self.optuna_trial is not None and key is not None and key in self.last:
+            self._report(trainer, pl_module, self.last[key])
         return self.last
 
-    def _report(self, trainer, pl_module) -> None:
-        """Rank 0 reports the value to the trial; every rank then stops together if it was pruned."""
+    def _report(self, trainer, pl_module, value: float) -> None:
+        """Rank 0 reports ``value`` (the optimized metric) to the trial; every rank stops together if pruned."""
         from src.sweeps.optuna import is_pruned, report
 
         verdict = None
         if trainer.is_global_zero:
             try:
-                report(self.optuna_trial, self.last[self.optimized_metric], int(pl_module.cur_nimg))
+                report(self.optuna_trial, value, int(pl_module.cur_nimg))
             except Exception as e:
                 if not is_pruned(e):
                     raise
@@ -143,8 +147,7 @@ class GeneratorMetrics(Callback):
 
             raise optuna.TrialPruned(message)
 
-    def _append(self, pl_module, results: dict[str, dict]) -> None:
-        path = self.dirpath / "metrics.jsonl"
+    def _append(self, path: Path, pl_module, results: dict[str, dict]) -> None:
         old = path.read_text() if path.is_file() else ""
         line = json.dumps({"kimg": pl_module.kimg, "iteration": pl_module.iteration, "metrics": results})
         atomic_write(path, lambda f: f.write(old + line + "\n"), mode="w")

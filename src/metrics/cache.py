@@ -2,10 +2,11 @@
 NVIDIA's metric_utils).
 
 The key is everything that changes the features: the data set class and its scalar settings, its
-root path (absolute), resolution, color space, the number of images and whether x-flips are
-included (the protocol), a fingerprint of the first and last images, and the feature network
-(its name and weights file: name, size, mtime). Files are written atomically
-(:func:`src.utils.io.atomic_write`) and read with ``weights_only=True``.
+declared root path (absolute) and resolution (:class:`~src.datamodules.dataset.ImageDataset`),
+color space, the number of images and whether x-flips are included (the protocol), a fingerprint
+of the first and last images, and the feature network (its name and weights file: name, size,
+mtime). Files are written atomically (:func:`src.utils.io.atomic_write`) and read with
+``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
 
+from src.datamodules.dataset import ForeignDataset, MapStyleDataset, as_image_dataset
 from src.metrics.generated import content_fingerprint
 from src.utils.io import atomic_write
 
@@ -40,16 +41,23 @@ def _plain(value: Any) -> Any:
 
 
 def dataset_identity(
-    dataset: Dataset,
+    dataset: MapStyleDataset,
     colorspace: str,
     num_images: int,
     weights_file: Path,
     network: str = "inception",
     mirror: bool = False,
 ) -> dict:
-    """A JSON-able description of the real set (and feature network) whose features would be cached."""
+    """A JSON-able description of the real set (and feature network) whose features would be cached.
+
+    ``dataset`` is an :class:`~src.datamodules.dataset.ImageDataset` (anything else is read with the
+    protocol's defaults); a :class:`~src.datamodules.dataset.ForeignDataset` is described by the
+    object it wraps (its class and settings).
+    """
+    dataset = as_image_dataset(dataset)
+    described = dataset.wrapped if isinstance(dataset, ForeignDataset) else dataset
     settings = {}
-    for k, v in sorted(vars(dataset).items()):
+    for k, v in sorted(vars(described).items()):
         v = _plain(v)
         if k.startswith("_") or k in _VOLATILE:
             continue
@@ -57,15 +65,14 @@ def dataset_identity(
             isinstance(v, list) and len(v) <= 16 and all(isinstance(e, _SCALARS) for e in v)
         ):
             settings[k] = v
-    source = getattr(dataset, "source", None)
-    root = getattr(source, "root", None) or getattr(dataset, "root", None)
+    root = dataset.root
     stat = weights_file.stat()
     return {
         "format": FORMAT,
-        "dataset": f"{type(dataset).__module__}.{type(dataset).__qualname__}",
+        "dataset": f"{type(described).__module__}.{type(described).__qualname__}",
         "root": None if root is None else str(Path(root).expanduser().resolve()),
         "settings": settings,
-        "resolution": _plain(getattr(dataset, "resolution", None)),
+        "resolution": _plain(dataset.resolution),
         "colorspace": colorspace,
         "num_images": int(num_images),
         "mirror": bool(mirror),

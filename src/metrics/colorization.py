@@ -43,8 +43,12 @@ def per_image_psnr(pred: Tensor, target: Tensor, peak: str = "one") -> Tensor:
 
 def _scores(pred: Tensor, target: Tensor) -> dict[str, Tensor]:
     side = min(pred.shape[-2:])
-    small = {} if side >= 11 else dict(gaussian_kernel=False, kernel_size=side if side % 2 else side - 1)
-    ssim = structural_similarity_index_measure(pred.float(), target.float(), data_range=1.0, reduction="none", **small)
+    gaussian = side >= 11  # torchmetrics' default window; a uniform odd one that fits below 11 px
+    kernel = 11 if gaussian else (side if side % 2 else side - 1)
+    ssim = structural_similarity_index_measure(
+        pred.float(), target.float(), gaussian_kernel=gaussian, kernel_size=kernel, data_range=1.0, reduction="none"
+    )
+    assert isinstance(ssim, Tensor)  # a tuple only with return_full_image / return_contrast_sensitivity
     return {"psnr": per_image_psnr(pred, target), "psnr_peak": per_image_psnr(pred, target, "max_gt"), "ssim": ssim}
 
 
@@ -53,6 +57,9 @@ class ColorizationMetrics(Metric):
 
     full_state_update = False
     higher_is_better = True
+    # states (add_state in __init__), float64 sums; the per-key score sums are reached by name (getattr)
+    count: Tensor
+    count_gray: Tensor
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

@@ -13,13 +13,35 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from src.colorspaces import ColorSpace
+from src.datamodules.dataset import MapStyleDataset
 from src.datamodules.labels import draw_labels
+from src.nn.style_generator import StyleGenerator
+
+
+class GeneratorModel(Protocol):
+    """What the metrics use of a trained generator family: a ``GANModule`` with ``G_ema``, which
+    declares each of these names (src/modules/base.py); the metrics sit below the families and
+    type against this instead of importing it."""
+
+    G_ema: StyleGenerator
+    colorspace: ColorSpace
+    num_classes: int
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def sample(self, z: Tensor, labels: Tensor | None = None, **options: Any) -> Tensor: ...
+
+    def labels_to_onehot(self, labels: Tensor | None) -> Tensor | None: ...
+
+    def label_frequencies(self) -> Tensor | None: ...
 
 
 def quantize(rgb: Tensor) -> Tensor:
@@ -45,7 +67,7 @@ def shard(num: int, rank: int = 0, world_size: int = 1) -> int:
     return len(range(rank, num, world_size))
 
 
-def generated_labels(module, n: int, generator: torch.Generator) -> Tensor | None:
+def generated_labels(module: GeneratorModel, n: int, generator: torch.Generator) -> Tensor | None:
     """``n`` class labels (CPU) for a conditional model's generated images, None for an unconditional one.
 
     Drawn from the training data's class frequencies the checkpoint carries (``module.label_frequencies()``),
@@ -61,7 +83,7 @@ def generated_labels(module, n: int, generator: torch.Generator) -> Tensor | Non
     return draw_labels(distribution, module.num_classes, n, generator=generator)
 
 
-def latents(module, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor | None]:
+def latents(module: GeneratorModel, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor | None]:
     """``n`` z ~ N(0, I) and, for a conditional model, class labels from :func:`generated_labels` (CPU)."""
     z = torch.randn(n, module.G_ema.z_dim, generator=generator)
     return z, generated_labels(module, n, generator)
@@ -69,7 +91,7 @@ def latents(module, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor 
 
 @torch.no_grad()
 def generated_images(
-    module,
+    module: GeneratorModel,
     num: int,
     batch_size: int,
     seed: int = 0,
@@ -98,7 +120,7 @@ def generated_images(
         yield indices.to(module.device), quantize(to_display_rgb(images, module.colorspace))
 
 
-def num_real_images(dataset: Dataset, num: int | None, mirror: bool = False) -> int:
+def num_real_images(dataset: MapStyleDataset, num: int | None, mirror: bool = False) -> int:
     """How many reals a protocol sees: ``num``, or all of them when ``num`` is None or larger
     (NVIDIA's ``*_full``); with ``mirror`` the data set counts twice (each image and its x-flip)."""
     available = len(dataset) * (2 if mirror else 1)
@@ -109,15 +131,15 @@ class _Mirrored(Dataset):
     """Items ``0..N-1`` of ``dataset``, then the same items flipped left-right (NVIDIA's ``--mirror=1``
     data set order: ``training/dataset.py`` tiles the indices and flips the second copy)."""
 
-    def __init__(self, dataset: Dataset, mirror: bool) -> None:
+    def __init__(self, dataset: MapStyleDataset, mirror: bool) -> None:
         self.dataset, self.mirror = dataset, mirror
 
     def __len__(self) -> int:
         return len(self.dataset) * (2 if self.mirror else 1)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int) -> dict[str, Any]:
         n = len(self.dataset)
-        item = dict(self.dataset[index % n])
+        item: dict[str, Any] = dict(self.dataset[index % n])  # the data set's tensors, plus "index": int
         if index >= n:
             item["image"] = item["image"].flip(-1)
         item["index"] = index
@@ -126,7 +148,7 @@ class _Mirrored(Dataset):
 
 @torch.no_grad()
 def real_images(
-    dataset: Dataset,
+    dataset: MapStyleDataset,
     colorspace: ColorSpace,
     num: int,
     batch_size: int,
@@ -148,7 +170,7 @@ def real_images(
         yield batch["index"].to(device), images, labels.to(device)
 
 
-def content_fingerprint(dataset: Dataset, count: int = 4) -> str:
+def content_fingerprint(dataset: MapStyleDataset, count: int = 4) -> str:
     """sha1 of the first and last ``count`` images' bytes: cheap evidence the files did not change."""
     h = hashlib.sha1()
     n = len(dataset)

@@ -102,11 +102,18 @@ class FeatureBank(Metric):
     """
 
     full_state_update = False
+    # states (add_state in __init__, "cat"): lists of batches; one Tensor while a synced compute() runs
+    features: list[Tensor]
+    index: list[Tensor]
 
     def __init__(self, extractor: nn.Module | None = None, num_features: int | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.extractor = extractor
-        self.num_features = int(num_features if num_features is not None else extractor.num_features)
+        if num_features is None:
+            assert extractor is not None, "FeatureBank needs an extractor or num_features"
+            # an int class attribute (InceptionFeatures, VGG16Features); Module.__getattr__ types it Tensor | Module
+            num_features = int(extractor.num_features)  # type: ignore[arg-type]
+        self.num_features = int(num_features)
         self.add_state("features", default=[], dist_reduce_fx="cat")
         self.add_state("index", default=[], dist_reduce_fx="cat")
         self._seen = 0

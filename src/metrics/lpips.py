@@ -67,6 +67,9 @@ def normalize_channels(x: Tensor, eps: float = 1e-10) -> Tensor:
 class LPIPS(nn.Module):
     """``d(x0, x1)`` per image for RGB ``[N, 3, H, W]`` in [-1, 1]; H, W >= 16. Frozen, eval mode."""
 
+    shift: Tensor  # buffers (register_buffer in __init__), as head0..head4, reached by name
+    scale: Tensor
+
     def __init__(self, trunk: nn.Sequential, heads: list[Tensor]) -> None:
         super().__init__()
         bounds = (0, *VGG_CUTS)
@@ -107,8 +110,10 @@ class LPIPS(nn.Module):
         return out
 
     def forward(self, x0: Tensor, x1: Tensor) -> Tensor:
-        total = 0
+        total: Tensor | None = None
         for i, (f0, f1) in enumerate(zip(self.features(x0), self.features(x1))):
             w = getattr(self, f"head{i}")
-            total = total + ((f0 - f1).square() * w).sum(dim=1).mean(dim=(1, 2))
+            term = ((f0 - f1).square() * w).sum(dim=1).mean(dim=(1, 2))
+            total = term if total is None else total + term
+        assert total is not None  # five VGG layers
         return total

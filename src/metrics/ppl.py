@@ -21,6 +21,9 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
+from src.metrics.generated import GeneratorModel
+from src.nn.style_generator import StyleGenerator
+
 SPACES: dict[str, tuple[str, str]] = {"zfull": ("z", "full"), "wfull": ("w", "full"), "wend": ("w", "end")}
 STANDARD_EPS = 1e-4
 
@@ -65,6 +68,7 @@ class PerceptualPathLength(Metric):
 
     full_state_update = False
     higher_is_better = False
+    dist: list[Tensor]  # state (add_state in __init__, "cat"): one Tensor while a synced compute() runs
 
     def __init__(self, lo: float = 1.0, hi: float = 99.0, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -101,7 +105,7 @@ def _synthesize(synthesis: Callable, ws: Tensor, noise_mode: str, noise_seed: in
 
 @torch.no_grad()
 def path_distances(
-    G,
+    G: StyleGenerator,
     lpips: Callable[[Tensor, Tensor], Tensor],
     to_rgb: Callable[[Tensor], Tensor],
     z0: Tensor,
@@ -142,7 +146,7 @@ def path_distances(
 
 @torch.no_grad()
 def ppl_metrics(
-    module,
+    module: GeneratorModel,
     lpips,
     spaces: Sequence[str],
     epsilons: Sequence[float],

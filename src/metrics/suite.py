@@ -2,11 +2,13 @@
 
 Metric names and their protocols: :mod:`src.metrics.protocols` (NVIDIA's ``fid50k_full``,
 ``kid50k_full``, ``pr50k3_full``, ``is50k``, ``ppl2_wend`` and shorter counts; gamut's configurable
-``fid``, ``kid``, ``ppl*``). One pass of G_ema's images feeds every feature network the metrics need
-(the first ``n`` images serve a metric of ``n``), one pass over the reals likewise, and the reals'
-features are cached per data set, protocol and network. Each result is a record with its values
-and its protocol; :func:`flatten` gives the flat keys loggers, ``trainer.callback_metrics`` and
-sweeps use (e.g. ``fid50k_full``, ``pr50k3_full_precision``, ``is50k_mean``).
+``fid``, ``kid``, ``ppl*``), each answered by a kind in :mod:`src.metrics.registry` that carries
+its feature network and compute function: the suite looks the kind up, never branches on it. One
+pass of G_ema's images feeds every feature network the metrics need (the first ``n`` images serve
+a metric of ``n``), one pass over the reals likewise, and the reals' features are cached per data
+set, protocol and network; a kind that draws its own images (PPL) runs after them. Each result is
+a record with its values and its protocol; :func:`flatten` gives the flat keys loggers,
+``trainer.callback_metrics`` and sweeps use (e.g. ``fid50k_full``, ``pr50k3_full_precision``, ``is50k_mean``).
 """
 
 from __future__ import annotations
@@ -16,31 +18,22 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import torch
-from torch import Tensor
-from torch.utils.data import Dataset
+from torch import Tensor, nn
 
+from src.datamodules.dataset import MapStyleDataset
 from src.metrics import cache as feature_cache
+from src.metrics import registry
 from src.metrics.generated import generated_images, num_real_images, real_images
-from src.metrics.inception import (
-    FeatureBank,
-    InceptionFeatures,
-    fid_from_features,
-    inception_score,
-    kid_from_features,
-    load_inception,
-)
-from src.metrics.lpips import LPIPS, heads_file
-from src.metrics.ppl import SPACES, ppl_metrics
-from src.metrics.precision_recall import precision_recall
+from src.metrics.inception import FeatureBank
 from src.metrics.progress import Progress
 from src.metrics.protocols import Protocol, parse_metrics, result_keys
-from src.metrics.vgg16 import FEATURE_NETS, VGG16Features
-from src.pretrained.weights import weights_path
+from src.metrics.registry import Computed, MetricContext
+from src.metrics.vgg16 import FEATURE_NETS
 
 log = logging.getLogger("gamut.metrics")
-NETWORK_NAMES = {"inception": "Inception-v3 pool3", "vgg16": "VGG-16 fc2", "lpips": "LPIPS-VGG16"}
 
 
 def needs_reals(metrics: Sequence[str | Protocol]) -> bool:
@@ -50,14 +43,10 @@ def needs_reals(metrics: Sequence[str | Protocol]) -> bool:
 def check_weights(metrics: Sequence[str | Protocol], weights_dir: str | Path, feature_net: str = "torchvision") -> None:
     """Fail before any work when a pretrained file the metrics need is missing (names the file and URL)."""
     protocols = [m if isinstance(m, Protocol) else parse_metrics([m])[0] for m in metrics]
-    networks = {p.network for p in protocols}
-    if "inception" in networks:
-        weights_path("inception", weights_dir)
-    if "vgg16" in networks:
-        weights_path("vgg16_nvidia" if feature_net == "nvidia" else "vgg16", weights_dir)
-    if "lpips" in networks:
-        weights_path("vgg16", weights_dir)
-        heads_file(weights_dir)
+    needed = {p.network for p in protocols}
+    for net in registry.networks():  # in registration order: inception, vgg16, lpips, then any other
+        if net.name in needed:
+            net.check_weights(weights_dir, {"pr": {"feature_net": feature_net}})
 
 
 def _positive(key: str, value) -> int:
@@ -112,17 +101,22 @@ class MetricSuite:
         _positive("ppl.batch_size", self.ppl["batch_size"])
         if self.pr["feature_net"] not in FEATURE_NETS:
             raise ValueError(f"pr.feature_net={self.pr['feature_net']!r}: allowed values are {', '.join(FEATURE_NETS)}")
-        settings = {"num_gen": self.num_gen, "num_real": self.num_real, "ppl": self.ppl}
-        self.protocols = parse_metrics(metrics, settings=settings)
+        self.protocols = parse_metrics(metrics, settings=self.settings)
         self.metrics = [p.name for p in self.protocols]
         for p in self.protocols:
-            if p.kind in ("fid", "kid") and p.num_gen < 2:
-                raise ValueError(f"{p.name}: FID/KID need at least 2 generated images (num_gen={p.num_gen})")
-        self._inception: InceptionFeatures | None = None
-        self._vgg: VGG16Features | None = None
-        self._lpips: LPIPS | None = None
+            least = p.entry.min_gen
+            if p.num_gen < least:
+                raise ValueError(
+                    f"{p.name}: {p.kind.upper()} needs at least {least} generated images (num_gen={p.num_gen})"
+                )
+        self._networks: dict[str, nn.Module] = {}  # name -> loaded network, reused between calls
         self._reals: dict[str, Tensor] = {}  # identity json -> features, kept between calls
         self.last_cache: dict = {}
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The settings the name rules and the feature networks read (:mod:`src.metrics.registry`)."""
+        return {"num_gen": self.num_gen, "num_real": self.num_real, "kid": self.kid, "ppl": self.ppl, "pr": self.pr}
 
     def result_keys(self) -> list[str]:
         """The flat keys :meth:`run` reports, known before anything runs (for ``optimized_metric``)."""
@@ -130,40 +124,27 @@ class MetricSuite:
 
     # -- networks ------------------------------------------------------------------------------
 
-    def network(self, name: str, device):
-        if name == "inception":
-            if self._inception is None:
-                self._inception = load_inception(self.weights_dir)
-            return self._inception.to(device)
-        if name == "vgg16":
-            if self._vgg is None:
-                self._vgg = VGG16Features(self.weights_dir, self.pr["feature_net"])
-            return self._vgg.to(device)
-        if self._lpips is None:
-            self._lpips = LPIPS.from_weights_dir(self.weights_dir)
-        return self._lpips.to(device)
+    def network(self, name: str, device) -> nn.Module:
+        """The registered feature network ``name``, loaded once, on ``device``."""
+        if name not in self._networks:
+            self._networks[name] = registry.network(name).load(self.weights_dir, self.settings)
+        return self._networks[name].to(device)
 
     def network_label(self, name: str) -> str:
-        if name == "vgg16" and self.pr["feature_net"] == "nvidia":
-            return "VGG-16 fc2 (NVIDIA's vgg16.pt)"
-        return NETWORK_NAMES[name]
+        return registry.network(name).label_for(self.settings)
 
     # -- what will run -------------------------------------------------------------------------
 
-    def real_count(self, p: Protocol, dataset: Dataset, mirror: bool) -> int:
+    def real_count(self, p: Protocol, dataset: MapStyleDataset, mirror: bool) -> int:
         return num_real_images(dataset, p.max_real, mirror)
 
-    def plan(self, dataset: Dataset | None, mirror: bool, device) -> list[str]:
+    def plan(self, dataset: MapStyleDataset | None, mirror: bool, device) -> list[str]:
         """One line per metric: how many images it uses, from which network, on which device."""
         lines = []
         for p in self.protocols:
             net = self.network_label(p.network)
-            if p.kind == "ppl":
-                crop = ", face crop" if p.crop else ""
-                lines.append(
-                    f"{p.name}: {p.num_samples} pairs ({2 * p.num_samples} images) in {SPACES[p.space][0].upper()}, "
-                    f"{'t=0' if SPACES[p.space][1] == 'end' else 't~U[0,1)'}{crop}, {net}, on {device}"
-                )
+            if p.entry.describe is not None:
+                lines.append(f"{p.entry.describe(p)}, {net}, on {device}")
                 continue
             text = f"{p.name}: {p.num_gen} generated (psi 1, noise {self.noise_mode})"
             if p.needs_reals and dataset is not None:
@@ -177,15 +158,16 @@ class MetricSuite:
 
     def _extract(self, name: str, device, images: Tensor, with_probs: bool) -> Tensor:
         net = self.network(name, device)
-        return net(images, probs=True) if (name == "inception" and with_probs) else net(images)
+        return net(images, probs=True) if (with_probs and registry.network(name).probs_width) else net(images)
 
     def _width(self, name: str, with_probs: bool = False) -> int:
-        return {"inception": 2048 + (1008 if with_probs else 0), "vgg16": 4096}[name]
+        net = registry.network(name)
+        return net.width + (net.probs_width if with_probs else 0)
 
     def real_features(
         self,
         networks: Sequence[str],
-        dataset: Dataset,
+        dataset: MapStyleDataset,
         colorspace,
         counts: dict[str, int],
         device,
@@ -200,9 +182,9 @@ class MetricSuite:
         todo: dict[str, tuple[str, Path | None]] = {}
         self.last_cache = {}
         for name in networks:
-            net = self.network(name, device)
+            weights_file = cast(Path, self.network(name, device).weights_file)  # Network's contract
             ident = feature_cache.dataset_identity(
-                dataset, colorspace.name, counts[name], net.weights_file, self._cache_network(name), mirror
+                dataset, colorspace.name, counts[name], weights_file, self._cache_network(name), mirror
             )
             key = json.dumps(ident, sort_keys=True)
             path = None if self.cache_dir is None else feature_cache.cache_file(self.cache_dir, ident)
@@ -242,7 +224,7 @@ class MetricSuite:
         return out
 
     def _cache_network(self, name: str) -> str:
-        return f"vgg16-{self.pr['feature_net']}" if name == "vgg16" else name
+        return registry.network(name).cache_key(self.settings)
 
     def generated_features(
         self,
@@ -258,10 +240,7 @@ class MetricSuite:
     ) -> dict[str, Tensor]:
         """Features of G_ema's first ``counts[net]`` images for each network, from one generation pass."""
         num = max(counts.values())
-        banks = {
-            n: FeatureBank(num_features=self._width(n, with_probs and n == "inception")).to(module.device)
-            for n in counts
-        }
+        banks = {n: FeatureBank(num_features=self._width(n, with_probs)).to(module.device) for n in counts}
         label = " + ".join(self.network_label(n) for n in counts)
         seed = self.seed if seed is None else seed
         with Progress(f"generated images -> {label}", num, enabled=is_global_zero and show) as bar:
@@ -280,7 +259,7 @@ class MetricSuite:
     def run(
         self,
         module,
-        dataset: Dataset | None = None,
+        dataset: MapStyleDataset | None = None,
         rank: int = 0,
         world_size: int = 1,
         is_global_zero: bool = True,
@@ -302,12 +281,12 @@ class MetricSuite:
         devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.seed)
-            images = [p for p in self.protocols if p.kind != "ppl"]
-            if images:
-                results.update(self._image_metrics(module, images, dataset, rank, world_size, is_global_zero, mirror))
+            shared = [p for p in self.protocols if p.entry.shared_pass]
+            if shared:
+                results.update(self._image_metrics(module, shared, dataset, rank, world_size, is_global_zero, mirror))
             for p in self.protocols:
-                if p.kind == "ppl":
-                    results.update(self._ppl(module, p, rank, world_size, is_global_zero))
+                if not p.entry.shared_pass:
+                    results[p.name] = self._own_pass(module, p, rank, world_size, is_global_zero)
         return {p.name: results[p.name] for p in self.protocols}
 
     def _image_metrics(self, module, protocols, dataset, rank, world_size, is_global_zero, mirror) -> dict[str, dict]:
@@ -321,7 +300,7 @@ class MetricSuite:
                 if n < 2:
                     raise ValueError(f"{p.name} needs at least 2 real images; the data set has {len(dataset)}")
                 real_counts[p.network] = max(real_counts.get(p.network, 0), n)
-        with_probs = any(p.kind == "is" for p in protocols)
+        with_probs = any(p.entry.probs for p in protocols)
         start = time.perf_counter()
         real = {}
         if real_counts:
@@ -352,99 +331,34 @@ class MetricSuite:
                 "seed": self.seed,
                 "network": self.network_label(p.network),
             }
-            values: dict[str, float] = {}
-            extra: dict = {}
+            ctx = MetricContext(p, self, module, g, rank=rank, world_size=world_size, is_global_zero=is_global_zero)
             if p.needs_reals:
                 r = real[p.network][: self.real_count(p, dataset, mirror)]
-                feats, labels = r[:, :-1], r[:, -1].long()
+                ctx.real, ctx.labels = r[:, :-1], r[:, -1].long()
                 protocol.update(
                     num_real=int(r.shape[0]),
                     max_real=p.max_real,
                     mirror=bool(mirror),
                     real_cache=dict(self.last_cache.get(p.network, {})),
                 )
-            if p.kind == "fid":
-                values[p.name] = fid_from_features(feats, g[:, :2048])
-                if self.intra_fid and module.num_classes:
-                    per_class = self._intra_fid(module, p, feats, labels, rank, world_size, is_global_zero)
-                    extra["per_class"] = per_class
-                    if per_class:
-                        values[f"{p.name}_intra"] = sum(per_class.values()) / len(per_class)
-            elif p.kind == "kid":
-                mean, std, m = kid_from_features(
-                    feats, g[:, :2048], int(self.kid["subsets"]), int(self.kid["max_subset_size"]), self.seed
-                )
-                values[p.name], values[f"{p.name}_std"] = mean, std
-                protocol.update(subsets=int(self.kid["subsets"]), subset_size=m)
-            elif p.kind == "pr":
-                precision, recall = precision_recall(feats, g, p.nhood, int(self.pr["block"]))
-                values[f"{p.name}_precision"], values[f"{p.name}_recall"] = precision, recall
-                protocol.update(nhood=p.nhood, feature_net=self.pr["feature_net"])
-            elif p.kind == "is":
-                mean, std = inception_score(g[:, 2048:], p.splits)
-                values[f"{p.name}_mean"], values[f"{p.name}_std"] = mean, std
-                protocol.update(splits=p.splits)
+            out: Computed = p.entry.compute(ctx)
+            protocol.update(out.protocol)
             took = took_gen + (took_real if p.needs_reals else 0.0) + time.perf_counter() - start
-            results[p.name] = {"values": values, "protocol": protocol, **extra, "time_s": round(took, 3)}
+            results[p.name] = {"values": out.values, "protocol": protocol, **out.extra, "time_s": round(took, 3)}
         return results
 
-    def _intra_fid(self, module, p: Protocol, real: Tensor, labels: Tensor, rank, world_size, is_global_zero):
-        """FID per class: each class's reals against as many G_ema images of that class (at least 2)."""
-        per_class: dict[int, float] = {}
-        classes = sorted(int(c) for c in labels.unique())
-        with Progress(f"{p.name} per class", len(classes), unit="classes", enabled=is_global_zero) as bar:
-            for c in classes:
-                rows = real[labels == c]
-                if rows.shape[0] >= 2:
-                    fake = self.generated_features(
-                        module,
-                        {"inception": rows.shape[0]},
-                        False,
-                        rank,
-                        world_size,
-                        is_global_zero,
-                        class_label=c,
-                        seed=self.seed + 1 + c,
-                        show=False,
-                    )["inception"]
-                    per_class[c] = fid_from_features(rows, fake)
-                bar.update(1)
-        return per_class
-
-    def _ppl(self, module, p: Protocol, rank, world_size, is_global_zero) -> dict[str, dict]:
+    def _own_pass(self, module, p: Protocol, rank: int, world_size: int, is_global_zero: bool) -> dict:
+        """The record of a kind that draws its own images (``shared_pass=False``: PPL)."""
         start = time.perf_counter()
-        lpips = self.network("lpips", module.device)
-        with Progress(f"{p.name} pairs", p.num_samples, unit="pairs", enabled=is_global_zero) as bar:
-            values = ppl_metrics(
-                module,
-                lpips,
-                [p.space],
-                list(p.epsilons),
-                p.num_samples,
-                int(self.ppl["batch_size"]),
-                self.seed,
-                p.crop,
-                self.noise_mode,
-                rank,
-                world_size,
-                progress=bar.update,
-            )
-        kind, sampling = SPACES[p.space]
-        if not p.configurable:  # ppl2_wend: one eps, named after the protocol
-            values = {p.name: next(iter(values.values()))}
-        protocol = {
-            "kind": "ppl",
-            "space": kind,
-            "sampling": sampling,
-            "epsilons": list(p.epsilons),
-            "num_samples": p.num_samples,
-            "crop": p.crop,
-            "percentiles": [1, 99],
-            "noise": "fixed per pair",
-            "seed": self.seed,
-            "network": self.network_label("lpips"),
+        ctx = MetricContext(p, self, module, rank=rank, world_size=world_size, is_global_zero=is_global_zero)
+        out: Computed = p.entry.compute(ctx)
+        protocol = {"kind": p.kind, **out.protocol}
+        return {
+            "values": out.values,
+            "protocol": protocol,
+            **out.extra,
+            "time_s": round(time.perf_counter() - start, 3),
         }
-        return {p.name: {"values": values, "protocol": protocol, "time_s": round(time.perf_counter() - start, 3)}}
 
 
 def flatten(results: dict[str, dict]) -> dict[str, float]:

@@ -44,6 +44,8 @@ class VGG16Features(nn.Module):
         self.scripted = None
         self.weights_file: Path | None = None
         if feature_net == "nvidia":
+            if weights_dir is None:
+                raise ValueError("feature_net='nvidia' reads vgg16.pt from weights_dir; none was given")
             path = weights_path("vgg16_nvidia", weights_dir)
             try:
                 with warnings.catch_warnings():  # torch marks TorchScript deprecated; NVIDIA ships it
