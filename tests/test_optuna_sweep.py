@@ -184,7 +184,7 @@ def test_importing_train_does_not_import_optuna():
 
 def test_sweep_report_counts_only_this_launchs_trials(tmp_path, capsys):
     from src.sweeps.optuna import SWEEPER_TARGET
-    from src.train import SweepReport
+    from src.sweeps.report import SweepReport
 
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}, "sweeper": {"_target_": SWEEPER_TARGET}}})
     for n in range(4):

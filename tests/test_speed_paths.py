@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from src.benchmark.harness import RandomImages
 from src.modules.stylegan2.discriminator import Discriminator
 from src.modules.stylegan2.generator import Generator
 from src.modules.stylegan2.module import StyleGAN2
@@ -165,7 +166,7 @@ def _fit(perf: dict, iterations: int = 2, precision: str = "32-true") -> StyleGA
         check_finite_every=0,
         perf=perf,
     )
-    data = benchmark.RandomImages(8, 3, (16, 16))
+    data = RandomImages(8, 3, (16, 16))
     dm = ImageDataModule(data, batch_size=4, resolution=[16, 16])
     pl.seed_everything(0)
     bare_trainer(iterations, precision=precision).fit(model, datamodule=dm)

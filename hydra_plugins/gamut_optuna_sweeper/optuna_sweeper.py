@@ -1,282 +1,71 @@
 """An Optuna study run as a Hydra sweep: one trial is one job of whichever launcher is configured.
 
-The search space is ``hydra.sweeper.params`` (``key: value`` in Hydra's override grammar, see
-:func:`parse_search_space`) together with the sweeps given on the command line. The sweep uses
-Optuna's ask-and-tell interface, ``n_jobs`` trials at a time: it asks the study for each trial's
+The search space is ``hydra.sweeper.params`` (``key: value`` in Hydra's override grammar) together with
+the sweeps given on the command line (:func:`parse_search_space`, in ``_search_space.py``). The sweep
+uses Optuna's ask-and-tell interface, ``n_jobs`` trials at a time: it asks the study for each trial's
 values, launches one job per trial with those values as overrides plus ``optuna_trial=<number>``,
 numbering the jobs from the trial number (``initial_job_idx``) so that a job folder
-``<sweep dir>/<hydra.job.num>`` carries its trial's number, and tells the study how each job ended:
-
-- it returned a finite number: COMPLETE, with that value;
-- its folder holds a ``pruned`` marker (a job the pruner stopped, see src/sweeps/optuna.py), or it
-  raised ``optuna.TrialPruned``: PRUNED;
-- anything else (None, NaN, something that is not a number, an exception): FAIL, and the search
-  goes on.
+``<sweep dir>/<hydra.job.num>`` carries its trial's number, and tells the study how each job ended
+(:func:`job_outcome`, in ``_outcomes.py``: COMPLETE with the value it returned, PRUNED, or FAIL; a
+failed or pruned trial does not stop the search).
 
 The study is ``study_name`` in ``storage``, loaded when it exists, so launching the same command again
 runs ``n_trials`` more trials numbered on from the last. After each batch the sweep writes
 ``<sweep dir>/optimization_results.yaml``: the study, the trial counts and the best trial so far.
 
-Optuna is imported inside the functions that need it: Hydra imports this module at the start of every
-run (its plugin scan), Optuna sweep or not. For the same reason there is no ``from __future__ import
-annotations`` here: the scan runs the module before registering it in ``sys.modules``, where
-``dataclasses`` looks up string annotations.
+This is the module Hydra's plugin scan registers the sweeper from and conf/hydra/sweeper/optuna.yaml's
+``_target_`` names; it is also the plugin's public interface (the names in ``__all__``), its helpers
+being private modules the scan skips. Optuna is imported inside the functions that need it: Hydra
+imports this module at the start of every run (its plugin scan), Optuna sweep or not. For the same
+reason there is no ``from __future__ import annotations`` here: the scan runs the module before
+registering it in ``sys.modules``, where ``dataclasses`` looks up string annotations.
 """
 
 import logging
-import math
 import os
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep, Transformer
 from hydra.core.plugins import Plugins
-from hydra.core.utils import JobReturn, JobStatus
-from hydra.errors import CompactHydraException, HydraException
+from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from hydra_plugins.gamut_optuna_sweeper._outcomes import is_trial_pruned, job_folder, job_outcome
+from hydra_plugins.gamut_optuna_sweeper._search_space import (
+    SearchSpace,
+    SweepConfigError,
+    is_int,
+    parse_search_space,
+)
+from src.utils.run_folder import RESULTS_FILE  # the sweep folder's record of the study
+
+__all__ = [
+    "DIRECTIONS",
+    "TRIAL_KEY",
+    "OptunaSweeper",
+    "SearchSpace",
+    "SweepConfigError",
+    "consecutive_runs",
+    "is_trial_pruned",
+    "job_folder",
+    "job_outcome",
+    "parse_search_space",
+]
+
 log = logging.getLogger(__name__)
 
 TRIAL_KEY = "optuna_trial"  # the config key each job gets its trial number in
-PRUNED_FILE = "pruned"  # written into a job's folder by a job the pruner stopped
-FAILED_FILE = "failed"  # gamut's marker of a job that stopped with an error (src/train.py)
-RESULTS_FILE = "optimization_results.yaml"
 DIRECTIONS = ("minimize", "maximize")
 
 
-class SweepConfigError(CompactHydraException):
-    """A ``hydra.sweeper`` value (or a command-line sweep) that cannot be used; Hydra prints only the message."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(f"gamut: invalid config: {message}")
-
-
 # --------------------------------------------------------------------------------------------------
-# The search space
-
-
-@dataclass(frozen=True)
-class Param:
-    """One searched key: its Optuna distribution and how a drawn value is written back as an override."""
-
-    name: str  # the parameter's name in the study: the config key or group
-    key: str  # the override's key as written (with a leading + or ++ when it had one)
-    distribution: Any  # an optuna.distributions.BaseDistribution
-    texts: tuple[str, ...] = ()  # categorical only: each choice written in the override grammar
-
-    def override(self, value: Any) -> str:
-        if self.texts:  # the choice's own text (lists, dicts, quoted strings survive as written)
-            for choice, text in zip(self.distribution.choices, self.texts):
-                if type(choice) is type(value) and choice == value:
-                    return f"{self.key}={text}"
-            raise ValueError(f"{self.name}: {value!r} is not one of {self.distribution.choices}")
-        return f"{self.key}={value!r}" if isinstance(value, float) else f"{self.key}={value}"
-
-
-@dataclass
-class SearchSpace:
-    """What a sweep searches (``params``) and the overrides every trial gets unchanged (``fixed``)."""
-
-    params: dict[str, Param] = field(default_factory=dict)
-    fixed: list[str] = field(default_factory=list)
-
-    @property
-    def distributions(self) -> dict[str, Any]:
-        return {name: p.distribution for name, p in self.params.items()}
-
-    def overrides(self, values: Mapping[str, Any]) -> list[str]:
-        """A trial's overrides: the fixed ones, then one per searched key with the trial's value."""
-        return [*self.fixed, *(p.override(values[name]) for name, p in self.params.items())]
-
-    def example(self) -> dict[str, Any]:
-        """One value of every searched key (the lowest, or the first choice): to check that they compose."""
-        return {name: p.distribution.choices[0] if p.texts else p.distribution.low for name, p in self.params.items()}
-
-
-def parse_search_space(
-    params: Mapping[str, Any] | None, arguments: Sequence[str] = (), parser: OverridesParser | None = None
-) -> SearchSpace:
-    """The search space of ``hydra.sweeper.params`` and the command line's overrides.
-
-    Each ``params`` entry ``key: value`` is parsed as the override ``key=value``:
-
-    - ``interval(a, b)``: a float, uniform in [a, b); ``tag(log, interval(a, b))``: log-uniform;
-    - ``int(interval(a, b))`` or ``tag(int, interval(a, b))``: an integer in [a, b] (with ``log`` too);
-    - ``range(a, b, step)``: ``a, a + step, ...`` below ``b``, as Python's range and Hydra's basic
-      sweeper count (int or float steps);
-    - ``choice(x, y, ...)`` or ``x,y,...``: categorical; a config group too (``model: choice(stylegan2, segan)``);
-    - any other value: fixed, the same for every trial.
-
-    Nested mappings count as dotted keys (``+hydra.sweeper.params.model.optim.g_lr=...`` on the command
-    line makes one). Of ``arguments`` (the command line's overrides), a sweep joins the search space and
-    anything else is passed to every trial as written; either way it replaces a ``params`` entry for
-    the same key. A value that cannot define a distribution raises :class:`SweepConfigError` naming the
-    key, e.g. ``hydra.sweeper.params.model.optim.g_lr: interval(0.01, 0.001): low must be below high``.
-    """
-    parser = parser or OverridesParser.create()
-    configured: dict[str, tuple[str, Override, str]] = {}
-    for key, value in _flatten(params or {}):
-        text = _value_text(value)
-        override = _parse(parser, f"{key}={text}", f"hydra.sweeper.params.{key}: {text}")
-        configured[override.key_or_group] = (f"hydra.sweeper.params.{key}: {text}", override, f"{key}={text}")
-    given = [(arg, _parse(parser, arg, arg)) for arg in arguments]
-    named = {o.key_or_group for _, o in given}
-
-    space = SearchSpace()
-    for name, (where, override, text) in configured.items():
-        if name not in named:  # the command line wins
-            _add(space, where, override, text)
-    for arg, override in given:
-        _add(space, arg, override, arg)
-    return space
-
-
-def _flatten(node: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    for key, value in node.items():
-        if isinstance(value, Mapping):
-            yield from _flatten(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
-
-
-def _value_text(value: Any) -> str:
-    """A ``params`` value as override text: strings are already in the grammar, the rest is encoded."""
-    if isinstance(value, str):
-        return value
-    if OmegaConf.is_config(value):
-        value = OmegaConf.to_container(value, resolve=True)
-    return Transformer.str(value)
-
-
-def _parse(parser: OverridesParser, text: str, where: str) -> Override:
-    try:
-        (override,) = parser.parse_overrides([text])
-    except HydraException as e:
-        lines = [ln.strip() for ln in str(e).splitlines()]
-        reason = [ln for ln in lines if ln and not ln.startswith(("Error parsing override", "See https://"))]
-        raise SweepConfigError(f"{where}: cannot be parsed ({'; '.join(reason or lines[:1])})") from None
-    return override
-
-
-def _add(space: SearchSpace, where: str, override: Override, text: str) -> None:
-    if override.is_hydra_override():
-        raise SweepConfigError(f"{where}: a hydra.* key cannot be searched")
-    if not override.is_sweep_override():
-        space.fixed.append(text)
-        return
-    distribution, texts = _distribution(override, where)
-    name = override.key_or_group
-    space.params[name] = Param(name, override.get_key_element(), distribution, texts)
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _distribution(override: Override, where: str) -> tuple[Any, tuple[str, ...]]:
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    value = override.value()
-    tags = set(getattr(value, "tags", None) or ())
-    if isinstance(value, IntervalSweep):
-        low, high, log_scale = value.start, value.end, "log" in tags
-        integer = "int" in tags or (_is_int(low) and _is_int(high))
-        if integer:
-            low, high = math.ceil(low), math.floor(high)
-        if not low < high:
-            raise SweepConfigError(f"{where}: low must be below high")
-        if log_scale and low <= 0:
-            raise SweepConfigError(f"{where}: a log interval needs low > 0")
-        if integer:
-            return IntDistribution(int(low), int(high), log=log_scale), ()
-        return FloatDistribution(float(low), float(high), log=log_scale), ()
-    if isinstance(value, RangeSweep):
-        start, stop, step = value.start, value.stop, value.step
-        if "log" in tags:
-            raise SweepConfigError(f"{where}: a range has a step and cannot be log; use tag(log, interval(a, b))")
-        if not step > 0:
-            raise SweepConfigError(f"{where}: step must be positive")
-        if not start < stop:
-            raise SweepConfigError(f"{where}: empty range (start must be below stop)")
-        count = math.ceil((Decimal(str(stop)) - Decimal(str(start))) / Decimal(str(step)))
-        if _is_int(start) and _is_int(stop) and _is_int(step):
-            return IntDistribution(start, start + (count - 1) * step, step=step), ()
-        last = Decimal(str(start)) + (count - 1) * Decimal(str(step))
-        return FloatDistribution(float(start), float(last), step=float(step)), ()
-    # choice(...), a,b,c, or glob(...) over a config group's options (in the order listed)
-    elements = list(value.list) if isinstance(value, ChoiceSweep) else list(override.sweep_iterator())
-    if not elements:
-        raise SweepConfigError(f"{where}: empty choice")
-    texts = tuple(Transformer.str(e) for e in elements)
-    if len(set(texts)) < len(texts):
-        raise SweepConfigError(f"{where}: a choice is listed twice")
-    return CategoricalDistribution([Transformer.encode(e) for e in elements]), texts
-
-
-# --------------------------------------------------------------------------------------------------
-# Jobs and their outcome
-
-
-def job_folder(ret: JobReturn) -> Path | None:
-    """The folder the job ran in (``hydra.runtime.output_dir``; gamut's ``paths.run_dir``)."""
-    out = OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir") if ret.hydra_cfg is not None else None
-    if out:
-        return Path(str(out))
-    try:
-        run_dir = OmegaConf.select(ret.cfg, "paths.run_dir") if ret.cfg is not None else None
-    except Exception:  # noqa: BLE001 - an interpolation that only resolves inside the job
-        run_dir = None
-    return Path(str(run_dir)) if run_dir else None
-
-
-def _first_line(path: Path) -> str:
-    try:
-        lines = path.read_text().strip().splitlines()
-    except OSError:
-        return ""
-    return lines[0] if lines else ""
-
-
-def is_trial_pruned(error: object) -> bool:
-    """True for ``optuna.TrialPruned`` (and subclasses), checked by name so as not to import Optuna."""
-    return any(c.__name__ == "TrialPruned" and c.__module__.startswith("optuna") for c in type(error).__mro__)
-
-
-def job_outcome(ret: JobReturn) -> tuple[str, float | None, str]:
-    """``(state, value, note)`` of a finished job: ``COMPLETE`` with its value, ``PRUNED`` or ``FAIL``."""
-    folder = job_folder(ret)
-    if folder is not None and (folder / PRUNED_FILE).is_file():
-        return "PRUNED", None, _first_line(folder / PRUNED_FILE)
-    if ret.status != JobStatus.COMPLETED:
-        error = ret._return_value
-        if is_trial_pruned(error):
-            return "PRUNED", None, str(error)
-        if isinstance(error, BaseException):
-            return "FAIL", None, f"raised {type(error).__name__}: {error}"
-        return "FAIL", None, f"job status {ret.status.name}"
-    value = ret._return_value
-    if value is None:
-        note = "returned no value"
-        if folder is not None and (folder / FAILED_FILE).is_file():
-            note += f" ({_first_line(folder / FAILED_FILE)}; {folder / FAILED_FILE})"
-        else:
-            note += " (is optimized_metric among the metrics the job logs?)"
-        return "FAIL", None, note
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return "FAIL", None, f"returned {value!r}, not a number"
-    if not math.isfinite(number):
-        return "FAIL", None, f"returned {number}"
-    return "COMPLETE", number, ""
+# Launching and recording
 
 
 def consecutive_runs(numbers: Sequence[int]) -> list[tuple[int, int]]:
@@ -298,7 +87,7 @@ def _display(url: str | None) -> str:
         from sqlalchemy.engine import make_url
 
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - not an SQLAlchemy URL: shown as given
+    except Exception:  # not an SQLAlchemy URL: shown as given
         return url
 
 
@@ -373,7 +162,7 @@ class OptunaSweeper(Sweeper):
     def _check_counts(self) -> None:
         for key, least in (("n_trials", 0), ("n_jobs", 1)):
             value = getattr(self, key)
-            if not _is_int(value) or value < least:
+            if not is_int(value) or value < least:
                 raise SweepConfigError(f"hydra.sweeper.{key}={value!r}: must be a whole number >= {least}")
         if not self.study_name:
             raise SweepConfigError("hydra.sweeper.study_name is empty")
@@ -388,7 +177,7 @@ class OptunaSweeper(Sweeper):
             node = {"_target_": node}
         try:
             return instantiate(node, **kwargs)
-        except Exception as e:  # noqa: BLE001 - any bad sampler/pruner config is one line naming the key
+        except Exception as e:  # any bad sampler/pruner config is one line naming the key
             cause = e.__cause__ or e  # instantiate wraps what the class raised
             reason = "; ".join(ln.strip() for ln in str(cause).splitlines() if ln.strip())
             raise SweepConfigError(f"hydra.sweeper.{key}: {type(cause).__name__}: {reason}") from None
@@ -467,12 +256,12 @@ class OptunaSweeper(Sweeper):
             )
         except SweepConfigError:
             raise
-        except Exception as e:  # noqa: BLE001 - a bad URL, a driver that is not installed, no server
+        except Exception as e:  # a bad URL, a driver that is not installed, no server
             raise SweepConfigError(f"hydra.sweeper.storage={_display(storage)}: {type(e).__name__}: {e}") from None
         self._check_study(study, direction, space)
         previous = len(study.get_trials(deepcopy=False))
         seed = self.sampler.get("seed") if isinstance(self.sampler, Mapping) else None
-        if previous and _is_int(seed):  # the same seed again would redraw the first launch's values
+        if previous and is_int(seed):  # the same seed again would redraw the first launch's values
             study.sampler = self._build("sampler", self.sampler, seed=seed + previous)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
@@ -520,7 +309,7 @@ class OptunaSweeper(Sweeper):
 
             try:
                 database = make_url(url).database
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # a URL SQLAlchemy cannot read
                 raise SweepConfigError(f"hydra.sweeper.storage={url}: {e}") from None
             if database and database != ":memory:":
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)

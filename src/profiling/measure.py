@@ -2,7 +2,7 @@
 
 A module calls ``with self.phase("Gmain"):`` around each phase (see ``GANModule.phase``); with no
 recorder attached that is a no-op, so training pays nothing. The benchmark (``scripts/benchmark.py``,
-:mod:`src.tools.benchmark`) attaches a :class:`PhaseRecorder` to time every phase (synchronising the
+:mod:`src.benchmark`) attaches a :class:`PhaseRecorder` to time every phase (synchronising the
 device at its edges) or, for one iteration, to count its FLOPs with :class:`FlopCount` (forward and
 every backward, double backward included), from which it reports the fraction of the device's peak.
 """

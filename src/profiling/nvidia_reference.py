@@ -47,7 +47,9 @@ def load(path: str | Path) -> types.SimpleNamespace:
     if "pkg_resources" not in sys.modules and importlib.util.find_spec("pkg_resources") is None:
         from packaging.version import parse
 
-        sys.modules["pkg_resources"] = types.SimpleNamespace(parse_version=parse)
+        shim = types.ModuleType("pkg_resources")
+        shim.parse_version = parse  # type: ignore[attr-defined]  # the one name their module imports
+        sys.modules["pkg_resources"] = shim
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     from training import loss, networks_stylegan2
