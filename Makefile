@@ -15,7 +15,7 @@ LOG_DIR ?= logs
 help:
 	@echo "make install    create .venv and install gamut (editable) with its dependencies and tools (gamut-*)"
 	@echo "make train      train the default experiment (experiment=quickstart) on the built-in shapes data"
-	@echo "make lint       ruff: lint and check the formatting (make test runs it first)"
+	@echo "make lint       ruff: lint and check the formatting; mypy: type-check src (make test runs it first)"
 	@echo "make format     ruff: format the tree and apply the safe lint fixes"
 	@echo "make test       run the test suite (tests marked slow excluded; under 15 min on 2 CPU cores)"
 	@echo "make test-slow  run only the tests marked slow (DDP, sweeps, kill -9 resume, browser, learning)"
@@ -64,6 +64,7 @@ test: $(STAMP) lint
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

@@ -101,6 +101,10 @@ class AugmentPipe(nn.Module):
     with 1 (gray) hue and saturation do nothing and the colour matrix acts on luma.
     """
 
+    p: Tensor  # buffers (register_buffer in __init__)
+    geom_filter: Tensor
+    bank: Tensor
+
     def __init__(self, transforms: tuple[str, ...] | list[str] = PIPELINES["bgc"], p: float = 0.0) -> None:
         super().__init__()
         unknown = sorted(set(transforms) - set(TRANSFORMS))

@@ -22,6 +22,10 @@ class AdaptiveP(nn.Module):
     ``rt`` holds the last ``r_t`` (NaN before the first update), for logging.
     """
 
+    sign_sum: Tensor  # buffers (register_buffer in __init__): travel in checkpoints
+    count: Tensor
+    rt: Tensor
+
     def __init__(self, target: float = 0.6, interval: int = 4, kimg: float = 500) -> None:
         super().__init__()
         self.target, self.interval, self.kimg = float(target), int(interval), float(kimg)

@@ -124,6 +124,7 @@ class Augmentation(nn.Module):
         return x.to(dtype)
 
     def _ada(self, x: Tensor, draw: Callable) -> Tensor:
+        assert self.pipe is not None  # built for modes ada and fixed, the only ones that come here
         return self.pipe(x, draw, in_rgb=lambda images, color: in_centred_rgb(images, self.colorspace, color))
 
     def _diffaugment(self, x: Tensor, draw: Callable) -> Tensor:

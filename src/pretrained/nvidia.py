@@ -124,8 +124,8 @@ def generator_hparams(g: PersistentRecord) -> dict:
         {bool(r.attr("use_noise", True)) for r in layers if r.class_name == "SynthesisLayer"}, "G use_noise"
     )
     num_layers = int(mapping.attr("num_layers", 8))
-    fcs = [mapping.children.get(f"fc{i}") for i in range(num_layers)]
-    if any(fc is None for fc in fcs):
+    fcs = [fc for i in range(num_layers) if (fc := mapping.children.get(f"fc{i}")) is not None]
+    if len(fcs) < num_layers:
         raise UnsupportedNetworkError(f"G mapping lacks some of its {num_layers} layers fc0..fc{num_layers - 1}")
     lr_mult = _one({round(float(fc.attr("bias_gain", 0.01)), 12) for fc in fcs}, "mapping lr_multiplier")
     embed = mapping.attr("embed_features")

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from src.latents.files import Latents, noise_layers, noise_override
 from src.latents.seeds import latents_from_seed
+from src.nn.style_generator import StyleGenerator
 from src.projection.targets import display_rgb
 
 MODES = ("w", "w_plus", "w_then_w_plus")
@@ -86,7 +87,7 @@ class ProjectionResult:
 
 @torch.no_grad()
 def w_stats(
-    generator: nn.Module, n: int = 10000, seed: int = 123, c: Tensor | None = None, batch: int = 1000
+    generator: StyleGenerator, n: int = 10000, seed: int = 123, c: Tensor | None = None, batch: int = 1000
 ) -> tuple[Tensor, float]:
     """``w_avg`` ``[w_dim]`` and the scalar ``w_std = sqrt(mean_i |w_i - w_avg|^2)`` over ``n`` z drawn
     from ``RandomState(seed)``, as NVIDIA's projector."""
@@ -120,16 +121,17 @@ def jitter_scale(t: float, w_std: float, strength: float = 0.05, ramp: float = 0
 def noise_regularization(maps: list[Tensor]) -> Tensor:
     """Per-image sum over maps and octaves (down to 8 px) of the squared one-pixel autocorrelations
     in x and y (NVIDIA's noise regulariser). ``maps``: ``[N, H, W]`` each; returns ``[N]``."""
-    total = 0
+    total: Tensor | None = None
     for m in maps:
         x = m.unsqueeze(1)
         while True:
-            total = total + (x * torch.roll(x, 1, dims=3)).mean(dim=(1, 2, 3)).square()
-            total = total + (x * torch.roll(x, 1, dims=2)).mean(dim=(1, 2, 3)).square()
+            for dim in (3, 2):  # x, then y
+                term = (x * torch.roll(x, 1, dims=dim)).mean(dim=(1, 2, 3)).square()
+                total = term if total is None else total + term
             if min(x.shape[-2:]) <= 8:
                 break
             x = F.avg_pool2d(x, 2)
-    return total
+    return torch.zeros([]) if total is None else total
 
 
 @torch.no_grad()
@@ -185,7 +187,7 @@ class Projector:
     """
 
     def __init__(
-        self, generator: nn.Module, colorspace, lpips: nn.Module, config: ProjectorConfig, c: Tensor | None = None
+        self, generator: StyleGenerator, colorspace, lpips: nn.Module, config: ProjectorConfig, c: Tensor | None = None
     ) -> None:
         self.G = copy.deepcopy(generator).float().eval().requires_grad_(False)
         self.device = next(self.G.parameters()).device
@@ -225,14 +227,14 @@ class Projector:
         noise_vars = [v for v in noise.values() if v.requires_grad]
         plus = cfg.mode == "w_plus"
         w_opt = self.w_avg.expand(n, self.G.num_ws if plus else 1, -1).clone().requires_grad_(True)
-        opt = torch.optim.Adam([w_opt, *noise_vars], lr=cfg.lr, betas=tuple(cfg.betas))
+        opt = torch.optim.Adam([w_opt, *noise_vars], lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]))
         switch_step = round(cfg.switch * cfg.steps) if cfg.mode == "w_then_w_plus" else None
         history, frames = [], []
         for step in range(int(cfg.steps)):
             if step == switch_step:  # W -> W+: every layer starts from the W code; noise keeps its Adam state
                 state = {id(v): opt.state.get(v) for v in noise_vars}
                 w_opt = w_opt.detach().expand(-1, self.G.num_ws, -1).clone().requires_grad_(True)
-                opt = torch.optim.Adam([w_opt, *noise_vars], lr=cfg.lr, betas=tuple(cfg.betas))
+                opt = torch.optim.Adam([w_opt, *noise_vars], lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]))
                 for v in noise_vars:
                     if state[id(v)]:
                         opt.state[v] = state[id(v)]

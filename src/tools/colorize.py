@@ -43,11 +43,11 @@ def read_rgb(path: Path) -> tuple[torch.Tensor, np.ndarray | None]:
     with PIL.Image.open(io.BytesIO(path.read_bytes())) as img:
         img.load()
         alpha = None
+        source: PIL.Image.Image = img
         if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
-            rgba = img.convert("RGBA")
-            alpha = np.array(rgba)[:, :, 3]
-            img = rgba
-        rgb = np.array(img.convert("RGB"), dtype=np.float32) / 255.0
+            source = img.convert("RGBA")
+            alpha = np.array(source)[:, :, 3]
+        rgb = np.array(source.convert("RGB"), dtype=np.float32) / 255.0
     return torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0), alpha
 
 

@@ -139,7 +139,7 @@ def parse_args(argv: list[str]):
     if cfg.crop is not None:
         crop = OmegaConf.to_object(cfg.crop) if OmegaConf.is_list(cfg.crop) else cfg.crop
         ints = isinstance(crop, list) and len(crop) == 4 and all(type(v) is int for v in crop)
-        if not ints or crop[0] < 0 or crop[1] < 0 or crop[2] < 1 or crop[3] < 1:
+        if not ints or not isinstance(crop, list) or crop[0] < 0 or crop[1] < 0 or crop[2] < 1 or crop[3] < 1:
             raise fail(f"crop={crop!r}: expected [x, y, width, height] in pixels (x, y >= 0; sides >= 1) or null")
     if not isinstance(cfg.frame_stride, int) or isinstance(cfg.frame_stride, bool) or cfg.frame_stride < 1:
         raise fail(f"frame_stride={cfg.frame_stride!r}: expected a positive integer")
@@ -203,10 +203,10 @@ def source_labels(src: FolderSource | ZipSource | VideoSource, use_labels: bool 
         if not use_labels:
             return None
         try:
-            labels, src.class_names = subfolder_labels(src.clips, str(src.root))
+            clip_labels, src.class_names = subfolder_labels(src.clips, str(src.root))
         except ValueError as e:
             raise fail(f"use_labels=true: {e}") from None
-        return labels
+        return clip_labels
     try:
         labels = src.class_labels() if use_labels else src.labels
     except ValueError as e:
@@ -261,6 +261,7 @@ Item = tuple[str, "bytes | None", "bytes | None", "str | None", "int | None", "l
 
 def _image_items(src: FolderSource | ZipSource, opts: dict[str, Any], labels, workers: int, stack) -> Iterator[Item]:
     """(source name, PNG, pixels, reason, label, None) per image, in source order (``workers`` processes)."""
+    results: Iterator[tuple[int, bytes | None, bytes | None, str | None]]
     if workers > 0:
         pool = multiprocessing.get_context().Pool(workers, initializer=_init, initargs=(src, opts))
         stack.callback(pool.join)
@@ -341,14 +342,14 @@ def prepare(cfg) -> dict[str, Any]:
     labels = source_labels(src, cfg.use_labels)
     class_names = src.class_names if labels is not None else None
     video = isinstance(src, VideoSource)
-    opts = dict(
+    opts: dict[str, Any] = dict(
         channels=int(cfg.channels),
         resolution=list(cfg.resolution),
         resize_filter=str(cfg.resize_filter),
         compress_level=int(cfg.compress_level),
         crop=None if cfg.crop is None else list(cfg.crop),
     )
-    available = src.estimated_frames() if video else len(src)
+    available = src.estimated_frames() if isinstance(src, VideoSource) else len(src)
     total = available if cfg.max_images is None or available is None else min(available, int(cfg.max_images))
     what = f"{len(src)} video clip(s)" if video else f"{len(src)} images"
     print(
@@ -368,7 +369,11 @@ def prepare(cfg) -> dict[str, Any]:
         progress = Progress(total)
         with contextlib.ExitStack() as stack:
             stack.callback(progress.close)
-            items = _frame_items(src, opts, labels) if video else _image_items(src, opts, labels, cfg.workers, stack)
+            items = (
+                _frame_items(src, opts, labels)
+                if isinstance(src, VideoSource)
+                else _image_items(src, opts, labels, cfg.workers, stack)
+            )
             with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as z:
                 for name, png, pixels, reason, label, frame in items:
                     if png is None:
@@ -376,6 +381,7 @@ def prepare(cfg) -> dict[str, Any]:
                         continue
                     arc = archive_name(count)
                     z.writestr(arc, png)
+                    assert pixels is not None  # an encoded image has both its PNG and its pixels
                     digest.update(pixels)
                     if labels is not None:
                         out_labels.append([arc, label])
@@ -405,7 +411,7 @@ def prepare(cfg) -> dict[str, Any]:
                     "sha256": digest.hexdigest(),
                     "hash_of": "uint8 pixels of each image in [C, H, W] order, in archive order",
                 }
-                if video:
+                if isinstance(src, VideoSource):
                     manifest["video"] = {
                         "clips": src.clips,
                         "frame_stride": src.frame_stride,

@@ -78,6 +78,13 @@ def run(cmd: str, cfg) -> list[Path]:
     from src.visualize.video import write_video
 
     out = Path(cfg.out) if cfg.out else None
+    if cmd == "dscores":
+        from src.visualize.d_scores import plot_d_scores, read_table
+
+        run_dir = Path(cfg.run)
+        return [plot_d_scores(read_table(run_dir / "d_scores.csv"), (out or run_dir) / "d_scores.png")]
+    if out is None:
+        raise ValueError(f"out={cfg.out!r}: name the folder to write to")
     if cmd == "progress":
         from src.visualize.progress import progress_frames
 
@@ -87,12 +94,6 @@ def run(cmd: str, cfg) -> list[Path]:
             write_video(frames, out / f"progress.{f}", fps=float(cfg.fps), scale=int(cfg.scale))
             for f in _formats(cfg.formats)
         ]
-    if cmd == "dscores":
-        from src.visualize.d_scores import plot_d_scores, read_table
-
-        run_dir = Path(cfg.run)
-        return [plot_d_scores(read_table(run_dir / "d_scores.csv"), (out or run_dir) / "d_scores.png")]
-
     if cmd == "augment":
         from src.visualize.augment import plot_augment
 
@@ -103,12 +104,13 @@ def run(cmd: str, cfg) -> list[Path]:
     from src.checkpoints.load import load_inference
 
     model = load_inference(cfg.ckpt, cfg.device, channels_last=True)
+    g = model.G
     if cmd == "mix":
         from src.latents.seeds import parse_seeds
         from src.visualize.render import seeds_to_w
         from src.visualize.style_mixing import parse_layers, style_mixing_grid
 
-        layers = parse_layers(cfg.layers, model.G.num_ws)
+        layers = parse_layers(cfg.layers, g.num_ws)
         if cfg.latents:
             row_ws, noise = _codes(cfg, model)
         else:
@@ -123,13 +125,13 @@ def run(cmd: str, cfg) -> list[Path]:
         from src.visualize.interpolation import interpolation_frames
 
         formats = _formats(cfg.formats)
-        grid = tuple(int(v) for v in cfg.grid)
+        cols, rows = (int(v) for v in cfg.grid)
         frames = interpolation_frames(
             model,
             parse_seeds(cfg.seeds),
             int(cfg.frames),
             cfg.space,
-            grid,
+            (cols, rows),
             float(cfg.trunc),
             cfg.noise_mode,
             bool(cfg.loop),
@@ -141,7 +143,7 @@ def run(cmd: str, cfg) -> list[Path]:
         from src.visualize.layers import layer_view_grid
 
         ws, noise = _codes(cfg, model)
-        with noise_override(model.G, noise):
+        with noise_override(g, noise):
             images, ncol = layer_view_grid(model, ws, cfg.noise_mode)
         return [save_png(image_grid(images, nrow=ncol), out / "layers.png")]
     if cmd == "noise":
@@ -150,7 +152,7 @@ def run(cmd: str, cfg) -> list[Path]:
         ws, noise = _codes(cfg, model, "seed")
         i = int(cfg.index) if cfg.latents else 0
         one = {k: v[i : i + 1] for k, v in noise.items()}
-        with noise_override(model.G, one):
+        with noise_override(g, one):
             variants = noise_variants(model, ws[i : i + 1], int(cfg.variants), int(cfg.noise_seed))
         images, ncol = noise_view_grid(variants)
         print("rows: " + ", ".join(variants))

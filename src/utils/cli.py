@@ -15,14 +15,15 @@ def parse_key_values(argv: list[str], defaults: dict, prog: str, required: dict[
     ``required`` maps keys that must be given to a placeholder for the message, e.g.
     ``{"ckpt": "PATH"}`` -> ``generate.py: ckpt=PATH is required``.
     """
-    cfg = OmegaConf.create(defaults)
-    OmegaConf.set_struct(cfg, True)
+    base = OmegaConf.create(defaults)
+    OmegaConf.set_struct(base, True)
     try:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(argv))
+        cfg = OmegaConf.merge(base, OmegaConf.from_dotlist(argv))
     except Exception as e:  # unknown key or malformed item
         raise SystemExit(
             f"{prog}: {e.__class__.__name__}: {str(e).splitlines()[0]}; allowed keys: {', '.join(defaults)}"
         ) from None
+    assert isinstance(cfg, DictConfig)  # a dict merged over a dict
     missing = [f"{k}={v}" for k, v in (required or {}).items() if cfg[k] in (None, "")]
     if missing:
         raise SystemExit(f"{prog}: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required")

@@ -58,7 +58,8 @@ def interpolation_frames(
 
     def rendered(k: int) -> None:
         done[0] += k
-        progress(done[0], n * cells)
+        if progress is not None:  # always: rendered is passed only with a progress callback
+            progress(done[0], n * cells)
 
     images = [render_rgb(model, p, noise_mode, progress=rendered if progress else None) for p in paths]  # [n, C, H, W]
     return [to_frame(torch.stack([img[i] for img in images]), nrow=cols) for i in range(n)]

@@ -24,19 +24,23 @@ def _up(x: Tensor, fir: Tensor, times: int) -> Tensor:
 def layer_contributions(synthesis: nn.Module, ws: Tensor, noise_mode: str = "const") -> tuple[Tensor, Tensor, Tensor]:
     """``(contributions, running, image)`` in model space: ``[B, N, C, H, W]`` per block (B blocks), the
     running sums (same shape; the last one is the image) and the final image ``[N, C, H, W]``."""
+    blocks = synthesis.blocks
+    if not isinstance(blocks, nn.ModuleList):
+        raise TypeError(f"{type(synthesis).__qualname__} is not a skip synthesis network (no blocks)")
     images: list[Tensor] = []
-    hooks = [b.register_forward_hook(lambda m, args, out: images.append(out[1])) for b in synthesis.blocks]
+    hooks = [b.register_forward_hook(lambda m, args, out: images.append(out[1])) for b in blocks]
     try:
         final = synthesis(ws, noise_mode=noise_mode).float()
     finally:
         for h in hooks:
             h.remove()
     n = len(images)
-    if n != len(synthesis.blocks):
-        raise RuntimeError(f"expected {len(synthesis.blocks)} block outputs, got {n}")
+    if n != len(blocks):
+        raise RuntimeError(f"expected {len(blocks)} block outputs, got {n}")
     contributions = []
     for k, img in enumerate(images):
-        fir = synthesis.blocks[k].fir
+        fir = blocks[k].fir  # the block's upsampling filter (a buffer)
+        assert isinstance(fir, Tensor)
         own = img.float() if k == 0 else img.float() - upsample2d(images[k - 1].float(), fir)
         contributions.append(_up(own, fir, n - 1 - k))
     contrib = torch.stack(contributions)

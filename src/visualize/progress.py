@@ -26,7 +26,8 @@ def progress_grids(run_dir: str | Path) -> list[tuple[float, Path]]:
 def progress_frames(run_dir: str | Path, hold_last: int = 0) -> tuple[list[np.ndarray], list[float]]:
     """uint8 frames (RGB) and their kimg; grids of another size than the first are refused by name."""
     grids = progress_grids(run_dir)
-    frames, kimgs = [], []
+    frames: list[np.ndarray] = []
+    kimgs: list[float] = []
     for kimg, path in grids:
         with Image.open(path) as im:
             frame = np.asarray(im.convert("RGB"))

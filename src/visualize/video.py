@@ -64,7 +64,8 @@ def _write_gif(frames: list[np.ndarray], file, fps: float) -> None:
     """Identical consecutive frames become one frame shown longer (GIF stores durations; Pillow
     would merge them anyway), so a GIF decodes to the number of *distinct* consecutive frames."""
     step = 1000 / fps
-    kept, durations = [], []
+    kept: list[np.ndarray] = []
+    durations: list[float] = []
     for f in frames:
         if kept and np.array_equal(f, kept[-1]):
             durations[-1] += step
