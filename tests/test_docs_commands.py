@@ -208,7 +208,7 @@ def test_hydra_command_composes_to_what_it_says(cmd, tmp_path, monkeypatch):
         try:
             with initialize_config_dir(config_dir=CONF, version_base="1.3"):
                 cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
-        except Exception as e:  # noqa: BLE001 - any composition error fails with the doc's line
+        except Exception as e:  # any composition error fails with the doc's line
             pytest.fail(f"{cmd.where}: does not compose: {cmd.raw}\n{type(e).__name__}: {e}")
         if cmd.program == "src.train":  # the start-up checks too (a placeholder ckpt_path aside)
             from omegaconf import open_dict

@@ -37,7 +37,8 @@ LAYERS: list[tuple[str, ...]] = [
         "src.projection",
         "src.visualize",
         "src.explorer",
-    ),  # 8 services/views
+        "src.benchmark",
+    ),  # 8 services/views (the benchmark's subjects build the families)
     ("src.train", "src.eval", "src.tools"),  # 9 entry points and tools
     ("scripts",),  # 10 thin wrappers around the tools
 ]
@@ -218,3 +219,206 @@ def test_the_checker_catches_bad_imports(tmp_path):
     assert "src/newpkg/x.py:1: src.newpkg.x has no layer" in text
     assert len(problems) == 6, text  # nn -> utils/colorspaces, modules -> nn, scripts -> tools are fine
     assert path_edits(tmp_path, files) == ["src/tools/b.py:2: edits sys.path"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Declared contracts instead of probes (issue 31): a caller uses what a family, a data set or a logger
+# declares; it never asks ``getattr``/``hasattr`` whether an object happens to have something, and never
+# reaches for another module's private (leading-underscore) names.
+
+#: The ``getattr``/``hasattr`` calls ``src/`` may keep: ``file -> why``. None of them asks a family, a
+#: data set or a logger what it has; each reads a name it computed itself or asks a foreign object
+#: (a stream, a PIL image, a pickle's module, torch) about a feature that object type documents.
+ALLOWED_PROBES: dict[str, str] = {
+    "src/pretrained/safe_pickle.py": "torch dtypes by their pickled name (torch.float32 ...), checked to be dtypes",
+    "src/metrics/colorization.py": "the metric's own state names, built from its key list (add_state)",
+    "src/metrics/lpips.py": "LPIPS's own linear heads head0..head4, registered under computed names",
+    "src/metrics/progress.py": "whether a text stream is a terminal (io streams may lack isatty)",
+    "src/callbacks/progress.py": "whether sys.stdout is a terminal (a replaced stdout may lack isatty)",
+    "src/visualize/video.py": "a PIL image's frame count (only animated formats define n_frames)",
+    "src/nn/sync_batchnorm.py": "torch's own BatchNorm conversion: copying qconfig when quantization set one",
+    "src/utils/ddp_launch.py": "__main__.__spec__ (absent when Python runs a file rather than a module)",
+    "hydra_plugins/gamut_optuna_sweeper/optuna_sweeper.py": "the sweeper's own count settings, by their names",
+    "hydra_plugins/gamut_optuna_sweeper/_search_space.py": "Hydra's sweep values: only the sweep kinds carry tags",
+}
+
+
+def probes(root: Path, files: list[Path]) -> list[str]:
+    """``getattr(...)``/``hasattr(...)`` calls in ``files``, as ``path:line: call``."""
+    hits = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("getattr", "hasattr")
+            ):
+                hits.append(f"{path.relative_to(root)}:{node.lineno}: {ast.unparse(node)[:80]}")
+    return hits
+
+
+def _self_private(tree: ast.AST) -> tuple[set[str], list[tuple[int, str]]]:
+    """The private attributes a module assigns on ``self`` and every ``self._name`` it reads."""
+    assigned: set[str] = set()
+    used: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("_"):
+            assigned.add(node.name)  # a private method of one of the module's classes
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "self"
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
+            if isinstance(node.ctx, ast.Store):
+                assigned.add(node.attr)
+            else:
+                used.append((node.lineno, node.attr))
+    return assigned, used
+
+
+def private_imports(root: Path, files: list[Path]) -> list[str]:
+    """Private names used across gamut modules: ``from <gamut module> import _name``, and a
+    ``self._name`` read in a module that does not set it while another module does (a subclass
+    reaching into its base's internals)."""
+    hits = []
+    trees = {path: ast.parse(path.read_text(), filename=str(path)) for path in files}
+    owners: dict[str, set[Path]] = {}
+    for path, tree in trees.items():
+        for name in _self_private(tree)[0]:
+            owners.setdefault(name, set()).add(path)
+    for path, tree in trees.items():
+        where = path.relative_to(root)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (
+                node.level or (node.module or "").split(".")[0] in ("src", "scripts")
+            ):
+                for alias in node.names:
+                    if alias.name.startswith("_") and not alias.name.startswith("__"):
+                        hits.append(f"{where}:{node.lineno}: imports {node.module}.{alias.name}")
+        assigned, used = _self_private(tree)
+        for line, name in sorted(set(used)):
+            if name not in assigned and owners.get(name, set()) - {path}:
+                other = min(str(p.relative_to(root)) for p in owners[name] - {path})
+                hits.append(f"{where}:{line}: reads self.{name}, private to {other}")
+    return hits
+
+
+def _probe_files(root: Path) -> list[Path]:
+    hydra = sorted((root / "hydra_plugins").rglob("*.py")) if (root / "hydra_plugins").is_dir() else []
+    return [*_files(root), *(p for p in hydra if "__pycache__" not in p.parts)]
+
+
+def _allowed(hit: str) -> bool:
+    return any(hit.startswith(f"{prefix}:") or hit.startswith(f"{prefix}/") for prefix in ALLOWED_PROBES)
+
+
+def test_no_attribute_probes_outside_the_allowed_uses():
+    """A family, data set or logger is used through its declared contract: a new ``getattr``/``hasattr``
+    in src/ fails here until it is either replaced by a declared name or added to ALLOWED_PROBES with
+    the reason it asks no family, data set or logger."""
+    hits = probes(ROOT, _probe_files(ROOT))
+    assert len(hits) >= len(ALLOWED_PROBES) - 2  # the walk sees the allowed ones
+    bad = [h for h in hits if not _allowed(h)]
+    assert not bad, "\n".join(bad)
+    unused = [p for p in ALLOWED_PROBES if not any(h.startswith(f"{p}:") or h.startswith(f"{p}/") for h in hits)]
+    assert not unused, f"ALLOWED_PROBES lists files without a probe any more: {unused}"
+
+
+def test_no_private_names_across_gamut_modules():
+    hits = private_imports(ROOT, _probe_files(ROOT))
+    assert not hits, "\n".join(hits)
+
+
+#: The shared parts of src/modules/ (the contract and the engine); every other module there belongs to a family.
+FAMILY_NEUTRAL_MODULES = ("src.modules.base", "src.modules.engine")
+
+#: Modules about one family, which may import it: ``module prefix -> why``.
+FAMILY_SPECIFIC: dict[str, str] = {
+    "src.callbacks.traversal": "SEGAN's traversal grids during training",
+    "src.tools.traverse": "SEGAN's traversal tool",
+    "src.explorer.segan": "the explorer's SEGAN sliders and subspace table",
+    "src.checkpoints.importing": "builds a StyleGAN2 from NVIDIA's or rosinality's checkpoints",
+    "src.benchmark.subjects": "one benchmark subject per family",
+}
+
+
+def is_family_module(name: str) -> bool:
+    parts = name.split(".")
+    return (
+        len(parts) >= 3
+        and parts[:2] == ["src", "modules"]
+        and not any(name == m or name.startswith(m + ".") for m in FAMILY_NEUTRAL_MODULES)
+    )
+
+
+def family_imports(edges: list[Edge]) -> list[str]:
+    """Family-neutral code (src/utils, src/metrics, callbacks, tools, explorer, ...) importing a family."""
+    neutral_roots = (
+        "src.utils",
+        "src.metrics",
+        "src.callbacks",
+        "src.tools",
+        "src.explorer",
+        "src.loggers",
+        "src.sweeps",
+        "src.datamodules",
+        "src.visualize",
+        "src.projection",
+        "src.checkpoints",
+        "src.train",
+        "src.eval",
+        "src.benchmark",
+        "src.profiling",
+    )
+    bad = []
+    for e in edges:
+        if not is_family_module(e.imported) or not e.importer.startswith(neutral_roots):
+            continue
+        if any(e.importer == m or e.importer.startswith(m + ".") for m in FAMILY_SPECIFIC):
+            continue
+        bad.append(f"{e.where}: {e.importer} imports the family module {e.imported}")
+    return bad
+
+
+def test_family_neutral_code_imports_no_family():
+    """utils, metrics, callbacks, tools, explorer views, ... know families only through GANModule's
+    contract; only the modules about one family (FAMILY_SPECIFIC) import it."""
+    bad = family_imports(EDGES)
+    assert not bad, "\n".join(bad)
+
+
+def test_the_contract_checks_catch_probes_and_private_imports(tmp_path):
+    """A synthetic tree with a probe, a private import and a family import from utils: each is reported."""
+    sources = {
+        "src/__init__.py": "",
+        "src/utils/__init__.py": "",
+        "src/utils/a.py": "def f(model):\n    return getattr(model, 'z_dim', 512)\n",
+        "src/utils/b.py": "from src.modules.base import _Rounds\nfrom src.utils.a import f\n",
+        "src/utils/c.py": "def g():\n    from src.modules.stylegan2.module import StyleGAN2\n    return StyleGAN2\n",
+        "src/modules/__init__.py": "",
+        "src/modules/base.py": "class _Rounds: ...\n",
+        "src/modules/stylegan2/__init__.py": "",
+        "src/modules/stylegan2/module.py": (
+            "from src.modules.base import _Rounds\n\n\nclass S:\n    def f(self):\n        return self._world\n"
+        ),
+        "src/modules/engine.py": (
+            "class E:\n    def __init__(self):\n        self._world = 1\n\n    def g(self):\n"
+            "        return self._world\n"
+        ),
+        "src/callbacks/__init__.py": "",
+        "src/callbacks/traversal.py": "from src.modules.stylegan2.module import StyleGAN2\n",
+    }
+    for name, text in sources.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    files = _files(tmp_path)
+    assert probes(tmp_path, files) == ["src/utils/a.py:2: getattr(model, 'z_dim', 512)"]
+    assert private_imports(tmp_path, files) == [
+        "src/modules/stylegan2/module.py:1: imports src.modules.base._Rounds",
+        "src/modules/stylegan2/module.py:6: reads self._world, private to src/modules/engine.py",
+        "src/utils/b.py:1: imports src.modules.base._Rounds",
+    ]
+    bad = family_imports(collect(tmp_path, files))
+    assert bad == ["src/utils/c.py:2: src.utils.c imports the family module src.modules.stylegan2.module"], bad
