@@ -146,3 +146,13 @@ def test_the_metrics_callback_is_found_by_its_class_not_its_name():
         metric_keys(_cfg({"m": {**off, "metrics": ["fdi"]}}))  # ... but its names are checked
     with pytest.raises(ConfigError, match="optimized_metric='is50k' is not computed by this run"):
         check_optimized_metric(_cfg({"my_evals": {**off, "every_kimg": 5}}, "is50k"))
+
+
+def test_a_function_target_among_the_callbacks_is_skipped_quietly(caplog, capsys):
+    """conf/callbacks/default.yaml builds the progress callback with a factory function: looking for the
+    metrics callback must pass over it without an error line (hydra's get_class logs one)."""
+    factory = {"_target_": "src.callbacks.progress.make_progress"}
+    with caplog.at_level("DEBUG"):
+        assert metric_keys(_cfg({"progress": factory})) == []
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")], caplog.records
+    assert "Error getting class" not in capsys.readouterr().err

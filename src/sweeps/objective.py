@@ -8,14 +8,12 @@ would never compute it. The metrics callback is found by its class (a subclass o
 
 from __future__ import annotations
 
-import hydra
-from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from src.callbacks.metrics import GeneratorMetrics
 from src.metrics.protocols import parse_metrics, result_keys
 from src.modules.base import GANModule
-from src.utils.validation import ConfigError
+from src.utils.validation import ConfigError, target_class
 
 __all__ = ["check_optimized_metric", "metric_keys"]
 
@@ -23,13 +21,9 @@ __all__ = ["check_optimized_metric", "metric_keys"]
 def _target_class(node: object) -> type | None:
     """The class a config node's ``_target_`` names; None when it has none or it cannot be imported
     (instantiation reports a bad ``_target_`` itself)."""
-    if not isinstance(node, DictConfig) or not node.get("_target_"):
+    if not isinstance(node, DictConfig):
         return None
-    try:
-        cls = hydra.utils.get_class(str(node._target_))
-    except (AttributeError, ImportError, ValueError, HydraException):
-        return None
-    return cls if isinstance(cls, type) else None
+    return target_class(node.get("_target_"))
 
 
 def _metrics_callback_keys(name: str, node: DictConfig) -> list[str]:

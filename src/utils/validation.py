@@ -33,17 +33,22 @@ def _get(cfg: DictConfig, key: str, default=None):
     return node
 
 
-def model_class(cfg: DictConfig) -> type | None:
-    """The class ``model._target_`` names (imported), or None when there is none or it cannot be
-    found (instantiation then reports the bad ``_target_`` itself)."""
-    target = _get(cfg, "model._target_")
+def target_class(target: object) -> type | None:
+    """The class a ``_target_`` names (imported), or None when there is none, it names a function, or
+    it cannot be found (instantiation then reports the bad ``_target_`` itself). Quiet: unlike
+    ``hydra.utils.get_class`` it logs nothing for a function target such as a callback factory."""
     if not target:
         return None
     try:
         cls = pydoc.locate(str(target))
-    except Exception:  # an error while importing the family's module: instantiation reports it
+    except Exception:  # an error while importing the target's module: instantiation reports it
         return None
     return cls if isinstance(cls, type) else None
+
+
+def model_class(cfg: DictConfig) -> type | None:
+    """The class ``model._target_`` names (:func:`target_class`)."""
+    return target_class(_get(cfg, "model._target_"))
 
 
 def model_family(cfg: DictConfig) -> type[FamilyRules] | None:
