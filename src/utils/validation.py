@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from src.colorspaces import COLORSPACE_NAMES, get_colorspace
 from src.utils.family_rules import FamilyRules
-from src.utils.resolution import base_shape, fp16_first_block, parse_resolution, parse_size
+from src.utils.resolution import base_shape, check_base_shape, fp16_first_block, parse_size
 from src.utils.run_folder import HYDRA_DIR, last_checkpoint
 
 
@@ -112,16 +112,17 @@ def check_required(cfg: DictConfig) -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` for the first invalid value found."""
-    family = model_family(cfg)
+    family = model_family(cfg)  # located once; its rules are asked below
+    value = _get(cfg, "data.resolution")
     try:
-        parse_size(_get(cfg, "data.resolution"), "data.resolution")
+        size = parse_size(value, "data.resolution")  # parsed once; the checks below take the pair
         if family is not None and family.doubles_from_base:
-            parse_resolution(_get(cfg, "data.resolution"), "data.resolution")
+            check_base_shape(size, "data.resolution", value)
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
     check_model_keys(cfg)
-    check_precision(cfg)
+    check_precision(cfg, family, size)
     for key in ("cpu_malloc_cache", "model.perf.channels_last", "model.perf.compile"):
         value = _get(cfg, key)
         if value is not None and not isinstance(value, bool):
@@ -145,7 +146,7 @@ def validate(cfg: DictConfig) -> None:
             family.check_batch(_get(cfg, "model", {}), batch)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-    check_batch_gpu(cfg, batch)
+    check_batch_gpu(cfg, batch, family)
 
     # The run's length: trainer.max_steps (iterations) or trainer.max_kimg (images / 1000), at most one.
     steps, kimg = _get(cfg, "trainer.max_steps"), _get(cfg, "trainer.max_kimg")
@@ -173,7 +174,7 @@ def validate(cfg: DictConfig) -> None:
         )
 
 
-def check_precision(cfg: DictConfig) -> None:
+def check_precision(cfg: DictConfig, family: type[FamilyRules] | None, size: tuple[int, int]) -> None:
     """``16-mixed`` needs a CUDA GPU (on a CPU Lightning would quietly run bf16); ``model.num_fp16_res``
     fits the model's resolutions."""
     precision = str(_get(cfg, "trainer.precision", "32-true"))
@@ -188,11 +189,9 @@ def check_precision(cfg: DictConfig) -> None:
                 "use trainer.precision=bf16-mixed or 32-true"
             )
     n = _get(cfg, "model.num_fp16_res")
-    family = model_family(cfg)
     if n is not None and family is not None and family.doubles_from_base:
         try:
-            h, w = parse_size(_get(cfg, "data.resolution"), "data.resolution")
-            fp16_first_block(base_shape(h, w)[2], n)
+            fp16_first_block(base_shape(*size)[2], n)
         except ValueError as e:
             raise ConfigError(str(e)) from None
 
@@ -207,14 +206,13 @@ def check_batch_gpu_value(value: object) -> int | None:
     return value
 
 
-def check_batch_gpu(cfg: DictConfig, batch: int) -> None:
+def check_batch_gpu(cfg: DictConfig, batch: int, family: type[FamilyRules] | None) -> None:
     """``data.batch_gpu`` (gradient accumulation): a positive integer that divides the per-device
     batch, for a family that accumulates gradients; the family's own rules (whole minibatch-stddev
     groups, path length's shrunk batch) come from ``FamilyRules.check_batch_gpu``."""
     b = check_batch_gpu_value(_get(cfg, "data.batch_gpu"))
     if b is None:
         return
-    family = model_family(cfg)
     if family is not None and not family.accumulates_gradients:
         target = _get(cfg, "model._target_", "this model")
         raise ConfigError(
