@@ -190,6 +190,60 @@ def test_adaptive_rule_moves_p_by_the_papers_step():
     assert p.item() == 0.0
 
 
+def test_adaptive_rule_is_due_after_every_interval_iterations():
+    """stylegan2-ada-pytorch training/training_loop.py counts the iteration, then adjusts when
+    ``batch_idx % ada_interval == 0``: after iterations 4, 8, ... for interval 4, never after 1."""
+    ada = AdaptiveP(interval=4)
+    assert [i for i in range(13) if ada.due(i)] == [4, 8, 12]
+    assert [i for i in range(1, 4) if AdaptiveP(interval=1).due(i)] == [1, 2, 3]
+
+
+def test_stylegan2_adjusts_p_after_iterations_4_and_8_with_interval_4():
+    """The family's step, in training_step's order (phases feed r_t, then
+    ``adjust_augmentation``, then ``advance``), with r_t = 1 > target: p after iterations 1-3 is
+    its start, then one step up at iteration 4 and another at 8 (the trained version below)."""
+    from tests.test_training_step import tiny
+
+    model = tiny(augment=dict(mode="ada", p=0.1, interval=4, kimg=1.0))
+    after = []
+    for _ in range(8):
+        model.observe_real_logits(torch.ones(4))
+        model.adjust_augmentation(4, {})
+        model.advance(4)
+        after.append(model.augmentation.p.item())
+    step = 4 * 4 / (1.0 * 1000)  # batch * interval / (kimg * 1000)
+    assert after == pytest.approx([0.1] * 3 + [0.1 + step] * 4 + [0.1 + 2 * step])
+
+
+@pytest.mark.slow
+def test_ada_first_moves_p_after_interval_iterations_of_training():
+    """A tiny StyleGAN2 trained 8 iterations with interval 4, every real logit counted as positive
+    (r_t = 1 > target): p after each iteration stays at its start through iterations 1-3 and rises
+    by batch * interval / (kimg * 1000) at iterations 4 and 8, as in NVIDIA's loop."""
+    import pytorch_lightning as pl
+
+    from src.modules.stylegan2.module import StyleGAN2
+    from tests.test_training_step import BATCH, fit, tiny
+
+    class Overfitting(StyleGAN2):
+        def observe_real_logits(self, real_logits: torch.Tensor) -> None:
+            super().observe_real_logits(torch.ones_like(real_logits))
+
+    class RecordP(pl.Callback):
+        def __init__(self) -> None:
+            self.p: list[float] = []
+
+        def on_train_batch_end(self, trainer, pl_module, *args) -> None:
+            self.p.append(pl_module.augmentation.p.item())
+
+    record = RecordP()
+    augment = dict(mode="ada", pipeline=["xflip"], p=0.1, interval=4, kimg=1.0)
+    model = tiny(Overfitting, augment=augment, loss=dict(pl_weight=0.0, r1_interval=2))
+    fit(model, 8, callbacks=[record])
+    step = BATCH * 4 / (1.0 * 1000)
+    assert record.p == pytest.approx([0.1] * 3 + [0.1 + step] * 4 + [0.1 + 2 * step])
+
+
 # ----------------------------------------------------------------------------------------------
 # DiffAugment.
 
@@ -315,8 +369,8 @@ def test_ada_resumes_exactly_with_its_accumulator_mid_interval(tiny_cfg, log_dir
     _assert_same_state(a, b)
     p = a["state_dict"]["augmentation.pipe.p"]
     step = 4 * 3 / (0.1 * 1000)  # batch * interval / (kimg * 1000)
-    # two updates (iterations 0 and 3), each +-step from 0.5, never below 0
-    assert any(abs(p.item() - (0.5 + k * step)) < 1e-6 for k in (-2, 0, 2))
+    # one update, after iteration 3 (NVIDIA's count: after iterations interval, 2 interval, ...), +-step
+    assert any(abs(p.item() - (0.5 + k * step)) < 1e-6 for k in (-1, 1))
     assert metrics["augment/p"] == pytest.approx(p.item()) and -1 <= metrics["augment/rt"] <= 1
 
 

@@ -17,17 +17,24 @@ The geometric transforms are one combined matrix executed once (:func:`src.augme
 the colour transforms one 4x4 matrix on centred RGB (``[-1, 1]``). Everything is differentiable
 with respect to the images, so G trains through the augmented fakes and R1 through the reals.
 At ``p = 0`` (or with nothing drawn) the images come back untouched.
+
+A channel that holds hue as an angle (``hue_channel``, set for ``hsv`` by
+:class:`~src.augment.pipeline.Augmentation`) goes through the warp and the filter as a unit vector
+(:mod:`src.augment.hue`), and cutout paints ``cutout_fill`` (there: the space's mid-gray) instead
+of zeros. Without them the pipeline computes exactly what it always has.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from src.augment.geometry import SYM6, rotate, scale, translate, warp
+from src.augment.hue import circular_hue
 from src.nn.layers import make_fir
 
 BLIT = ("xflip", "rotate90", "xint")
@@ -99,13 +106,25 @@ class AugmentPipe(nn.Module):
     a buffer (adjusted by :class:`~src.augment.adaptive.AdaptiveP`, saved in checkpoints). With 4
     channels (RGBA) the colour transforms act on RGB and every geometric transform on all four;
     with 1 (gray) hue and saturation do nothing and the colour matrix acts on luma.
+
+    ``hue_channel``: the channel that holds hue as an angle (one turn over ``[-1, 1)``), which the
+    warp and the filter then mix as an angle (:func:`~src.augment.hue.circular_hue`); ``cutout_fill``:
+    the value per channel cutout paints (default zeros). Both come from the colour space
+    (:class:`~src.augment.pipeline.Augmentation`); left out, the pipeline is the RGB one.
     """
 
     p: Tensor  # buffers (register_buffer in __init__)
     geom_filter: Tensor
     bank: Tensor
+    fill: Tensor | None
 
-    def __init__(self, transforms: tuple[str, ...] | list[str] = PIPELINES["bgc"], p: float = 0.0) -> None:
+    def __init__(
+        self,
+        transforms: tuple[str, ...] | list[str] = PIPELINES["bgc"],
+        p: float = 0.0,
+        hue_channel: int | None = None,
+        cutout_fill: Sequence[float] | None = None,
+    ) -> None:
         super().__init__()
         unknown = sorted(set(transforms) - set(TRANSFORMS))
         if unknown:
@@ -114,6 +133,9 @@ class AugmentPipe(nn.Module):
         self.register_buffer("p", torch.tensor(float(p)))
         self.register_buffer("geom_filter", make_fir(SYM6), persistent=False)
         self.register_buffer("bank", filter_bank(), persistent=False)
+        self.hue_channel = hue_channel
+        fill = None if cutout_fill is None else torch.tensor([float(v) for v in cutout_fill])
+        self.register_buffer("fill", fill, persistent=False)
         self.draw = plain_draw  # how random numbers are drawn (a family passes its rank-consistent draw)
 
     @property
@@ -132,6 +154,12 @@ class AugmentPipe(nn.Module):
     def _randint(self, n: int, high: int, device) -> Tensor:
         """Integers in ``[0, high)`` as floats, one per sample (from a uniform draw, like every draw here)."""
         return torch.floor(self._rand(n, device=device) * high)
+
+    def _mixing(self, stage: Callable[[Tensor], Tensor], images: Tensor) -> Tensor:
+        """Run a stage that mixes neighbouring pixels, with hue (if any) as an angle."""
+        if self.hue_channel is None:
+            return stage(images)
+        return circular_hue(stage, images, self.hue_channel)
 
     def _chosen(self, n: int, device, shape=(), multiplier: float = 1.0) -> Tensor:
         """Which samples a transform applies to: ``rand < multiplier * p`` per sample."""
@@ -208,7 +236,7 @@ class AugmentPipe(nn.Module):
         g_inv = self.geometric_matrix(n, (h, w), images.device)
         if g_inv is None:
             return images
-        return warp(images, g_inv, self.geom_filter.to(images.dtype))
+        return self._mixing(lambda x: warp(x, g_inv, self.geom_filter.to(x.dtype)), images)
 
     def color_matrix(self, n: int, channels: int, device) -> Tensor | None:
         """The colour transform ``[n, 4, 4]`` on homogeneous centred RGB, or None if none is enabled."""
@@ -258,8 +286,8 @@ class AugmentPipe(nn.Module):
 
     def image_filter(self, images: Tensor) -> Tensor:
         """Amplify each frequency band by 2^N(0, 1) with probability p, keeping the expected power
-        (1/f spectrum: band powers 10:1:1:1)."""
-        n, channels, h, w = images.shape
+        (1/f spectrum: band powers 10:1:1:1). Hue (``hue_channel``) is filtered as an angle."""
+        n = images.shape[0]
         bands = self.bank.shape[0]
         expected = torch.tensor([10.0, 1.0, 1.0, 1.0], device=images.device) / 13
         gain = torch.ones(n, bands, device=images.device)
@@ -270,14 +298,7 @@ class AugmentPipe(nn.Module):
             t[:, i] = t_i
             gain = gain * t / (expected * t.square()).sum(dim=-1, keepdim=True).sqrt()
         taps = (gain @ self.bank.to(images.device)).to(images.dtype)  # [n, k]
-        k = taps.shape[1]
-        kernel = taps.repeat_interleave(channels, dim=0)  # one filter per (sample, channel)
-        # reflect as the reference does; images smaller than the filter (under 22 px) repeat the edge
-        mode = "reflect" if k // 2 < min(h, w) else "replicate"
-        x = F.pad(images.reshape(1, n * channels, h, w), [k // 2] * 4, mode=mode)
-        x = F.conv2d(x, kernel[:, None, None, :], groups=n * channels)
-        x = F.conv2d(x, kernel[:, None, :, None], groups=n * channels)
-        return x.reshape(n, channels, h, w)
+        return self._mixing(lambda x: _separable_filter(x, taps), images)
 
     def additive_noise(self, images: Tensor) -> Tensor:
         n = images.shape[0]
@@ -288,6 +309,7 @@ class AugmentPipe(nn.Module):
         )
 
     def cutout(self, images: Tensor) -> Tensor:
+        """Paint a rectangle of half each side, centred anywhere, with zeros (``cutout_fill``)."""
         n, _, h, w = images.shape
         size = torch.where(self._chosen(n, images.device), torch.full((n,), CUTOUT_SIZE, device=images.device), 0.0)
         centre = self._rand(n, 2, device=images.device)
@@ -296,7 +318,24 @@ class AugmentPipe(nn.Module):
         out_x = (xs[None, :] - centre[:, :1]).abs() >= size[:, None] / 2  # [n, w]
         out_y = (ys[None, :] - centre[:, 1:]).abs() >= size[:, None] / 2  # [n, h]
         keep = (out_x[:, None, :] | out_y[:, :, None]).to(images.dtype)  # [n, h, w]
-        return images * keep[:, None]
+        if self.fill is None:
+            return images * keep[:, None]
+        fill = self.fill.to(images.device, images.dtype)[None, :, None, None]
+        return images * keep[:, None] + fill * (1 - keep[:, None])
+
+
+def _separable_filter(images: Tensor, taps: Tensor) -> Tensor:
+    """Filter each image ``[n, c, h, w]`` with its own separable kernel ``taps[i]`` (odd length),
+    the same in x and y, every channel alike."""
+    n, channels, h, w = images.shape
+    k = taps.shape[1]
+    kernel = taps.repeat_interleave(channels, dim=0)  # one filter per (sample, channel)
+    # reflect as the reference does; images smaller than the filter (under 22 px) repeat the edge
+    mode = "reflect" if k // 2 < min(h, w) else "replicate"
+    x = F.pad(images.reshape(1, n * channels, h, w), [k // 2] * 4, mode=mode)
+    x = F.conv2d(x, kernel[:, None, None, :], groups=n * channels)
+    x = F.conv2d(x, kernel[:, None, :, None], groups=n * channels)
+    return x.reshape(n, channels, h, w)
 
 
 def _rotation_about(axis: Tensor, theta: Tensor) -> Tensor:

@@ -5,9 +5,12 @@ iterations (every real logit D produces: the main D phase and R1's), then
 
     p <- max(p + sign(r_t - target) * (batch * interval) / (kimg * 1000), 0)
 
-with ``batch`` the global batch, so ``p`` can go from 0 to 1 in ``kimg`` thousand images. The
-running sums and ``p`` are buffers: they travel in checkpoints, so a resumed run adjusts exactly
-as an uninterrupted one. Under DDP the sums are added over ranks before ``r_t`` is taken.
+with ``batch`` the global batch, so ``p`` can go from 0 to 1 in ``kimg`` thousand images. The first
+update comes after ``interval`` whole iterations and the next every ``interval`` after it
+(:meth:`AdaptiveP.due`): stylegan2-ada-pytorch's loop counts the iteration first (``batch_idx += 1``)
+and then adjusts when ``batch_idx % ada_interval == 0``. The running sums and ``p`` are buffers:
+they travel in checkpoints (and the family's iteration count with them), so a resumed run adjusts
+exactly as an uninterrupted one. Under DDP the sums are added over ranks before ``r_t`` is taken.
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ class AdaptiveP(nn.Module):
         self.register_buffer("sign_sum", torch.zeros([], dtype=torch.float64))
         self.register_buffer("count", torch.zeros([], dtype=torch.float64))
         self.register_buffer("rt", torch.full([], float("nan")))
+
+    def due(self, iterations_done: int) -> bool:
+        """Whether ``p`` is adjusted once ``iterations_done`` iterations (this one included) have run:
+        after iterations ``interval``, ``2 interval``, ... (never after the first unless ``interval``
+        is 1), as stylegan2-ada-pytorch ``training/training_loop.py`` does."""
+        return iterations_done > 0 and iterations_done % self.interval == 0
 
     @torch.no_grad()
     def accumulate(self, real_logits: Tensor) -> None:

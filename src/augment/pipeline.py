@@ -13,7 +13,12 @@ decoded image and added to the model-space input:
 inside the RGB gamut, leaves ``x`` exactly unchanged where ``T`` is the identity, and keeps the
 part of a fake that lies outside the gamut visible to D (decoding clamps it). HSV's hue difference
 is taken modulo one turn. Geometric transforms, filtering, noise and cutout act on the model-space
-channels directly (every channel, alpha included).
+channels directly (every channel, alpha included), with two exceptions where a space has a hue
+channel (``ColorSpace.hue_channel``: ``hsv``): the warp and the filter mix hue as an angle
+(:mod:`src.augment.hue`), and cutout paints the space's encoding of RGB cutout's colour, mid-gray
+(in ``hsv`` ``(-1, -1, 0)``: saturation 0, value 1/2 and the hue the encoding gives a gray pixel),
+where zeros would mean a half-saturated cyan. In every other space zero already is a neutral gray.
+Additive noise on hue is a small rotation of the angle; it needs no change.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from torch import Tensor, nn
 from src.augment.ada import PIPELINES, TRANSFORMS, AugmentPipe, plain_draw
 from src.augment.adaptive import AdaptiveP
 from src.augment.diffaugment import POLICIES, diff_augment
+from src.augment.hue import wrap
 from src.colorspaces import ColorSpace, get_colorspace
 
 MODES = ("none", "ada", "fixed", "diffaugment")
@@ -34,6 +40,8 @@ DEFAULTS: dict[str, Any] = dict(
     mode="none", pipeline="bgc", p=0.0, target=0.6, interval=4, kimg=500.0, policy=list(POLICIES)
 )
 CENTRED_RGB = frozenset({"rgb", "rgba", "gray"})  # model space = RGB (or luma) scaled to [-1, 1]
+# the spaces with a channel holding hue as an angle, one turn over [-1, 1) (src/colorspaces/conversions.py)
+MID_GRAY = 0.5  # what RGB cutout's zero is in [0, 1]
 
 
 def check_augment(cfg: Mapping[str, Any]) -> None:
@@ -78,9 +86,19 @@ def in_centred_rgb(x: Tensor, colorspace: ColorSpace, transform: Callable[[Tenso
     before = colorspace.encode(rgb)
     after = colorspace.encode((transform(rgb * 2 - 1) + 1) / 2)
     delta = after - before
-    if colorspace.name == "hsv":  # hue in [-1, 1) is one turn: take the short way round
-        delta = torch.cat([torch.remainder(delta[:, :1] + 1, 2) - 1, delta[:, 1:]], dim=1)
+    hue = colorspace.hue_channel
+    if hue is not None:  # hue in [-1, 1) is one turn: take the short way round
+        delta = torch.cat([delta[:, :hue], wrap(delta[:, hue : hue + 1]), delta[:, hue + 1 :]], dim=1)
     return x + delta.to(x.dtype)
+
+
+def cutout_fill(colorspace: ColorSpace) -> tuple[float, ...] | None:
+    """What ADA's cutout paints in ``colorspace``: None (zeros, as in RGB) unless the space has a hue
+    channel, where zero is no gray; then the space's encoding of mid-gray."""
+    if colorspace.hue_channel is None:
+        return None
+    gray = torch.full((1, colorspace.input_channels, 1, 1), MID_GRAY)
+    return tuple(float(v) for v in colorspace.encode(gray).flatten())
 
 
 class Augmentation(nn.Module):
@@ -97,7 +115,16 @@ class Augmentation(nn.Module):
         self.policy = tuple(cfg["policy"])
         pipeline = cfg["pipeline"]
         transforms = PIPELINES[pipeline] if isinstance(pipeline, str) else tuple(pipeline)
-        self.pipe = AugmentPipe(transforms, p=cfg["p"]) if self.mode in ("ada", "fixed") else None
+        self.pipe = (
+            AugmentPipe(
+                transforms,
+                p=cfg["p"],
+                hue_channel=self.colorspace.hue_channel,
+                cutout_fill=cutout_fill(self.colorspace),
+            )
+            if self.mode in ("ada", "fixed")
+            else None
+        )
         self.adaptive = AdaptiveP(cfg["target"], cfg["interval"], cfg["kimg"]) if self.mode == "ada" else None
 
     @property

@@ -46,6 +46,8 @@ class ColorSpace:
         input_channels: channels of the uint8 image the reader must deliver (4 for rgba, else 3).
         to_model: RGB(A) ``[0, 1]`` -> model space (raw function; use :meth:`encode`).
         to_rgb: model space -> display RGB(A) ``[0, 1]`` (raw function; use :meth:`decode`).
+        hue_channel: the channel holding hue as an angle (``[-1, 1)`` is one turn), or None; the
+            augmentations mix it as an angle (:mod:`src.augment.hue`).
     """
 
     name: str
@@ -53,6 +55,7 @@ class ColorSpace:
     input_channels: int
     to_model: Callable[[Tensor], Tensor] = field(repr=False, compare=False)
     to_rgb: Callable[[Tensor], Tensor] = field(repr=False, compare=False)
+    hue_channel: int | None = None
 
     @property
     def output_channels(self) -> int:
@@ -95,7 +98,7 @@ _REGISTRY: dict[str, ColorSpace] = {
         ColorSpace("rgb", 3, 3, cv.rgb_to_model_rgb, cv.model_rgb_to_rgb),
         ColorSpace("gray", 1, 3, cv.rgb_to_model_gray, cv.model_gray_to_rgb),
         ColorSpace("rgba", 4, 4, cv.rgb_to_model_rgb, cv.model_rgb_to_rgb),
-        ColorSpace("hsv", 3, 3, cv.rgb_to_model_hsv, cv.model_hsv_to_rgb),
+        ColorSpace("hsv", 3, 3, cv.rgb_to_model_hsv, cv.model_hsv_to_rgb, hue_channel=0),
         ColorSpace("hsv_polar", 3, 3, cv.rgb_to_hsv_polar, cv.hsv_polar_to_rgb),
         ColorSpace("lab", 3, 3, cv.rgb_to_model_lab, cv.model_lab_to_rgb),
         ColorSpace("ycbcr", 3, 3, cv.rgb_to_model_ycbcr, cv.model_ycbcr_to_rgb),

@@ -439,10 +439,12 @@ class StyleGAN2(GANModule):
             self.augmentation.adaptive.accumulate(real_logits)
 
     def adjust_augmentation(self, global_batch: int, log: dict[str, Tensor]) -> None:
-        """ADA: every ``interval`` iterations (from the first), r_t over ranks and the step in p.
-        Logs ``augment/p`` (and ``augment/rt`` for ADA) every iteration."""
+        """ADA: after every ``interval`` iterations (the first after iteration ``interval``, as
+        stylegan2-ada-pytorch counts), r_t over ranks and the step in p. Runs before :meth:`advance`,
+        so this iteration is ``self.iteration + 1``. Logs ``augment/p`` (and ``augment/rt`` for ADA)
+        every iteration."""
         aug = self.augmentation
-        if aug.adaptive is not None and self.iteration % aug.adaptive.interval == 0:
+        if aug.adaptive is not None and aug.adaptive.due(self.iteration + 1):
             reduce = torch.distributed.all_reduce if self.world_size > 1 else None
             p = aug.p
             assert p is not None  # ADA (aug.adaptive) always has a pipeline, hence a probability
