@@ -43,7 +43,7 @@ from src.checkpoints.load import apply_init_architecture, load_init_weights, rea
 from src.loggers.extras import RunLogger
 from src.modules.base import GANModule
 from src.nn.layer_sync import SyncBatchNormPlugin
-from src.pretrained.weights import MissingWeightsError
+from src.pretrained.weights import MissingWeightsError, allow_downloads
 from src.sweeps.jobs import finished, sweep_job, tracking_info, write_done, write_failed, write_pruned
 from src.sweeps.objective import check_optimized_metric
 from src.sweeps.optuna import is_pruned
@@ -149,6 +149,7 @@ def instantiated(cfg: DictConfig, launch: Launch) -> Parts:
     settings) fails here, as a ``ConfigError``, before the run folder exists.
     """
     try:
+        allow_downloads(cfg.paths.get("download_weights", True))  # pretrained files fetched on first use, or not
         datamodule = hydra.utils.instantiate(cfg.data)
         model = hydra.utils.instantiate(cfg.model)
         check_model_data(model, datamodule)

@@ -1,7 +1,8 @@
-"""LPIPS-VGG16 distance (Zhang et al. 2018, v0.1 linear heads) without downloads.
+"""LPIPS-VGG16 distance (Zhang et al. 2018, v0.1 linear heads) without the ``lpips`` package.
 
 The trunk is torchvision's VGG-16 ``features`` loaded from ``vgg16-397923af.pth`` in
-``paths.weights_dir`` (:mod:`src.pretrained.weights`; only the ``features.*`` tensors are used).
+``paths.weights_dir``, fetched there on first use (:mod:`src.pretrained.weights`; only the
+``features.*`` tensors are used).
 The five 1x1 linear heads come from the file torchmetrics ships in its wheel
 (``torchmetrics/functional/image/lpips_models/vgg.pth``), or from ``lpips-vgg-v0.1.pth`` in
 ``paths.weights_dir``. The distance: each of relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 is
@@ -17,7 +18,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from src.pretrained.weights import MissingWeightsError, load_weights
+from src.pretrained.weights import WEIGHTS, MissingWeightsError, load_weights
 
 # Cut points of torchvision's vgg16().features after relu1_2, relu2_2, relu3_3, relu4_3, relu5_3.
 VGG_CUTS = (4, 9, 16, 23, 30)
@@ -88,7 +89,7 @@ class LPIPS(nn.Module):
         missing = sorted(set(trunk.state_dict()) - set(own))
         if missing:
             raise MissingWeightsError(
-                f"{weights_dir}/vgg16-397923af.pth lacks VGG-16 trunk tensors "
+                f"{Path(weights_dir).expanduser() / WEIGHTS['vgg16'].filename} lacks VGG-16 trunk tensors "
                 f"(e.g. features.{missing[0]}); it is not torchvision's VGG-16 file"
             )
         trunk.load_state_dict({k: own[k] for k in trunk.state_dict()})

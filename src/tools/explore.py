@@ -6,7 +6,8 @@
 Keys: ``ckpt`` (a gamut .ckpt, an imported NVIDIA or rosinality model, or an exported .safetensors;
 required), ``host`` (127.0.0.1: only this machine; anything else is announced, since everyone who can
 reach it can use the page), ``port``, ``device`` (cpu | cuda), ``weights_dir`` (where
-``vgg16-397923af.pth`` is, for projection; default torch hub's checkpoints folder), ``stats_n``
+``vgg16-397923af.pth`` is, for projection; default torch hub's checkpoints folder, where it is downloaded
+on first use), ``download_weights`` (true; false: never download, also ``GAMUT_OFFLINE=1``), ``stats_n``
 (latents behind SEGAN's sigma units). Views: seed grid, style mixing, interpolation (and its video),
 layers, noise, SEGAN subspaces, projection; ChromaGAN checkpoints get the colorizer. Each calls the
 functions of generate.py, visualize.py, traverse.py, project.py and colorize.py (docs/explorer.md).
@@ -18,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 
-from src.pretrained.weights import DEFAULT_WEIGHTS_DIR
+from src.pretrained.weights import DEFAULT_WEIGHTS_DIR, allow_downloads
 from src.utils.cli import console_entry, exit_on_bad_input, parse_key_values
 
 PROG = "explore.py"
@@ -28,6 +29,7 @@ DEFAULTS = dict(
     port=7860,
     device="cpu",
     weights_dir=DEFAULT_WEIGHTS_DIR,
+    download_weights=True,
     stats_n=10000,
 )
 
@@ -42,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     from src.explorer.app import serve
 
     with exit_on_bad_input(PROG):
+        allow_downloads(cfg.download_weights, "download_weights")  # projection's VGG-16: fetched on first use
         serve(cfg.ckpt, str(cfg.host), int(cfg.port), str(cfg.device), weights_dir=cfg.weights_dir, stats_n=cfg.stats_n)
 
 

@@ -10,7 +10,8 @@ together), ``seed`` (303), ``lr`` (0.1), ``lpips_weight`` (1), ``mse`` (pixel MS
 ``noise_reg`` (1e5), ``noise`` (optimize|const), ``w_noise`` (0.05), ``spread_weight`` and
 ``avg_weight`` (W+ penalties on the spread of the layer codes and on their distance to w_avg; 0),
 ``switch`` (0.5), ``w_stats_n`` (10000), ``class_idx`` (conditional models), ``weights_dir`` (where
-``vgg16-397923af.pth`` is; default torch hub's checkpoints folder), ``video`` (``[mp4,gif]``, ``[]``
+``vgg16-397923af.pth`` is; default torch hub's checkpoints folder, where it is downloaded on first use),
+``download_weights`` (true; false: never download, also ``GAMUT_OFFLINE=1``), ``video`` (``[mp4,gif]``, ``[]``
 for none), ``frame_every`` (10), ``fps`` (30), ``video_scale`` (frame enlargement, 0 = auto).
 
 Writes to ``out``: ``latents.safetensors`` (ws + noise, renders with ``generate.py latents=``),
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from src.pretrained.weights import DEFAULT_WEIGHTS_DIR
+from src.pretrained.weights import DEFAULT_WEIGHTS_DIR, allow_downloads
 from src.utils.cli import console_entry, exit_on_bad_input, parse_key_values
 
 PROG = "project.py"
@@ -52,6 +53,7 @@ DEFAULTS = dict(
     w_stats_n=10000,
     class_idx=None,
     weights_dir=DEFAULT_WEIGHTS_DIR,
+    download_weights=True,
     video=["mp4", "gif"],
     frame_every=10,
     fps=30,
@@ -104,6 +106,7 @@ def project(cfg, lpips=None) -> dict:
     from src.visualize.video import write_video
 
     pcfg = projector_config(cfg)  # bad values fail before anything is loaded
+    allow_downloads(cfg.download_weights, "download_weights")  # LPIPS's VGG-16: fetched on first use, or not
     model = load_inference(cfg.ckpt, cfg.device, channels_last=True)
     files = list_targets(cfg.target)
     if lpips is None:

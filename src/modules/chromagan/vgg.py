@@ -1,8 +1,9 @@
 """VGG-16 in ChromaGAN: the generator's trunk (conv1_1 ... conv4_3 + ReLU) and the frozen teacher.
 
 Both read torchvision's ImageNet file ``vgg16-397923af.pth`` from ``paths.weights_dir`` through the
-one weights loader (:mod:`src.pretrained.weights`). The trunk's layer indices equal torchvision's
-``vgg16().features[:23]``, so ``features.<i>.*`` tensors load into ``trunk.<i>``.
+one weights loader (:mod:`src.pretrained.weights`), which fetches it there on first use (sha256
+checked) unless ``paths.download_weights=false`` or ``GAMUT_OFFLINE=1``. The trunk's layer indices
+equal torchvision's ``vgg16().features[:23]``, so ``features.<i>.*`` tensors load into ``trunk.<i>``.
 
 Input scaling (``model.vgg_input_norm``): ``imagenet`` standardises the tiled ``[L/100]x3``
 image with torchvision's mean/std, what the ImageNet weights expect; ``none`` reproduces the
