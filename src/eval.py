@@ -32,8 +32,7 @@ from src.checkpoints.load import load_module
 from src.loggers.extras import RunLogger
 from src.metrics.protocols import parse_metrics
 from src.metrics.suite import MetricSuite, check_weights, flatten, needs_reals
-from src.metrics.vgg16 import FEATURE_NETS
-from src.pretrained.weights import MissingWeightsError
+from src.pretrained.weights import MissingWeightsError, allow_downloads
 from src.utils.io import atomic_write
 from src.utils.run_folder import CONFIG_FILE, HYDRA_DIR, run_dir_of
 from src.utils.validation import ConfigError, check_model_data
@@ -64,9 +63,6 @@ def validate_eval(cfg: DictConfig) -> tuple[Path, list]:
         raise ConfigError(f"ckpt_path={ckpt!r}: no such checkpoint file")
     try:
         metrics = parse_metrics(list(cfg.metrics) if not isinstance(cfg.metrics, str) else cfg.metrics)
-        net = cfg.pr.get("feature_net") if cfg.get("pr") else "torchvision"
-        if net not in FEATURE_NETS:
-            raise ValueError(f"pr.feature_net={net!r}: allowed values are {', '.join(FEATURE_NETS)}")
     except ValueError as e:
         raise ConfigError(str(e)) from None
     for key in ("num_gen", "batch_size", "ppl.num_samples", "ppl.batch_size"):
@@ -248,7 +244,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     ckpt, metrics = validate_eval(cfg)
     pr = _plain_dict(cfg.get("pr"), resolve=False)
     try:
-        check_weights(metrics, cfg.paths.weights_dir, pr.get("feature_net", "torchvision"))
+        allow_downloads(cfg.paths.get("download_weights", True))  # Inception/VGG fetched on first use, or not
         suite = MetricSuite(
             metrics,
             cfg.paths.weights_dir,
@@ -263,6 +259,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             pr=pr,
             intra_fid=bool(cfg.get("intra_fid", False)),
         )
+        check_weights(metrics, cfg.paths.weights_dir)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     device = pick_device(str(cfg.device))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +16,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 import src.utils.resolvers  # noqa: F401
-from src.pretrained.weights import WEIGHTS
+from src.pretrained.weights import OFFLINE_ENV, WEIGHTS
+from tests.nvidia_standins import save_nvidia_vgg16
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 
@@ -62,6 +64,15 @@ def logs_in(path: Path) -> Iterator[Path]:
         yield path
 
 
+def tiny_run(log_dir: Path, run_name: str, logger: str = "none", steps: int = 2) -> Path:
+    """Train the :data:`TINY` StyleGAN2 for ``steps`` iterations under ``log_dir``; its run folder."""
+    from src.train import train
+
+    with logs_in(log_dir):
+        train(compose_cfg([*TINY, f"logger={logger}", f"run_name={run_name}", f"trainer.max_steps={steps}"]))
+    return log_dir / "quickstart" / run_name
+
+
 @pytest.fixture
 def log_dir(tmp_path) -> Iterator[Path]:
     """A fresh ``paths.log_dir`` for the test (through ``GAMUT_LOG_DIR``)."""
@@ -79,6 +90,16 @@ def tiny_cfg(log_dir):
     return make
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_weight_downloads() -> Iterator[None]:
+    """No test fetches pretrained files from the internet: ``GAMUT_OFFLINE=1`` for the whole session
+    (before any module-scoped fixture runs; subprocesses inherit it). A test that exercises the download
+    path opts in with ``monkeypatch.delenv(OFFLINE_ENV)`` and serves its file on 127.0.0.1."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(OFFLINE_ENV, "1")
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _torch_threads():
     torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -87,7 +108,8 @@ def _torch_threads():
 
 @pytest.fixture(scope="session")
 def weights_dir(tmp_path_factory) -> Path:
-    """Random-init Inception (torch-fidelity's architecture) and VGG-16 under the upstream names."""
+    """Random-init Inception (torch-fidelity's architecture), torchvision's VGG-16 and a stand-in for
+    NVIDIA's TorchScript vgg16.pt (tests/nvidia_standins.py) under the upstream names."""
     import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
 
     d = tmp_path_factory.mktemp("weights")
@@ -101,4 +123,7 @@ def weights_dir(tmp_path_factory) -> Path:
     torch.save(net.state_dict(), d / WEIGHTS["inception"].filename)
     vgg = torchvision.models.vgg16(weights=None)  # LPIPS reads the features.*, precision/recall all of it
     torch.save(vgg.state_dict(), d / WEIGHTS["vgg16"].filename)
+    with warnings.catch_warnings():  # torch marks TorchScript deprecated; NVIDIA's file is TorchScript
+        warnings.simplefilter("ignore", FutureWarning)
+        save_nvidia_vgg16(d / WEIGHTS["vgg16_nvidia"].filename)
     return d

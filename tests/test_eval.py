@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from src.eval import build_dataset, evaluate
-from src.pretrained.weights import MissingWeightsError
+from src.pretrained.weights import OFFLINE_ENV, MissingWeightsError, allow_downloads
 from src.train import train
 from src.utils.validation import ConfigError
-from tests.conftest import TINY, compose_cfg, logs_in
+from tests.conftest import TINY, compose_cfg, tiny_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,10 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     """A 2-iteration 16 px StyleGAN2 run with an MLflow run; returns its run folder."""
-    log_dir = tmp_path_factory.mktemp("logs")
-    with logs_in(log_dir):
-        train(compose_cfg([*TINY, "logger=mlflow", "run_name=ev", "trainer.max_steps=2"]))
-    return log_dir / "quickstart" / "ev"
+    return tiny_run(tmp_path_factory.mktemp("logs"), "ev", logger="mlflow")
 
 
 def eval_cfg(run: Path, weights_dir: Path, *overrides: str):
@@ -90,10 +87,7 @@ def test_eval_reports_to_the_runs_csv_and_tensorboard_loggers(weights_dir, tmp_p
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    log_dir = tmp_path / "logs"
-    with logs_in(log_dir):
-        train(compose_cfg([*TINY, "logger=[csv,tensorboard]", "run_name=files", "trainer.max_steps=2"]))
-    rd = log_dir / "quickstart" / "files"
+    rd = tiny_run(tmp_path / "logs", "files", logger="[csv,tensorboard]")
     trained = {p: p.read_bytes() for p in (rd / "csv").rglob("metrics.csv")}
     flat = evaluate(eval_cfg(rd, weights_dir, "metrics=[ppl_wend]", f"output={tmp_path / 'm.json'}"))
     reported = sorted((rd / "csv").glob("eval_*/metrics.csv"))
@@ -105,13 +99,15 @@ def test_eval_reports_to_the_runs_csv_and_tensorboard_loggers(weights_dir, tmp_p
 
 
 def test_nvidia_named_metrics_write_their_protocols(run, weights_dir, tmp_path):
-    """fid/pr/is by NVIDIA's naming, shrunk to a few images: mirrored reals double, records carry protocols."""
+    """fid/pr/is by NVIDIA's naming, shrunk to a few images, on a mirrored data set of 3 images: the
+    *_full names read the 3 reals unflipped (metric_main.py sets xflip=False), the legacy fid4 the
+    first 4 of the 6 mirrored ones; pr uses NVIDIA's vgg16.pt, pr*_torchvision torchvision's VGG-16."""
     out = tmp_path / "m.json"
     flat = evaluate(
         eval_cfg(
             run,
             weights_dir,
-            "metrics=[fid4_full,pr43_full,is10]",
+            "metrics=[fid4_full,fid4,pr42_full,pr42_full_torchvision,is10]",
             "+data.dataset.size=3",
             "mirror=true",
             "intra_fid=true",
@@ -121,30 +117,54 @@ def test_nvidia_named_metrics_write_their_protocols(run, weights_dir, tmp_path):
     assert set(flat) == {
         "fid4_full",
         "fid4_full_intra",
-        "pr43_full_precision",
-        "pr43_full_recall",
+        "fid4",
+        "fid4_intra",
+        "pr42_full_precision",
+        "pr42_full_recall",
+        "pr42_full_torchvision_precision",
+        "pr42_full_torchvision_recall",
         "is10_mean",
         "is10_std",
     }
     metrics = json.loads(out.read_text())["metrics"]
     per_class = metrics["fid4_full"]["per_class"]  # the quickstart model is conditional: FID per class, then the mean
     assert per_class and flat["fid4_full_intra"] == pytest.approx(sum(per_class.values()) / len(per_class))
-    fid, pr, is_ = (metrics[k]["protocol"] for k in ("fid4_full", "pr43_full", "is10"))
-    assert (fid["num_gen"], fid["num_real"], fid["max_real"], fid["mirror"]) == (4, 6, None, True)  # 3 images + flips
-    assert (pr["num_gen"], pr["num_real"], pr["nhood"], pr["feature_net"]) == (4, 6, 3, "torchvision")
-    assert pr["network"] == "VGG-16 fc2" and fid["network"] == "Inception-v3 pool3"
+    fid, legacy, pr, tv, is_ = (
+        metrics[k]["protocol"] for k in ("fid4_full", "fid4", "pr42_full", "pr42_full_torchvision", "is10")
+    )
+    assert (fid["num_gen"], fid["num_real"], fid["max_real"], fid["mirror"], fid["data_xflip"]) == (
+        4,
+        3,
+        None,
+        False,
+        True,
+    )
+    assert (legacy["num_real"], legacy["max_real"], legacy["mirror"]) == (4, 4, True)  # 3 images + flips, first 4
+    assert (pr["num_gen"], pr["num_real"], pr["nhood"], pr["feature_net"], pr["mirror"]) == (4, 3, 2, "nvidia", False)
+    assert pr["network"] == "VGG-16 fc2 (NVIDIA's vgg16.pt)" and fid["network"] == "Inception-v3 pool3"
+    assert tv["feature_net"] == "torchvision" and tv["network"] == "VGG-16 fc2 (torchvision's ImageNet weights)"
     assert (is_["num_gen"], is_["splits"]) == (10, 10) and "num_real" not in is_
-    assert 0 <= flat["pr43_full_precision"] <= 1 and 0 <= flat["pr43_full_recall"] <= 1
+    assert 0 <= flat["pr42_full_precision"] <= 1 and 0 <= flat["pr42_full_recall"] <= 1
     assert flat["is10_mean"] >= 1.0
     cache = run.parent.parent / "cache"
-    assert len(list(cache.glob("vgg16-torchvision-*-n6-mirror-*.pt"))) == 1
+    assert len(list(cache.glob("vgg16-nvidia-*-n3-*.pt"))) == 1
+    assert len(list(cache.glob("vgg16-torchvision-*-n3-*.pt"))) == 1
+    assert len(list(cache.glob("inception-*-n4-mirror-*.pt"))) == 1  # the legacy name's pass over the flips
 
 
-def test_missing_weights_stop_before_any_work(run, tmp_path):
-    with pytest.raises(MissingWeightsError, match="weights-inception-2015-12-05-6726825d.pth not found"):
+def test_missing_weights_stop_before_any_work(run, tmp_path, monkeypatch):
+    with pytest.raises(
+        MissingWeightsError, match=rf"weights-inception-2015-12-05-6726825d.pth not found.*off \({OFFLINE_ENV}=1\)"
+    ):
         evaluate(eval_cfg(run, tmp_path, "metrics=[fid]", f"output={tmp_path / 'x.json'}"))
-    with pytest.raises(MissingWeightsError, match="vgg16-397923af.pth not found"):
+    with pytest.raises(MissingWeightsError, match="vgg16.pt not found.*nvlabs-fi-cdn.nvidia.com"):
         evaluate(eval_cfg(run, tmp_path, "metrics=[ppl]", f"output={tmp_path / 'x.json'}"))
+    monkeypatch.delenv(OFFLINE_ENV)  # the config alone forbids the download: still no request leaves
+    try:
+        with pytest.raises(MissingWeightsError, match=r"downloads are off \(paths.download_weights=false\)"):
+            evaluate(eval_cfg(run, tmp_path, "metrics=[fid]", "paths.download_weights=false"))
+    finally:
+        allow_downloads(True)
     assert not (tmp_path / "x.json").exists()
 
 
@@ -274,15 +294,20 @@ def test_chromagans_validation_metrics_are_sweepable():
 
 def test_metrics_callback_checks_weights_at_start(tmp_path, monkeypatch):
     monkeypatch.setenv("GAMUT_LOG_DIR", str(tmp_path))
-    with pytest.raises(MissingWeightsError, match="weights-inception"):
-        train(
-            compose_cfg(
-                [
-                    *TINY,
-                    "logger=none",
-                    "trainer.max_steps=1",
-                    "callbacks=[default,metrics]",
-                    f"paths.weights_dir={tmp_path / 'empty'}",
-                ]
+    monkeypatch.delenv(OFFLINE_ENV)  # src.train forbids the download from its config alone
+    try:
+        with pytest.raises(MissingWeightsError, match=r"weights-inception.*\(paths.download_weights=false\)"):
+            train(
+                compose_cfg(
+                    [
+                        *TINY,
+                        "logger=none",
+                        "trainer.max_steps=1",
+                        "callbacks=[default,metrics]",
+                        f"paths.weights_dir={tmp_path / 'empty'}",
+                        "paths.download_weights=false",
+                    ]
+                )
             )
-        )
+    finally:
+        allow_downloads(True)

@@ -16,14 +16,17 @@ import torch
 import torchvision
 
 from src.colorspaces import get_colorspace
-from src.metrics.inception import FeatureBank, inception_score
+from src.metrics.formulas import inception_score
+from src.metrics.inception import FeatureBank
 from src.metrics.precision_recall import kth_neighbour_radii, precision_recall
 from src.metrics.progress import Progress, duration
 from src.metrics.protocols import higher_is_better, parse_metrics, protocol, result_keys
 from src.metrics.registry import Computed, MetricContext, Network, register_metric, unregister_metric
 from src.metrics.suite import MetricSuite, check_weights, flatten
 from src.metrics.vgg16 import VGG16Features
+from src.metrics.vgg16_nvidia import NvidiaLPIPS, NvidiaVGG16Features
 from src.pretrained.weights import WEIGHTS, MissingWeightsError
+from tests.nvidia_standins import save_nvidia_vgg16
 
 # ------------------------------------------------------------------------------------------------
 # names and protocols (stylegan2-ada-pytorch metrics/metric_main.py)
@@ -46,6 +49,22 @@ def test_nvidia_names_carry_nvidias_protocols():
     assert protocol("fid500").num_gen == 500 and protocol("pr1003").num_gen == 100
     custom = protocol("fid", {"num_gen": 7, "num_real": 5})
     assert (custom.num_gen, custom.max_real, custom.configurable) == (7, 5, True)
+    # metric_main.py: every *_full metric sets xflip=False on the reals; only the legacy names read
+    # the data set as mirrored (and gamut's configurable names follow the *_full rule)
+    mirrored = {
+        n: protocol(n).mirror_reals
+        for n in ("fid50k_full", "kid50k_full", "pr50k3_full", "fid50k", "kid50k", "pr50k3", "pr50k3_full_torchvision")
+    }
+    assert mirrored == {
+        "fid50k_full": False,
+        "kid50k_full": False,
+        "pr50k3_full": False,
+        "fid50k": True,
+        "kid50k": True,
+        "pr50k3": True,
+        "pr50k3_full_torchvision": False,
+    }
+    assert not custom.mirror_reals
 
 
 def test_result_keys_and_directions():
@@ -247,20 +266,21 @@ def test_inception_score_formula_on_known_softmax():
     p = confident[:8].double()
     py = p.mean(0)
     expected = math.exp(float((p * (p.log() - py.log())).sum(1).mean()))
-    assert mean == pytest.approx(expected, rel=1e-9) and std == pytest.approx(0.0, abs=1e-9)
+    # float32, as NVIDIA's metrics/inception_score.py computes it
+    assert mean == pytest.approx(expected, rel=1e-6) and std == pytest.approx(0.0, abs=1e-5)
     assert mean == pytest.approx(8, rel=0.02)  # near the number of classes
     uniform = torch.full((20, 10), 0.1)
     assert inception_score(uniform, splits=2) == pytest.approx((1.0, 0.0))
     one_class = torch.eye(10)[torch.zeros(20, dtype=torch.long)]  # exact zeros: 0 log 0 = 0
     assert inception_score(one_class, splits=2)[0] == pytest.approx(1.0)
-    # random probabilities against numpy, split by split
-    probs = torch.distributions.Dirichlet(torch.ones(6)).sample((33,)).double()
+    # random probabilities against NVIDIA's numpy code (float32 arrays), split by split
+    probs = torch.distributions.Dirichlet(torch.ones(6)).sample((33,)).float()
     scores = []
     for i in range(3):
         part = probs[i * 33 // 3 : (i + 1) * 33 // 3].numpy()
         kl = part * (np.log(part) - np.log(part.mean(0, keepdims=True)))
         scores.append(np.exp(kl.sum(1).mean()))
-    assert inception_score(probs, 3) == pytest.approx((np.mean(scores), np.std(scores)), rel=1e-9)
+    assert inception_score(probs, 3) == pytest.approx((np.mean(scores), np.std(scores)), rel=1e-5)
     with pytest.raises(ValueError, match="10 splits needs at least 10 images"):
         inception_score(probs[:5])
 
@@ -302,26 +322,37 @@ def test_vgg16_features_are_torchvisions_fc2_after_relu(tmp_path):
     assert VGG16Features(tmp_path)(torch.randint(0, 256, (1, 3, 32, 48), dtype=torch.uint8)).shape == (1, 4096)
 
 
-class _NvidiaLike(torch.nn.Module):
-    """A stand-in with the interface of NVIDIA's vgg16.pt: uint8 images in, features with return_features."""
-
-    def forward(self, img: torch.Tensor, return_features: bool = False) -> torch.Tensor:
-        x = img.float().mean(dim=[2, 3])
-        return x.repeat(1, 2) if return_features else x
-
-
 def test_nvidias_torchscript_vgg16_is_used_as_is(tmp_path):
+    """pr* and PPL call NVIDIA's vgg16.pt exactly as stylegan2-ada-pytorch does: return_features=True
+    on uint8 images; resize_images=False, return_lpips=True on [0, 255] floats, distance = squared
+    difference of the vectors, summed."""
     with pytest.raises(MissingWeightsError, match="vgg16.pt not found.*nvlabs-fi-cdn.nvidia.com"):
-        VGG16Features(tmp_path, "nvidia")
-    torch.jit.script(_NvidiaLike()).save(str(tmp_path / "vgg16.pt"))
-    images = torch.randint(0, 256, (3, 3, 8, 8), dtype=torch.uint8)
-    out = VGG16Features(tmp_path, "nvidia")(images)
-    assert torch.allclose(out, images.float().mean(dim=[2, 3]).repeat(1, 2))
+        NvidiaVGG16Features(tmp_path)
+    save_nvidia_vgg16(tmp_path / "vgg16.pt", seed=4)
+    reference = torch.jit.load(str(tmp_path / "vgg16.pt"))
+    images = torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8)
+    assert torch.equal(NvidiaVGG16Features(tmp_path)(images), reference(images, return_features=True))
+    x0, x1 = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
+    f0 = reference((x0 + 1) * 127.5, resize_images=False, return_lpips=True)
+    f1 = reference((x1 + 1) * 127.5, resize_images=False, return_lpips=True)
+    lpips = NvidiaLPIPS(tmp_path)
+    assert torch.allclose(lpips(x0, x1), (f0 - f1).square().sum(dim=1), rtol=1e-5)
+    assert torch.equal(lpips(x0, x0), torch.zeros(2))
     (tmp_path / "vgg16.pt").write_text("<html>not found</html>")
-    with pytest.raises(MissingWeightsError, match="not a TorchScript archive"):
-        VGG16Features(tmp_path, "nvidia")
-    with pytest.raises(ValueError, match="feature_net='nvdia'"):
-        VGG16Features(tmp_path, "nvdia")
+    with pytest.raises(MissingWeightsError, match="not a TorchScript archive.*delete it to fetch it again"):
+        NvidiaVGG16Features(tmp_path)
+
+
+def test_pr_names_carry_their_feature_network():
+    """NVIDIA's names use NVIDIA's vgg16.pt; the torchvision variant has a name of its own; the
+    removed pr.feature_net setting is refused, naming the replacement."""
+    nvidia, tv = parse_metrics(["pr50k3_full", "pr50k3_full_torchvision"])
+    assert (nvidia.kind, nvidia.network, nvidia.max_real) == ("pr", "vgg16", 200_000)
+    assert (tv.kind, tv.network, tv.max_real) == ("pr_torchvision", "vgg16_torchvision", 200_000)
+    assert tv.result_keys() == ["pr50k3_full_torchvision_precision", "pr50k3_full_torchvision_recall"]
+    assert higher_is_better("pr50k3_full_torchvision_recall")
+    with pytest.raises(ValueError, match="pr.feature_net='nvidia' is no longer a setting.*pr50k3_full_torchvision"):
+        MetricSuite(["pr50k3_full"], "/nonexistent", pr={"feature_net": "nvidia"})
 
 
 # ------------------------------------------------------------------------------------------------

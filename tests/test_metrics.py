@@ -13,16 +13,19 @@ from torch import nn
 from src.colorspaces import get_colorspace
 from src.datamodules.dataset import BaseImageDataset
 from src.metrics import cache as feature_cache
+from src.metrics.formulas import fid_from_features, kid_from_features
 from src.metrics.generated import num_real_images, quantize, real_images, to_display_rgb
-from src.metrics.inception import FeatureBank, InceptionFeatures, fid_from_features, kid_from_features
+from src.metrics.inception import FeatureBank, InceptionFeatures
 from src.metrics.lpips import LPIPS, _load_heads, heads_file
 from src.metrics.ppl import (
     PerceptualPathLength,
     crop_face,
+    downsample_factor,
     downsample_to_256,
     path_distances,
     percentile_filtered_mean,
     ppl_metrics,
+    ppl_rgb,
     result_key,
     slerp,
 )
@@ -65,10 +68,11 @@ def image_sets():
 # FID / KID
 
 
-def _fid_reference(a: torch.Tensor, b: torch.Tensor) -> float:
-    """FID by another route than torchmetrics': Tr sqrtm(S1 S2) = sum sqrt(eig(S1^1/2 S2 S1^1/2)), symmetric."""
+def _fid_reference(a: torch.Tensor, b: torch.Tensor, ddof: int = 0) -> float:
+    """FID by another route than scipy's sqrtm: Tr sqrtm(S1 S2) = sum sqrt(eig(S1^1/2 S2 S1^1/2)),
+    with NVIDIA's maximum-likelihood covariance (divided by N: ``ddof=0``) unless told."""
     a, b = a.double(), b.double()
-    s1, s2 = torch.cov(a.T), torch.cov(b.T)
+    s1, s2 = torch.cov(a.T, correction=ddof), torch.cov(b.T, correction=ddof)
     val, vec = torch.linalg.eigh(s1)
     root1 = vec @ torch.diag(val.clamp_min(0).sqrt()) @ vec.T
     trace_sqrt = torch.linalg.eigvalsh(root1 @ s2 @ root1).clamp_min(0).sqrt().sum()
@@ -82,7 +86,17 @@ def test_fid_of_identical_sets_is_zero_and_of_shifted_sets_positive(image_sets):
     assert abs(fid_from_features(fx, fx.clone())) < 1e-4
     fid = fid_from_features(fx, fs)
     assert fid > 1e-3
-    assert fid == pytest.approx(_fid_reference(fx, fs), rel=1e-4)
+    assert fid == pytest.approx(_fid_reference(fx, fs), rel=1e-6)
+
+
+def test_fid_divides_the_covariance_by_n_as_nvidia():
+    """NVIDIA's FeatureStats.get_mean_cov divides the covariance by N, not N - 1: on 6 samples the
+    two differ by 20%, and only the first matches."""
+    g = torch.Generator().manual_seed(3)
+    real, fake = torch.randn(6, 3, generator=g), 2 * torch.randn(6, 3, generator=g) + 1
+    fid = fid_from_features(real, fake)
+    assert fid == pytest.approx(_fid_reference(real, fake, ddof=0), rel=1e-6)
+    assert fid != pytest.approx(_fid_reference(real, fake, ddof=1), rel=1e-3)
 
 
 def test_fid_needs_two_samples():
@@ -104,7 +118,8 @@ def test_kid_matches_the_unbiased_cubic_mmd_and_separates_sets(image_sets):
     # one subset of all samples: a permutation of the whole sets, so the estimate is deterministic
     mean, std, m = kid_from_features(fx, fs, subsets=1, max_subset_size=1000)
     assert m == 64 and std == 0.0
-    assert mean == pytest.approx(_kid_reference(fx, fs), rel=1e-4)
+    # float32 arithmetic, as NVIDIA's: the three kernel sums nearly cancel, so ~1e-4 of the float64 value
+    assert mean == pytest.approx(_kid_reference(fx, fs), rel=1e-3)
     same, _, _ = kid_from_features(fx, fx.clone(), subsets=20, max_subset_size=32)
     shifted_kid, _, _ = kid_from_features(fx, fs, subsets=20, max_subset_size=32)
     assert shifted_kid > 0 and abs(same) < 0.05 * shifted_kid
@@ -113,10 +128,32 @@ def test_kid_matches_the_unbiased_cubic_mmd_and_separates_sets(image_sets):
 def test_kid_is_reproducible_and_leaves_the_global_rng_alone(image_sets):
     fx, fs = features(image_sets[0]), features(image_sets[1])
     torch.manual_seed(123)
-    before = torch.get_rng_state()
+    np.random.seed(5)
+    before, np_before = torch.get_rng_state(), np.random.get_state()[1].copy()
     a = kid_from_features(fx, fs, subsets=5, max_subset_size=16, seed=7)
     assert torch.equal(torch.get_rng_state(), before)
+    assert np.array_equal(np.random.get_state()[1], np_before)
     assert kid_from_features(fx, fs, subsets=5, max_subset_size=16, seed=7) == a
+
+
+def test_kid_draws_nvidias_subsets_in_float32(image_sets):
+    """stylegan2-ada-pytorch metrics/kernel_inception_distance.py: per subset, m generated rows then
+    m real rows from numpy's global state (seeded here as NVIDIA's caller would), float32 arrays."""
+    fx, fs = features(image_sets[0]), features(image_sets[1])
+    real, gen = fx.numpy().astype(np.float32), fs.numpy().astype(np.float32)
+    n, m, subsets = real.shape[1], 16, 4
+    np.random.seed(11)
+    t = 0.0
+    for _ in range(subsets):
+        x = gen[np.random.choice(gen.shape[0], m, replace=False)]
+        y = real[np.random.choice(real.shape[0], m, replace=False)]
+        a = (x @ x.T / n + 1) ** 3 + (y @ y.T / n + 1) ** 3
+        b = (x @ y.T / n + 1) ** 3
+        t += (a.sum() - np.diag(a).sum()) / (m - 1) - b.sum() * 2 / m
+    reference = t / subsets / m
+    mean, _, size = kid_from_features(fx, fs, subsets=subsets, max_subset_size=m, seed=11)
+    assert size == m
+    assert mean == pytest.approx(float(reference), rel=1e-6, abs=1e-9)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -203,6 +240,21 @@ def test_crop_and_downsample():
     assert crop_face(x).shape == (1, 1, 4, 4) and crop_face(x)[0, 0, 0, 0] == 3 * 8 + 2
     assert downsample_to_256(torch.ones(1, 3, 512, 1024)).shape == (1, 3, 128, 256)
     assert downsample_to_256(torch.ones(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+    # NVIDIA's factor is G.img_resolution // 256, taken before the face crop: a 1024 px face crop
+    # (512 px) is reduced by 4 to 128 px, not by 2
+    face = torch.ones(1, 3, 1024, 1024)
+    assert downsample_to_256(crop_face(face), downsample_factor(face)).shape == (1, 3, 128, 128)
+
+
+def test_ppl_reads_the_raw_output_as_nvidia():
+    """perceptual_path_length.py feeds (img + 1) * 255 / 2 unclamped; so does gamut for rgb/rgba/gray."""
+    x = torch.tensor([-1.5, -1.0, 0.0, 1.0, 1.5]).view(1, 1, 1, 5).repeat(1, 3, 1, 1)
+    assert torch.equal(ppl_rgb(x, get_colorspace("rgb"))[0, 0, 0], torch.tensor([-0.25, 0.0, 0.5, 1.0, 1.25]))
+    gray = ppl_rgb(x[:, :1], get_colorspace("gray"))
+    assert gray.shape == (1, 3, 1, 5) and torch.equal(gray[0, 2], gray[0, 0])
+    assert ppl_rgb(torch.cat([x, x[:, :1]], 1), get_colorspace("rgba")).shape == (1, 3, 1, 5)
+    lab = ppl_rgb(torch.zeros(1, 3, 2, 2), get_colorspace("lab"))  # no affine decode: decoded, in range
+    assert lab.min() >= 0 and lab.max() <= 1
 
 
 @pytest.fixture(scope="module")
@@ -298,8 +350,12 @@ def test_missing_weights_name_the_file_and_where_to_get_it(tmp_path):
     assert str(tmp_path) in str(e.value) and "paths.weights_dir" in str(e.value) and "https://" in str(e.value)
     with pytest.raises(MissingWeightsError, match="vgg16-397923af.pth not found"):
         LPIPS.from_weights_dir(tmp_path)
+    with pytest.raises(
+        MissingWeightsError, match=r"vgg16.pt not found.*stylegan2-ada-pytorch/pretrained/metrics/vgg16.pt"
+    ):
+        check_weights(["ppl_wend"], tmp_path)  # PPL measures with NVIDIA's LPIPS, as NVIDIA's does
     with pytest.raises(MissingWeightsError, match="vgg16-397923af.pth"):
-        check_weights(["ppl_wend"], tmp_path)
+        check_weights(["pr50k3_full_torchvision"], tmp_path)
     with pytest.raises(MissingWeightsError, match="weights-inception"):
         check_weights(["kid"], tmp_path)
 

@@ -80,7 +80,7 @@ class GeneratorMetrics(Callback):
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         if self.active:  # a missing weights file stops the run now, not hours into it
-            check_weights(self.suite.metrics, self.suite.weights_dir, self.suite.pr["feature_net"])
+            check_weights(self.suite.metrics, self.suite.weights_dir)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = batch["image"].shape[0] * trainer.world_size

@@ -48,6 +48,8 @@ class ColorSpace:
         to_rgb: model space -> display RGB(A) ``[0, 1]`` (raw function; use :meth:`decode`).
         hue_channel: the channel holding hue as an angle (``[-1, 1)`` is one turn), or None; the
             augmentations mix it as an angle (:mod:`src.augment.hue`).
+        affine_decode: decoding is ``(x + 1) / 2`` per channel, then a clamp to ``[0, 1]`` (gray
+            repeated, alpha kept): NVIDIA's PPL reads such a model's raw output unclamped.
     """
 
     name: str
@@ -56,6 +58,7 @@ class ColorSpace:
     to_model: Callable[[Tensor], Tensor] = field(repr=False, compare=False)
     to_rgb: Callable[[Tensor], Tensor] = field(repr=False, compare=False)
     hue_channel: int | None = None
+    affine_decode: bool = False
 
     @property
     def output_channels(self) -> int:
@@ -95,9 +98,9 @@ class ColorSpace:
 _REGISTRY: dict[str, ColorSpace] = {
     cs.name: cs
     for cs in (
-        ColorSpace("rgb", 3, 3, cv.rgb_to_model_rgb, cv.model_rgb_to_rgb),
-        ColorSpace("gray", 1, 3, cv.rgb_to_model_gray, cv.model_gray_to_rgb),
-        ColorSpace("rgba", 4, 4, cv.rgb_to_model_rgb, cv.model_rgb_to_rgb),
+        ColorSpace("rgb", 3, 3, cv.rgb_to_model_rgb, cv.model_rgb_to_rgb, affine_decode=True),
+        ColorSpace("gray", 1, 3, cv.rgb_to_model_gray, cv.model_gray_to_rgb, affine_decode=True),
+        ColorSpace("rgba", 4, 4, cv.rgb_to_model_rgb, cv.model_rgb_to_rgb, affine_decode=True),
         ColorSpace("hsv", 3, 3, cv.rgb_to_model_hsv, cv.model_hsv_to_rgb, hue_channel=0),
         ColorSpace("hsv_polar", 3, 3, cv.rgb_to_hsv_polar, cv.hsv_polar_to_rgb),
         ColorSpace("lab", 3, 3, cv.rgb_to_model_lab, cv.model_lab_to_rgb),

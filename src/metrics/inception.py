@@ -1,23 +1,18 @@
-"""Inception-v3 features and the FID / KID / IS formulas on them (Heusel et al. 2017; Binkowski et al.
-2018; Salimans et al. 2016).
+"""Inception-v3 features for FID, KID and IS, and the feature bank every metric pass fills.
 
 The network is torch-fidelity's port of the TF Inception graph of 2015-12-05 that NVIDIA's
 metrics use (same weights file, same TF1-style bilinear resize to 299 px), fed uint8 RGB images
-of any size. FID and KID themselves are torchmetrics' ``FrechetInceptionDistance`` and
-``KernelInceptionDistance``, given features computed once by :class:`FeatureBank` through a
-pass-through extractor, so one Inception pass serves both metrics and a cached real set.
+of any size. :class:`FeatureBank` collects any network's features over processes, so one pass
+serves every metric and a cached real set; the formulas on them are in :mod:`src.metrics.formulas`.
 """
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.kid import KernelInceptionDistance
 from torchmetrics.utilities import dim_zero_cat
 
 from src.pretrained.weights import load_weights, weights_path
@@ -30,8 +25,8 @@ class InceptionFeatures(nn.Module):
     uses: softmax of the logits without the fc bias (torch-fidelity's ``logits_unbiased``, as the
     original TF Inception Score code computes them).
 
-    Weights: ``weights-inception-2015-12-05-6726825d.pth`` in ``weights_dir``
-    (:mod:`src.pretrained.weights`).
+    Weights: ``weights-inception-2015-12-05-6726825d.pth`` in ``weights_dir``, fetched there on first
+    use with its sha256 checked (:mod:`src.pretrained.weights`).
     """
 
     num_features = 2048
@@ -81,17 +76,6 @@ def load_inception(weights_dir: str | Path) -> InceptionFeatures:
     return _LOADED[key]
 
 
-class Precomputed(nn.Module):
-    """A feature extractor for torchmetrics that returns its input: the features are already made."""
-
-    def __init__(self, num_features: int) -> None:
-        super().__init__()
-        self.num_features = int(num_features)
-
-    def forward(self, features: Tensor) -> Tensor:
-        return features
-
-
 class FeatureBank(Metric):
     """Collect features of images (or given features) on every process; ``compute`` gathers them all.
 
@@ -132,60 +116,3 @@ class FeatureBank(Metric):
         if isinstance(self.features, list) and not self.features:
             return torch.zeros(0, self.num_features, device=self.device)
         return dim_zero_cat(self.features)[dim_zero_cat(self.index).argsort()]
-
-
-def fid_from_features(real: Tensor, fake: Tensor) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets (torchmetrics, float64 sums).
-
-    ``|mu_r - mu_g|^2 + Tr(S_r + S_g - 2 sqrtm(S_r S_g))`` (Heusel et al. 2017). Needs >= 2 rows each.
-    """
-    for name, f in (("real", real), ("generated", fake)):
-        if f.shape[0] < 2:
-            raise ValueError(f"FID needs at least 2 {name} samples, got {f.shape[0]}")
-    fid = FrechetInceptionDistance(feature=Precomputed(real.shape[1]), sync_on_compute=False).to(real.device)
-    fid.update(real, real=True)
-    fid.update(fake.to(real.device), real=False)
-    return float(fid.compute())
-
-
-def kid_from_features(
-    real: Tensor, fake: Tensor, subsets: int = 100, max_subset_size: int = 1000, seed: int = 0
-) -> tuple[float, float, int]:
-    """KID: unbiased MMD^2 with kernel ``(x.y/d + 1)^3``, mean (and std) over ``subsets`` random subsets
-    of size ``min(max_subset_size, n_real, n_gen)`` (NVIDIA's KID). Returns (mean, std, subset size).
-
-    The subsets are drawn from a generator seeded with ``seed``; the global RNG is left as it was.
-    """
-    m = min(max_subset_size, real.shape[0], fake.shape[0])
-    if m < 2:
-        raise ValueError(f"KID needs at least 2 real and 2 generated samples, got {real.shape[0]} and {fake.shape[0]}")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*Metric `Kernel Inception Distance`.*")
-        kid = KernelInceptionDistance(
-            feature=Precomputed(real.shape[1]), subsets=subsets, subset_size=m, sync_on_compute=False
-        ).to(real.device)
-    kid.update(real.double(), real=True)  # float64 like NVIDIA's numpy code: the MMD terms nearly cancel
-    kid.update(fake.to(real.device).double(), real=False)
-    with torch.random.fork_rng(devices=[]):  # torchmetrics draws the subsets with CPU randperm
-        torch.manual_seed(seed)
-        mean, std = kid.compute()
-    return float(mean), float(std), m
-
-
-def inception_score(probs: Tensor, splits: int = 10) -> tuple[float, float]:
-    """Inception Score (Salimans et al. 2016) of class probabilities ``[N, C]``: mean and std over splits.
-
-    Per split: ``exp(mean_x KL(p(y|x) || p(y)))`` with ``p(y)`` the split's mean; NVIDIA's
-    ``metrics/inception_score.py`` splits ``[i*N/splits, (i+1)*N/splits)`` and reports mean and std.
-    """
-    n = probs.shape[0]
-    if n < splits:
-        raise ValueError(f"Inception Score with {splits} splits needs at least {splits} images, got {n}")
-    p = probs.double()
-    scores = []
-    for i in range(splits):
-        part = p[i * n // splits : (i + 1) * n // splits]
-        kl = torch.special.xlogy(part, part) - torch.special.xlogy(part, part.mean(dim=0, keepdim=True))
-        scores.append(torch.exp(kl.sum(dim=1).mean()))
-    s = torch.stack(scores)
-    return float(s.mean()), float(s.std(unbiased=False))

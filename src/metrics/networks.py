@@ -1,42 +1,36 @@
-"""The feature networks of NVIDIA's metric set, registered for :mod:`src.metrics.registry`.
+"""The feature networks of the metric set, registered for :mod:`src.metrics.registry`.
 
-``inception``: torch-fidelity's Inception-v3 port, pool3 (2048-d) and, for the Inception Score,
-the 1008 class probabilities (FID, KID, IS). ``vgg16``: VGG-16 fc2 (4096-d) for precision/recall,
-torchvision's or NVIDIA's file (``pr.feature_net``, :mod:`src.metrics.vgg16`). ``lpips``:
-LPIPS-VGG16 for PPL, which draws its own image pairs (not fed by the shared passes).
+``inception``: torch-fidelity's port of the TF Inception-v3 graph NVIDIA's metrics use, pool3
+(2048-d) and, for the Inception Score, the 1008 class probabilities (FID, KID, IS). ``vgg16``:
+NVIDIA's own ``vgg16.pt`` fc2 features (4096-d) for NVIDIA's precision/recall names
+(:mod:`src.metrics.vgg16_nvidia`); ``vgg16_torchvision``: torchvision's ImageNet VGG-16 fc2, for
+the ``*_torchvision`` precision/recall names (:mod:`src.metrics.vgg16`). ``lpips``: the LPIPS
+vectors of NVIDIA's ``vgg16.pt`` for PPL, which draws its own image pairs (not fed by the shared
+passes). ``dinov2``: DINOv2 ViT-L/14, the final-norm class token (1024-d) for FD-DINOv2
+(:mod:`src.metrics.dinov2`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from src.metrics.dinov2 import WIDTH as DINOV2_WIDTH
+from src.metrics.dinov2 import load_dinov2
 from src.metrics.inception import load_inception
-from src.metrics.lpips import LPIPS, heads_file
 from src.metrics.registry import Network, register_network
 from src.metrics.vgg16 import VGG16Features
+from src.metrics.vgg16_nvidia import NvidiaLPIPS, NvidiaVGG16Features
 from src.pretrained.weights import weights_path
 
 
-def _feature_net(settings: Mapping[str, Any]) -> str:
-    return str((settings.get("pr") or {}).get("feature_net", "torchvision"))
+def _needs(name: str) -> Callable[[str, Mapping[str, Any]], None]:
+    """A weights check: the pretrained file ``name`` is in the folder (fetched there when allowed)."""
 
+    def check(weights_dir: str, settings: Mapping[str, Any]) -> None:
+        weights_path(name, weights_dir)
 
-def _vgg16_label(settings: Mapping[str, Any]) -> str:
-    return "VGG-16 fc2 (NVIDIA's vgg16.pt)" if _feature_net(settings) == "nvidia" else "VGG-16 fc2"
-
-
-def _inception_check(weights_dir: str, settings: Mapping[str, Any]) -> None:
-    weights_path("inception", weights_dir)
-
-
-def _vgg16_check(weights_dir: str, settings: Mapping[str, Any]) -> None:
-    weights_path("vgg16_nvidia" if _feature_net(settings) == "nvidia" else "vgg16", weights_dir)
-
-
-def _lpips_check(weights_dir: str, settings: Mapping[str, Any]) -> None:
-    weights_path("vgg16", weights_dir)
-    heads_file(weights_dir)
+    return check
 
 
 INCEPTION = register_network(
@@ -46,24 +40,45 @@ INCEPTION = register_network(
         label="Inception-v3 pool3",
         width=2048,
         probs_width=1008,
-        check=_inception_check,
+        check=_needs("inception"),
     )
 )
 VGG16 = register_network(
     Network(
         "vgg16",
-        load=lambda weights_dir, settings: VGG16Features(weights_dir, _feature_net(settings)),
-        label=_vgg16_label,
+        load=lambda weights_dir, settings: NvidiaVGG16Features(weights_dir),
+        label="VGG-16 fc2 (NVIDIA's vgg16.pt)",
         width=4096,
-        check=_vgg16_check,
-        cache_name=lambda settings: f"vgg16-{_feature_net(settings)}",
+        check=_needs("vgg16_nvidia"),
+        cache_name="vgg16-nvidia",
+    )
+)
+VGG16_TORCHVISION = register_network(
+    Network(
+        "vgg16_torchvision",
+        load=lambda weights_dir, settings: VGG16Features(weights_dir),
+        label="VGG-16 fc2 (torchvision's ImageNet weights)",
+        width=4096,
+        check=_needs("vgg16"),
+        cache_name="vgg16-torchvision",
     )
 )
 LPIPS_VGG16 = register_network(
     Network(
         "lpips",
-        load=lambda weights_dir, settings: LPIPS.from_weights_dir(weights_dir),
-        label="LPIPS-VGG16",
-        check=_lpips_check,
+        load=lambda weights_dir, settings: NvidiaLPIPS(weights_dir),
+        label="LPIPS (NVIDIA's vgg16.pt)",
+        check=_needs("vgg16_nvidia"),
+    )
+)
+
+
+DINOV2 = register_network(
+    Network(
+        "dinov2",
+        load=lambda weights_dir, settings: load_dinov2(weights_dir),
+        label="DINOv2 ViT-L/14 CLS",
+        width=DINOV2_WIDTH,
+        check=_needs("dinov2_vitl14"),
     )
 )

@@ -21,7 +21,8 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from src.metrics.generated import GeneratorModel
+from src.colorspaces import ColorSpace
+from src.metrics.generated import GeneratorModel, to_display_rgb
 from src.nn.style_generator import StyleGenerator
 
 SPACES: dict[str, tuple[str, str]] = {"zfull": ("z", "full"), "wfull": ("w", "full"), "wend": ("w", "end")}
@@ -88,10 +89,28 @@ def crop_face(img: Tensor) -> Tensor:
     return img[..., h * 3 // 8 : h * 7 // 8, w * 2 // 8 : w * 6 // 8]
 
 
-def downsample_to_256(img: Tensor) -> Tensor:
-    """Box-downsample by an integer factor so the longer side is at most 256 px (no-op when smaller)."""
-    factor = max(img.shape[-2:]) // 256
+def downsample_factor(img: Tensor) -> int:
+    """NVIDIA's box-downsampling factor for PPL: the longer side of the *whole* image over 256
+    (``G.img_resolution // 256``; taken before the face crop, so a cropped 1024 px face is reduced
+    by 4 like NVIDIA's, not by 2)."""
+    return max(img.shape[-2:]) // 256
+
+
+def downsample_to_256(img: Tensor, factor: int | None = None) -> Tensor:
+    """Box-downsample by ``factor`` (default :func:`downsample_factor` of ``img``); no-op below 2."""
+    factor = downsample_factor(img) if factor is None else factor
     return F.avg_pool2d(img, factor) if factor > 1 else img
+
+
+def ppl_rgb(images: Tensor, colorspace: ColorSpace) -> Tensor:
+    """The RGB image PPL measures, ``[N, 3, H, W]`` around [0, 1]. NVIDIA's PPL feeds the generator's
+    raw output, unclamped, to LPIPS (``(img + 1) * 255 / 2``); for a model in ``rgb``, ``rgba`` or
+    ``gray`` (``ColorSpace.affine_decode``) gamut does the same (alpha dropped, gray repeated).
+    Other color spaces are decoded to RGB, which clamps to the gamut their conversion is defined on."""
+    if colorspace.affine_decode:
+        x = images[:, :3] if images.shape[1] >= 3 else images.repeat(1, 3, 1, 1)
+        return (x.float() + 1) / 2
+    return to_display_rgb(images, colorspace)
 
 
 def _synthesize(synthesis: Callable, ws: Tensor, noise_mode: str, noise_seed: int | None) -> Tensor:
@@ -137,9 +156,10 @@ def path_distances(
     images = []
     for ws in ws_list:
         img = to_rgb(_synthesize(G.synthesis, ws, noise_mode, noise_seed).float())
+        factor = downsample_factor(img)
         if crop:
             img = crop_face(img)
-        images.append(downsample_to_256(img) * 2 - 1)
+        images.append(downsample_to_256(img, factor) * 2 - 1)
     base = images[0]
     return torch.stack([lpips(base, other).double() / (e * e) for other, e in zip(images[1:], epsilons)], dim=1)
 
@@ -167,11 +187,11 @@ def ppl_metrics(
     Latents, t and noise seeds come from a CPU generator seeded with ``(seed, rank)``. ``progress``
     is called with the number of pairs after each batch (:class:`src.metrics.progress.Progress`).
     """
-    from src.metrics.generated import generated_labels, shard, to_display_rgb
+    from src.metrics.generated import generated_labels, shard
 
     G = module.G_ema
     device = module.device
-    to_rgb = to_rgb or (lambda x: to_display_rgb(x, module.colorspace))
+    to_rgb = to_rgb or (lambda x: ppl_rgb(x, module.colorspace))
     out: dict[str, float] = {}
     for name in spaces:
         if name not in SPACES:

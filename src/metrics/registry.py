@@ -47,6 +47,11 @@ class Protocol:
     ``num_gen``: generated images (FID/KID/PR/IS). ``max_real``: cap on the reals (None: all).
     ``nhood``: PR's k. ``splits``: IS splits. PPL: ``space`` (a key of ``src.metrics.ppl.SPACES``),
     ``epsilons``, ``num_samples``, ``crop``. ``configurable``: counts come from the suite's settings.
+    ``mirror_reals``: the reals include their x-flips when the data set is mirrored (``data.xflip``).
+    Only NVIDIA's legacy names (``fid50k``, ``kid50k``, ``pr50k3``) read the mirrored data set:
+    stylegan2-ada-pytorch ``metrics/metric_main.py`` sets ``xflip=False`` for every ``*_full``
+    metric and ``is50k``, so those see each real image once, unflipped, whatever the data's
+    ``xflip``; gamut's configurable names follow the ``*_full`` rule.
     """
 
     name: str
@@ -60,6 +65,7 @@ class Protocol:
     num_samples: int = 0
     crop: bool = False
     configurable: bool = False
+    mirror_reals: bool = False
 
     @property
     def entry(self) -> MetricKind:
@@ -165,9 +171,10 @@ def image_count(text: str) -> int:
 
 def counted(kind: MetricKind, match: re.Match[str], settings: Mapping[str, Any]) -> Protocol | None:
     """The default name rule, from the pattern's named groups: ``n`` the generated images (``50k``,
-    at least 2); ``full`` present: reals capped at the kind's ``full_reals`` (None: all), absent:
-    the first ``n`` reals (NVIDIA's legacy names); ``nhood``: PR's k (at least 1). A name without
-    ``n`` is configurable: ``num_gen`` / ``num_real`` come from the suite's settings."""
+    at least 2); ``full`` present: reals capped at the kind's ``full_reals`` (None: all), never
+    x-flipped; absent: the first ``n`` reals of the data set as the data reads it, x-flips included
+    when mirrored (NVIDIA's legacy names); ``nhood``: PR's k (at least 1). A name without ``n`` is
+    configurable: ``num_gen`` / ``num_real`` come from the suite's settings, reals unflipped."""
     name, groups = match.string, match.groupdict()
     if groups.get("n") is None:
         return Protocol(
@@ -185,8 +192,9 @@ def counted(kind: MetricKind, match: re.Match[str], settings: Mapping[str, Any])
         extra["nhood"] = int(groups["nhood"])
         if extra["nhood"] < 1:
             return None
-    max_real = (kind.full_reals if groups.get("full") else n) if kind.needs_reals else None
-    return Protocol(name, kind.kind, n, max_real, **extra)
+    legacy = kind.needs_reals and groups.get("full") is None
+    max_real = (n if legacy else kind.full_reals) if kind.needs_reals else None
+    return Protocol(name, kind.kind, n, max_real, mirror_reals=legacy, **extra)
 
 
 @dataclass(frozen=True)

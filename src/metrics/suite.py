@@ -31,7 +31,6 @@ from src.metrics.inception import FeatureBank
 from src.metrics.progress import Progress
 from src.metrics.protocols import Protocol, parse_metrics, result_keys
 from src.metrics.registry import Computed, MetricContext
-from src.metrics.vgg16 import FEATURE_NETS
 
 log = logging.getLogger("gamut.metrics")
 
@@ -40,13 +39,14 @@ def needs_reals(metrics: Sequence[str | Protocol]) -> bool:
     return any((m.needs_reals if isinstance(m, Protocol) else parse_metrics([m])[0].needs_reals) for m in metrics)
 
 
-def check_weights(metrics: Sequence[str | Protocol], weights_dir: str | Path, feature_net: str = "torchvision") -> None:
-    """Fail before any work when a pretrained file the metrics need is missing (names the file and URL)."""
+def check_weights(metrics: Sequence[str | Protocol], weights_dir: str | Path) -> None:
+    """Before any work, fetch (when allowed) every pretrained file the metrics need, or fail naming
+    the file, its URL and where to place it (:mod:`src.pretrained.weights`)."""
     protocols = [m if isinstance(m, Protocol) else parse_metrics([m])[0] for m in metrics]
     needed = {p.network for p in protocols}
-    for net in registry.networks():  # in registration order: inception, vgg16, lpips, then any other
+    for net in registry.networks():  # in registration order: inception, vgg16, ..., then any other
         if net.name in needed:
-            net.check_weights(weights_dir, {"pr": {"feature_net": feature_net}})
+            net.check_weights(weights_dir, {})
 
 
 def _positive(key: str, value) -> int:
@@ -66,7 +66,7 @@ class MetricSuite:
         noise_mode: G_ema noise for every metric (``random``: NVIDIA's default).
         kid: ``{subsets, max_subset_size}``. ppl: ``{num_samples, epsilons, crop, batch_size}`` (the
         configurable ``ppl_*``; ``batch_size`` serves ``ppl2_wend`` too).
-        pr: ``{feature_net: torchvision | nvidia, block}`` (:mod:`src.metrics.vgg16`).
+        pr: ``{block}``: rows per distance block of precision/recall.
         intra_fid: also report FID per class and its mean (``<name>_intra``) for conditional models.
         num_workers: data loader workers for the reals.
     """
@@ -94,13 +94,17 @@ class MetricSuite:
         self.batch_size, self.seed, self.noise_mode = _positive("batch_size", batch_size), int(seed), noise_mode
         self.kid = {"subsets": 100, "max_subset_size": 1000, **dict(kid or {})}
         self.ppl = {"num_samples": 50000, "epsilons": [1e-4, 1e-2], "crop": False, "batch_size": 8, **dict(ppl or {})}
-        self.pr = {"feature_net": "torchvision", "block": 4096, **dict(pr or {})}
+        self.pr = {"block": 4096, **dict(pr or {})}
         self.intra_fid = bool(intra_fid)
         self.num_workers = int(num_workers)
         _positive("ppl.num_samples", self.ppl["num_samples"])
         _positive("ppl.batch_size", self.ppl["batch_size"])
-        if self.pr["feature_net"] not in FEATURE_NETS:
-            raise ValueError(f"pr.feature_net={self.pr['feature_net']!r}: allowed values are {', '.join(FEATURE_NETS)}")
+        if "feature_net" in self.pr:
+            raise ValueError(
+                f"pr.feature_net={self.pr['feature_net']!r} is no longer a setting: pr50k3_full and the other "
+                "NVIDIA names use NVIDIA's vgg16.pt; torchvision's VGG-16 has names of its own "
+                "(pr50k3_full_torchvision)"
+            )
         self.protocols = parse_metrics(metrics, settings=self.settings)
         self.metrics = [p.name for p in self.protocols]
         for p in self.protocols:
@@ -136,7 +140,9 @@ class MetricSuite:
     # -- what will run -------------------------------------------------------------------------
 
     def real_count(self, p: Protocol, dataset: MapStyleDataset, mirror: bool) -> int:
-        return num_real_images(dataset, p.max_real, mirror)
+        """How many reals ``p`` reads of ``dataset`` (``mirror``: the data is x-flipped, which only
+        the legacy names see; :attr:`Protocol.mirror_reals`)."""
+        return num_real_images(dataset, p.max_real, mirror and p.mirror_reals)
 
     def plan(self, dataset: MapStyleDataset | None, mirror: bool, device) -> list[str]:
         """One line per metric: how many images it uses, from which network, on which device."""
@@ -149,8 +155,9 @@ class MetricSuite:
             text = f"{p.name}: {p.num_gen} generated (psi 1, noise {self.noise_mode})"
             if p.needs_reals and dataset is not None:
                 n = self.real_count(p, dataset, mirror)
-                flips = f", {len(dataset)} images + x-flips" if mirror else ""
-                text += f" vs {n} reals{flips}"
+                flips = f", {len(dataset)} images + x-flips" if mirror and p.mirror_reals else ""
+                unflipped = ", unflipped" if mirror and not p.mirror_reals else ""
+                text += f" vs {n} reals{flips}{unflipped}"
             lines.append(f"{text}, {net}, on {device}")
         return lines
 
@@ -180,7 +187,6 @@ class MetricSuite:
         column: from memory, the disk cache, or one pass over the data (then cached)."""
         out: dict[str, Tensor] = {}
         todo: dict[str, tuple[str, Path | None]] = {}
-        self.last_cache = {}
         for name in networks:
             weights_file = cast(Path, self.network(name, device).weights_file)  # Network's contract
             ident = feature_cache.dataset_identity(
@@ -193,7 +199,7 @@ class MetricSuite:
             if feats is None and path is not None:
                 feats = feature_cache.load_features(path, ident)
                 hit = feats is not None
-            self.last_cache[name] = {"file": str(path) if path else None, "hit": hit}
+            self.last_cache[_cache_slot(name, mirror)] = {"file": str(path) if path else None, "hit": hit}
             if feats is not None:
                 self._reals[key] = feats.cpu()
                 out[name] = feats.to(device)
@@ -269,7 +275,9 @@ class MetricSuite:
         ``values`` (flat key -> number), ``protocol`` (counts, mirror, psi, network, ...) and ``time_s``.
 
         Runs under its own RNG state (seeded with ``seed``), so training's random stream is untouched.
-        ``mirror``: the reals include their x-flips (the data's ``xflip``, NVIDIA's ``--mirror=1``).
+        ``mirror``: the data is x-flipped (the data's ``xflip``, NVIDIA's ``--mirror=1``); only the
+        legacy names (``fid50k``, ``kid50k``, ``pr50k3``) then read the flips, as NVIDIA's do; the
+        ``*_full`` and configurable names read each real once, unflipped (``metric_main.py``).
         """
         device = module.device
         if any(p.needs_reals for p in self.protocols) and dataset is None:
@@ -292,31 +300,36 @@ class MetricSuite:
     def _image_metrics(self, module, protocols, dataset, rank, world_size, is_global_zero, mirror) -> dict[str, dict]:
         device = module.device
         gen_counts: dict[str, int] = {}
-        real_counts: dict[str, int] = {}
+        real_counts: dict[bool, dict[str, int]] = {}  # mirrored -> network -> reals (one pass each)
         for p in protocols:
             gen_counts[p.network] = max(gen_counts.get(p.network, 0), p.num_gen)
             if p.needs_reals:
                 n = self.real_count(p, dataset, mirror)
                 if n < 2:
                     raise ValueError(f"{p.name} needs at least 2 real images; the data set has {len(dataset)}")
-                real_counts[p.network] = max(real_counts.get(p.network, 0), n)
+                counts = real_counts.setdefault(mirror and p.mirror_reals, {})
+                counts[p.network] = max(counts.get(p.network, 0), n)
         with_probs = any(p.entry.probs for p in protocols)
         start = time.perf_counter()
-        real = {}
-        if real_counts:
-            real = self.real_features(
-                list(real_counts),
+        real: dict[bool, dict[str, Tensor]] = {}
+        self.last_cache = {}
+        for mirrored, counts in real_counts.items():
+            real[mirrored] = self.real_features(
+                list(counts),
                 dataset,
                 module.colorspace,
-                real_counts,
+                counts,
                 device,
                 rank,
                 world_size,
                 is_global_zero,
-                mirror,
+                mirrored,
             )
         took_real = time.perf_counter() - start
         start = time.perf_counter()
+        # the reals' loader draws from the global RNG, a cached pass does not: seed again so the
+        # generated images (their noise, with noise_mode=random) are the same either way
+        torch.manual_seed(self.seed)
         fake = self.generated_features(module, gen_counts, with_probs, rank, world_size, is_global_zero)
         took_gen = time.perf_counter() - start
         results = {}
@@ -333,13 +346,15 @@ class MetricSuite:
             }
             ctx = MetricContext(p, self, module, g, rank=rank, world_size=world_size, is_global_zero=is_global_zero)
             if p.needs_reals:
-                r = real[p.network][: self.real_count(p, dataset, mirror)]
+                mirrored = bool(mirror and p.mirror_reals)
+                r = real[mirrored][p.network][: self.real_count(p, dataset, mirror)]
                 ctx.real, ctx.labels = r[:, :-1], r[:, -1].long()
                 protocol.update(
                     num_real=int(r.shape[0]),
                     max_real=p.max_real,
-                    mirror=bool(mirror),
-                    real_cache=dict(self.last_cache.get(p.network, {})),
+                    mirror=mirrored,
+                    data_xflip=bool(mirror),
+                    real_cache=dict(self.last_cache.get(_cache_slot(p.network, mirrored), {})),
                 )
             out: Computed = p.entry.compute(ctx)
             protocol.update(out.protocol)
@@ -359,6 +374,11 @@ class MetricSuite:
             **out.extra,
             "time_s": round(time.perf_counter() - start, 3),
         }
+
+
+def _cache_slot(network: str, mirrored: bool) -> str:
+    """The key of :attr:`MetricSuite.last_cache` for one pass over the reals."""
+    return f"{network}-mirror" if mirrored else network
 
 
 def flatten(results: dict[str, dict]) -> dict[str, float]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from src.metrics.inception import fid_from_features
+from src.metrics.formulas import fid_from_features
 from src.metrics.networks import INCEPTION
 from src.metrics.progress import Progress
 from src.metrics.registry import Computed, MetricContext, register_metric

@@ -4,7 +4,7 @@ probabilities, 10 splits: NVIDIA's ``is50k`` and its counts (stylegan2-ada-pytor
 
 from __future__ import annotations
 
-from src.metrics.inception import inception_score
+from src.metrics.formulas import inception_score
 from src.metrics.networks import INCEPTION
 from src.metrics.registry import Computed, MetricContext, register_metric
 

@@ -4,7 +4,7 @@ random subsets, NVIDIA's ``kid50k_full`` (reals capped at 1M; stylegan2-ada-pyto
 
 from __future__ import annotations
 
-from src.metrics.inception import kid_from_features
+from src.metrics.formulas import kid_from_features
 from src.metrics.networks import INCEPTION
 from src.metrics.registry import Computed, MetricContext, register_metric
 

@@ -1,7 +1,10 @@
-"""Perceptual path length (Karras et al. 2019) with LPIPS-VGG16: NVIDIA's ``ppl2_wend`` (W, t = 0,
-eps 1e-4, whole image, 50k pairs) and gamut's configurable ``ppl_zfull``, ``ppl_wfull``,
+"""Perceptual path length (Karras et al. 2019) with the LPIPS of NVIDIA's ``vgg16.pt`` (the network
+stylegan2-ada-pytorch's ``metrics/perceptual_path_length.py`` measures with): NVIDIA's ``ppl2_wend``
+(W, t = 0, eps 1e-4, whole image, 50k pairs) and gamut's configurable ``ppl_zfull``, ``ppl_wfull``,
 ``ppl_wend`` (``ppl`` = all three; the suite's ``ppl.num_samples``, ``ppl.epsilons``, ``ppl.crop``;
-one value per eps, SEGan_Pytorch's README reports eps 1e-2). PPL draws its own image pairs."""
+one value per eps, SEGan_Pytorch's README reports eps 1e-2). NVIDIA's legacy ``ppl_wend`` is the
+configurable one with ``ppl.crop=true``, ``ppl.epsilons=[1e-4]`` and 50k pairs. PPL draws its own
+image pairs."""
 
 from __future__ import annotations
 
