@@ -441,18 +441,17 @@ class StyleGAN2(GANModule):
     def adjust_augmentation(self, global_batch: int, log: dict[str, Tensor]) -> None:
         """ADA: after every ``interval`` iterations (the first after iteration ``interval``, as
         stylegan2-ada-pytorch counts), r_t over ranks and the step in p. Runs before :meth:`advance`,
-        so this iteration is ``self.iteration + 1``. Logs ``augment/p`` (and ``augment/rt`` for ADA)
-        every iteration."""
+        so this iteration is ``self.iteration + 1``. Logs ``augment/p`` every iteration and, for
+        ADA, ``augment/rt`` at the iterations that measure it (none before the first ``interval``)."""
         aug = self.augmentation
         if aug.adaptive is not None and aug.adaptive.due(self.iteration + 1):
             reduce = torch.distributed.all_reduce if self.world_size > 1 else None
             p = aug.p
             assert p is not None  # ADA (aug.adaptive) always has a pipeline, hence a probability
             aug.adaptive.update(p, global_batch, reduce)
+            log["augment/rt"] = aug.adaptive.rt.detach().clone().float()
         if aug.p is not None:
             log["augment/p"] = aug.p.detach().clone()
-        if aug.adaptive is not None:
-            log["augment/rt"] = aug.adaptive.rt.detach().clone().float()
 
     def synthesize(self, ws: Tensor, compiled: bool = True) -> Tensor:
         """``G.synthesis(ws)`` in training (its ``torch.compile`` wrapper unless ``compiled=False``)."""
