@@ -1,0 +1,1 @@
+"""StyleGAN3 (Karras et al. 2021), gamut's fourth family — under construction."""
