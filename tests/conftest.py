@@ -7,7 +7,6 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from unittest import mock
 
 import pytest
 import torch
@@ -17,7 +16,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 import src.utils.resolvers  # noqa: F401
 from src.pretrained.weights import OFFLINE_ENV, WEIGHTS
-from tests.nvidia_standins import save_nvidia_vgg16
+from tests.nvidia_standins import save_nvidia_vgg16, save_random_inception
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 
@@ -110,17 +109,8 @@ def _torch_threads():
 def weights_dir(tmp_path_factory) -> Path:
     """Random-init Inception (torch-fidelity's architecture), torchvision's VGG-16 and a stand-in for
     NVIDIA's TorchScript vgg16.pt (tests/nvidia_standins.py) under the upstream names."""
-    import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
-
     d = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    cls = tf_inception.FeatureExtractorInceptionV3
-    with (
-        mock.patch.object(tf_inception, "load_state_dict_from_url", lambda *a, **k: {}),
-        mock.patch.object(cls, "load_state_dict", lambda self, state: None),
-    ):
-        net = cls("inception-v3-compat", ["2048"])  # nothing is downloaded or loaded: random init
-    torch.save(net.state_dict(), d / WEIGHTS["inception"].filename)
+    save_random_inception(d / WEIGHTS["inception"].filename)  # seeds 0; the VGG-16 draws after it, as before
     vgg = torchvision.models.vgg16(weights=None)  # LPIPS reads the features.*, precision/recall all of it
     torch.save(vgg.state_dict(), d / WEIGHTS["vgg16"].filename)
     with warnings.catch_warnings():  # torch marks TorchScript deprecated; NVIDIA's file is TorchScript

@@ -1,5 +1,8 @@
-"""Stand-ins in the format of NVIDIA's metric detectors, with random weights, for tests and the
-metric parity check (tests/parity/nvidia_metrics.py): NVIDIA's files cannot be fetched here.
+"""Feature-network files with random weights, in the formats the metrics read, for tests and the
+metric parity check (tests/parity/nvidia_metrics.py): the real files cannot be fetched here.
+
+:func:`save_random_inception` writes torch-fidelity's Inception-v3 state dict (the layout of
+``weights-inception-2015-12-05-6726825d.pth``).
 
 :class:`NvidiaVGG16StandIn` has the call interface stylegan2-ada-pytorch's metrics use on
 ``vgg16.pt`` (``metrics/precision_recall.py``: ``return_features=True`` on uint8 images;
@@ -11,10 +14,35 @@ TorchScript, like the real file. Its layers are small and random: only the inter
 from __future__ import annotations
 
 from pathlib import Path
+from unittest import mock
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+def save_random_inception(path: Path, seed: int = 0, varied: bool = False) -> Path:
+    """Write a randomly initialised torch-fidelity Inception-v3 state dict at ``path`` (nothing is
+    downloaded). ``varied``: variance-preserving convolutions and a sharper classifier, so that 40
+    layers deep the features of different images still differ and the Inception Score is above 1
+    (the parity check needs values that can disagree; plumbing tests do not)."""
+    import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
+
+    torch.manual_seed(seed)
+    cls = tf_inception.FeatureExtractorInceptionV3
+    with (
+        mock.patch.object(tf_inception, "load_state_dict_from_url", lambda *a, **k: {}),
+        mock.patch.object(cls, "load_state_dict", lambda self, state: None),
+    ):
+        net = cls("inception-v3-compat", ["2048"])
+    if varied:
+        for m in net.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+        with torch.no_grad():
+            net.fc.weight.mul_(30.0)
+    torch.save(net.state_dict(), path)
+    return path
 
 
 class NvidiaVGG16StandIn(nn.Module):

@@ -22,7 +22,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from src.colorspaces import ColorSpace
-from src.metrics.generated import GeneratorModel, to_display_rgb
+from src.metrics.generated import GeneratorModel, generated_labels, shard, to_display_rgb
 from src.nn.style_generator import StyleGenerator
 
 SPACES: dict[str, tuple[str, str]] = {"zfull": ("z", "full"), "wfull": ("w", "full"), "wend": ("w", "end")}
@@ -187,8 +187,6 @@ def ppl_metrics(
     Latents, t and noise seeds come from a CPU generator seeded with ``(seed, rank)``. ``progress``
     is called with the number of pairs after each batch (:class:`src.metrics.progress.Progress`).
     """
-    from src.metrics.generated import generated_labels, shard
-
     G = module.G_ema
     device = module.device
     to_rgb = to_rgb or (lambda x: ppl_rgb(x, module.colorspace))

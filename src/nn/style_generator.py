@@ -30,6 +30,10 @@ class StyleMapping(nn.Module):
     num_ws: int  # how many w the synthesis network reads (ws is w broadcast num_ws times)
     w_avg: Tensor  # [w_dim], the tracked mean of w: the centre of the truncation trick (a buffer)
 
+    def track_w_avg(self, w: Tensor, world_size: int = 1) -> None:
+        """Move ``w_avg`` toward the mean of mapped ``w`` ``[N, w_dim]`` over ``world_size`` processes."""
+        raise NotImplementedError(f"{type(self).__name__} does not track w_avg")
+
 
 class StyleSynthesis(nn.Module):
     """``synthesis(ws, noise_mode="random"|"const"|"none", ...)`` -> images ``[N, img_channels, H, W]``

@@ -34,7 +34,6 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import torch
@@ -57,25 +56,11 @@ def write_images(folder: Path, count: int, size: int, seed: int) -> None:
 
 def write_weights(folder: Path) -> None:
     """Random-init Inception (torch-fidelity's layout) and the vgg16.pt stand-in, under upstream names."""
-    import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
-
     from src.pretrained.weights import WEIGHTS
-    from tests.nvidia_standins import save_nvidia_vgg16
+    from tests.nvidia_standins import save_nvidia_vgg16, save_random_inception
 
     folder.mkdir(parents=True)
-    torch.manual_seed(0)
-    cls = tf_inception.FeatureExtractorInceptionV3
-    with (
-        mock.patch.object(tf_inception, "load_state_dict_from_url", lambda *a, **k: {}),
-        mock.patch.object(cls, "load_state_dict", lambda self, state: None),
-    ):
-        net = cls("inception-v3-compat", ["2048"])
-    for m in net.modules():  # variance-preserving convolutions, so 40 layers deep the features still vary
-        if isinstance(m, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-    with torch.no_grad():  # sharper class probabilities, so the Inception Score is well above 1
-        net.fc.weight.mul_(30.0)
-    torch.save(net.state_dict(), folder / WEIGHTS["inception"].filename)
+    save_random_inception(folder / WEIGHTS["inception"].filename, varied=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         save_nvidia_vgg16(folder / WEIGHTS["vgg16_nvidia"].filename)

@@ -99,9 +99,26 @@ class MappingNetwork(StyleMapping):
         for layer in self.layers:
             x = layer(x)
         if update_w_avg:
-            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+            self.track_w_avg(x)
         ws = x.unsqueeze(1).repeat(1, self.num_ws, 1)
         return truncate(ws, self.w_avg, psi, cutoff)
+
+    @torch.no_grad()
+    def track_w_avg(self, w: Tensor, world_size: int = 1) -> None:
+        """``w_avg <- lerp(mean(w), w_avg, w_avg_beta)`` for a batch of mapped ``w`` ``[N, w_dim]``.
+
+        With ``world_size > 1`` the mean is over every process's rows (one ``all_reduce`` of the
+        per-rank sums; each rank holds as many rows), so every process tracks the ``w_avg`` one
+        process with the global batch would. stylegan2-ada-pytorch's ``MappingNetwork`` tracks its
+        own process's batch only (training/networks.py).
+        """
+        if world_size > 1:
+            total = w.detach().float().sum(dim=0)
+            torch.distributed.all_reduce(total)
+            mean = total / (w.shape[0] * world_size)
+        else:
+            mean = w.detach().mean(dim=0)
+        self.w_avg.copy_(mean.lerp(self.w_avg, self.w_avg_beta))
 
     def extra_repr(self) -> str:
         return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"

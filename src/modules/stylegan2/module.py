@@ -457,30 +457,14 @@ class StyleGAN2(GANModule):
         """``G.synthesis(ws)`` in training (its ``torch.compile`` wrapper unless ``compiled=False``)."""
         return (self.compiled(self.G.synthesis) if compiled else self.G.synthesis)(ws)
 
-    @torch.no_grad()
-    def track_w_avg(self, w: Tensor) -> None:
-        """``G.mapping.w_avg <- lerp(mean(w), w_avg, w_avg_beta)`` for this iteration's ``w`` ``[N, w_dim]``.
-
-        The mean is over every rank's rows: one ``all_reduce`` of the per-rank sums under DDP (each
-        rank holds the same number of rows), so every process tracks the same ``w_avg``, the one a
-        single process with the global batch tracks. stylegan2-ada-pytorch's ``MappingNetwork`` makes
-        the same update from its own process's batch only (training/networks.py).
-        """
-        total = w.detach().float().sum(dim=0)
-        if self.world_size > 1:
-            torch.distributed.all_reduce(total)
-        mean = total / (w.shape[0] * self.world_size)
-        w_avg = self.G.mapping.w_avg
-        w_avg.copy_(mean.lerp(w_avg, float(self.hparams["w_avg_beta"])))  # model.w_avg_beta, G.mapping's beta
-
     def _mapping(self, z: Tensor, c: Tensor | None, update_w_avg: bool = False) -> Tensor:
         """Mapping with style mixing (prob ``style_mixing_prob``, cutoff ~ U[1, num_ws-1]), no host sync.
 
-        ``update_w_avg``: move ``w_avg`` toward this batch's w (:meth:`track_w_avg`; the mixing
-        latents are not tracked, as in the reference)."""
+        ``update_w_avg``: move ``w_avg`` toward the mean of this iteration's w over every rank
+        (``MappingNetwork.track_w_avg``; the mixing latents are not tracked, as in the reference)."""
         ws = self.G.mapping(z, c)
-        if update_w_avg:
-            self.track_w_avg(ws[:, 0])  # psi 1: every slot holds the mapping's w (mixing comes below)
+        if update_w_avg:  # psi 1: every slot holds the mapping's w (mixing comes below)
+            self.G.mapping.track_w_avg(ws[:, 0], self.world_size)
         prob = self.loss_cfg["style_mixing_prob"]
         if prob > 0:
             num_ws = ws.shape[1]
