@@ -280,6 +280,16 @@ FAMILIES = {
         "model.augment.interval=1",
         "model.augment.kimg=0.1",
     ],
+    # StyleGAN3 config R (1x1 convs, radial filters, D's images blurred): the input magnitude EMAs average
+    # every rank's inputs (one all_reduce per layer), so they move as one process's do
+    "stylegan3_r": [
+        *STYLEGAN2,
+        "model=stylegan3",
+        "model.conv_kernel=1",
+        "model.use_radial_filters=true",
+        "model.blur.sigma=2",
+        "model.blur.fade_kimg=0.1",
+    ],
     # a size of the form (b_h * 2**k, b_w * 2**k): a 3x5 constant and 4 doublings
     "stylegan2_48x80": [*STYLEGAN2, "data.resolution=[48,80]"],
 }
@@ -331,6 +341,9 @@ def test_ddp_two_processes_match_one_process(family, tmp_path, log_dir):
     print(f"max |param(DDP 2x4) - param(1x8)| after {STEPS} iterations: {worst:.3g}")
     assert worst < 1e-5
     assert single["pl_mean"] != 0  # path length ran
+    emas = [k for k in trained if k.endswith("magnitude_ema")]
+    if emas:  # StyleGAN3: the magnitude EMAs moved, identically on both ranks and as in one process
+        assert all(abs(single[k].item() - 1) > 1e-6 for k in emas)
     if "augmentation.pipe.p" in single:
         assert single["augmentation.pipe.p"] != 0.5  # ADA adjusted p, identically in both runs
 

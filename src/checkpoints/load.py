@@ -209,9 +209,6 @@ def load_for_views(
 # Starting a fresh run from existing weights (``ckpt_init``): fine-tuning an import or a past run.
 
 # Hyperparameters that belong to the new run's config, not to the weights being loaded.
-TRAINING_KEYS = frozenset(
-    {"loss", "optim", "ema", "augment", "freeze_d", "check_finite_every", "mbstd_group", "w_avg_beta"}
-)
 # Run state that is not weights: a fine-tune starts it afresh (as NVIDIA's --resume copies only G, D, G_ema).
 RUN_STATE_PREFIXES = ("augmentation.",)
 
@@ -237,7 +234,7 @@ def apply_init_architecture(cfg, ckpt: dict) -> list[str]:
     """Make ``cfg.model`` build the checkpoint's architecture; returns notes on what changed.
 
     Architecture keys (resolution, widths, mapping depth, ...) come from the checkpoint; training
-    keys (:data:`TRAINING_KEYS`) and keys the checkpoint lacks (e.g. SEGAN's ``mode`` when starting
+    keys (the target family's ``training_keys``) and keys the checkpoint lacks (e.g. SEGAN's ``mode`` when starting
     from a StyleGAN2) stay as configured. ``data.resolution`` follows the checkpoint.
     """
     hp, state = ckpt["hyper_parameters"], ckpt["gamut"]
@@ -261,7 +258,7 @@ def apply_init_architecture(cfg, ckpt: dict) -> list[str]:
         notes.append(f"data.resolution: {cfg.data.resolution} -> {res}")
         cfg.data.resolution = res
     for key, value in hp.items():
-        if key in TRAINING_KEYS or key in ("resolution", "colorspace", "img_channels") or key not in cfg.model:
+        if key in tgt_cls.training_keys or key in ("resolution", "colorspace", "img_channels") or key not in cfg.model:
             continue
         if cfg.model[key] != value:
             notes.append(f"model.{key}: {cfg.model[key]} -> {value}")

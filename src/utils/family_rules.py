@@ -41,6 +41,12 @@ class FamilyRules:
     #: options through without subclassing it (ChromaGAN: its generator); validation then knows those
     #: ``model.*`` keys. Read from the class that declares it.
     kwargs_to: ClassVar[type | None] = None
+    #: The ``model.*`` keys that are training settings rather than architecture: a fine-tune
+    #: (``ckpt_init``) keeps this config's values for them instead of the checkpoint's. A family adds
+    #: its own (StyleGAN2: ``mbstd_group``, ``w_avg_beta``).
+    training_keys: ClassVar[frozenset[str]] = frozenset(
+        {"loss", "optim", "ema", "augment", "freeze_d", "check_finite_every", "perf"}
+    )
 
     @classmethod
     def check_batch(cls, model: Mapping[str, Any], batch: int) -> None:

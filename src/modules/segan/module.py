@@ -101,11 +101,11 @@ class SEGAN(StyleGAN2):
         log["G/orth"] = term.detach()
         return loss + term * weight
 
-    def synthesize(self, ws: Tensor, compiled: bool = True) -> Tensor:
+    def synthesize(self, ws: Tensor, compiled: bool = True, update_emas: bool = False) -> Tensor:
         """With ``coords: sampled``, each layer's ``z_l ~ N(0, I_q)`` is drawn for the global batch
         (:meth:`draw`, this rank's rows) and handed to the synthesis, so N processes draw what one does."""
         synthesis = self.G.synthesis
         if synthesis.coords != "sampled":
-            return super().synthesize(ws, compiled)
+            return super().synthesize(ws, compiled, update_emas)
         coords = self.draw(torch.randn, ws.shape[0], synthesis.num_layers, synthesis.q, device=ws.device)
         return (self.compiled(synthesis) if compiled else synthesis)(ws, coords=coords)

@@ -32,6 +32,7 @@ from src.modules.engine.accumulation import Rounds
 from src.modules.stylegan2 import losses
 from src.modules.stylegan2.discriminator import Discriminator
 from src.modules.stylegan2.generator import Generator
+from src.nn.style_generator import StyleGenerator
 from src.utils.resolution import base_shape, parse_resolution
 from src.utils.validation import check_batch_gpu_value
 
@@ -64,8 +65,9 @@ class StyleGAN2(GANModule):
     accumulation round, and path length's shrunk batch split evenly over the rounds (:meth:`check_batch_gpu`).
     """
 
-    G: Generator
-    G_ema: Generator  # never trained: the moving average of G's weights
+    # StyleGAN2's Generator; a family built on this module (SEGAN, StyleGAN3) narrows the type
+    G: StyleGenerator
+    G_ema: StyleGenerator  # never trained: the moving average of G's weights
     D: Discriminator
     pl_mean: Tensor  # buffer: the running mean path length
     label_distribution: Tensor  # buffer: the data's class frequencies (all zeros = not known)
@@ -74,6 +76,7 @@ class StyleGAN2(GANModule):
     nonfinite_advice = "Lower the learning rate, raise model.loss.r1_gamma, or resume from an earlier checkpoint."
     doubles_from_base = True  # the synthesis grows from a b_h x b_w constant (src/utils/resolution.py)
     accumulates_gradients = True  # every phase runs in rounds of data.batch_gpu rows
+    training_keys = GANModule.training_keys | {"mbstd_group", "w_avg_beta"}  # a fine-tune keeps the config's
 
     @classmethod
     def check_batch(cls, model: Mapping[str, Any], batch: int) -> None:
@@ -188,7 +191,7 @@ class StyleGAN2(GANModule):
 
     # Networks (SEGAN builds its own generator and a D with its own channel_max).
 
-    def make_generator(self, **kwargs) -> Generator:
+    def make_generator(self, **kwargs) -> StyleGenerator:
         """G from the module's arguments (keyword arguments of :class:`Generator`)."""
         return Generator(**kwargs)
 
@@ -394,7 +397,7 @@ class StyleGAN2(GANModule):
                 ck = None if c is None else c[k::rounds]
                 rk = None if real_c is None else real_c[k::rounds]
                 with torch.no_grad():
-                    fake = self.synthesize(ws[k::rounds])
+                    fake = self.synthesize(ws[k::rounds], update_emas=True)
                 fake_logits = D(self.augment(fake), ck)
                 real_logits = D(self.augment(real[k::rounds]), rk)
                 self.observe_real_logits(real_logits)
@@ -453,8 +456,12 @@ class StyleGAN2(GANModule):
         if aug.p is not None:
             log["augment/p"] = aug.p.detach().clone()
 
-    def synthesize(self, ws: Tensor, compiled: bool = True) -> Tensor:
-        """``G.synthesis(ws)`` in training (its ``torch.compile`` wrapper unless ``compiled=False``)."""
+    def synthesize(self, ws: Tensor, compiled: bool = True, update_emas: bool = False) -> Tensor:
+        """``G.synthesis(ws)`` in training (its ``torch.compile`` wrapper unless ``compiled=False``).
+
+        ``update_emas``: Dmain's generated-image pass, where a synthesis network with running
+        statistics of its own moves them (StyleGAN3's magnitude EMAs, NVIDIA's ``update_emas``);
+        StyleGAN2's has none (``w_avg`` is the mapping's, tracked in :meth:`d_main`)."""
         return (self.compiled(self.G.synthesis) if compiled else self.G.synthesis)(ws)
 
     def _mapping(self, z: Tensor, c: Tensor | None, update_w_avg: bool = False) -> Tensor:
