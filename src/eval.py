@@ -265,6 +265,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     device = pick_device(str(cfg.device))
     try:
         module = load_module(ckpt, device)
+        suite.check_module(module)  # e.g. the equivariance metrics on a generator without an input transform
     except (FileNotFoundError, ValueError) as e:
         raise ConfigError(str(e)) from None
     dataset, mirror = None, False

@@ -79,8 +79,9 @@ class GeneratorMetrics(Callback):
         return self.every_kimg > 0
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        if self.active:  # a missing weights file stops the run now, not hours into it
+        if self.active:  # a missing weights file or a metric the model cannot take stops the run now
             check_weights(self.suite.metrics, self.suite.weights_dir)
+            self.suite.check_module(pl_module)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = batch["image"].shape[0] * trainer.world_size

@@ -217,6 +217,7 @@ class MetricKind:
     describe: Callable[[Protocol], str] | None
     examples: tuple[str, ...]
     aliases: Mapping[str, tuple[str, ...]]
+    check: Callable[[Protocol, Any], None] | None = None
 
     def protocol(self, name: str, settings: Mapping[str, Any]) -> Protocol | None:
         """The protocol of ``name`` when it is one of this kind's names and its counts are valid."""
@@ -278,6 +279,7 @@ def register_metric(
     describe: Callable[[Protocol], str] | None = None,
     examples: Sequence[str] = (),
     aliases: Mapping[str, Sequence[str]] | None = None,
+    check: Callable[[Protocol, Any], None] | None = None,
 ) -> Callable[[Callable[[MetricContext], Computed]], Callable[[MetricContext], Computed]]:
     """Decorator registering ``fn(ctx: MetricContext) -> Computed`` as the metric kind ``kind``.
 
@@ -291,6 +293,8 @@ def register_metric(
     ``shared_pass=False``: no features are passed in; the function draws its own images.
     ``describe``: its line of the plan (default: the counts). ``examples``: names the
     unknown-name error lists. ``aliases``: names that stand for several (``ppl``).
+    ``check(protocol, module)``: raise ``ValueError`` (one line) for a module the metric cannot measure,
+    before any work (:meth:`src.metrics.suite.MetricSuite.check_module`; the equivariance metrics).
     """
     directions = (higher_is_better,) if isinstance(higher_is_better, bool) else tuple(higher_is_better)
     if not callable(result_keys) and len(directions) not in (1, len(result_keys)):
@@ -321,6 +325,7 @@ def register_metric(
             describe=describe,
             examples=tuple(examples),
             aliases={k: tuple(v) for k, v in (aliases or {}).items()},
+            check=check,
         )
         return fn
 

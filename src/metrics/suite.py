@@ -262,6 +262,14 @@ class MetricSuite:
 
     # -- run -----------------------------------------------------------------------------------
 
+    def check_module(self, module) -> None:
+        """Raise ``ValueError`` (one line) when a metric cannot measure ``module`` (a kind's ``check``,
+        e.g. the equivariance metrics on a generator without an input transform); :meth:`run` calls it
+        first, ``src.eval`` and the metrics callback before any work."""
+        for p in self.protocols:
+            if p.entry.check is not None:
+                p.entry.check(p, module)
+
     def run(
         self,
         module,
@@ -280,6 +288,7 @@ class MetricSuite:
         ``*_full`` and configurable names read each real once, unflipped (``metric_main.py``).
         """
         device = module.device
+        self.check_module(module)
         if any(p.needs_reals for p in self.protocols) and dataset is None:
             raise ValueError(f"{', '.join(p.name for p in self.protocols if p.needs_reals)} need the real images")
         if is_global_zero:

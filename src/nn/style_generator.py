@@ -5,7 +5,8 @@ A style-based generator maps ``z`` (and one-hot labels ``c``) to ``ws`` ``[N, nu
 The latent tools (projection, latent files, truncation, exports, the visual tools) need exactly these
 sizes and the mapping's tracked ``w_avg``, whatever the family.
 
-The classes declare those attributes (annotations only: no state, no behaviour) and a family's
+The classes declare those attributes (annotations only: no state; the one behaviour is the synthesis's
+optional user input transform, which refuses by default and StyleGAN3 implements) and a family's
 networks subclass them, so a type checker knows them on any style-based generator, and a caller
 holding a plain ``nn.Module`` (a loaded checkpoint's ``G_ema``) can check what it holds with
 ``isinstance`` instead of probing attributes. ``nn.Module.__getattr__`` types every submodule,
@@ -14,7 +15,8 @@ parameter and buffer as ``Tensor | Module``; these annotations are what makes th
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
@@ -42,6 +44,28 @@ class StyleSynthesis(nn.Module):
     w_dim: int
     num_ws: int
     img_channels: int
+
+    #: whether :meth:`input_transform` works: the synthesis samples a continuous input (StyleGAN3's Fourier
+    #: features) through a user-set 3x3 transform. False for a learned constant input (StyleGAN2, SEGAN).
+    supports_input_transform: ClassVar[bool] = False
+
+    def input_transform(self, matrix: Tensor) -> AbstractContextManager[None]:
+        """Within the ``with`` block the synthesis samples its input at ``matrix @ (x, y, 1)``: ``matrix`` is
+        the *inverse* of the affine transform applied to the image (NVlabs/stylegan3's ``input.transform``;
+        ``[[cos a, sin a, -tx], [-sin a, cos a, -ty], [0, 0, 1]]`` rotates the image by ``a`` and moves it
+        by ``(tx, ty)`` units of :meth:`input_transform_unit` pixels). The previous transform is restored on
+        exit. The equivariance metrics (:mod:`src.metrics.equivariance`) use it."""
+        raise NotImplementedError(f"{type(self).__name__} takes no input transform (its input is not continuous)")
+
+    def input_transform_unit(self) -> int:
+        """Output pixels per unit of :meth:`input_transform`'s translation (the same on both axes)."""
+        raise NotImplementedError(f"{type(self).__name__} takes no input transform (its input is not continuous)")
+
+    def skip_blocks(self) -> nn.ModuleList | None:
+        """The blocks of a skip network (each returns ``(x, img)``; the image is the sum of their upsampled
+        ToRGB outputs: StyleGAN2, SEGAN), which the layer view shows block by block; None for a network
+        whose image comes from its last layer only (StyleGAN3), shown as per-layer activations."""
+        return None
 
 
 class NoiseLayer(nn.Module):

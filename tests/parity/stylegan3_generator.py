@@ -93,7 +93,8 @@ def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def run_case(nets, gen_images, calls, cfg: str, c_dim: int, img_channels: int, res: int) -> dict:
-    from src.modules.stylegan3.networks import STYLEGAN3_CONFIGS, StyleGAN3Generator, gamut_name, input_transform
+    from src.modules.stylegan3.networks import STYLEGAN3_CONFIGS, StyleGAN3Generator, gamut_name
+    from src.nn.input_transform import user_transform
 
     arch = dict(STYLEGAN3_CONFIGS[cfg])
     arch["channel_base"] //= 16  # small widths: 2048/128 (T), 4096/256 (R)
@@ -134,7 +135,7 @@ def run_case(nets, gen_images, calls, cfg: str, c_dim: int, img_channels: int, r
         )
         m = np.linalg.inv(gen_images.make_transform((0.1, -0.05), 15.0))
         G_nv.synthesis.input.transform.copy_(torch.from_numpy(m))
-        G.synthesis.input.transform.copy_(input_transform((0.1, -0.05), 15.0))
+        G.synthesis.input.transform.copy_(user_transform((0.1, -0.05), 15.0))
         out["transform_buffer"] = max_diff(G_nv.synthesis.input.transform, G.synthesis.input.transform)
         img_nv = G_nv(z, c_nv, truncation_psi=0.7)
         out["translate_rotate"] = max_diff(img_nv, G(z, c, psi=0.7))

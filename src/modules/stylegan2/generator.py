@@ -389,6 +389,10 @@ class SynthesisNetwork(StyleSynthesis):
         assert img is not None  # there is always a first block
         return img
 
+    def skip_blocks(self) -> nn.ModuleList:
+        """``blocks``: the skip architecture's image is the sum of their upsampled ToRGB outputs."""
+        return self.blocks
+
     def layer_table(self) -> list[dict]:
         """One row per layer that consumes a w, in forward order: ``id``, ``block`` (its index),
         ``position`` in the block, ``kind`` (``conv_up``, ``conv``, ``torgb``), ``name``

@@ -52,10 +52,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar, cast
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -74,7 +74,6 @@ __all__ = [
     "SynthesisLayer",
     "SynthesisNetwork",
     "gamut_name",
-    "input_transform",
     "modulated_conv",
 ]
 
@@ -89,17 +88,6 @@ def gamut_name(nvidia_name: str) -> str:
     """A tensor name of NVIDIA's StyleGAN3 ``Generator`` state dict as gamut names it (module docstring)."""
     name = re.sub(r"^mapping\.fc(\d+)\.", r"mapping.layers.\1.", nvidia_name)
     return re.sub(r"^synthesis\.L(\d+)_[0-9x]+_\d+\.", r"synthesis.layers.\1.", name)
-
-
-def input_transform(translate: Sequence[float] = (0.0, 0.0), rotate: float = 0.0) -> Tensor:
-    """The value of ``synthesis.input.transform`` that translates the image by ``translate`` = (x, y) units
-    (one unit = the reference resolution's pixels, the image width for square powers of two) and rotates
-    it by ``rotate`` degrees: the inverse of NVlabs/stylegan3 ``gen_images.py``'s ``make_transform``, as
-    that script stores it. float32 ``[3, 3]``."""
-    a = math.radians(rotate)
-    c, s = math.cos(a), math.sin(a)
-    forward = np.array([[c, s, translate[0]], [-s, c, translate[1]], [0.0, 0.0, 1.0]])
-    return torch.as_tensor(np.linalg.inv(forward), dtype=torch.float32)
 
 
 def modulated_conv(
@@ -169,8 +157,8 @@ class SynthesisInput(nn.Module):
     (initialised to the identity: weight 0, bias (1, 0, 0, 0)), normalised by ``|(r_c, r_s)|``; the
     features are sampled on a centred grid of ``size`` at ``sampling_rate`` after the inverse rotation,
     the inverse translation and the user's ``transform`` (3x3, itself an *inverse* transform of the
-    image: :func:`input_transform`). Frequencies the user transform pushes past ``bandwidth`` fade
-    linearly to 0 at half the sampling rate. Then the learned ``C0 x C0`` mix ``weight / sqrt(C0)``.
+    image: :func:`src.nn.input_transform.user_transform`). Frequencies the user transform pushes past
+    ``bandwidth`` fade linearly to 0 at half the sampling rate. Then the learned ``C0 x C0`` mix ``weight / sqrt(C0)``.
     """
 
     transform: Tensor
@@ -248,6 +236,7 @@ class SynthesisLayer(nn.Module):
         self.conv_kernel, self.up_factor, self.down_factor = spec.conv_kernel, spec.up_factor, spec.down_factor
         self.padding = list(spec.padding)
         self.conv_clamp, self.magnitude_ema_beta = conv_clamp, magnitude_ema_beta
+        self.ema_world_size = 1  # processes whose inputs the magnitude EMA averages (configure_magnitude_ema)
         k = spec.conv_kernel
         self.affine = FullyConnected(w_dim, spec.in_channels, bias_init=1)
         self.weight = nn.Parameter(torch.randn(spec.out_channels, spec.in_channels, k, k))
@@ -286,6 +275,9 @@ class SynthesisLayer(nn.Module):
         if update_emas:
             with torch.no_grad():
                 current = x.detach().float().square().mean()
+                if self.ema_world_size > 1:  # the mean over every process's rows (each holds as many)
+                    torch.distributed.all_reduce(current)
+                    current = current / self.ema_world_size
                 self.magnitude_ema.copy_(current.lerp(self.magnitude_ema, self.magnitude_ema_beta))
         input_gain = self.magnitude_ema.rsqrt()
         if fp16:
@@ -335,8 +327,10 @@ class SynthesisNetwork(StyleSynthesis):
     ``num_ws = num_layers + 2``: ``ws[:, 0]`` drives the input's transform, ``ws[:, 1 + i]`` layer ``i``
     (``layers[num_layers]`` is ToRGB). ``schedule`` holds the per-layer cutoffs, rates, sizes and
     channels (:func:`src.modules.stylegan3.filters.synthesis_schedule`); ``layer_names`` NVIDIA's names
-    of the layers.
+    of the layers. It takes a user input transform (:meth:`input_transform`, the equivariance metrics').
     """
+
+    supports_input_transform: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -396,9 +390,38 @@ class SynthesisNetwork(StyleSynthesis):
         )
         self.layer_names = [spec.name for spec in sched.layers]
 
+    def configure_magnitude_ema(self, beta: float, world_size: int = 1) -> None:
+        """Every layer's ``magnitude_ema`` decay per update (``update_emas``) and the processes whose
+        inputs an update averages (one ``all_reduce`` per layer when ``world_size > 1``, so N processes
+        track what one process with their rows would; NVIDIA's code tracks each process's own rows)."""
+        for layer in self.typed_layers():
+            layer.magnitude_ema_beta, layer.ema_world_size = float(beta), int(world_size)
+
     def typed_layers(self) -> Iterable[SynthesisLayer]:
         """``layers`` as what they are (an ``nn.ModuleList`` is typed as holding plain modules)."""
         return cast("Iterable[SynthesisLayer]", self.layers)
+
+    @contextmanager
+    def input_transform(self, matrix: Tensor) -> Iterator[None]:
+        """Within: ``input.transform`` is ``matrix`` (3x3, the image's inverse transform; translation in units
+        of :meth:`input_transform_unit` pixels; :func:`src.nn.input_transform.user_transform` builds one);
+        restored on exit."""
+        buffer = self.input.transform
+        value = torch.as_tensor(matrix).to(dtype=buffer.dtype, device=buffer.device)
+        if value.shape != (3, 3):
+            raise ValueError(f"input transform must be 3x3, got {list(value.shape)}")
+        previous = buffer.clone()
+        with torch.no_grad():
+            buffer.copy_(value)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                buffer.copy_(previous)
+
+    def input_transform_unit(self) -> int:
+        """The reference resolution: a translation of one unit moves the image by that many pixels."""
+        return self.reference_resolution
 
     def forward(self, ws: Tensor, noise_mode: str = "random", update_emas: bool = False, fused: bool = False) -> Tensor:
         """``ws`` -> image in float32. ``noise_mode`` is checked and ignored (no noise inputs);
