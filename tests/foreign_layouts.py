@@ -1,5 +1,9 @@
 """Write tiny networks in NVIDIA's pickle layout and rosinality's state-dict layout, for import tests.
 
+NVIDIA's StyleGAN2 (``nvidia_generator``/``nvidia_discriminator``) and StyleGAN3 generators
+(``nvidia_stylegan3_generator``, with the numpy attributes NVIDIA's constructors store) and a snapshot's
+``AugmentPipe`` (``nvidia_augment_pipe``).
+
 The NVIDIA writer reproduces what ``torch_utils.persistence`` stores: for every network object a
 call ``_reconstruct_persistent_obj(meta)`` with ``meta = {type, version, module_src, class_name,
 state}``, where ``state`` is the object's ``__dict__`` (``_parameters``, ``_buffers``,
@@ -16,6 +20,7 @@ import sys
 import types
 from collections import OrderedDict
 
+import numpy as np
 import torch
 
 DUMMY_SOURCE = "raise RuntimeError('embedded network source must never be executed')\n"
@@ -306,6 +311,133 @@ def rosinality_discriminator(d) -> dict:
         bias = "final_conv.1.bias" if name == "final_conv.0" else f"{name}.bias"
         out[bias] = layer.bias.detach().clone()
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# NVIDIA StyleGAN3 (NVlabs/stylegan3 training/networks_stylegan3.py): the attributes its constructors
+# store, numpy arrays and scalars included (sizes as np.broadcast_to arrays, cutoffs as np.float64,
+# use_fp16 as np.bool_), with sizes in NVIDIA's [width, height] order.
+
+
+def _np_size(size) -> np.ndarray:
+    h, w = size
+    return np.broadcast_to(np.asarray(w), [2]) if h == w else np.asarray([w, h])
+
+
+def _sg3_layer(layer) -> Rec:
+    s = layer.spec
+    rec = Rec(
+        "SynthesisLayer",
+        {"weight": layer.weight, "bias": layer.bias},
+        {"magnitude_ema": layer.magnitude_ema},
+        {"affine": _fc(layer.affine)},
+        w_dim=layer.w_dim,
+        is_torgb=s.is_torgb,
+        is_critically_sampled=s.is_critically_sampled,
+        use_fp16=np.bool_(s.use_fp16),
+        in_channels=s.in_channels,
+        out_channels=s.out_channels,
+        in_size=_np_size(s.in_size),
+        out_size=_np_size(s.out_size),
+        in_sampling_rate=s.in_sampling_rate,
+        out_sampling_rate=s.out_sampling_rate,
+        tmp_sampling_rate=s.tmp_sampling_rate,
+        in_cutoff=np.float64(s.in_cutoff),
+        out_cutoff=np.float64(s.out_cutoff),
+        in_half_width=np.float64(s.in_half_width),
+        out_half_width=np.float64(s.out_half_width),
+        conv_kernel=s.conv_kernel,
+        conv_clamp=layer.conv_clamp,
+        magnitude_ema_beta=layer.magnitude_ema_beta,
+        up_factor=s.up_factor,
+        up_taps=s.up_taps,
+        down_factor=s.down_factor,
+        down_taps=s.down_taps,
+        down_radial=s.down_radial,
+        padding=list(s.padding),
+    )
+    for name in ("up_filter", "down_filter"):  # register_buffer(name, None) when the filter is the identity
+        f = getattr(layer, name)
+        rec.state["_buffers"][name] = None if f is None else f.detach().clone()
+    return rec
+
+
+def nvidia_stylegan3_generator(g, stored_kwargs: bool = True) -> Rec:
+    """An NVIDIA-layout record of gamut's ``StyleGAN3Generator`` ``g`` (square sizes, as NVIDIA's code).
+    ``stored_kwargs``: keep the constructor arguments train.py passes (else none are stored)."""
+    syn = g.synthesis
+    kw = g.init_kwargs
+    res = syn.resolution[0]
+    inp = syn.input
+    layers = {name: _sg3_layer(layer) for name, layer in zip(syn.layer_names, syn.layers)}
+    synthesis_kwargs = dict(
+        channel_base=kw["channel_base"], channel_max=kw["channel_max"], magnitude_ema_beta=kw["magnitude_ema_beta"]
+    )
+    if kw["conv_kernel"] != 3:  # train.py passes these for stylegan3-r only
+        synthesis_kwargs.update(conv_kernel=kw["conv_kernel"], use_radial_filters=kw["use_radial_filters"])
+    if kw["num_layers"] != 14:
+        synthesis_kwargs["num_layers"] = kw["num_layers"]
+    if not stored_kwargs:
+        synthesis_kwargs = {}
+    synthesis = Rec(
+        "SynthesisNetwork",
+        modules={
+            "input": Rec(
+                "SynthesisInput",
+                {"weight": inp.weight},
+                {"transform": inp.transform, "freqs": inp.freqs, "phases": inp.phases},
+                {"affine": _fc(inp.affine)},
+                w_dim=inp.w_dim,
+                channels=inp.channels,
+                size=_np_size(inp.size),
+                sampling_rate=np.float64(inp.sampling_rate),
+                bandwidth=np.float64(inp.bandwidth),
+            ),
+            **layers,
+        },
+        init_kwargs=dict(w_dim=g.w_dim, img_resolution=res, img_channels=g.img_channels, **synthesis_kwargs),
+        w_dim=g.w_dim,
+        num_ws=syn.num_ws,
+        img_resolution=res,
+        img_channels=g.img_channels,
+        num_layers=syn.num_layers,
+        num_critical=kw["num_critical"],
+        margin_size=kw["margin_size"],
+        output_scale=syn.output_scale,
+        num_fp16_res=syn.num_fp16_res,
+        layer_names=list(syn.layer_names),
+    )
+    mapping_kwargs = EasyDict(num_layers=len(g.mapping.layers)) if stored_kwargs else EasyDict()
+    return Rec(
+        "Generator",
+        modules={"synthesis": synthesis, "mapping": _mapping(g.mapping)},
+        init_kwargs=dict(
+            z_dim=g.z_dim,
+            c_dim=g.c_dim,
+            w_dim=g.w_dim,
+            img_resolution=res,
+            img_channels=g.img_channels,
+            mapping_kwargs=mapping_kwargs,
+            **synthesis_kwargs,
+        ),
+        z_dim=g.z_dim,
+        c_dim=g.c_dim,
+        w_dim=g.w_dim,
+        img_resolution=res,
+        img_channels=g.img_channels,
+        num_ws=g.num_ws,
+    )
+
+
+def nvidia_augment_pipe() -> Rec:
+    """training/augment.py's AugmentPipe as a snapshot stores it (p and the filter banks as buffers)."""
+    return Rec(
+        "AugmentPipe",
+        buffers={"p": torch.tensor(0.2), "Hz_geom": torch.randn(12), "Hz_fbank": torch.randn(4, 12)},
+        xflip=1.0,
+        rotate90=1.0,
+        imgfilter_bands=[1, 1, 1, 1],
+    )
 
 
 def as_records(obj):

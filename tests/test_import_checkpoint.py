@@ -173,12 +173,18 @@ def test_unknown_global_is_refused(tmp_path):
         read(src)
 
 
-def test_stylegan3_and_other_architectures_are_refused(tmp_path):
+def test_hybrid_and_other_architectures_are_refused(tmp_path):
+    """StyleGAN3 pickles import (tests/test_import_stylegan3.py); a StyleGAN2 synthesis with a StyleGAN3
+    Fourier input is neither, and each reader names what it cannot represent."""
     g, d = _nets()
     rec = fl.nvidia_generator(g)
     rec.state["_modules"]["synthesis"].state["_modules"]["input"] = fl.Rec("SynthesisInput")
-    with pytest.raises(UnsupportedNetworkError, match="StyleGAN3"):
+    with pytest.raises(UnsupportedNetworkError, match="SynthesisInput at synthesis.input, which gamut's StyleGAN2"):
         nvidia_convert(fl.as_records({"G_ema": rec}))
+    src = tmp_path / "hybrid.pkl"
+    fl.write_pickle(src, {"G_ema": rec})
+    with pytest.raises(UnsupportedNetworkError, match="SynthesisBlock at synthesis.b4, which gamut's StyleGAN3"):
+        read(src)
     rec = fl.nvidia_generator(g)
     for block in rec.state["_modules"]["synthesis"].state["_modules"].values():
         block.state["architecture"] = "resnet"

@@ -339,7 +339,8 @@ FAMILY_SPECIFIC: dict[str, str] = {
     "src.callbacks.traversal": "SEGAN's traversal grids during training",
     "src.tools.traverse": "SEGAN's traversal tool",
     "src.explorer.segan": "the explorer's SEGAN sliders and subspace table",
-    "src.checkpoints.importing": "builds a StyleGAN2 from NVIDIA's or rosinality's checkpoints",
+    "src.checkpoints.importing": "builds a StyleGAN2 or StyleGAN3 from NVIDIA's or rosinality's checkpoints",
+    "src.checkpoints.importing_stylegan3": "checks an imported StyleGAN3's schedule and filters against the family's",
     "src.benchmark.subjects": "one benchmark subject per family",
 }
 

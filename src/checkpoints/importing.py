@@ -1,10 +1,12 @@
-"""Import a foreign StyleGAN2 checkpoint into a gamut checkpoint: read, fill a module, verify, write.
+"""Import a foreign StyleGAN2 or StyleGAN3 checkpoint into a gamut checkpoint: read, fill a module, verify, write.
 
 ``import_checkpoint(src, out)`` is the library form of ``scripts/import_checkpoint.py``
 (:mod:`src.tools.import_checkpoint`). Reading and translating the foreign file is
 :func:`src.pretrained.reader.read`'s (NVIDIA pickles through a reader that runs no code, rosinality
-``.pt`` files with ``weights_only``); here the translated tensors fill a
-``src.modules.stylegan2.module.StyleGAN2``, every tensor checked for name and shape. The result is
+``.pt`` files with ``weights_only``); here the translated tensors fill the module of the family the
+reader found (:data:`FAMILIES`: ``StyleGAN2``, or ``StyleGAN3`` for NVIDIA's configs T and R, whose
+stored schedule and filters are first compared with gamut's by
+:func:`src.checkpoints.importing_stylegan3.check_stylegan3`), every tensor checked for name and shape. The result is
 a Lightning-format checkpoint (loads with ``torch.load(weights_only=True)``;
 ``scripts/generate.py``, ``experiment=finetune ckpt_init=...`` and the other tools take it) plus a
 safetensors export of G_ema next to it.
@@ -21,12 +23,22 @@ import pytorch_lightning as pl
 import torch
 
 from src.checkpoints.export import export_generator
+from src.checkpoints.importing_stylegan3 import check_stylegan3
 from src.modules.stylegan2.module import StyleGAN2
+from src.modules.stylegan3.module import StyleGAN3
 from src.pretrained.reader import read
 from src.pretrained.types import Imported, UnsupportedNetworkError
 from src.utils.io import atomic_write
 
 COLORSPACE_BY_CHANNELS = {1: "gray", 3: "rgb", 4: "rgba"}
+# Imported.family -> the module built from it (StyleGAN3 subclasses StyleGAN2)
+FAMILIES: dict[str, type[StyleGAN2]] = {"stylegan2": StyleGAN2, "stylegan3": StyleGAN3}
+
+
+def _named(key: str, imported: Imported) -> str:
+    """``key`` (``G_ema.…``) with the source's own name for it, where that differs."""
+    source = imported.source_names.get(key)
+    return f"{key} ({source} in the source)" if source else key
 
 
 def _fill(model: StyleGAN2, imported: Imported) -> list[str]:
@@ -40,10 +52,13 @@ def _fill(model: StyleGAN2, imported: Imported) -> list[str]:
         for name, t in part.items():
             key = prefix + name
             if key not in sd:
-                raise UnsupportedNetworkError(f"the source has {name!r}, which gamut's {prefix[:-1]} does not have")
+                source = imported.source_names.get(key, f"{prefix}{name}")
+                raise UnsupportedNetworkError(
+                    f"the source has {source!r} ({name!r}), which gamut's {prefix[:-1]} does not have"
+                )
             if tuple(sd[key].shape) != tuple(t.shape):
                 raise UnsupportedNetworkError(
-                    f"{prefix}{name}: the source holds shape {list(t.shape)}, gamut's "
+                    f"{_named(key, imported)}: the source holds shape {list(t.shape)}, gamut's "
                     f"{prefix[:-1]} expects {list(sd[key].shape)}"
                 )
             sd[key] = t.to(sd[key].dtype)
@@ -70,7 +85,8 @@ def _fill(model: StyleGAN2, imported: Imported) -> list[str]:
 
 
 def build_module(imported: Imported) -> StyleGAN2:
-    """A ``StyleGAN2`` module with the imported architecture and weights (verified tensor by tensor)."""
+    """The family's module (:data:`FAMILIES`) with the imported architecture and weights (verified tensor
+    by tensor; StyleGAN3's schedule and filters first, by :func:`check_stylegan3`)."""
     hp = dict(imported.hparams)
     channels = hp.pop("img_channels")  # the module takes its channels from the colour space
     cs = COLORSPACE_BY_CHANNELS.get(channels)
@@ -78,7 +94,12 @@ def build_module(imported: Imported) -> StyleGAN2:
         raise UnsupportedNetworkError(
             f"{channels}-channel images: gamut imports 1 (gray), 3 (rgb) or 4 (rgba) channels"
         )
-    model = StyleGAN2(colorspace=cs, **hp)
+    family = FAMILIES.get(imported.family)
+    if family is None:
+        raise UnsupportedNetworkError(f"no gamut family for {imported.family!r} networks")
+    model = family(colorspace=cs, **hp)
+    if isinstance(model, StyleGAN3):
+        check_stylegan3(model, imported)
     imported.notes += _fill(model, imported)
     return model.eval()
 

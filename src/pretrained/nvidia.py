@@ -1,5 +1,9 @@
 """Map NVIDIA StyleGAN2 networks (stylegan2-ada-pytorch, stylegan3 ``cfg=stylegan2``) onto gamut's.
 
+StyleGAN3 generators (``cfg=stylegan3-t/-r``) are :mod:`src.pretrained.nvidia_stylegan3`'s, which
+reads their discriminator (networks_stylegan2's) with :func:`discriminator_architecture` and
+:func:`discriminator_state` from here.
+
 The records come from :mod:`src.pretrained.safe_pickle`. Architecture values are read from the
 objects' stored attributes (what the network actually used, e.g. ``conv_clamp``, the mapping's
 ``lr_multiplier`` via ``bias_gain``, ``w_avg_beta``, the minibatch-stddev group), falling back on
@@ -40,7 +44,6 @@ D_CLASSES = {
     "FullyConnectedLayer",
     "MappingNetwork",
 }
-STYLEGAN3_MARKERS = {"SynthesisInput"}
 
 
 def _walk(rec: PersistentRecord, path: str = ""):
@@ -49,17 +52,12 @@ def _walk(rec: PersistentRecord, path: str = ""):
         yield from _walk(child, f"{path}.{k}" if path else k)
 
 
-def _check_classes(rec: PersistentRecord, allowed: set[str], what: str) -> None:
+def check_classes(rec: PersistentRecord, allowed: set[str], what: str, family: str = "StyleGAN2") -> None:
+    """Every record under ``rec`` is of a class in ``allowed``; else name the first other one and its path."""
     for path, r in _walk(rec):
-        if r.class_name in STYLEGAN3_MARKERS:
-            raise UnsupportedNetworkError(
-                f"{what} is a StyleGAN3 (alias-free, cfg=stylegan3-t/-r) network (found {r.class_name} at "
-                f"{path or what}); gamut represents StyleGAN2 only. Networks trained with stylegan3's "
-                "cfg=stylegan2 import fine."
-            )
         if r.class_name not in allowed:
             raise UnsupportedNetworkError(
-                f"{what} contains a {r.class_name} at {path or what}, which gamut's StyleGAN2 cannot represent"
+                f"{what} contains a {r.class_name} at {path or what}, which gamut's {family} cannot represent"
             )
 
 
@@ -104,7 +102,7 @@ def _activation(rec: PersistentRecord, what: str) -> None:
 
 def generator_hparams(g: PersistentRecord) -> dict:
     """StyleGAN2 module arguments describing NVIDIA's generator record ``g``."""
-    _check_classes(g, G_CLASSES, "G")
+    check_classes(g, G_CLASSES, "G")
     _check_filter(g, "G")
     _activation(g, "G")
     syn, mapping = g.children.get("synthesis"), g.children.get("mapping")
@@ -148,9 +146,12 @@ def generator_hparams(g: PersistentRecord) -> dict:
     )
 
 
-def discriminator_hparams(d: PersistentRecord, g_hparams: dict) -> dict:
-    """The D-side module arguments (mbstd group/channels), checked against the generator's."""
-    _check_classes(d, D_CLASSES, "D")
+def discriminator_architecture(d: PersistentRecord) -> dict:
+    """D's own architecture (networks_stylegan2's ``Discriminator``, also the D of StyleGAN3 pickles):
+    ``channel_base``/``channel_max`` (stored constructor arguments, else NVIDIA's defaults; the tensor
+    shapes are checked when the module is filled), ``conv_clamp``, the minibatch-stddev group and
+    channels, and ``num_fp16_res`` from the blocks' ``use_fp16`` flags (None when not stored)."""
+    check_classes(d, D_CLASSES, "D")
     _check_filter(d, "D")
     _activation(d, "D")
     kw = _kwargs(d)
@@ -161,20 +162,38 @@ def discriminator_hparams(d: PersistentRecord, g_hparams: dict) -> dict:
             f"D architecture {arch!r}: gamut's discriminator is 'resnet'; "
             "pass discriminator=fresh to import G and G_ema with a new D"
         )
-    for key, ours in (("channel_base", 32768), ("channel_max", 512)):
-        if int(kw.get(key) or ours) != g_hparams[key]:
-            raise UnsupportedNetworkError(f"D {key}={kw.get(key, ours)} differs from G's {g_hparams[key]}")
     convs = [r for p, r in _walk(d) if r.class_name == "Conv2dLayer" and r.attr("bias", True) is not None]
     clamp = _one({r.attr("conv_clamp") for r in convs}, "D conv_clamp")
-    if (clamp is None) != (g_hparams["conv_clamp"] is None) or (clamp and float(clamp) != g_hparams["conv_clamp"]):
-        raise UnsupportedNetworkError(f"D conv_clamp={clamp} differs from G's {g_hparams['conv_clamp']}")
     epi = d.children.get("b4")
     if epi is None:
         raise UnsupportedNetworkError("D has no 4x4 epilogue (b4)")
     mbstd = epi.children.get("mbstd")
     group = int(mbstd.attr("group_size") or 4) if mbstd is not None else 4
     channels = int(mbstd.attr("num_channels", 1)) if mbstd is not None else 0
-    return dict(mbstd_group=group, mbstd_channels=channels)
+    flags = [b.attr("use_fp16") for b in blocks]
+    # NVIDIA's rule: the num_fp16_res highest resolutions (at least 8x8) run in fp16, so the count is the value
+    fp16 = None if not flags or any(f is None for f in flags) else sum(bool(f) for f in flags)
+    return dict(
+        channel_base=int(kw.get("channel_base") or 32768),
+        channel_max=int(kw.get("channel_max") or 512),
+        conv_clamp=None if clamp is None else float(clamp),
+        mbstd_group=group,
+        mbstd_channels=channels,
+        num_fp16_res=fp16,
+    )
+
+
+def discriminator_hparams(d: PersistentRecord, g_hparams: dict) -> dict:
+    """The D-side module arguments (mbstd group/channels), checked against the generator's (gamut's
+    StyleGAN2 gives G and D the same widths and clamp)."""
+    arch = discriminator_architecture(d)
+    for key in ("channel_base", "channel_max"):
+        if arch[key] != g_hparams[key]:
+            raise UnsupportedNetworkError(f"D {key}={arch[key]} differs from G's {g_hparams[key]}")
+    clamp = arch["conv_clamp"]
+    if (clamp is None) != (g_hparams["conv_clamp"] is None) or (clamp and clamp != g_hparams["conv_clamp"]):
+        raise UnsupportedNetworkError(f"D conv_clamp={clamp} differs from G's {g_hparams['conv_clamp']}")
+    return dict(mbstd_group=arch["mbstd_group"], mbstd_channels=arch["mbstd_channels"])
 
 
 def _block_index(res: int, top: int) -> int:

@@ -1,8 +1,9 @@
-"""Read a foreign StyleGAN2 checkpoint and translate it to gamut's names, without running its code.
+"""Read a foreign StyleGAN2 or StyleGAN3 checkpoint and translate it to gamut's names, without running its code.
 
-:func:`read` detects the format from the file's content: NVIDIA pickles (stylegan2-ada-pytorch,
-stylegan3 with ``cfg=stylegan2``) go through the restricted unpickler of
-:mod:`src.pretrained.safe_pickle` and :mod:`src.pretrained.nvidia`'s name map; rosinality ``.pt``
+:func:`read` detects the format from the file's content: NVIDIA pickles go through the restricted
+unpickler of :mod:`src.pretrained.safe_pickle`, then :mod:`src.pretrained.nvidia`'s map for StyleGAN2
+(stylegan2-ada-pytorch, stylegan3 with ``cfg=stylegan2``) or :mod:`src.pretrained.nvidia_stylegan3`'s for
+StyleGAN3 (``cfg=stylegan3-t/-r``, told apart by the generator's Fourier input); rosinality ``.pt``
 files through :mod:`src.pretrained.rosinality`. The result is an :class:`~src.pretrained.types.Imported`
 record; :mod:`src.checkpoints.importing` turns it into a gamut checkpoint.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from src.pretrained import nvidia, rosinality
+from src.pretrained import nvidia, nvidia_stylegan3, rosinality
 from src.pretrained.safe_pickle import load_network_pickle
 from src.pretrained.types import Imported
 
@@ -46,4 +47,7 @@ def read(src: str | Path, discriminator: str = "import") -> Imported:
     fmt = detect_format(path)
     if fmt == "rosinality":
         return rosinality.convert(rosinality.load(path), discriminator)
-    return nvidia.convert(load_network_pickle(path), discriminator)
+    data = load_network_pickle(path)
+    if nvidia_stylegan3.is_stylegan3(data):
+        return nvidia_stylegan3.convert(data, discriminator)
+    return nvidia.convert(data, discriminator)

@@ -12,6 +12,11 @@ constructor is replaced by :class:`PersistentRecord`, which keeps the class name
 never looks at the embedded source; tensors are rebuilt by torch's own weights-only loader.
 Anything else the stream asks for (``os.system``, ``builtins.eval``, a foreign class, a
 persistent id) stops the load with :class:`UnsafePickleError` naming it, before it is called.
+
+Besides tensors, NVIDIA's StyleGAN3 networks store small numpy arrays as attributes (a layer's
+``in_size``/``out_size``, the input's ``size``). Those are rebuilt by :class:`NumericArray` from
+their raw bytes, for numeric dtypes only (an object array, whose items would be arbitrary
+objects, is refused).
 """
 
 from __future__ import annotations
@@ -122,6 +127,35 @@ def _numpy_scalar(dtype, data: bytes = b""):
     return np.frombuffer(data, dtype=dtype)[0].item()
 
 
+class NumericArray(np.ndarray):
+    """A numpy array rebuilt from a pickle: numeric dtype and raw bytes only (``ndarray.__reduce__``'s
+    ``_reconstruct`` + ``__setstate__`` form, which protocols up to 4 and non-contiguous arrays use)."""
+
+    def __setstate__(self, state: Any) -> None:
+        ok = isinstance(state, tuple) and len(state) == 5
+        dtype, raw = (state[2], state[4]) if ok else (None, None)
+        if not isinstance(dtype, np.dtype) or dtype.kind not in _NUMERIC_KINDS or not isinstance(raw, bytes):
+            raise UnsafePickleError("a numpy array that is not numeric raw data")
+        super().__setstate__(state)
+
+
+class _NdarrayName:
+    """What the name ``numpy.ndarray`` resolves to: only :func:`_numpy_reconstruct` accepts it."""
+
+
+def _numpy_reconstruct(cls: Any, shape: Any, typecode: Any) -> NumericArray:
+    if cls is not _NdarrayName:
+        raise UnsafePickleError(f"numpy's array constructor called for {cls!r}")
+    return np.ndarray.__new__(NumericArray, (0,), "b")
+
+
+def _numpy_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    """Protocol 5's in-band array (``numpy._core.numeric._frombuffer``): a copy of the bytes."""
+    if not isinstance(dtype, np.dtype) or dtype.kind not in _NUMERIC_KINDS or not isinstance(buf, (bytes, bytearray)):
+        raise UnsafePickleError("a numpy array that is not numeric raw data")
+    return np.frombuffer(bytes(buf), dtype=dtype).reshape(tuple(shape), order="F" if order == "F" else "C").copy()
+
+
 ALLOWED: dict[tuple[str, str], Any] = {
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): PersistentRecord,
     ("dnnlib.util", "EasyDict"): AttrDict,
@@ -135,6 +169,11 @@ ALLOWED: dict[tuple[str, str], Any] = {
     ("numpy", "dtype"): _numpy_dtype,
     ("numpy.core.multiarray", "scalar"): _numpy_scalar,
     ("numpy._core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy", "ndarray"): _NdarrayName,
+    ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct,
+    ("numpy.core.numeric", "_frombuffer"): _numpy_frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _numpy_frombuffer,
 }
 
 

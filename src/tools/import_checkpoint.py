@@ -1,9 +1,10 @@
-"""Import a public pretrained StyleGAN2 model into a gamut checkpoint, without running its code.
+"""Import a public pretrained StyleGAN2 or StyleGAN3 model into a gamut checkpoint, without running its code.
 
     python scripts/import_checkpoint.py src=ffhq.pkl out=weights/ffhq.ckpt
 
-Reads NVIDIA pickles (stylegan2-ada-pytorch, stylegan3 with cfg=stylegan2: ``G``, ``D``,
-``G_ema``) through a restricted unpickler that rebuilds tensors and plain containers only, and
+Reads NVIDIA pickles (stylegan2-ada-pytorch; stylegan3 with cfg=stylegan2, which become gamut's
+``StyleGAN2``, and cfg=stylegan3-t/-r, which become gamut's ``StyleGAN3``: ``G``, ``D``, ``G_ema``)
+through a restricted unpickler that rebuilds tensors, numeric arrays and plain containers only, and
 rosinality ``.pt`` files (``g``, ``d``, ``g_ema``, ``latent_avg``) with ``torch.load(weights_only=True)``.
 Writes ``out`` (a gamut Lightning checkpoint) and ``out`` with ``.safetensors`` (G_ema + JSON config).
 
@@ -42,9 +43,11 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"import_checkpoint.py: {kind}: {e}") from None
     hp = imported.hparams
     print(
-        f"imported {imported.format} {cfg.src}: {hp['resolution']}x{hp['resolution']}, "
+        f"imported {imported.format} {cfg.src} as {imported.family}: {hp['resolution']}x{hp['resolution']}, "
         f"{hp['img_channels']} channel(s), z {hp['z_dim']}, mapping {hp['map_depth']} layers, "
-        f"channel_base {hp['channel_base']}, classes {hp['num_classes']}"
+        f"channel_base {hp['channel_base']}"
+        + (f" (G {hp['g_channel_base']})" if hp.get("g_channel_base") else "")
+        + f", classes {hp['num_classes']}"
     )
     for note in imported.notes:
         print(f"note: {note}")
