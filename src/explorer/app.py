@@ -91,10 +91,18 @@ def _generator_tabs(gr, demo, ex: Explorer, info: dict) -> None:
             with gr.Column(scale=1):
                 seeds, psi, noise, cls = _latent_controls(gr, info, "seeds", "0-7")
                 cutoff = gr.Slider(1, info["num_ws"], value=info["num_ws"], step=1, label="truncation cutoff (ws)")
+                # the input transform (generate.py translate= rotate=): shown when the generator has one
+                moves = info.get("input_transform", False)
+                tx = gr.Slider(-1.0, 1.0, value=0.0, step=0.01, label="translate x (image widths)", visible=moves,
+                               elem_id="seed-translate-x")  # fmt: skip
+                ty = gr.Slider(-1.0, 1.0, value=0.0, step=0.01, label="translate y (image widths)", visible=moves,
+                               elem_id="seed-translate-y")  # fmt: skip
+                rot = gr.Slider(-180.0, 180.0, value=0.0, step=1.0, label="rotate (degrees)", visible=moves,
+                                elem_id="seed-rotate")  # fmt: skip
             grid = gr.Image(elem_id="seed-grid", **image)
-        inputs = [seeds, psi, cutoff, noise, cls]
-        gr.on([seeds.submit, psi.change, cutoff.change, noise.change, cls.change], _page_errors(ex.seed_grid),
-              inputs, grid, **LIVE)  # fmt: skip
+        inputs = [seeds, psi, cutoff, noise, cls, tx, ty, rot]
+        gr.on([seeds.submit, psi.change, cutoff.change, noise.change, cls.change, tx.change, ty.change, rot.change],
+              _page_errors(ex.seed_grid), inputs, grid, **LIVE)  # fmt: skip
         demo.load(_page_errors(ex.seed_grid), inputs, grid)
 
     with gr.Tab("Style mixing") as tab:
@@ -148,14 +156,21 @@ def _generator_tabs(gr, demo, ex: Explorer, info: dict) -> None:
         with gr.Row():
             with gr.Column(scale=1):
                 seed_l, psi_l, noise_l, cls_l = _latent_controls(gr, info)
-                gr.Markdown("Top row: what each block's ToRGB adds (scaled to its own range); bottom row: the "
-                            "image after each block. The contributions sum to the final image.")  # fmt: skip
+                activations = info.get("layer_view") == "activations"
+                channel = gr.Number(0, label="first channel shown (three as RGB)", precision=0, minimum=0,
+                                    visible=activations, elem_id="layer-channel")  # fmt: skip
+                if activations:
+                    gr.Markdown("Each layer's output at its own size, margin included (the input, every layer, "
+                                "ToRGB), channels scaled to their own range; last column: the image.")  # fmt: skip
+                else:
+                    gr.Markdown("Top row: what each block's ToRGB adds (scaled to its own range); bottom row: the "
+                                "image after each block. The contributions sum to the final image.")  # fmt: skip
             layer_img = gr.Image(elem_id="layer-grid", **image)
-        inputs = [seed_l, psi_l, noise_l, cls_l]
-        gr.on([tab.select, seed_l.submit, psi_l.change, noise_l.change, cls_l.change], _page_errors(ex.layers), inputs,
-              layer_img, **LIVE)  # fmt: skip
+        inputs = [seed_l, psi_l, noise_l, cls_l, channel]
+        gr.on([tab.select, seed_l.submit, psi_l.change, noise_l.change, cls_l.change, channel.change],
+              _page_errors(ex.layers), inputs, layer_img, **LIVE)  # fmt: skip
 
-    with gr.Tab("Noise") as tab:
+    with gr.Tab("Noise", visible=info["noise_layers"] > 0) as tab:  # no tab for a generator without noise inputs
         with gr.Row():
             with gr.Column(scale=1):
                 seed_n, psi_n, _, cls_n = _latent_controls(gr, info)

@@ -30,12 +30,13 @@ from src.latents.files import Latents, save_latents
 from src.latents.seeds import parse_seeds, seed_latents
 from src.latents.truncation import truncate
 from src.modules.base import GANModule
+from src.nn.input_transform import transformed
 from src.nn.style_generator import StyleGenerator
 from src.projection.projector import Projector, ProjectorConfig
 from src.projection.targets import load_target
 from src.utils.io import image_grid
 from src.visualize.latent_paths import SPACES, lerp, slerp
-from src.visualize.layers import layer_view_grid
+from src.visualize.layers import layer_view_grid, skip_blocks
 from src.visualize.noise import noise_variants, noise_view_grid
 from src.visualize.render import render_rgb, seeds_to_w
 from src.visualize.style_mixing import parse_layers, style_mixing_grid
@@ -125,13 +126,17 @@ class Explorer:
             return {"family": type(c).__name__, "resolution": list(c.resolution), "colorspace": c.colorspace.name}
         m, g = self._inference, self._g
         info = {
-            "family": "SEGAN" if self.segan else "StyleGAN2",
+            "generator": type(g).__name__,
             "file": m.source.name,
             "resolution": [int(s) for s in g.resolution],
             "colorspace": m.colorspace.name,
             "num_ws": int(g.num_ws),
             "classes": m.num_classes,
             "noise_layers": len(self._noise_names()),
+            # the seed grid's translate/rotate sliders (the synthesis samples a continuous input)
+            "input_transform": bool(g.synthesis.supports_input_transform),
+            # the layer view: ToRGB contributions of a skip network, or each layer's activation
+            "layer_view": "torgb" if skip_blocks(g.synthesis) is not None else "activations",
         }
         if self.segan:
             info |= segan.layout(g)
@@ -182,11 +187,18 @@ class Explorer:
     # ------------------------------------------------------------------------------------------
     # Views of a generator (the images generate.py and visualize.py write).
 
-    def seed_grid(self, seeds="0-7", psi=1.0, cutoff=None, noise_mode="const", class_idx=None) -> np.ndarray:
-        """The seeds' images in a near-square grid (each cell is generate.py's ``seed####.png``)."""
+    def seed_grid(
+        self, seeds="0-7", psi=1.0, cutoff=None, noise_mode="const", class_idx=None, translate_x=0.0, translate_y=0.0,
+        rotate=0.0,
+    ) -> np.ndarray:  # fmt: skip
+        """The seeds' images in a near-square grid (each cell is generate.py's ``seed####.png``), moved by
+        ``(translate_x, translate_y)`` and turned by ``rotate`` degrees as ``generate.py translate= rotate=``
+        does (generators with an input transform: ``describe()["input_transform"]``)."""
         seeds = self._seeds(seeds)
         with self._lock:
-            images = render_rgb(self.model, self.ws(seeds, psi, cutoff, class_idx), self._noise_mode(noise_mode))
+            ws = self.ws(seeds, psi, cutoff, class_idx)
+            with transformed(self._g.synthesis, (float(translate_x), float(translate_y)), float(rotate)):
+                images = render_rgb(self.model, ws, self._noise_mode(noise_mode))
         return image_grid(images, nrow=math.ceil(math.sqrt(len(seeds))))
 
     def style_mixing(self, rows="0-3", cols="10-13", layers="0-3", psi=1.0, noise_mode="const", class_idx=None):
@@ -246,11 +258,12 @@ class Explorer:
         scale = max(1, 256 // max(video[0].shape[:2]))
         return write_video(video, self.workspace / "videos" / f"interp_{'-'.join(map(str, seeds))}.{fmt}", fps, scale)
 
-    def layers(self, seed=0, psi=1.0, noise_mode="const", class_idx=None) -> np.ndarray:
-        """visualize.py layers: each ToRGB's contribution above the image after each block."""
+    def layers(self, seed=0, psi=1.0, noise_mode="const", class_idx=None, channel=0) -> np.ndarray:
+        """visualize.py layers: each ToRGB's contribution above the image after each block, or (a network
+        without ToRGB blocks) each layer's activation from ``channel`` on."""
         with self._lock:
             ws = self.ws([int(seed)], psi, None, class_idx)
-            images, ncol = layer_view_grid(self.model, ws, self._noise_mode(noise_mode))
+            images, ncol = layer_view_grid(self.model, ws, self._noise_mode(noise_mode), int(channel))
         return image_grid(images, nrow=ncol)
 
     def noise(self, seed=0, psi=1.0, variants=4, noise_seed=0, class_idx=None) -> np.ndarray:

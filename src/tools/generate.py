@@ -2,6 +2,7 @@
 
     python scripts/generate.py ckpt=PATH seeds=0-15 trunc=0.7 noise_mode=const out=DIR
     python scripts/generate.py ckpt=PATH latents=out/project/latents.safetensors out=DIR
+    python scripts/generate.py ckpt=PATH seeds=0-3 translate=0.3,1 rotate=45 out=DIR
 
 Keys: ``ckpt`` (a gamut .ckpt or an exported .safetensors; required), ``latents`` (a latent file
 from ``scripts/project.py``, or NVIDIA's ``projected_w.npz``: renders its ws instead of seeds, one
@@ -10,7 +11,11 @@ or ``[1,5]``; default 0-7), ``trunc``
 (psi, 1 = off), ``trunc_cutoff`` (first ws to truncate; null = all), ``noise_mode``
 (const|random|none), ``class_idx`` (conditional models; default: each seed's class drawn from the
 training data's class frequencies), ``out`` (folder), ``device`` (cpu|cuda),
-``batch`` (images per forward pass). Images are decoded from the model's color space to RGB, or
+``batch`` (images per forward pass), ``translate`` (``X,Y``; default ``0,0``) and ``rotate`` (degrees; 0):
+NVlabs/stylegan3 ``gen_images.py``'s ``--translate`` and ``--rotate``, applied through the synthesis input's
+transform (:func:`src.nn.input_transform.transformed`; one unit of ``translate`` is the image width for
+square power-of-two models); a generator without an input transform (a learned constant input) refuses
+anything but ``0,0`` and 0. Images are decoded from the model's color space to RGB, or
 RGBA for rgba models. Seeds map to z exactly as in stylegan2-ada-pytorch's generate.py: ``z =
 RandomState(seed).randn(z_dim)`` (:func:`src.latents.seeds.seed_latents`, shared by every tool).
 """
@@ -23,6 +28,7 @@ from pathlib import Path
 from src.checkpoints.load import load_inference
 from src.latents.seeds import parse_seeds, seed_latents
 from src.latents.truncation import truncate
+from src.nn.input_transform import parse_rotate, parse_translate, transformed
 from src.utils.cli import console_entry, exit_on_bad_input, parse_key_values
 from src.utils.io import image_grid, save_png
 
@@ -37,6 +43,8 @@ DEFAULTS = dict(
     device="cpu",
     batch=16,
     latents=None,
+    translate="0,0",
+    rotate=0.0,
 )
 
 
@@ -57,9 +65,16 @@ def generate_from_latents(cfg, model) -> list[Path]:
 
 
 def generate(cfg) -> list[Path]:
+    translate, rotate = parse_translate(cfg.translate), parse_rotate(cfg.rotate)
     model = load_inference(cfg.ckpt, cfg.device, channels_last=True)
-    if cfg.latents:
-        return generate_from_latents(cfg, model)
+    with transformed(model.G.synthesis, translate, rotate):
+        if cfg.latents:
+            return generate_from_latents(cfg, model)
+        return generate_from_seeds(cfg, model)
+
+
+def generate_from_seeds(cfg, model) -> list[Path]:
+    """One PNG per seed, ``seed####.png``."""
     out = Path(cfg.out)
     seeds = parse_seeds(cfg.seeds)
     written: list[Path] = []

@@ -3,6 +3,8 @@
     python scripts/visualize.py mix      ckpt=PATH rows=0-3 cols=10-13 layers=0-3 out=DIR
     python scripts/visualize.py interp   ckpt=PATH seeds=0-3 space=w frames=60 grid=[1,1] formats=[mp4,gif] out=DIR
     python scripts/visualize.py layers   ckpt=PATH seeds=0-1 out=DIR        (or latents=FILE)
+    python scripts/visualize.py transform ckpt=PATH seeds=0-3 frames=120 rotate_to=360 out=DIR
+    python scripts/visualize.py spectrum ckpt=PATH data=DIR_OR_ZIP num=1000 out=DIR   (or npz=[A.npz,B.npz])
     python scripts/visualize.py noise    ckpt=PATH seed=0 variants=4 out=DIR (or latents=FILE)
     python scripts/visualize.py progress run=logs/quickstart/RUN fps=4 out=DIR
     python scripts/visualize.py dscores  run=logs/quickstart/RUN out=DIR
@@ -13,13 +15,25 @@ Common keys: ``ckpt`` (a gamut .ckpt or an exported .safetensors), ``device`` (c
 with the column seeds' codes in ``layers`` (w indices, e.g. ``0-3`` coarse, ``4-7`` middle) ->
 ``mix.png`` (rows may also come from ``latents=FILE``). ``interp``: a looping walk through the seeds
 as keyframes, ``frames`` per keyframe, ``space=w`` (lerp) or ``z`` (slerp); ``grid=[cols,rows]``
-walks several cells at once (seeds dealt round-robin) -> ``interp.mp4`` / ``interp.gif``.
+walks several cells at once (seeds dealt round-robin) -> ``interp.mp4`` / ``interp.gif``; ``translate``
+(``X,Y``) and ``rotate`` (degrees) hold the whole walk moved and turned, as in ``generate.py``.
 ``layers``: per latent, each ToRGB's contribution (normalised) above the image after each block
-(the contributions sum to the final image) -> ``layers.png``. ``noise``: each noise layer resampled
-alone, ``variants`` times, with the std map -> ``noise.png``. ``progress``: the run's sample grids
-in kimg order -> ``progress.mp4``/``.gif``. ``dscores``: the run's ``d_scores.csv`` (callback
-``d_scores``) -> ``d_scores.png``. ``augment``: ADA's p and the r_t heuristic against kimg for one or
-more runs trained with the CSV logger (``logger=csv``), with ``target`` drawn -> ``augment.png``.
+(the contributions sum to the final image) -> ``layers.png``; a synthesis network without ToRGB blocks
+(the alias-free one) shows each layer's activation at its own size instead (channels ``channel`` ..
+``channel + 2`` as RGB; the columns are printed). ``transform``: the seeds in a grid while the input
+transform sweeps from ``rotate_from``/``translate_from`` to ``rotate_to``/``translate_to`` (linear,
+``frames`` frames; ``loop``: the last frame leads back to the first, e.g. 0..360 degrees) ->
+``transform.mp4`` / ``.gif``; generators with an input transform only. ``spectrum``: NVlabs/stylegan3
+``avg_spectra.py``'s average power spectrum of ``num`` generated images (``ckpt``, seeds from ``seed``)
+and/or of ``num`` reals (``data``: a folder or zip; ``num=null``: all), whitened with ``mean``/``std``
+(default: the reals' own, or the images' own without ``data``), Kaiser ``beta``, ``interp`` times
+padding -> ``fakes.npz``/``reals.npz``, ``<name>_heatmap.png`` (smoothed by ``smooth``) and ``slices.png``
+(0 and 45 degrees, ``slice_smooth``); ``npz=[...]`` adds saved spectra (ours or ``avg_spectra.py calc``'s).
+``noise``: each noise layer resampled alone, ``variants`` times, with the std map -> ``noise.png``.
+``progress``: the run's sample grids in kimg order -> ``progress.mp4``/``.gif``. ``dscores``: the
+run's ``d_scores.csv`` (callback ``d_scores``) -> ``d_scores.png``. ``augment``: ADA's p and the r_t
+heuristic against kimg for one or more runs trained with the CSV logger (``logger=csv``), with
+``target`` drawn -> ``augment.png``.
 """
 
 from __future__ import annotations
@@ -34,14 +48,54 @@ COMMON = dict(ckpt=None, device="cpu", trunc=1.0, noise_mode="const", class_idx=
 COMMANDS: dict[str, dict] = {
     "mix": COMMON | dict(rows="0-3", cols="10-13", layers="0-3", latents=None),
     "interp": COMMON
-    | dict(seeds="0-3", space="w", frames=60, grid=[1, 1], fps=30, formats=["mp4", "gif"], scale=0, loop=True),
-    "layers": COMMON | dict(seeds="0-1", latents=None),
+    | dict(
+        seeds="0-3",
+        space="w",
+        frames=60,
+        grid=[1, 1],
+        fps=30,
+        formats=["mp4", "gif"],
+        scale=0,
+        loop=True,
+        translate="0,0",
+        rotate=0.0,
+    ),
+    "layers": COMMON | dict(seeds="0-1", latents=None, channel=0),
+    "transform": COMMON
+    | dict(
+        seeds="0-3",
+        frames=120,
+        rotate_from=0.0,
+        rotate_to=360.0,
+        translate_from="0,0",
+        translate_to="0,0",
+        loop=True,
+        fps=30,
+        formats=["mp4", "gif"],
+        scale=0,
+    ),
+    "spectrum": COMMON
+    | dict(
+        data=None,
+        npz=None,
+        num=1000,
+        seed=0,
+        mean=None,
+        std=None,
+        beta=8.0,
+        interp=4,
+        smooth=1.25,
+        slice_smooth=0.0,
+        dpi=100,
+        resolution=None,
+        batch=16,
+    ),
     "noise": COMMON | dict(seed=0, latents=None, index=0, variants=4, noise_seed=0),
     "progress": dict(run=None, fps=4, hold_last=4, formats=["mp4", "gif"], scale=1, out="out/visualize"),
     "dscores": dict(run=None, out=None),
     "augment": dict(runs=None, target=0.6, window=10, out="out/visualize"),
 }
-REQUIRED = {"progress": {"run": "DIR"}, "dscores": {"run": "DIR"}, "augment": {"runs": "[DIR,...]"}}
+REQUIRED = {"progress": {"run": "DIR"}, "dscores": {"run": "DIR"}, "augment": {"runs": "[DIR,...]"}, "spectrum": {}}
 
 
 def parse_args(argv: list[str]):
@@ -100,6 +154,8 @@ def run(cmd: str, cfg) -> list[Path]:
         runs = [cfg.runs] if isinstance(cfg.runs, str) else list(cfg.runs)
         named = {Path(r).name: r for r in runs}
         return [plot_augment(named, out / "augment.png", float(cfg.target), int(cfg.window))]
+    if cmd == "spectrum":
+        return _spectrum(cfg, out)
 
     from src.checkpoints.load import load_inference
 
@@ -122,30 +178,51 @@ def run(cmd: str, cfg) -> list[Path]:
         return [save_png(image_grid(images, nrow=ncol), out / "mix.png")]
     if cmd == "interp":
         from src.latents.seeds import parse_seeds
+        from src.nn.input_transform import parse_rotate, parse_translate, transformed
         from src.visualize.interpolation import interpolation_frames
 
         formats = _formats(cfg.formats)
         cols, rows = (int(v) for v in cfg.grid)
-        frames = interpolation_frames(
-            model,
-            parse_seeds(cfg.seeds),
-            int(cfg.frames),
-            cfg.space,
-            (cols, rows),
-            float(cfg.trunc),
-            cfg.noise_mode,
-            bool(cfg.loop),
-            cfg.class_idx,
-        )
+        with transformed(g.synthesis, parse_translate(cfg.translate), parse_rotate(cfg.rotate)):
+            frames = interpolation_frames(
+                model,
+                parse_seeds(cfg.seeds),
+                int(cfg.frames),
+                cfg.space,
+                (cols, rows),
+                float(cfg.trunc),
+                cfg.noise_mode,
+                bool(cfg.loop),
+                cfg.class_idx,
+            )
         scale = int(cfg.scale) or max(1, 256 // max(frames[0].shape[:2]))
         return [write_video(frames, out / f"interp.{f}", fps=float(cfg.fps), scale=scale) for f in formats]
     if cmd == "layers":
-        from src.visualize.layers import layer_view_grid
+        from src.visualize.layers import activation_view_grid, layer_view_grid, skip_blocks
 
         ws, noise = _codes(cfg, model)
         with noise_override(g, noise):
-            images, ncol = layer_view_grid(model, ws, cfg.noise_mode)
+            if skip_blocks(g.synthesis) is None:
+                images, ncol, names = activation_view_grid(model, ws, cfg.noise_mode, int(cfg.channel))
+                print("columns: " + ", ".join(names))
+            else:
+                images, ncol = layer_view_grid(model, ws, cfg.noise_mode)
         return [save_png(image_grid(images, nrow=ncol), out / "layers.png")]
+    if cmd == "transform":
+        from src.nn.input_transform import parse_rotate, parse_translate
+        from src.visualize.transform_sweep import sweep_steps, transform_frames
+
+        formats = _formats(cfg.formats)
+        steps = sweep_steps(
+            int(cfg.frames),
+            (parse_rotate(cfg.rotate_from, "rotate_from"), parse_rotate(cfg.rotate_to, "rotate_to")),
+            (parse_translate(cfg.translate_from, "translate_from"), parse_translate(cfg.translate_to, "translate_to")),
+            bool(cfg.loop),
+        )
+        ws, _ = _codes(cfg, model)
+        frames = transform_frames(model, ws, steps, cfg.noise_mode)
+        scale = int(cfg.scale) or max(1, 256 // max(frames[0].shape[:2]))
+        return [write_video(frames, out / f"transform.{f}", fps=float(cfg.fps), scale=scale) for f in formats]
     if cmd == "noise":
         from src.visualize.noise import noise_variants, noise_view_grid
 
@@ -158,6 +235,62 @@ def run(cmd: str, cfg) -> list[Path]:
         print("rows: " + ", ".join(variants))
         return [save_png(image_grid(images, nrow=ncol), out / "noise.png")]
     raise AssertionError(cmd)
+
+
+def _spectrum(cfg, out: Path) -> list[Path]:
+    """The ``spectrum`` view: reals (``data``) first, their whitening then used for the fakes (``ckpt``)."""
+    from src.checkpoints.load import load_inference
+    from src.utils.resolution import parse_size
+    from src.visualize.spectrum import (
+        SpectrumAccumulator,
+        generated_batches,
+        load_spectrum,
+        plot_heatmap,
+        plot_slices,
+        real_batches,
+        save_spectrum,
+    )
+
+    saved = [] if cfg.npz in (None, "") else [cfg.npz] if isinstance(cfg.npz, str) else list(cfg.npz)
+    if not (cfg.ckpt or cfg.data or saved):
+        raise ValueError("name the images: ckpt=PATH (generated), data=DIR_OR_ZIP (reals) and/or npz=[FILE,...]")
+    num = None if cfg.num is None else int(cfg.num)
+    if num is not None and num < 1:
+        raise ValueError(f"num={num}: must be at least 1")
+    interp, beta = int(cfg.interp), float(cfg.beta)
+    model = load_inference(cfg.ckpt, cfg.device, channels_last=True) if cfg.ckpt else None
+    mean = None if cfg.mean is None else float(cfg.mean)
+    std = None if cfg.std is None else float(cfg.std)
+    computed = []
+    if cfg.data:
+        size = parse_size(cfg.resolution, "resolution") if cfg.resolution is not None else None
+        if size is None and model is not None:
+            size = model.G.resolution
+        n, size, batches = real_batches(cfg.data, size, num)
+        acc = SpectrumAccumulator(size, interp, beta)
+        for b in batches:
+            acc.add(b)
+        if mean is None and std is None:
+            mean, std = acc.stats()
+        computed.append(("reals", acc.spectrum(mean, std)))
+    if model is not None:
+        if num is None:
+            raise ValueError("num=null: give the number of generated images (e.g. num=1000)")
+        acc = SpectrumAccumulator(model.G.resolution, interp, beta)
+        seeds = list(range(int(cfg.seed), int(cfg.seed) + num))
+        for b in generated_batches(model, seeds, float(cfg.trunc), cfg.class_idx, cfg.noise_mode, int(cfg.batch)):
+            acc.add(b)
+        computed.append(("fakes", acc.spectrum(mean, std)))
+    written = []
+    for label, s in computed:
+        h, w = s.image_size
+        print(f"{label}: {s.num} images of {h}x{w}, whitened by mean {s.mean:g}, std {s.std:g}")
+        written.append(save_spectrum(s, out / f"{label}.npz"))
+    spectra = computed + [(Path(p).stem, load_spectrum(p)) for p in saved]
+    for label, s in spectra:
+        written.append(plot_heatmap(s, out / f"{label}_heatmap.png", float(cfg.smooth), float(cfg.dpi), label))
+    written.append(plot_slices(spectra, out / "slices.png", float(cfg.slice_smooth), float(cfg.dpi)))
+    return written
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,6 +20,8 @@ def noise_variants(model, ws: Tensor, variants: int = 4, seed: int = 0) -> dict[
         raise ValueError(f"the noise view takes one code, got {ws.shape[0]}")
     gen = torch.Generator().manual_seed(seed)
     layers = noise_layers(model.G)
+    if not layers:
+        raise ValueError(f"{type(model.G).__name__} has no noise inputs: the noise view has nothing to show")
     ws_v = ws.to(model.device).expand(variants, -1, -1)
     out = {}
     for name, layer in layers.items():
