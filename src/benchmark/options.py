@@ -42,6 +42,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "mode": (0, 1, 2, 3),
     "source": ("folder", "zip"),
     "augment": ("none", "ada", "fixed", "diffaugment"),
+    "cfg": ("t", "r"),
 }
 INTS: tuple[str, ...] = (
     "batch",
@@ -55,6 +56,7 @@ INTS: tuple[str, ...] = (
     "workers",
     "repeats",
     "threads",
+    "infer_steps",
 )
 NUMBERS: tuple[str, ...] = ("width", "augment_p")  # ints or floats
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from src.benchmark.options import Subject
-from src.benchmark.subjects import chromagan, colorspace, explore, inference, loader, segan, stylegan2
+from src.benchmark.subjects import chromagan, colorspace, explore, inference, loader, segan, stylegan2, stylegan3
 
 __all__ = ["ALL_KEYS", "SUBJECTS"]
 
@@ -17,6 +17,7 @@ SUBJECTS: dict[str, Subject] = {
     s.name: s
     for s in (
         stylegan2.SUBJECT,
+        stylegan3.SUBJECT,
         segan.SUBJECT,
         inference.SUBJECT,
         chromagan.SUBJECT,

@@ -18,6 +18,9 @@ convolutions around the modulation in training and the grouped (fused) convoluti
 base / max, mapping depth, z/w) is the benchmark's, so both codes train the same network; on CPU
 their fp16 layers are off (``num_fp16_res=0``, ``conv_clamp=None``, as their ``--fp32``), on CUDA
 they keep their defaults (fp16 in the 4 highest resolutions, ``conv_clamp=256``).
+
+:class:`TrainingLoop` is that loop for any phase list and G_ema rule; :mod:`src.profiling.nvidia_stylegan3`
+runs their StyleGAN3 configs through it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ import importlib.util
 import sys
 import time
 import types
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 
@@ -80,7 +85,119 @@ def _kwargs(args, res: tuple[int, int], device: torch.device) -> tuple[dict, dic
     return g, d
 
 
-def _count(module: torch.nn.Module) -> int:
+class Phase(NamedTuple):
+    """One phase of their loop: the name timed (gamut's), the name their loss takes, the network it
+    trains, its optimizer and how often it runs."""
+
+    name: str
+    loss_phase: str
+    module: Any  # their network (untyped code)
+    opt: torch.optim.Optimizer
+    interval: int
+
+
+class TrainingLoop:
+    """Their ``training_loop.py`` iteration on in-memory uint8 ``images``: one draw of ``z`` per phase,
+    each due phase (zero grad, ``requires_grad_`` on, ``accumulate_gradients`` with gain = interval,
+    gradients cleaned with ``nan_to_num`` through one flat tensor, Adam step) in ``phases``' order, then
+    the G_ema update with ``ema_beta(cur_nimg)`` and the buffers copied. ``recorder`` times each phase."""
+
+    def __init__(
+        self,
+        G: Any,
+        G_ema: Any,
+        loss: Any,
+        phases: list[Phase],
+        images: torch.Tensor,
+        batch: int,
+        device: torch.device,
+        ema_beta: Callable[[int], float],
+        recorder: PhaseRecorder,
+    ) -> None:
+        self.G, self.G_ema, self.loss, self.phases = G, G_ema, loss, phases
+        self.images, self.batch, self.device, self.ema_beta, self.recorder = images, batch, device, ema_beta, recorder
+        self.seen = 0  # their cur_nimg
+
+    def iteration(self, i: int) -> None:
+        """Iteration ``i`` (their ``batch_idx``: a phase runs when ``i % interval == 0``)."""
+        batch, device = self.batch, self.device
+        idx = torch.randint(0, len(self.images), (batch,))
+        real = self.images[idx].to(device).to(torch.float32) / 127.5 - 1
+        c = torch.zeros(batch, 0, device=device)
+        all_z = torch.randn(len(self.phases) * batch, self.G.z_dim, device=device).split(batch)
+        for phase, z in zip(self.phases, all_z):
+            if i % phase.interval != 0:
+                continue
+            with self.recorder(phase.name):
+                phase.opt.zero_grad(set_to_none=True)
+                phase.module.requires_grad_(True)
+                self.loss.accumulate_gradients(
+                    phase=phase.loss_phase,
+                    real_img=real,
+                    real_c=c,
+                    gen_z=z,
+                    gen_c=c,
+                    gain=phase.interval,
+                    cur_nimg=self.seen,
+                )
+                phase.module.requires_grad_(False)
+                params = [p for p in phase.module.parameters() if p.grad is not None]
+                if params:
+                    flat = torch.cat([p.grad.flatten() for p in params])
+                    torch.nan_to_num(flat, nan=0, posinf=1e5, neginf=-1e5, out=flat)
+                    for p, g in zip(params, flat.split([p.numel() for p in params])):
+                        p.grad = g.reshape(p.shape)
+                phase.opt.step()
+        beta = self.ema_beta(self.seen)
+        with torch.no_grad():
+            for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
+                p_ema.copy_(p.lerp(p_ema, beta))
+            for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+                b_ema.copy_(b)
+        self.seen += batch
+
+    def timed(self, start: int, steps: int) -> float:
+        """Iterations ``start .. start + steps - 1`` with the recorder timing; the mean seconds of one."""
+        self.recorder.timing = True
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        synchronize(self.device)
+        t0 = time.perf_counter()
+        for i in range(start, start + steps):
+            self.iteration(i)
+        synchronize(self.device)
+        return (time.perf_counter() - t0) / steps
+
+    def report(
+        self, name: str, root: Path, D: torch.nn.Module, precision: str, peak_precision: str, it: float, steps: int
+    ) -> dict:
+        """Their run, ``steps`` iterations of ``it`` seconds timed, as a report shaped like gamut's
+        (:func:`src.benchmark.report.training_report`); the fraction of peak is taken against the peak
+        of ``peak_precision`` (gamut's run's, so both reports divide by the same figure)."""
+        peak, source = peak_gflops(self.device, peak_precision)
+        intervals = {p.name: p.interval for p in self.phases}
+        out = {
+            "model": name,
+            "source": str(root),
+            "device": str(self.device),
+            "precision": precision,
+            "resolution": [int(s) for s in self.images.shape[-2:]],
+            "batch": self.batch,
+            "timed_iterations": steps,
+            "sec_per_iteration": round(it, 4),
+            "images_per_sec": round(self.batch / it, 3),
+            "sec_per_kimg": round(1000 / self.batch * it, 1),
+            "params_G": count_parameters(self.G),
+            "params_D": count_parameters(D),
+            **phase_report(self.recorder, intervals, peak, it),
+            "peak_gflops": round(peak, 1),
+            "peak_source": source,
+        }
+        out.update(memory_report(self.device))
+        return out
+
+
+def count_parameters(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
@@ -101,81 +218,24 @@ def time_training(path: str, data, args, device: torch.device, steps: int, model
     loss = nv.loss.StyleGAN2Loss(
         device=device, G=G, D=D, r1_gamma=10.0, style_mixing_prob=0.9, pl_weight=2.0, pl_no_weight_grad=True
     )
-    phases = []  # (name, module, optimizer, interval) in their order
+    phases = []  # in their order
     for name, module, interval in (("G", G, 4), ("D", D, 16)):
         ratio = interval / (interval + 1)
         opt = torch.optim.Adam(module.parameters(), lr=0.0025 * ratio, betas=(0.0, 0.99**ratio), eps=1e-8)
-        phases += [(f"{name}main", module, opt, 1), (f"{name}reg", module, opt, interval)]
+        phases += [
+            Phase(f"{name}main", f"{name}main", module, opt, 1),
+            Phase(f"{name}reg", f"{name}reg", module, opt, interval),
+        ]
     rec = PhaseRecorder(device)
     rec.flops = dict(model_flops)
     batch = args.batch
-    images = data.images
     ema_beta = 0.5 ** (batch / (10 * batch / 32 * 1000))  # their ema_kimg = batch * 10 / 32
-    seen = 0
-
-    def iteration(i: int) -> None:
-        nonlocal seen
-        idx = torch.randint(0, len(images), (batch,))
-        real = images[idx].to(device).to(torch.float32) / 127.5 - 1
-        c = torch.zeros(batch, 0, device=device)
-        all_z = torch.randn(len(phases) * batch, G.z_dim, device=device).split(batch)
-        for (name, module, opt, interval), z in zip(phases, all_z):
-            if i % interval != 0:
-                continue
-            with rec(name):
-                opt.zero_grad(set_to_none=True)
-                module.requires_grad_(True)
-                loss.accumulate_gradients(
-                    phase=name, real_img=real, real_c=c, gen_z=z, gen_c=c, gain=interval, cur_nimg=seen
-                )
-                module.requires_grad_(False)
-                params = [p for p in module.parameters() if p.grad is not None]
-                if params:
-                    flat = torch.cat([p.grad.flatten() for p in params])
-                    torch.nan_to_num(flat, nan=0, posinf=1e5, neginf=-1e5, out=flat)
-                    for p, g in zip(params, flat.split([p.numel() for p in params])):
-                        p.grad = g.reshape(p.shape)
-                opt.step()
-        with torch.no_grad():
-            for p_ema, p in zip(G_ema.parameters(), G.parameters()):
-                p_ema.copy_(p.lerp(p_ema, ema_beta))
-            for b_ema, b in zip(G_ema.buffers(), G.buffers()):
-                b_ema.copy_(b)
-        seen += batch
-
+    loop = TrainingLoop(G, G_ema, loss, phases, data.images, batch, device, lambda _: ema_beta, rec)
     for i in range(args.warmup):
-        iteration(i)
-    rec.timing = True
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    synchronize(device)
-    t0 = time.perf_counter()
-    for i in range(args.warmup, args.warmup + steps):
-        iteration(i)
-    synchronize(device)
-    it = (time.perf_counter() - t0) / steps
-
-    peak, source = peak_gflops(device, args.precision)
-    intervals = {name: interval for name, _, _, interval in phases}
-    out = {
-        "model": "nvidia stylegan2",
-        "source": str(nv.root),
-        "device": str(device),
-        "precision": "fp16 in the top 4 resolutions" if device.type == "cuda" else "32-true",
-        "resolution": list(res),
-        "batch": batch,
-        "timed_iterations": steps,
-        "sec_per_iteration": round(it, 4),
-        "images_per_sec": round(batch / it, 3),
-        "sec_per_kimg": round(1000 / batch * it, 1),
-        "params_G": _count(G),
-        "params_D": _count(D),
-        **phase_report(rec, intervals, peak, it),
-        "peak_gflops": round(peak, 1),
-        "peak_source": source,
-    }
-    out.update(memory_report(device))
-    return out
+        loop.iteration(i)
+    it = loop.timed(args.warmup, steps)
+    precision = "fp16 in the top 4 resolutions" if device.type == "cuda" else "32-true"
+    return loop.report("nvidia stylegan2", nv.root, D, precision, args.precision, it, steps)
 
 
 def time_inference(

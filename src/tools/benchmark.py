@@ -5,6 +5,7 @@
     python scripts/benchmark.py stylegan2 resolution=32 batch=16 channel_base=16384 steps=16 augment=ada
     python scripts/benchmark.py inference resolution=256 batch=16 channel_base=16384 nvidia=~/src/stylegan3
     python scripts/benchmark.py segan mode=2 resolution=64 batch=16 channel_base=32768 z_dim=64
+    python scripts/benchmark.py stylegan3 cfg=r resolution=32 batch=16 channel_base=8192 nvidia=~/src/stylegan3
     python scripts/benchmark.py chromagan resolution=224 batch=10 weights_dir=~/.cache/torch/hub/checkpoints
     python scripts/benchmark.py loader source=zip resolution=64 workers=2 batch=32 steps=50
     python scripts/benchmark.py colorspace space=all resolution=256 batch=16
@@ -31,6 +32,10 @@ same process, and reports both and the speed-up (:mod:`src.profiling.nvidia_refe
 same keys; ``nvidia=PATH`` times NVIDIA's generator in eval mode alongside; ``modconv=grouped`` runs
 the modulated convolution as one grouped conv with per-sample weights instead of activation scaling
 around one shared conv (``scaled``).
+``stylegan3`` times StyleGAN3's iteration (Gmain, Dmain, R1 every 16; no path length) for ``cfg=t|r``
+(NVIDIA's train.py settings; R doubles G's widths) and ``infer_steps`` batches of ``G_ema(z)``;
+``nvidia=PATH`` builds NVIDIA's StyleGAN3 networks and loss as its train.py does and times them in the
+same process (:mod:`src.profiling.nvidia_stylegan3`; on CPU their ops take the reference paths).
 ``segan`` times the same iteration for SEGAN ``mode`` 0-3; ``chromagan`` one ChromaGAN iteration
 (G step, critic step with the gradient penalty, and the VGG-16 teacher when ``weights_dir`` holds
 ``vgg16-397923af.pth``) at ``width`` (conv channel multiplier, 1.0 = the paper).

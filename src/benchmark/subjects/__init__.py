@@ -2,6 +2,7 @@
 
 ================ ==============================================================================
 ``stylegan2``    one StyleGAN2 training iteration (``nvidia=PATH``: NVIDIA's beside it)
+``stylegan3``    one StyleGAN3 iteration (``cfg=t|r``) and ``G(z)`` (``nvidia=PATH``: NVIDIA's beside it)
 ``segan``        one SEGAN training iteration in ``mode`` 0-3
 ``inference``    one batch of ``G(z)`` (``nvidia=PATH``: NVIDIA's beside it)
 ``chromagan``    one ChromaGAN iteration (teacher, G step, critic step)
