@@ -5,7 +5,7 @@ The subject runs configs T and R at a tiny size and reports every phase, the fra
 its module settings are the presets' (NVIDIA's train.py values). NVIDIA's side is checked against a
 stand-in checkout that records how it is built and run (the StyleGAN2 side is tested the same way in
 tests/test_speed_paths.py); the run against a real NVlabs/stylegan3 checkout is marked slow and skipped
-without one (``GAMUT_NVIDIA_STYLEGAN3``, default /work/ref/stylegan3).
+unless ``GAMUT_NVIDIA_STYLEGAN3`` names one (a clone of NVlabs/stylegan3 outside the repository).
 """
 
 from __future__ import annotations
@@ -257,7 +257,7 @@ def test_on_cuda_a_plugin_that_does_not_build_falls_back_to_their_reference(stub
     assert nv.ops["bias_act"].bias_act(0) == "ref"
 
 
-REFERENCE = Path(os.environ.get("GAMUT_NVIDIA_STYLEGAN3", "/work/ref/stylegan3"))
+REFERENCE = Path(os.environ.get("GAMUT_NVIDIA_STYLEGAN3", "/nonexistent"))
 
 
 @pytest.mark.slow
