@@ -26,6 +26,7 @@ from src.nn.input_transform import user_transform
 from src.pretrained import UnsafePickleError, UnsupportedNetworkError, read
 from src.pretrained import nvidia_stylegan3 as n3
 from tests import foreign_layouts as fl
+from tests.parity.stylegan3_generator import randomise
 
 # Tiny networks: 16 px, 4 alias-free layers; R doubles G's widths against D's, as train.py does.
 D_WIDTHS = dict(channel_base=256, channel_max=16)
@@ -41,18 +42,7 @@ def _generator(cfg: str, num_classes: int = 0, img_channels: int = 3, seed: int 
     args = dict(z_dim=8, w_dim=8, resolution=16, num_layers=4, conv_clamp=256.0, num_fp16_res=2)
     args.update(magnitude_ema_beta=0.9989, **CONFIGS[cfg])
     g = StyleGAN3Generator(num_classes=num_classes, img_channels=img_channels, **(args | kw)).eval()
-    gen = torch.Generator().manual_seed(seed + 100)
-    with torch.no_grad():
-        for name, p in g.named_parameters():
-            if name.endswith("bias"):
-                p.add_(0.1 * torch.randn(p.shape, generator=gen))
-            if name == "synthesis.input.affine.weight":
-                p.copy_(0.3 * torch.randn(p.shape, generator=gen))
-        for name, b in g.named_buffers():
-            if name.endswith("magnitude_ema"):
-                b.copy_(0.5 + torch.rand(b.shape, generator=gen))
-            if name.endswith("w_avg"):
-                b.copy_(0.5 * torch.randn(b.shape, generator=gen))
+    randomise(g, seed + 100)  # every tensor matters, as in the parity run against NVIDIA's code
     return g
 
 

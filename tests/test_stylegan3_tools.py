@@ -187,17 +187,6 @@ def test_interpolation_video_with_a_held_rotation(model, sg3_ckpt, tmp_path):
 # projector, layer view, noise view
 
 
-@pytest.fixture(scope="module")
-def weights_dir(tmp_path_factory):
-    from src.pretrained.weights import WEIGHTS
-
-    d = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    trunk = torchvision.models.vgg16(weights=None).features
-    torch.save({f"features.{k}": v for k, v in trunk.state_dict().items()}, d / WEIGHTS["vgg16"].filename)
-    return d
-
-
 def test_projector_w_and_w_plus_on_a_generator_without_noise(model, sg3_ckpt, weights_dir, tmp_path):
     from src.projection.projector import Projector, ProjectorConfig
 

@@ -325,3 +325,18 @@ def test_fine_tune_takes_architecture_from_the_file_and_training_keys_from_the_c
     assert cfg.model.g_channel_base == 2048 and any("g_channel_base" in n for n in notes)
     assert cfg.model.blur.sigma == 10.0 and cfg.model.magnitude_ema_beta is None
     assert cfg.model.perf.compile is True and cfg.model.w_avg_beta == 0.998
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (dict(conv_kernel=5), r"model.conv_kernel=5: StyleGAN3 uses 3 \(config T\) or 1 \(config R\)"),
+        (dict(magnitude_ema_beta=1.5), r"model.magnitude_ema_beta=1.5: expected null or 0 <= beta <= 1"),
+        (dict(blur=dict(sigma=-1.0)), r"model.blur=.*sigma and fade_kimg must be >= 0"),
+        (dict(blur=dict(radius=3)), r"model.blur"),
+        (dict(synthesis=dict(layers=4)), r"model.synthesis"),
+    ],
+)
+def test_bad_stylegan3_settings_are_refused_naming_the_key(options, message):
+    with pytest.raises(ValueError, match=message):
+        StyleGAN3(**TINY3, **options)

@@ -101,7 +101,7 @@ class StyleGAN3(StyleGAN2):
         )
         self._g_channels = dict(channel_base=g_channel_base, channel_max=g_channel_max)
         super().__init__(**kwargs)
-        self.synthesis_cfg, self.blur_cfg = synthesis_cfg, blur_cfg
+        self.blur_cfg = blur_cfg
         self.magnitude_ema_beta = magnitude_ema_beta
 
     def make_generator(self, **kwargs) -> StyleGAN3Generator:
