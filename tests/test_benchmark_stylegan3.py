@@ -19,8 +19,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from src.benchmark.harness import shapes_images
 from src.benchmark.subjects import stylegan3 as subject
 from src.profiling import nvidia_stylegan3
+from src.profiling.measure import LossHistory
 from src.tools import benchmark
 from tests.conftest import CONF
 
@@ -125,6 +127,7 @@ class Discriminator(torch.nn.Module):
         self.layer = torch.nn.Linear(3, 1)
 """
 _STUB_LOSS = """
+from torch_utils import training_stats
 from training import networks_stylegan2
 class StyleGAN2Loss:
     def __init__(self, device, G, D, augment_pipe=None, **kwargs):
@@ -133,6 +136,15 @@ class StyleGAN2Loss:
     def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg):
         networks_stylegan2.BUILT.append({"phase": phase, "gain": gain, "G_training": self.G.training})
         (self.D.layer(self.G(gen_z, gen_c)).sum() * gain).backward()
+        name = {"Gboth": "Loss/G/loss", "Dmain": "Loss/D/loss", "Dreg": "Loss/D/reg"}[phase]
+        training_stats.report(name, float(len(networks_stylegan2.BUILT)))  # a value that grows
+        training_stats.report("Loss/scores/fake", -1.0)  # not a loss the summary keeps
+"""
+_STUB_STATS = """
+REPORTED = []
+def report(name, value):
+    REPORTED.append(name)
+    return value
 """
 _STUB_AUGMENT = """
 import torch
@@ -169,6 +181,7 @@ def stub_checkout(tmp_path, monkeypatch):
         "training/augment.py": _STUB_AUGMENT,
         "torch_utils/__init__.py": "",
         "torch_utils/ops/__init__.py": "",
+        "torch_utils/training_stats.py": _STUB_STATS,
         "torch_utils/ops/filtered_lrelu.py": _STUB_FILTERED_LRELU,
         "torch_utils/ops/bias_act.py": _STUB_OP.format(name="bias_act"),
         "torch_utils/ops/upfirdn2d.py": _STUB_OP.format(name="upfirdn2d"),
@@ -200,6 +213,7 @@ def _args(**over) -> types.SimpleNamespace:
         augment="none",
         augment_p=0.5,
         augment_pipeline="bgc",
+        gamma=8.2,
     )
     return types.SimpleNamespace(**(base | over))
 
@@ -222,7 +236,7 @@ def test_nvidia_side_is_built_as_their_train_py_builds_it(stub_checkout, fixed_p
     assert g["num_fp16_res"] == 0 and g["conv_clamp"] is None
     assert (d["channel_base"], d["channel_max"]) == (64, 8) and d["epilogue_kwargs"] == {"mbstd_group_size": 2}
     assert d["num_fp16_res"] == 0 and d["conv_clamp"] is None
-    assert loss["pl_weight"] == 0 and loss["style_mixing_prob"] == 0 and loss["r1_gamma"] > 0
+    assert loss["pl_weight"] == 0 and loss["style_mixing_prob"] == 0 and loss["r1_gamma"] == 8.2
     if r:
         assert loss["blur_init_sigma"] == 10 and loss["blur_fade_kimg"] == 2 * 200 / 32
     else:
@@ -234,6 +248,72 @@ def test_nvidia_side_is_built_as_their_train_py_builds_it(stub_checkout, fixed_p
     assert all(e["G_training"] for e in recorded if "phase" in e)
     assert set(out["phases"]) == {"Gmain", "Dmain", "Dreg"} and out["model"] == f"nvidia stylegan3-{cfg}"
     assert out["ops"]["filtered_lrelu"] == "reference (CPU tensors): 3 of 3 calls in _filtered_lrelu_ref"
+
+
+def test_nvidia_side_records_their_losses_and_measures_their_g_ema(stub_checkout, fixed_peak):
+    """Their loss's training_stats.report still sees every report; Loss/G/loss, Loss/D/loss and
+    Loss/D/reg also land in the summary under gamut's names (the scores do not); ``quality`` gets their
+    G_ema, called as gen_images.py calls it."""
+    data = types.SimpleNamespace(resolution=(8, 8), images=torch.zeros(4, 3, 8, 8, dtype=torch.uint8))
+    seen = []
+
+    def quality(G):
+        seen.append(G(torch.zeros(3, 4)).shape)
+        return {"SWDx1e3_avg": 1.0}
+
+    out = nvidia_stylegan3.time_training(str(stub_checkout), "t", data, _args(), torch.device("cpu"), 16, {}, quality)
+    stats = sys.modules["torch_utils.training_stats"]
+    assert stats.REPORTED.count("Loss/G/loss") == 17 and stats.REPORTED.count("Loss/scores/fake") == 36
+    assert stats.report.__module__ == "torch_utils.training_stats"  # put back after the run
+    losses = out["losses"]
+    assert losses["iterations"] == 17 and set(losses) == {"iterations", "windows", "Loss/G", "Loss/D", "Loss/r1"}
+    assert losses["Loss/G"] == sorted(losses["Loss/G"]) and losses["Loss/G"][0] < losses["Loss/G"][-1]
+    assert losses["Loss/r1"][0] is not None and losses["Loss/r1"][1] is None  # Dreg in iterations 0 and 16
+    assert out["quality"] == {"SWDx1e3_avg": 1.0} and seen == [torch.Size([3, 3])]
+
+
+def test_loss_history_means_over_equal_windows():
+    history = LossHistory()
+    for i in range(8):
+        history.start()
+        history.add("Loss/G", torch.tensor([float(i), float(i) + 2]))  # a tensor: its mean, i + 1
+        if i % 4 == 0:
+            history.add("Loss/r1", i)
+    out = history.summary(windows=4)
+    assert out["windows"] == [[0, 2], [2, 4], [4, 6], [6, 8]] and out["iterations"] == 8
+    assert out["Loss/G"] == [1.5, 3.5, 5.5, 7.5] and out["Loss/r1"] == [0.0, None, 4.0, None]
+
+
+def test_side_by_side_training_on_shapes_reports_losses_and_swd(one_timed_iteration):
+    """data=shapes trains on the easy shapes (white shapes on black), reports gamut's losses like NVIDIA's
+    and, with quality=N, the SWD of G_ema's images against the first N training images."""
+    out = benchmark.main(
+        [
+            "stylegan3",
+            "resolution=16",
+            "batch=2",
+            "infer_steps=0",
+            "data=shapes",
+            "images=6",
+            "quality=4",
+            "gamma=0.5",
+            *TINY,
+        ]
+    )
+    assert out["data"] == "shapes" and out["r1_gamma"] == 0.5
+    assert {"Loss/G", "Loss/D", "Loss/r1"} <= set(out["losses"]) and out["losses"]["iterations"] == 2
+    q = out["quality"]
+    assert q["metric"] == "swd" and q["images"] == 4 and set(q) >= {"SWDx1e3_16", "SWDx1e3_avg"}
+    assert q["SWDx1e3_avg"] > 0
+    shapes = shapes_images(6, (16, 16)).images
+    assert shapes.dtype == torch.uint8 and shapes.shape == (6, 3, 16, 16)
+    assert shapes.float().mean() < 128 and shapes.max() == 255  # mostly black, some white
+
+
+@pytest.mark.parametrize("words", [["quality=8", "images=4"], ["quality=-1"]])
+def test_quality_needs_as_many_training_images(words):
+    with pytest.raises(SystemExit, match="quality"):
+        benchmark.main(["stylegan3", "resolution=16", "data=shapes", *words])
 
 
 def test_nvidia_side_uses_their_augment_pipe_with_bgc(stub_checkout, fixed_peak):

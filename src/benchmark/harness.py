@@ -1,7 +1,8 @@
 """What every benchmark subject shares: its device and resolution, in-memory data, and a timed fit.
 
 :class:`RandomImages` serves fixed random uint8 images (no decoding cost, so a timing is the
-model's, not the loader's); :class:`IterationTimer` is a Lightning callback that times a window of
+model's, not the loader's), :func:`shapes_images` the built-in shapes held in memory the same way (for
+runs whose result is looked at, not only timed); :class:`IterationTimer` is a Lightning callback that times a window of
 iterations inside a real ``Trainer.fit`` and switches a :class:`~src.profiling.measure.PhaseRecorder`
 between counting FLOPs (iteration 0) and timing phases (the timed window); :func:`fit_timed` fits a
 module that way, as ``make train`` runs it. :func:`device_of` and :func:`resolution_of` read the
@@ -12,17 +13,23 @@ from __future__ import annotations
 
 import time
 import types
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import Callback
 
 from src.callbacks.limits import bare_trainer
 from src.datamodules.dataset import BaseImageDataset
+from src.datamodules.shapes import ShapesDataset
 from src.profiling.measure import synchronize
 from src.utils.resolution import parse_resolution
 
-__all__ = ["RandomImages", "IterationTimer", "device_of", "fit_timed", "resolution_of"]
+__all__ = ["RandomImages", "IterationTimer", "device_of", "fit_timed", "resolution_of", "shapes_images"]
+
+#: the settings of ``data=shapes_easy`` (the shapes experiment=quickstart learns in minutes)
+SHAPES_EASY = Path(__file__).resolve().parents[2] / "conf" / "data" / "shapes_easy.yaml"
 
 
 class RandomImages(BaseImageDataset):
@@ -39,6 +46,17 @@ class RandomImages(BaseImageDataset):
 
     def __getitem__(self, i: int) -> dict:
         return {"image": self.images[i], "label": torch.tensor(0)}
+
+
+def shapes_images(n: int, resolution: tuple[int, int], seed: int = 0) -> RandomImages:
+    """The first ``n`` images of ``data=shapes_easy`` (white triangles, rings and crosses on black, RGB)
+    at ``resolution``, held in memory as :class:`RandomImages` holds its own (label 0)."""
+    settings = OmegaConf.to_container(OmegaConf.load(SHAPES_EASY).dataset)
+    assert isinstance(settings, dict)
+    shapes = ShapesDataset(size=n, resolution=list(resolution), seed=seed, **{str(k): v for k, v in settings.items()})
+    data = RandomImages(1, 3, resolution)
+    data.images = torch.stack([shapes[i]["image"] for i in range(n)])
+    return data
 
 
 class IterationTimer(Callback):

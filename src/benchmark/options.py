@@ -43,6 +43,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "source": ("folder", "zip"),
     "augment": ("none", "ada", "fixed", "diffaugment"),
     "cfg": ("t", "r"),
+    "data": ("random", "shapes"),
 }
 INTS: tuple[str, ...] = (
     "batch",
@@ -57,8 +58,9 @@ INTS: tuple[str, ...] = (
     "repeats",
     "threads",
     "infer_steps",
+    "quality",
 )
-NUMBERS: tuple[str, ...] = ("width", "augment_p")  # ints or floats
+NUMBERS: tuple[str, ...] = ("width", "augment_p", "gamma")  # ints or floats
 
 
 class Sizes(NamedTuple):

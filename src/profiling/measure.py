@@ -196,3 +196,35 @@ def memory_report(device: torch.device) -> dict:
         "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "cpu_threads": torch.get_num_threads(),
     }
+
+
+class LossHistory:
+    """The losses of a run, one row per iteration (:meth:`start`, then :meth:`add`), summarised as means
+    over equal windows of iterations (:meth:`summary`): how a benchmark that also trains reports its
+    losses next to its timings, the same way for gamut's run and a reference's."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, float]] = []
+
+    def start(self) -> None:
+        self.rows.append({})
+
+    def add(self, name: str, value: torch.Tensor | float) -> None:
+        """Record ``value`` (a tensor: its mean) under ``name`` for the current iteration."""
+        v = value.detach().float().mean() if isinstance(value, torch.Tensor) else value
+        self.rows[-1][name] = float(v)
+
+    def summary(self, windows: int = 4) -> dict:
+        """``{name: [mean over window 1, ...]}`` over ``windows`` consecutive equal spans of the
+        iterations (iterations where a loss was not computed, e.g. R1 between its intervals, are skipped)."""
+        n = len(self.rows)
+        spans = [(n * k // windows, n * (k + 1) // windows) for k in range(windows)]
+        names = sorted({key for row in self.rows for key in row})
+        out: dict = {"iterations": n, "windows": [[a, b] for a, b in spans]}
+        for name in names:
+            means = []
+            for a, b in spans:
+                values = [row[name] for row in self.rows[a:b] if name in row]
+                means.append(significant(sum(values) / len(values), 4) if values else None)
+            out[name] = means
+        return out

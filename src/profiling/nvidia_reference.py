@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from src.profiling.measure import PhaseRecorder, memory_report, peak_gflops, phase_report, synchronize
+from src.profiling.measure import LossHistory, PhaseRecorder, memory_report, peak_gflops, phase_report, synchronize
 
 
 def load(path: str | Path) -> types.SimpleNamespace:
@@ -117,10 +117,13 @@ class TrainingLoop:
         self.G, self.G_ema, self.loss, self.phases = G, G_ema, loss, phases
         self.images, self.batch, self.device, self.ema_beta, self.recorder = images, batch, device, ema_beta, recorder
         self.seen = 0  # their cur_nimg
+        self.history: LossHistory | None = None  # set: one row of losses per iteration
 
     def iteration(self, i: int) -> None:
         """Iteration ``i`` (their ``batch_idx``: a phase runs when ``i % interval == 0``)."""
         batch, device = self.batch, self.device
+        if self.history is not None:
+            self.history.start()
         idx = torch.randint(0, len(self.images), (batch,))
         real = self.images[idx].to(device).to(torch.float32) / 127.5 - 1
         c = torch.zeros(batch, 0, device=device)

@@ -44,7 +44,7 @@ from typing import Any
 import torch
 
 from src.profiling import nvidia_reference
-from src.profiling.measure import PhaseRecorder, peak_gflops, significant
+from src.profiling.measure import LossHistory, PhaseRecorder, peak_gflops, significant
 
 __all__ = [
     "R1_GAMMA",
@@ -52,6 +52,7 @@ __all__ = [
     "generator_kwargs",
     "load",
     "loss_kwargs",
+    "recording_losses",
     "time_inference",
     "time_training",
 ]
@@ -129,9 +130,9 @@ def discriminator_kwargs(args, res: int, device: torch.device) -> dict[str, Any]
     )
 
 
-def loss_kwargs(cfg: str, batch: int) -> dict[str, Any]:
-    """``StyleGAN2Loss``'s arguments as train.py sets them for ``--cfg=stylegan3-<cfg>``."""
-    out: dict[str, Any] = dict(r1_gamma=R1_GAMMA, style_mixing_prob=0, pl_weight=0)
+def loss_kwargs(cfg: str, batch: int, gamma: float = R1_GAMMA) -> dict[str, Any]:
+    """``StyleGAN2Loss``'s arguments as train.py sets them for ``--cfg=stylegan3-<cfg> --gamma=<gamma>``."""
+    out: dict[str, Any] = dict(r1_gamma=gamma, style_mixing_prob=0, pl_weight=0)
     if cfg == "r":
         out.update(blur_init_sigma=10, blur_fade_kimg=batch * 200 / 32)
     return out
@@ -192,12 +193,41 @@ def counting_filtered_lrelu(flrelu: Any) -> Iterator[dict[str, int]]:
         flrelu.filtered_lrelu, flrelu._filtered_lrelu_ref = outer, ref
 
 
+#: their loss's ``training_stats.report`` names -> gamut's log keys for the same quantities
+LOSS_NAMES = {"Loss/G/loss": "Loss/G", "Loss/D/loss": "Loss/D", "Loss/D/reg": "Loss/r1"}
+
+
+@contextmanager
+def recording_losses(stats: Any, history: LossHistory) -> Iterator[None]:
+    """Route their ``training_stats.report`` calls for :data:`LOSS_NAMES`' names into ``history`` too."""
+    report = stats.report
+
+    def recorded(name: str, value: Any) -> Any:
+        if name in LOSS_NAMES:
+            history.add(LOSS_NAMES[name], value)
+        return report(name, value)
+
+    stats.report = recorded
+    try:
+        yield
+    finally:
+        stats.report = report
+
+
 def time_training(
-    path: str, cfg: str, data, args, device: torch.device, steps: int, model_flops: dict[str, int]
+    path: str,
+    cfg: str,
+    data,
+    args,
+    device: torch.device,
+    steps: int,
+    model_flops: dict[str, int],
+    quality: Callable[[Callable[[torch.Tensor], torch.Tensor]], dict] | None = None,
 ) -> dict:
     """NVIDIA's StyleGAN3 iteration: ``args.warmup`` untimed iterations (the first runs every phase), then
     ``steps`` timed ones; a report shaped like gamut's, FLOP fractions from ``model_flops`` (gamut's
-    count of the same network, per phase)."""
+    count of the same network, per phase), with their losses (``losses``: :class:`LossHistory`'s summary
+    under gamut's names) and, given ``quality``, ``quality(G_ema(z))`` after the run."""
     nv = load(path)
     res = _square(tuple(data.resolution))
     ops = choose_ops(nv, device)
@@ -215,7 +245,9 @@ def time_training(
         augment_pipe = nv.augment.AugmentPipe(**BGC).train().requires_grad_(False).to(device)
         augment_pipe.p.copy_(torch.as_tensor(args.augment_p))
     batch = args.batch
-    loss = nv.loss.StyleGAN2Loss(device=device, G=G, D=D, augment_pipe=augment_pipe, **loss_kwargs(cfg, batch))
+    loss = nv.loss.StyleGAN2Loss(
+        device=device, G=G, D=D, augment_pipe=augment_pipe, **loss_kwargs(cfg, batch, args.gamma)
+    )
     phases = [nvidia_reference.Phase("Gmain", "Gboth", G, _adam(G, 0.0025, None), 1)]  # G_reg_interval None
     opt_d = _adam(D, 0.002, 16)
     phases += [
@@ -236,11 +268,13 @@ def time_training(
         lambda seen: 0.5 ** (batch / max(min(ema_nimg, seen * 0.05), 1e-8)),
         rec,
     )
-    with counting_filtered_lrelu(nv.ops["filtered_lrelu"]) as calls:
-        for i in range(args.warmup):
-            loop.iteration(i)
-    ops["filtered_lrelu"] += f": {calls['ref']} of {calls['all']} calls in _filtered_lrelu_ref"
-    it = loop.timed(args.warmup, steps)
+    loop.history = history = LossHistory()
+    with recording_losses(nv.loss.training_stats, history):
+        with counting_filtered_lrelu(nv.ops["filtered_lrelu"]) as calls:
+            for i in range(args.warmup):
+                loop.iteration(i)
+        ops["filtered_lrelu"] += f": {calls['ref']} of {calls['all']} calls in _filtered_lrelu_ref"
+        it = loop.timed(args.warmup, steps)
     fp16 = fp16_kwargs(device, args.precision)["num_fp16_res"] > 0
     out = loop.report(
         f"nvidia stylegan3-{cfg}",
@@ -253,6 +287,10 @@ def time_training(
     )
     out["ops"] = ops
     out["augment"] = "their AugmentPipe (bgc), p fixed" if augment_pipe is not None else "none"
+    out["losses"] = history.summary()
+    if quality is not None:
+        c = torch.zeros(1, 0, device=device)
+        out["quality"] = quality(lambda z: G_ema(z, c.expand(len(z), 0), truncation_psi=1, noise_mode="const"))
     return out
 
 

@@ -50,13 +50,19 @@ def report_keys(args: types.SimpleNamespace) -> dict[str, Any]:
 
 
 def time_iterations(
-    model: GANModule, recorder: PhaseRecorder, args: types.SimpleNamespace, res: tuple[int, int], extra: dict[str, Any]
+    model: GANModule,
+    recorder: PhaseRecorder,
+    args: types.SimpleNamespace,
+    res: tuple[int, int],
+    extra: dict[str, Any],
+    data: RandomImages | None = None,
 ) -> tuple[dict, RandomImages, int]:
-    """Fit ``model`` with ``recorder`` attached on random images and report the timed window (``steps``
-    rounded up to 16 iterations); returns the report, the data and the number of timed iterations."""
+    """Fit ``model`` with ``recorder`` attached on ``data`` (default: random images) and report the timed
+    window (``steps`` rounded up to 16 iterations); returns the report, the data and the number of timed
+    iterations."""
     steps = max(16, math.ceil(args.steps / 16) * 16)
     model.phase_recorder = recorder
-    data = RandomImages(max(args.batch * 4, 64), 3, res)
+    data = RandomImages(max(args.batch * 4, 64), 3, res) if data is None else data
     dm = ImageDataModule(data, batch_size=args.batch, resolution=list(res))
     timer, _ = fit_timed(model, dm, args, steps)
     return training_report(args.what, model, timer, args, res, **extra), data, steps

@@ -16,22 +16,35 @@ no grad) is timed over ``infer_steps`` batches of ``batch`` (0: not timed) and r
 ``nvidia=PATH`` also times NVIDIA's StyleGAN3 of the same config and architecture from a checkout of
 NVlabs/stylegan3 (:mod:`src.profiling.nvidia_stylegan3`), training and ``G(z)``, in the same process,
 and reports both and the speed-ups. NVIDIA's networks take square sizes only.
+
+The same command is a short side-by-side training: ``data=shapes`` trains both codes on the same
+``images`` images of ``data=shapes_easy`` (default: random images, which only time), ``gamma`` is R1's
+gamma for both, and ``quality=N`` measures each G_ema after its run by the sliced Wasserstein distance
+(:mod:`src.metrics.swd`, no feature network) between N generated images (the same latents on both
+sides, psi 1) and the first N training images. Each report's ``losses`` holds the mean ``Loss/G``,
+``Loss/D`` and ``Loss/r1`` over four equal spans of the run (NVIDIA's ``Loss/G/loss``, ``Loss/D/loss``
+and ``Loss/D/reg``: the same quantities).
 """
 
 from __future__ import annotations
 
 import types
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from src.benchmark.harness import device_of, resolution_of
+import torch
+from torch import Tensor
+
+from src.benchmark.harness import RandomImages, device_of, resolution_of, shapes_images
 from src.benchmark.options import AUGMENT, BASE, STYLEGAN, TRAINING, Sizes, Subject
 from src.benchmark.report import side_by_side
 from src.benchmark.subjects import stylegan2
 from src.benchmark.subjects.inference import time_generator
+from src.metrics.swd import swd
 from src.modules.stylegan3 import losses
 from src.modules.stylegan3.module import StyleGAN3
 from src.modules.stylegan3.networks import STYLEGAN3_CONFIGS
-from src.profiling.measure import PhaseRecorder
+from src.profiling.measure import LossHistory, PhaseRecorder
 from src.profiling.nvidia_stylegan3 import R1_GAMMA
 
 __all__ = ["SUBJECT", "module_kwargs"]
@@ -55,7 +68,7 @@ def module_kwargs(args: types.SimpleNamespace, res: tuple[int, int]) -> dict[str
         g_channel_max=g_max,
         magnitude_ema_beta=None,  # NVIDIA's rule for the batch: 0.5 ** (batch / 20000)
         blur=blur,
-        loss=dict(r1_gamma=R1_GAMMA, pl_weight=0.0, style_mixing_prob=0.0),
+        loss=dict(r1_gamma=float(args.gamma), pl_weight=0.0, style_mixing_prob=0.0),
         optim=dict(g_lr=0.0025, d_lr=0.002),
         ema=dict(kimg=args.batch * 10 / 32, rampup=0.05),
     )
@@ -75,6 +88,8 @@ def report_keys(args: types.SimpleNamespace) -> dict[str, Any]:
             use_radial_filters=arch["use_radial_filters"],
             magnitude_ema_beta=losses.magnitude_ema_beta(args.batch),
             blur_sigma=10.0 if args.cfg == "r" else 0.0,
+            r1_gamma=float(args.gamma),
+            data=args.data,
         )
     )
 
@@ -96,6 +111,53 @@ def check(args: types.SimpleNamespace) -> None:
     """NVIDIA's side needs a square size; say so before gamut's run, not after it."""
     if args.nvidia and len(args.resolution) == 2 and args.resolution[0] != args.resolution[1]:
         raise SystemExit(f"benchmark.py stylegan3: nvidia= needs a square resolution, got {args.resolution}")
+    if args.quality < 0 or args.images < 0 or (args.images and args.images < max(args.quality, 1)):
+        raise SystemExit(
+            f"benchmark.py stylegan3: quality={args.quality} images={args.images}: quality counts training "
+            "images, so it needs 0 <= quality <= images"
+        )
+
+
+def training_data(args: types.SimpleNamespace, res: tuple[int, int]) -> RandomImages:
+    """``images`` random images (0: ``max(4 * batch, 64)``) or the first ``images`` of the easy
+    shapes (0: ``max(quality, 2048)``), in memory."""
+    if args.data == "shapes":
+        return shapes_images(args.images or max(args.quality, 2048), res)
+    return RandomImages(args.images or max(args.batch * 4, 64, args.quality), 3, res)
+
+
+def swd_of(reals: Tensor, args: types.SimpleNamespace) -> Callable[[Callable[[Tensor], Tensor]], dict]:
+    """``measure(G)``: SWD x 1e3 between ``G``'s images of ``quality`` seeded latents (float ``[-1, 1]``,
+    quantised to uint8 as NVIDIA saves images) and the first ``quality`` of ``reals``."""
+    n, device = args.quality, device_of(args)
+
+    def measure(G: Callable[[Tensor], Tensor]) -> dict:
+        z = torch.randn(n, args.z_dim, generator=torch.Generator().manual_seed(0))
+
+        def fakes():
+            with torch.no_grad():
+                for part in z.split(args.batch):
+                    x = G(part.to(device)).float()
+                    yield (x * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu()
+
+        values = swd(reals[:n].split(args.batch), fakes())
+        return {k: round(v, 3) for k, v in values.items()} | dict(metric="swd", images=n)
+
+    return measure
+
+
+def recording_losses(model: StyleGAN3, history: LossHistory) -> None:
+    """Record each iteration's ``Loss/*`` values as the module logs them."""
+    log_iteration = model.log_iteration
+
+    def recorded(log: Mapping[str, Tensor | float]) -> None:
+        history.start()
+        for key, value in log.items():
+            if key in ("Loss/G", "Loss/D", "Loss/r1"):
+                history.add(key, value)
+        log_iteration(log)
+
+    model.log_iteration = recorded  # type: ignore[method-assign]  # observes, then calls the module's own
 
 
 def run(args: types.SimpleNamespace) -> dict:
@@ -103,7 +165,15 @@ def run(args: types.SimpleNamespace) -> dict:
     device = device_of(args)
     model = StyleGAN3(**module_kwargs(args, res))
     recorder = PhaseRecorder(device)
-    ours, data, steps = stylegan2.time_iterations(model, recorder, args, res, report_keys(args))
+    history = LossHistory()
+    recording_losses(model, history)
+    data = training_data(args, res)
+    ours, data, steps = stylegan2.time_iterations(model, recorder, args, res, report_keys(args), data)
+    ours["losses"] = history.summary()
+    quality = swd_of(data.images, args) if args.quality else None
+    if quality is not None:
+        G = model.G_ema.eval().to(device)
+        ours["quality"] = quality(lambda z: G(z, noise_mode="const"))
     infer = inference_args(args)
     if args.infer_steps:
         ours["inference"] = time_g_ema(model, infer, res)
@@ -113,7 +183,7 @@ def run(args: types.SimpleNamespace) -> dict:
 
     flops = dict(recorder.flops)
     del model, recorder
-    theirs = nvidia_stylegan3.time_training(args.nvidia, args.cfg, data, args, device, steps, flops)
+    theirs = nvidia_stylegan3.time_training(args.nvidia, args.cfg, data, args, device, steps, flops, quality)
     out = side_by_side(ours, theirs, "sec_per_iteration")
     if args.infer_steps:
         model_flops = ours["inference"]["flops_per_batch"]
@@ -124,5 +194,12 @@ def run(args: types.SimpleNamespace) -> dict:
     return out
 
 
-KEYS = BASE | TRAINING | STYLEGAN | AUGMENT | dict(channel_base=32768, map_depth=2, cfg="t", infer_steps=3, nvidia=None)
+KEYS = (
+    BASE
+    | TRAINING
+    | STYLEGAN
+    | AUGMENT
+    | dict(channel_base=32768, map_depth=2, cfg="t", infer_steps=3, nvidia=None)
+    | dict(data="random", images=0, quality=0, gamma=R1_GAMMA)
+)
 SUBJECT = Subject("stylegan3", run, KEYS, Sizes([32], 16, 16, 2), check)
