@@ -48,6 +48,7 @@ from src.sweeps.jobs import finished, sweep_job, tracking_info, write_done, writ
 from src.sweeps.objective import check_optimized_metric
 from src.sweeps.optuna import is_pruned
 from src.utils import ddp_launch
+from src.utils.faults import RunStopped
 from src.utils.io import atomic_write
 from src.utils.malloc import keep_freed_cpu_memory
 from src.utils.resume import check_resume, resume_config
@@ -60,6 +61,7 @@ from src.utils.run_folder import (
     OVERRIDES_FILE,
     remove_if_empty,
 )
+from src.utils.run_lock import RunLock
 from src.utils.validation import ConfigError, check_model_data, check_required, resolve_ckpt_path, validate
 
 log = logging.getLogger("gamut.train")
@@ -218,7 +220,11 @@ def train(cfg: DictConfig) -> dict:
             run_dir / DONE_FILE,
         )
         return {k: float(v) for k, v in (done.get("metrics") or {}).items()}
+    with RunLock(run_dir):  # one writer per run folder; a second launch is refused (src/utils/run_lock.py)
+        return _train_holding_the_folder(cfg, run_dir, limits)
 
+
+def _train_holding_the_folder(cfg: DictConfig, run_dir: Path, limits: Limits) -> dict:
     launch = validated(cfg, limits)
     pl.seed_everything(cfg.seed, workers=True)
     if cfg.get("cpu_malloc_cache", True):
@@ -290,6 +296,12 @@ def main(cfg: DictConfig) -> float | None:
         print(f"gamut: sweep job {job[1]}: invalid config: {e}", file=sys.stderr, flush=True)
         write_failed(Path(cfg.paths.run_dir), e)
         return None  # the launcher goes on; SweepReport reports it and sets the exit status
+    except RunStopped as e:  # a fault with its own one-line report (src/utils/faults.py)
+        print(f"gamut: run stopped: {e}", file=sys.stderr, flush=True)
+        if job is None:
+            raise SystemExit(1) from None
+        write_failed(Path(cfg.paths.run_dir), e)
+        return None
     except Exception as e:  # one failed job must not stop the sweep
         if job is None:
             raise

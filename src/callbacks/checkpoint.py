@@ -7,12 +7,20 @@ to the next batch boundary: ``last.ckpt`` is saved there first, then Lightning's
 writes its ``hpc_ckpt_<k>.ckpt`` and runs ``scontrol requeue``. The requeued job resumes from
 ``last.ckpt`` (``src.train`` reads ``SLURM_RESTART_COUNT`` and sets ``ckpt_path=last``).
 
+Faults (docs/reliability.md): a save first checks that the losses and the weights are finite
+(:meth:`~src.modules.base.GANModule.check_finite`), so NaN never overwrites the last good
+``last.ckpt``; a save that fails (a full disk, a quota, an I/O error) leaves the previous file intact
+(``AtomicCheckpointIO``) and stops the run with :class:`~src.utils.faults.CheckpointWriteFailed`
+naming the file and the cause. Stopping was chosen over retrying at the next cadence: a run that goes
+on without saving can lose hours more than it gains, and a full disk is rarely freed by waiting.
+
 After each save every :class:`~src.loggers.extras.RunLogger` of the run hears of the files through
 Lightning's own logger hook ``after_save_checkpoint`` (:class:`~src.loggers.extras.CheckpointSaver`).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import threading
@@ -30,6 +38,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from src.loggers.extras import CheckpointSaver, SavedCheckpoint, run_loggers
 from src.modules.base import GANModule
+from src.utils.faults import CheckpointWriteFailed
 from src.utils.run_folder import LAST_CHECKPOINT
 
 log = logging.getLogger(__name__)
@@ -77,17 +86,38 @@ class KimgCheckpoint(Callback, CheckpointSaver):
     def save(self, trainer: pl.Trainer, pl_module: GANModule, snapshot: bool) -> None:
         if self._last_saved_nimg == pl_module.cur_nimg and not snapshot:
             return
+        pl_module.check_finite(weights=True)  # never save NaN over the last good state
         paths = []
         if snapshot and self.keep_snapshots:
             paths.append(self.dirpath / f"kimg{pl_module.cur_nimg / 1000:010.3f}.ckpt")
-            trainer.save_checkpoint(paths[-1], weights_only=False)
-        trainer.save_checkpoint(self.dirpath / LAST_CHECKPOINT, weights_only=False)
         paths.append(self.dirpath / LAST_CHECKPOINT)
+        for path in paths:
+            self._write(trainer, path)
         self._last_saved_nimg = pl_module.cur_nimg
         self.saved = tuple(SavedCheckpoint(str(path), pl_module.kimg) for path in paths)
         if trainer.is_global_zero:
             for logger in run_loggers(trainer.loggers):  # e.g. Neptune's checkpoints/ namespace, an MLflow tag
                 logger.after_save_checkpoint(self)
+
+    def _write(self, trainer: pl.Trainer, path: Path) -> None:
+        try:
+            trainer.save_checkpoint(path, weights_only=False)
+        except OSError as e:
+            last = self.dirpath / LAST_CHECKPOINT
+            kept = (
+                f"{last} from kimg {self._last_saved_nimg / 1000:.3f} is intact"
+                if self._last_saved_nimg is not None
+                else (
+                    f"{last} (from before this launch) is intact"
+                    if last.exists()
+                    else "no checkpoint had been written yet"
+                )
+            )
+            cause = f"{e.strerror or e} ({errno.errorcode.get(e.errno, 'no errno')})" if e.errno else str(e)
+            raise CheckpointWriteFailed(
+                f"cannot write checkpoint {path}: {cause}; the run stops here and {kept} "
+                "(free space or fix the path, then resume with ckpt_path=last)"
+            ) from e
 
     # SLURM requeue: defer Lightning's SIGUSR1 handler to the next batch boundary.
 

@@ -59,6 +59,7 @@ from src.modules.engine.grad_sync import average_gradients
 from src.modules.engine.loss_scalers import LossScalers
 from src.profiling.measure import PhaseRecorder
 from src.utils.family_rules import FamilyRules
+from src.utils.faults import NonFiniteState
 
 __all__ = ["GANModule", "merge_options", "sanitize_grads", "DEFAULT_PERF"]
 
@@ -151,6 +152,8 @@ class GANModule(pl.LightningModule, FamilyRules):
     resolution: tuple[int, int]
     num_classes: int
     _nonfinite: Tensor  # buffer: whether any loss since the last check was NaN/Inf
+    _nonfinite_phases: Tensor  # buffer: the bit of the phase of the first non-finite loss
+    _nonfinite_at: Tensor  # buffer: its iteration (1-based), -1 while none
 
     #: appended to the non-finite-loss error: what to change for this family
     nonfinite_advice = "Lower the learning rate or resume from an earlier checkpoint."
@@ -177,6 +180,12 @@ class GANModule(pl.LightningModule, FamilyRules):
         self._rounds: Rounds | None = None  # the accumulation round under way (see accumulate)
         self.loss_scalers = LossScalers()  # one loss scaler per optimizer (16-mixed)
         self.register_buffer("_nonfinite", torch.zeros([], dtype=torch.bool), persistent=False)
+        # where the first non-finite loss since the last check came from (no host sync until a check):
+        # a bit per phase name (``_phase_bits``) and the iteration, -1 while none was seen
+        self.register_buffer("_nonfinite_phases", torch.zeros([], dtype=torch.int64), persistent=False)
+        self.register_buffer("_nonfinite_at", torch.full([], -1, dtype=torch.int64), persistent=False)
+        self._phase_bits: dict[str, int] = {}
+        self._phase_now: str | None = None
 
     # ------------------------------------------------------------------------------------------
     # The family contract: phases (must), preparation, generation, previews and labels (may).
@@ -343,7 +352,7 @@ class GANModule(pl.LightningModule, FamilyRules):
         self.manual_backward(loss)
         self.sync_gradients(opt)
         opt.step()  # -> on_before_optimizer_step: nan_to_num on the gradients, then the update
-        self._nonfinite |= ~torch.isfinite(loss.detach())
+        self.note_finite(loss)
 
     def rounds(self, batch: int) -> int:
         """How many accumulation rounds a per-device batch of ``batch`` rows takes (``batch / batch_gpu``)."""
@@ -388,7 +397,7 @@ class GANModule(pl.LightningModule, FamilyRules):
 
         def backward(loss: Tensor) -> None:
             self.manual_backward(loss / rounds)
-            self._nonfinite |= ~torch.isfinite(loss.detach())
+            self.note_finite(loss)
 
         with self.in_rounds(state):
             accumulate_rounds(state, rows, round_loss, backward, log)
@@ -435,10 +444,28 @@ class GANModule(pl.LightningModule, FamilyRules):
     # ------------------------------------------------------------------------------------------
     # Speed options and phase marks.
 
-    def phase(self, name: str):
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
         """Context for one training phase (``Gmain``, ``Greg``, ...): timed or FLOP-counted by an
-        attached :class:`src.profiling.measure.PhaseRecorder`, a no-op otherwise."""
-        return nullcontext() if self.phase_recorder is None else self.phase_recorder(name)
+        attached :class:`src.profiling.measure.PhaseRecorder`; a non-finite loss inside it is reported
+        under ``name`` (:meth:`check_finite`)."""
+        outer, self._phase_now = self._phase_now, name
+        try:
+            with nullcontext() if self.phase_recorder is None else self.phase_recorder(name):
+                yield
+        finally:
+            self._phase_now = outer
+
+    def note_finite(self, loss: Tensor) -> None:
+        """Record whether ``loss`` is finite, with the phase and iteration of the first one that is not
+        (tensor ops only: the host reads them at :meth:`check_finite`)."""
+        bad = ~torch.isfinite(loss.detach()).all()
+        bit = self._phase_bits.setdefault(self._phase_now or "(no phase)", len(self._phase_bits))
+        first = bad & ~self._nonfinite
+        at = self.iteration + 1  # 1-based, as checkpoints count iterations
+        self._nonfinite_at.copy_(torch.where(first, at, self._nonfinite_at))
+        self._nonfinite_phases.copy_(torch.where(first, 1 << bit, self._nonfinite_phases))
+        self._nonfinite |= bad
 
     def compiled(self, module: torch.nn.Module) -> Callable:
         """``module`` itself, or its ``torch.compile`` wrapper when ``model.perf.compile`` is on.
@@ -463,13 +490,26 @@ class GANModule(pl.LightningModule, FamilyRules):
         if self.perf["channels_last"]:
             self.to(memory_format=torch.channels_last)
 
-    def check_finite(self) -> None:
-        """Raise if any loss since the last check was NaN/Inf (one host sync per call)."""
+    def check_finite(self, weights: bool = False) -> None:
+        """Raise :class:`~src.utils.faults.NonFiniteState` if any loss since the start was NaN/Inf,
+        naming the phase and iteration of the first (one host sync per call); ``weights``: also if a
+        parameter or buffer is (before a checkpoint is written)."""
         if bool(self._nonfinite):
-            raise FloatingPointError(
-                f"non-finite loss (NaN/Inf) detected at kimg {self.kimg:.3f} (iteration {self.iteration}); "
-                f"training stopped instead of continuing on garbage. {self.nonfinite_advice}"
+            bit = int(self._nonfinite_phases).bit_length() - 1
+            phase = next((name for name, b in self._phase_bits.items() if b == bit), "?")
+            raise NonFiniteState(
+                f"non-finite loss (NaN/Inf) in phase {phase} at iteration {int(self._nonfinite_at)} (found at "
+                f"iteration {self.iteration}, kimg {self.kimg:.3f}); training stopped instead of continuing on "
+                f"garbage, and nothing non-finite was saved. {self.nonfinite_advice}"
             )
+        if weights:
+            bad = [name for name, t in self.state_dict().items() if t.is_floating_point() and not t.isfinite().all()]
+            if bad:
+                raise NonFiniteState(
+                    f"non-finite weights (NaN/Inf) at iteration {self.iteration} (kimg {self.kimg:.3f}): "
+                    f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}; training stopped, and nothing "
+                    f"non-finite was saved. {self.nonfinite_advice}"
+                )
 
     # ------------------------------------------------------------------------------------------
     # Exact resume.

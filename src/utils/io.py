@@ -21,10 +21,17 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> Path:
+def atomic_write(
+    path: str | os.PathLike,
+    write: Callable[[Any], None],
+    mode: str = "wb",
+    before_rename: Callable[[Path], None] | None = None,
+) -> Path:
     """Call ``write(file)`` on a temporary file next to ``path``, fsync it, then rename over ``path``.
 
-    A crash mid-write leaves the previous file intact and no partial file under ``path``.
+    A crash mid-write, or a write that fails (a full disk: ``ENOSPC``), leaves the previous file intact
+    and no partial file under ``path`` or beside it; the error is raised as it came. ``before_rename(tmp)``
+    runs on the complete, fsynced temporary file just before the rename (e.g. to record its checksum).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,6 +42,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        if before_rename is not None:
+            before_rename(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

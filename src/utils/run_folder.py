@@ -8,7 +8,10 @@ name:
   (a resume composes the run's own overrides again) and src/eval.py (the reals' data node);
   ``.hydra/resume-<k>/`` holds a resume's own files plus ``changes.yaml``; ``train.log``.
 - ``checkpoints/last.ckpt``: written by src/callbacks/checkpoint.py, read by ``ckpt_path=last``
-  (src/utils/validation.py, src/utils/resume.py) and src/loggers/neptune.py.
+  (src/utils/validation.py, src/utils/resume.py) and src/loggers/neptune.py; every checkpoint has its
+  checksum record ``<name>.ckpt.sha256`` (src/utils/integrity.py, which also sets a damaged
+  ``last.ckpt`` aside as ``last.ckpt.damaged``).
+- ``lock``: the training process that holds the run folder (src/utils/run_lock.py), while it runs.
 - ``mlflow_run_id`` / ``neptune_run_id``: written by the loggers (src/loggers/), read by them on resume
   and when src/eval.py reopens the run to report its results.
 - ``done`` / ``failed`` / ``pruned``: a run's outcome, written by src/sweeps/jobs.py; read by a relaunched
@@ -30,6 +33,7 @@ __all__ = [
     "FAILED_FILE",
     "HYDRA_DIR",
     "LAST_CHECKPOINT",
+    "LOCK_FILE",
     "LOG_FILE",
     "MLFLOW_RUN_ID_FILE",
     "NEPTUNE_RUN_ID_FILE",
@@ -47,7 +51,8 @@ OVERRIDES_FILE = "overrides.yaml"  # the launch's command-line overrides (under 
 CHANGES_FILE = "changes.yaml"  # what a resume changed, key: [first launch, this launch] (under resume-<k>/)
 LOG_FILE = "train.log"  # the log of every launch
 CHECKPOINT_DIR = "checkpoints"  # conf/callbacks/default.yaml: dirpath ${paths.run_dir}/checkpoints
-LAST_CHECKPOINT = "last.ckpt"  # always current; ckpt_path=last resumes it
+LAST_CHECKPOINT = "last.ckpt"  # always current; ckpt_path=last resumes it (each .ckpt has a .ckpt.sha256)
+LOCK_FILE = "lock"  # who trains the run now (pid, host, start); the lock itself is a flock on the folder
 MLFLOW_RUN_ID_FILE = "mlflow_run_id"  # the MLflow run a resume continues
 NEPTUNE_RUN_ID_FILE = "neptune_run_id"  # the Neptune run a resume continues
 DONE_FILE = "done"  # the run reached trainer.max_kimg / max_steps (JSON: iteration, kimg, finished, metrics)

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from src.colorspaces import COLORSPACE_NAMES, get_colorspace
 from src.utils.family_rules import FamilyRules
+from src.utils.integrity import NoIntactCheckpoint, damage, resume_from
 from src.utils.resolution import base_shape, check_base_shape, fp16_first_block, parse_size
 from src.utils.run_folder import HYDRA_DIR, last_checkpoint
 
@@ -266,16 +267,23 @@ def check_model_data(model, datamodule, checkpoint: bool = False) -> None:
 def resolve_ckpt_path(cfg: DictConfig, start_if_missing: bool = False) -> str | None:
     """Map ``ckpt_path`` to a file: ``last`` -> ``<run_dir>/checkpoints/last.ckpt``.
 
-    ``last`` without that file is refused naming the path, unless ``start_if_missing`` (a sweep job
+    A damaged ``last.ckpt`` falls back to the run's newest intact checkpoint with a warning, and a run
+    whose checkpoints are all damaged is refused naming each (:func:`src.utils.integrity.resume_from`).
+    ``last`` with no checkpoint is refused naming the path, unless ``start_if_missing`` (a sweep job
     or a SLURM job, whose one command serves the first launch and every relaunch): then the run
     starts fresh. A fresh launch (``ckpt_path=null``) into a run folder that already has a
-    checkpoint is refused, so an earlier run is never overwritten by accident.
+    checkpoint is refused, so an earlier run is never overwritten by accident. A checkpoint named by
+    its path must be intact (:func:`src.utils.integrity.damage`).
     """
     run_dir = Path(cfg.paths.run_dir)
     last = last_checkpoint(run_dir)
     if cfg.ckpt_path == "last":
-        if last.is_file():
-            return str(last)
+        try:
+            found = resume_from(run_dir)  # last.ckpt, or the newest intact checkpoint (with a warning)
+        except NoIntactCheckpoint as e:
+            raise ConfigError(str(e)) from None
+        if found is not None:
+            return str(found)
         if start_if_missing:
             return None
         started = (run_dir / HYDRA_DIR).is_dir()  # Hydra itself may have just created an empty run_dir
@@ -285,9 +293,13 @@ def resolve_ckpt_path(cfg: DictConfig, start_if_missing: bool = False) -> str | 
             f"(task_name={cfg.task_name!r}, run_name={cfg.run_name!r}); check both names, "
             "or drop ckpt_path to start a new run"
         )
-    if cfg.ckpt_path is None and last.is_file():
+    if cfg.ckpt_path is None and (last.is_file() or any(last.parent.glob("*.ckpt"))):
         raise ConfigError(
-            f"run_name={cfg.run_name!r} already has {last}; pass ckpt_path=last to resume it, "
+            f"run_name={cfg.run_name!r} already has checkpoints in {last.parent}; pass ckpt_path=last to resume it, "
             "or choose another run_name"
         )
+    if cfg.ckpt_path is not None:
+        problem = damage(cfg.ckpt_path)
+        if problem is not None:
+            raise ConfigError(f"ckpt_path={str(cfg.ckpt_path)!r}: the checkpoint is {problem}")
     return None if cfg.ckpt_path is None else str(cfg.ckpt_path)
