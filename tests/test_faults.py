@@ -280,3 +280,82 @@ def test_nan_stops_the_run_naming_the_phase_and_keeps_the_last_finite_checkpoint
     state = torch.load(log_dir / "quickstart" / "test" / "checkpoints" / "last.ckpt", weights_only=True)
     assert state["gamut"]["iteration"] == 2
     assert all(t.isfinite().all() for t in state["state_dict"].values() if t.is_floating_point())
+
+
+# --- data that goes bad during a run ----------------------------------------------------------------
+
+
+def test_an_image_that_becomes_unreadable_during_training_is_skipped_and_counted(tmp_path):
+    """The folder is listed when the run starts; later one file is cut short and one deleted (a disk or
+    a sync job failing under the run): each read serves the next good image and counts the file."""
+    from src.datamodules.readers import ImageFolderDataset
+    from tests.test_readers import encode, gradient_rgb, write_files
+
+    root = write_files(tmp_path / "imgs", {f"{i}.png": encode(gradient_rgb(24, 24, seed=i)) for i in range(4)})
+    ds = ImageFolderDataset(root, resolution=16, channels=3)
+    first = [ds[i]["image"] for i in range(4)]
+    names = [ds.name(i) for i in range(4)]
+    (root / names[1]).write_bytes((root / names[1]).read_bytes()[:50])
+    (root / names[2]).unlink()
+    with pytest.warns(UserWarning, match="bad_files"):
+        again = [ds[i]["image"] for i in range(4)]
+    assert sorted(ds.bad_files) == sorted([names[1], names[2]])
+    assert torch.equal(again[0], first[0]) and torch.equal(again[3], first[3])
+    assert torch.equal(again[1], first[3]) and torch.equal(again[2], first[3])  # the next good one
+    assert "2 bad image(s) skipped" in ds.summary()
+
+
+# --- a tracking store that fails ------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _not_logged(caplog) -> str:
+    lines = [r.getMessage() for r in caplog.records if "not logged while it failed" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in caplog.records if "MLflow" in r.getMessage()]
+    return lines[0]
+
+
+def test_an_unreachable_mlflow_server_lets_training_finish(tiny_cfg, log_dir, monkeypatch, caplog):
+    """No server listens at the URI: the run trains to its end, warns once when the store fails, and
+    says at the end how many calls of each kind were not logged."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    uri = f"http://127.0.0.1:{_free_port()}/"
+    with caplog.at_level(logging.WARNING):
+        train(tiny_cfg("trainer.max_steps=2", f"paths.mlflow_uri={uri}", logger="mlflow"))
+    assert (log_dir / "quickstart" / "test" / "done").is_file()
+    failed = [r.getMessage() for r in caplog.records if "training goes on" in r.getMessage()]
+    assert len(failed) == 1 and uri in failed[0] and "Connection refused" in failed[0]
+    summary = _not_logged(caplog)
+    assert "1 log_hyperparams call(s)" in summary and "log_metrics call(s)" in summary
+
+
+def test_a_locked_sqlite_store_lets_training_finish(tiny_cfg, log_dir, tmp_path, monkeypatch, caplog):
+    """Another process holds the SQLite store's write lock for the whole resume (a dashboard writing, a
+    second run): training goes on, the calls that could not write are counted."""
+    import sqlite3
+
+    from src.loggers import mlflow as gamut_mlflow
+
+    db = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    train(tiny_cfg("trainer.max_steps=1", f"paths.mlflow_uri={uri}", logger="mlflow"))
+    monkeypatch.setattr(gamut_mlflow, "RETRY_AFTER_S", 3600.0)  # one failure, then dropped without waiting
+    holder = sqlite3.connect(db, timeout=0)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with caplog.at_level(logging.WARNING):
+            train(tiny_cfg("trainer.max_steps=3", "ckpt_path=last", f"paths.mlflow_uri={uri}", logger="mlflow"))
+    finally:
+        holder.rollback()
+        holder.close()
+    state = torch.load(log_dir / "quickstart" / "test" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["gamut"]["iteration"] == 3
+    assert "locked" in next(r.getMessage() for r in caplog.records if "training goes on" in r.getMessage())
+    assert "not logged while it failed" in _not_logged(caplog)

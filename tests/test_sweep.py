@@ -14,6 +14,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from mlflow.tracking import MlflowClient
 
+from src.utils.integrity import checksum_file
 from tests.conftest import CONF, TINY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +70,7 @@ def test_failed_job_does_not_stop_the_sweep_and_relaunch_skips_and_resumes(tmp_p
     first = sorted((sweep / "2" / "checkpoints").glob("kimg*.ckpt"))[0]
     assert torch.load(first, weights_only=True)["gamut"]["iteration"] == 1
     shutil.copyfile(first, sweep / "2" / "checkpoints" / "last.ckpt")
+    shutil.copyfile(checksum_file(first), checksum_file(sweep / "2" / "checkpoints" / "last.ckpt"))  # its record
     (sweep / "2" / "done").unlink()
 
     # the same command again (hydra/launcher=parallel runs it the same way, 2 jobs at once)

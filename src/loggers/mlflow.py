@@ -4,17 +4,27 @@ The run id is kept in ``<run_dir>/mlflow_run_id``; relaunching the same ``run_na
 ``ckpt_path=last`` reopens that MLflow run, so metrics continue on one chart. ``src.eval`` reopens
 it too (:meth:`MLflowLogger.reopen`) to add evaluation results, leaving the run's status as it is.
 A :class:`~src.loggers.extras.RunLogger`.
+
+An unreachable or locked store never stops training (docs/reliability.md): a call that fails on the
+store (a server down, a SQLite file locked by another writer) is dropped and counted, with one warning
+when the store first fails; for :data:`RETRY_AFTER_S` seconds after a failure the calls are dropped
+without trying (a server that is down costs no time per iteration), then the next call tries again.
+At the end of the run one warning says how many of each kind of call were not logged.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Mapping
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from lightning_fabric.utilities.logger import _convert_params, _flatten_dict
+from mlflow.exceptions import MlflowException
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
@@ -23,6 +33,54 @@ from src.utils.io import atomic_write
 from src.utils.run_folder import MLFLOW_RUN_ID_FILE as RUN_ID_FILE
 
 log = logging.getLogger(__name__)
+
+#: seconds during which calls are dropped without trying after the store failed
+RETRY_AFTER_S = 60.0
+
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    """What a failing store raises: MLflow's own errors (a REST call that failed), the OS's, and
+    SQLAlchemy's (a locked or unreadable SQLite file) where MLflow's SQL store is installed."""
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+    except ImportError:  # an MLflow without its SQL store
+        return (MlflowException, OSError)
+    return (MlflowException, OSError, SQLAlchemyError)
+
+
+class _StoreDown(MlflowException):
+    """Raised by :data:`_DROPPING`'s methods: the store failed less than :data:`RETRY_AFTER_S` ago."""
+
+
+class _Dropping:
+    """Stands in for the MLflow client while the store is down: each of its calls raises ``_StoreDown``."""
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        def fail(*args: Any, **kwargs: Any) -> Any:
+            raise _StoreDown(f"the MLflow store is down (MlflowClient.{name} not called)")
+
+        return fail
+
+
+_DROPPING = _Dropping()
+
+
+def tolerant(method: Callable) -> Callable:
+    """Run ``method``; when the store fails, count the call as not logged and go on (module docstring)."""
+
+    @functools.wraps(method)
+    def call(self: MLflowLogger, *args: Any, **kwargs: Any) -> Any:
+        if time.monotonic() < self.store_down_until:
+            self.not_logged[method.__name__] += 1
+            return None
+        try:
+            return method(self, *args, **kwargs)
+        except _store_errors() as e:
+            self.not_logged[method.__name__] += 1
+            self.store_failed(e)
+            return None
+
+    return call
 
 
 def _global_rank() -> int:
@@ -54,6 +112,9 @@ class MLflowLogger(RunLogger, MLFlowLogger):
         keep_status: bool = False,
     ) -> None:
         self.keep_status = bool(keep_status)
+        self.not_logged: Counter[str] = Counter()  # calls dropped because the store failed, by method
+        self.store_down_until = 0.0  # monotonic time before which calls are dropped without trying
+        self._warned = False
         self._id_file = Path(run_dir) / RUN_ID_FILE if run_dir else None
         run_id = None
         if self._id_file is not None and self._id_file.is_file():
@@ -82,6 +143,7 @@ class MLflowLogger(RunLogger, MLFlowLogger):
             return None
         return cls(**{**options, "keep_status": True})
 
+    @tolerant
     def set_run_info(self, name: str, tags: Mapping[str, str]) -> None:
         """Dashboard name and tags (task, run name, sweep name and job number), before the first log.
 
@@ -94,10 +156,33 @@ class MLflowLogger(RunLogger, MLFlowLogger):
             for k, v in tags.items():
                 self.experiment.set_tag(self.run_id, k, v)
 
+    def store_failed(self, error: BaseException) -> None:
+        """The store failed: drop calls for :data:`RETRY_AFTER_S` seconds; warn the first time."""
+        self.store_down_until = time.monotonic() + RETRY_AFTER_S
+        if not self._warned and not isinstance(error, _StoreDown):
+            self._warned = True
+            cause = str(error).splitlines()[0] if str(error) else type(error).__name__
+            cause = cause if len(cause) <= 300 else "..." + cause[-300:]  # the end names the root cause
+            log.warning(
+                "MLflow store %s failed (%s); training goes on, and what is not logged is counted "
+                "(trying again every %.0f s)",
+                self._tracking_uri,
+                cause,
+                RETRY_AFTER_S,
+            )
+
     @property
     def experiment(self):
+        """The MLflow client, the run created or continued on first use; while the store is down, a
+        stand-in whose calls fail as a down store does (Lightning probes this property at setup)."""
+        if not self._initialized and time.monotonic() < self.store_down_until:
+            return _DROPPING
         first = not self._initialized
-        client = super().experiment  # MLFlowLogger's (RunLogger has none): the client, created on first use
+        try:
+            client = super().experiment  # MLFlowLogger's (RunLogger has none): the client, created on first use
+        except _store_errors() as e:
+            self.store_failed(e)
+            return _DROPPING
         if first and self._run_id is not None and _global_rank() == 0 and not self.keep_status:
             if self.resumed:
                 client.update_run(self._run_id, status="RUNNING")
@@ -108,6 +193,7 @@ class MLflowLogger(RunLogger, MLFlowLogger):
         return client
 
     @rank_zero_only
+    @tolerant
     def log_hyperparams(self, params) -> None:
         """Log params; on a resumed run, keep the first values and skip keys whose value changed."""
         flat = {k: str(v)[:250] for k, v in _flatten_dict(_convert_params(params)).items()}
@@ -120,17 +206,31 @@ class MLflowLogger(RunLogger, MLFlowLogger):
             super().log_hyperparams(new)
 
     @rank_zero_only
+    @tolerant
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        super().log_metrics(metrics, step)
+
+    @rank_zero_only
+    @tolerant
     def log_checkpoint(self, path: str, kimg: float) -> None:
         """Record the newest checkpoint's path as a tag (the file stays in the run folder)."""
         self.experiment.set_tag(self.run_id, "checkpoint.last", str(path))
 
     @rank_zero_only
+    @tolerant
     def log_image(self, key: str, image: np.ndarray, step: int) -> None:
         """Log a uint8 HxWxC image under ``key`` at ``step`` (MLflow's image-by-step view)."""
         self.experiment.log_image(self.run_id, image, key=key.replace("/", "_"), step=int(step))
 
     @rank_zero_only
     def finalize(self, status: str = "success") -> None:
-        """End the run with ``status``; with ``keep_status`` the run stays as it was."""
+        """End the run with ``status``; with ``keep_status`` the run stays as it was. Reports what was
+        not logged while the store failed."""
         if not self.keep_status:
-            super().finalize(status)
+            tolerant(MLFlowLogger.finalize)(self, status)
+        if self.not_logged:
+            log.warning(
+                "MLflow store %s: not logged while it failed: %s",
+                self._tracking_uri,
+                ", ".join(f"{n} {name} call(s)" for name, n in sorted(self.not_logged.items())),
+            )
