@@ -153,7 +153,7 @@ def test_slurm_requeue_saves_last_then_the_requeued_job_resumes(tiny_cfg, log_di
     finally:
         _stop(proc)
     assert marker.read_text().split() == ["requeue", "4242"]
-    assert sorted(p.name for p in ckpts.iterdir()) == ["last.ckpt"]  # written at the signal, nowhere else
+    assert sorted(p.name for p in ckpts.iterdir()) == ["last.ckpt", "last.ckpt.sha256"]  # at the signal only
     k = _iteration(ckpts / "last.ckpt")
     assert k >= 4
 
@@ -192,6 +192,104 @@ def test_sigterm_saves_last_checkpoint_and_exits(log_dir):
     finally:
         _stop(proc)
     assert proc.returncode != -signal.SIGTERM  # handled: Lightning stops at the next batch boundary
-    assert sorted(p.name for p in ckpts.iterdir()) == ["last.ckpt"]  # written at the signal, nowhere else
+    assert sorted(p.name for p in ckpts.iterdir()) == ["last.ckpt", "last.ckpt.sha256"]  # at the signal only
     assert _iteration(ckpts / "last.ckpt") >= 4
     assert not (ckpts.parent / "done").exists()  # interrupted, not finished: a sweep relaunch resumes it
+
+
+#: kill trials: ADA on (its p is part of the state), R1 and path length lazy, a checkpoint every iteration
+TRIAL = [
+    "callbacks.checkpoint.every_kimg=0.004",
+    "callbacks.sample_grid.every_kimg=1000",
+    "model.loss.r1_interval=2",
+    "model.loss.pl_interval=3",
+    "model.augment.mode=ada",
+    "model.augment.interval=1",
+    "model.augment.kimg=0.1",
+]
+TRIALS = 3
+
+
+def _kill_at_random(cmd: list[str], env: dict, ckpts: Path, rng, victim=None) -> int:
+    """Start ``cmd``, wait for 3 checkpoints and then a random 0-1.5 s (mid-iteration, mid-save or
+    between), SIGKILL ``victim(proc)`` (default: the process itself); the iteration of last.ckpt."""
+    proc = _start_until(cmd, env, lambda: len(list(ckpts.glob("kimg*.ckpt"))) >= 3)
+    try:
+        time.sleep(float(rng.uniform(0, 1.5)))
+        os.kill(victim(proc) if victim else proc.pid, signal.SIGKILL)
+        proc.wait(timeout=120)  # a DDP rank 0 whose peer died fails at its next collective
+    finally:
+        _stop(proc)
+    return _iteration(ckpts / "last.ckpt")
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_resumes_bit_exactly(tiny_cfg, log_dir):
+    """TRIALS times: kill -9 at a random moment, resume to k + 3, compare with a straight run to k + 3:
+    G, D, G_ema, ADA's p, both Adam states and the RNG, bit for bit (fp32, CPU)."""
+    import numpy as np
+
+    from tests.test_train import _assert_same_state
+
+    rng = np.random.default_rng(0)
+    env = {**os.environ, "GAMUT_LOG_DIR": str(log_dir)}
+    exact = 0
+    for trial in range(TRIALS):
+        name = f"killed{trial}"
+        ckpts = log_dir / "quickstart" / name / "checkpoints"
+        cmd = [sys.executable, "-m", "src.train", *TINY, *TRIAL, "logger=none", f"run_name={name}"]
+        k = _kill_at_random([*cmd, "trainer.max_steps=100000"], env, ckpts, rng)
+        train(tiny_cfg(*TRIAL, "ckpt_path=last", f"trainer.max_steps={k + 3}", run_name=name))
+        train(tiny_cfg(*TRIAL, f"trainer.max_steps={k + 3}", run_name=f"straight{trial}"))
+        resumed = torch.load(ckpts / "last.ckpt", weights_only=True)
+        straight = torch.load(
+            log_dir / "quickstart" / f"straight{trial}" / "checkpoints" / "last.ckpt", weights_only=True
+        )
+        assert resumed["state_dict"]["augmentation.pipe.p"] != 0  # ADA moved p
+        _assert_same_state(resumed, straight)
+        exact += 1
+    print(f"{exact} of {TRIALS} kill trials resumed bit-exactly")
+
+
+def _child_of(proc: subprocess.Popen) -> int:
+    """The one child process of ``proc`` (Lightning's rank 1 of a 2-process CPU DDP launch)."""
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        if children:
+            return int(children[0])
+        time.sleep(0.1)
+    raise AssertionError("rank 1 never started")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds rank 1 through /proc")
+def test_ddp_rank_killed_then_resume_is_bit_exact(log_dir):
+    """2 processes (gloo): rank 1 is killed with SIGKILL at a random moment; rank 0 stops; the same
+    command with ckpt_path=last resumes to k + 2 and equals a straight 2-process run to k + 2."""
+    import numpy as np
+
+    from tests.test_ddp import STYLEGAN2
+    from tests.test_train import _assert_same_state
+
+    env = {**os.environ, "GAMUT_LOG_DIR": str(log_dir), "OMP_NUM_THREADS": "1"}
+    ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "logger=none"]
+    cmd = [sys.executable, "-m", "src.train", *TINY, *STYLEGAN2, *TRIAL[:2], *ddp]
+    ckpts = log_dir / "quickstart" / "killed" / "checkpoints"
+    k = _kill_at_random(
+        [*cmd, "run_name=killed", "trainer.max_steps=100000"], env, ckpts, np.random.default_rng(1), _child_of
+    )
+    for name, extra in (("killed", ["ckpt_path=last"]), ("straight", [])):
+        proc = subprocess.run(
+            [*cmd, f"run_name={name}", f"trainer.max_steps={k + 2}", *extra],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    resumed = torch.load(ckpts / "last.ckpt", weights_only=True)
+    straight = torch.load(log_dir / "quickstart" / "straight" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert resumed["gamut"]["iteration"] == k + 2
+    _assert_same_state(resumed, straight)
