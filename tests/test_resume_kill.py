@@ -169,7 +169,8 @@ def test_slurm_requeue_saves_last_then_the_requeued_job_resumes(tiny_cfg, log_di
 
 @pytest.mark.slow
 def test_sigterm_saves_last_checkpoint_and_exits(log_dir):
-    """SIGTERM (a scheduler's stop, ``kill``): training ends at the next iteration boundary with last.ckpt saved."""
+    """SIGTERM (a scheduler's stop, ``kill``): training ends at the next iteration boundary with last.ckpt
+    saved, and the relaunch with ckpt_path=last continues from it."""
     ckpts = log_dir / "quickstart" / "test" / "checkpoints"
     cmd = [
         sys.executable,
@@ -195,6 +196,19 @@ def test_sigterm_saves_last_checkpoint_and_exits(log_dir):
     assert sorted(p.name for p in ckpts.iterdir()) == ["last.ckpt", "last.ckpt.sha256"]  # at the signal only
     assert _iteration(ckpts / "last.ckpt") >= 4
     assert not (ckpts.parent / "done").exists()  # interrupted, not finished: a sweep relaunch resumes it
+    # the relaunch continues from the checkpoint the signal wrote
+    k = _iteration(ckpts / "last.ckpt")
+    rerun = subprocess.run(
+        [*cmd[:-1], f"trainer.max_steps={k + 2}", "ckpt_path=last"],
+        cwd=ROOT,
+        env={**os.environ, "GAMUT_LOG_DIR": str(log_dir)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
+    assert _iteration(ckpts / "last.ckpt") == k + 2 and (ckpts.parent / "done").is_file()
+    assert f"from {ckpts / 'last.ckpt'}" in (ckpts.parent / "train.log").read_text()
 
 
 #: kill trials: ADA on (its p is part of the state), R1 and path length lazy, a checkpoint every iteration
