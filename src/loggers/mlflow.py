@@ -112,6 +112,7 @@ class MLflowLogger(RunLogger, MLFlowLogger):
         keep_status: bool = False,
     ) -> None:
         self.keep_status = bool(keep_status)
+        self.tracking_uri = tracking_uri  # for the messages when the store fails
         self.not_logged: Counter[str] = Counter()  # calls dropped because the store failed, by method
         self.store_down_until = 0.0  # monotonic time before which calls are dropped without trying
         self._warned = False
@@ -166,7 +167,7 @@ class MLflowLogger(RunLogger, MLFlowLogger):
             log.warning(
                 "MLflow store %s failed (%s); training goes on, and what is not logged is counted "
                 "(trying again every %.0f s)",
-                self._tracking_uri,
+                self.tracking_uri,
                 cause,
                 RETRY_AFTER_S,
             )
@@ -231,6 +232,6 @@ class MLflowLogger(RunLogger, MLFlowLogger):
         if self.not_logged:
             log.warning(
                 "MLflow store %s: not logged while it failed: %s",
-                self._tracking_uri,
+                self.tracking_uri,
                 ", ".join(f"{n} {name} call(s)" for name, n in sorted(self.not_logged.items())),
             )

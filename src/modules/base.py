@@ -493,7 +493,7 @@ class GANModule(pl.LightningModule, FamilyRules):
     def check_finite(self, weights: bool = False) -> None:
         """Raise :class:`~src.utils.faults.NonFiniteState` if any loss since the start was NaN/Inf,
         naming the phase and iteration of the first (one host sync per call); ``weights``: also if a
-        parameter or buffer is (before a checkpoint is written)."""
+        parameter (G, D, G_ema) is (before a checkpoint is written)."""
         if bool(self._nonfinite):
             bit = int(self._nonfinite_phases).bit_length() - 1
             phase = next((name for name, b in self._phase_bits.items() if b == bit), "?")
@@ -503,7 +503,8 @@ class GANModule(pl.LightningModule, FamilyRules):
                 f"garbage, and nothing non-finite was saved. {self.nonfinite_advice}"
             )
         if weights:
-            bad = [name for name, t in self.state_dict().items() if t.is_floating_point() and not t.isfinite().all()]
+            # parameters only: some buffers hold NaN by design (e.g. ADA's r_t before its first measurement)
+            bad = [name for name, t in self.named_parameters() if not t.isfinite().all()]
             if bad:
                 raise NonFiniteState(
                     f"non-finite weights (NaN/Inf) at iteration {self.iteration} (kimg {self.kimg:.3f}): "
