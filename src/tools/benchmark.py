@@ -84,12 +84,14 @@ PROG = "benchmark.py"
 
 # The keys each subcommand takes, with their defaults (None: the subcommand's own size).
 COMMANDS: dict[str, dict] = {name: dict(subject.keys) for name, subject in SUBJECTS.items()}
+# What ``benchmark.py <subject> --help`` prints before the keys: the subject module's docstring.
+DOCS: dict[str, str | None] = {name: sys.modules[subject.run.__module__].__doc__ for name, subject in SUBJECTS.items()}
 
 
 def parse_args(argv: list[str]) -> types.SimpleNamespace:
     """``what key=value ...`` -> a namespace with every key of every subcommand (``what`` too), the
     subcommand's defaults filled in. Exits with one line on an unknown subcommand, key or bad value."""
-    what, cfg = parse_subcommand(argv, COMMANDS, PROG, kind="benchmark")
+    what, cfg = parse_subcommand(argv, COMMANDS, PROG, kind="benchmark", doc=__doc__, docs=DOCS)
     container = OmegaConf.to_container(cfg)
     assert isinstance(container, dict)
     given = {str(k): v for k, v in container.items()}

@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
         DEFAULTS,
         "colorize.py",
         required={"ckpt": "PATH", "input": "FILE_OR_DIR"},
+        doc=__doc__,
     )
     source = Path(str(cfg.input))
     if not source.exists():

@@ -35,7 +35,9 @@ DEFAULTS = dict(
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = parse_key_values(sys.argv[1:] if argv is None else argv, DEFAULTS, PROG, required={"ckpt": "PATH"})
+    cfg = parse_key_values(
+        sys.argv[1:] if argv is None else argv, DEFAULTS, PROG, required={"ckpt": "PATH"}, doc=__doc__
+    )
     for key, low, high in (("port", 1, 65535), ("stats_n", 1, None)):
         value = cfg[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < low or (high and value > high):

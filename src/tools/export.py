@@ -37,7 +37,7 @@ def export(cfg) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_key_values(
-        sys.argv[1:] if argv is None else argv, DEFAULTS, PROG, required={"ckpt": "PATH", "out": "FILE"}
+        sys.argv[1:] if argv is None else argv, DEFAULTS, PROG, required={"ckpt": "PATH", "out": "FILE"}, doc=__doc__
     )
     with exit_on_bad_input(PROG):
         path = export(cfg)

@@ -49,7 +49,7 @@ DEFAULTS = dict(
 
 
 def parse_args(argv: list[str]):
-    cfg = parse_key_values(argv, DEFAULTS, "generate.py", required={"ckpt": "PATH"})
+    cfg = parse_key_values(argv, DEFAULTS, "generate.py", required={"ckpt": "PATH"}, doc=__doc__)
     return cfg
 
 

@@ -26,7 +26,9 @@ DEFAULTS = dict(src=None, out=None, discriminator="import", export=True, overwri
 
 
 def parse_args(argv: list[str]):
-    cfg = parse_key_values(argv, DEFAULTS, "import_checkpoint.py", required={"src": "FILE", "out": "FILE.ckpt"})
+    cfg = parse_key_values(
+        argv, DEFAULTS, "import_checkpoint.py", required={"src": "FILE", "out": "FILE.ckpt"}, doc=__doc__
+    )
     return cfg
 
 

@@ -116,7 +116,7 @@ def fail(message: str) -> SystemExit:
 
 
 def parse_args(argv: list[str]):
-    cfg = parse_key_values(argv, DEFAULTS, PROG, required={"source": "DIR_OR_ZIP", "out": "FILE.zip"})
+    cfg = parse_key_values(argv, DEFAULTS, PROG, required={"source": "DIR_OR_ZIP", "out": "FILE.zip"}, doc=__doc__)
     if not str(cfg.out).endswith(".zip"):
         raise fail(f"out={cfg.out}: the output must be a .zip file")
     res = OmegaConf.to_object(cfg.resolution) if OmegaConf.is_list(cfg.resolution) else cfg.resolution

@@ -64,7 +64,7 @@ DEFAULTS = dict(
 def parse_args(argv: list[str]):
     from src.projection.projector import MODES
 
-    cfg = parse_key_values(argv, DEFAULTS, PROG, required={"ckpt": "PATH", "target": "FILE_OR_DIR"})
+    cfg = parse_key_values(argv, DEFAULTS, PROG, required={"ckpt": "PATH", "target": "FILE_OR_DIR"}, doc=__doc__)
     if cfg.mode not in MODES:
         raise SystemExit(f"{PROG}: mode={cfg.mode!r}: choose one of {', '.join(MODES)}")
     videos = [cfg.video] if isinstance(cfg.video, str) else list(cfg.video)

@@ -51,7 +51,7 @@ DEFAULTS = dict(
 
 
 def parse_args(argv: list[str]):
-    cfg = parse_key_values(argv, DEFAULTS, "traverse.py", required={"ckpt": "PATH"})
+    cfg = parse_key_values(argv, DEFAULTS, "traverse.py", required={"ckpt": "PATH"}, doc=__doc__)
     if not cfg.table and (cfg.layer is None or cfg.subspace is None):
         raise SystemExit("traverse.py: layer=L and subspace=N are required (table=true lists them)")
     return cfg

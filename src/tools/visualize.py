@@ -23,17 +23,23 @@ walks several cells at once (seeds dealt round-robin) -> ``interp.mp4`` / ``inte
 ``channel + 2`` as RGB; the columns are printed). ``transform``: the seeds in a grid while the input
 transform sweeps from ``rotate_from``/``translate_from`` to ``rotate_to``/``translate_to`` (linear,
 ``frames`` frames; ``loop``: the last frame leads back to the first, e.g. 0..360 degrees) ->
-``transform.mp4`` / ``.gif``; generators with an input transform only. ``spectrum``: NVlabs/stylegan3
+``transform.mp4`` / ``.gif``; generators with an input transform only. Videos (``interp``, ``transform``,
+``progress``) are enlarged ``scale`` times (0: to about 256 px). ``spectrum``: NVlabs/stylegan3
 ``avg_spectra.py``'s average power spectrum of ``num`` generated images (``ckpt``, seeds from ``seed``)
 and/or of ``num`` reals (``data``: a folder or zip; ``num=null``: all), whitened with ``mean``/``std``
 (default: the reals' own, or the images' own without ``data``), Kaiser ``beta``, ``interp`` times
 padding -> ``fakes.npz``/``reals.npz``, ``<name>_heatmap.png`` (smoothed by ``smooth``) and ``slices.png``
-(0 and 45 degrees, ``slice_smooth``); ``npz=[...]`` adds saved spectra (ours or ``avg_spectra.py calc``'s).
-``noise``: each noise layer resampled alone, ``variants`` times, with the std map -> ``noise.png``.
-``progress``: the run's sample grids in kimg order -> ``progress.mp4``/``.gif``. ``dscores``: the
+(0 and 45 degrees, ``slice_smooth``), plots at ``dpi``; ``npz=[...]`` adds saved spectra (ours or
+``avg_spectra.py calc``'s); the reals are read at ``resolution`` (default: the generator's) and the
+fakes generated ``batch`` at a time. ``noise``: each noise layer resampled alone, ``variants`` times
+(from ``noise_seed``), with the std map -> ``noise.png``; with ``latents=FILE``, its code number
+``index``. ``progress``: the run's sample grids in kimg order, the last one held ``hold_last`` frames
+more -> ``progress.mp4``/``.gif``. ``dscores``: the
 run's ``d_scores.csv`` (callback ``d_scores``) -> ``d_scores.png``. ``augment``: ADA's p and the r_t
-heuristic against kimg for one or more runs trained with the CSV logger (``logger=csv``), with
-``target`` drawn -> ``augment.png``.
+heuristic against kimg for one or more runs trained with the CSV logger (``logger=csv``), r_t smoothed
+over ``window`` logged points, with ``target`` drawn -> ``augment.png``.
+
+``--help`` prints this text and the keys of each view with their defaults (``visualize.py <view> --help``).
 """
 
 from __future__ import annotations
@@ -100,7 +106,7 @@ REQUIRED = {"progress": {"run": "DIR"}, "dscores": {"run": "DIR"}, "augment": {"
 
 def parse_args(argv: list[str]):
     required = {cmd: REQUIRED.get(cmd, {"ckpt": "PATH"}) for cmd in COMMANDS}
-    return parse_subcommand(argv, COMMANDS, PROG, kind="view", required=required)
+    return parse_subcommand(argv, COMMANDS, PROG, kind="view", required=required, doc=__doc__)
 
 
 def _formats(value) -> list[str]:
