@@ -37,7 +37,14 @@ from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryV
 from pytorch_lightning.trainer.states import TrainerStatus
 
 import src.utils.resolvers  # noqa: F401  (registers ${gamut.*})
-from src.callbacks.limits import Limits, StopAtIteration, lightning_trainer_config, limits_from_config, reached
+from src.callbacks.limits import (
+    Limits,
+    StopAtIteration,
+    lightning_trainer_config,
+    limits_from_config,
+    prefer_named_length,
+    reached,
+)
 from src.checkpoints.io import AtomicCheckpointIO
 from src.checkpoints.load import apply_init_architecture, load_init_weights, read_init_checkpoint
 from src.loggers.extras import RunLogger
@@ -51,7 +58,7 @@ from src.utils import ddp_launch
 from src.utils.faults import RunStopped
 from src.utils.io import atomic_write
 from src.utils.malloc import keep_freed_cpu_memory
-from src.utils.resume import check_resume, resume_config
+from src.utils.resume import check_resume, first_launch_overrides, resume_config
 from src.utils.run_folder import (
     CHANGES_FILE,
     CONFIG_FILE,
@@ -287,7 +294,11 @@ def main(cfg: DictConfig) -> float | None:
         ddp_launch.install()  # DDP ranks of a sweep job run that job, not the sweep (src/utils/ddp_launch.py)
     try:
         with ddp_launch.job_environment():
-            metrics = train(resume_config(cfg))
+            cfg = resume_config(cfg)
+            note = prefer_named_length(cfg, list(HydraConfig.get().overrides.task), first_launch_overrides(cfg))
+            if note is not None:
+                log.info(note)
+            metrics = train(cfg)
     except ConfigError as e:
         if job is None:
             remove_if_empty(Path(cfg.paths.run_dir), Path(cfg.paths.log_dir))  # what Hydra created

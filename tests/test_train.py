@@ -12,6 +12,7 @@ import torch
 
 from src.train import train
 from src.utils.validation import ConfigError
+from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -196,3 +197,59 @@ def test_short_fit_in_every_colorspace(tiny_cfg, log_dir, colorspace):
     for png in [rd / "samples" / "reals.png", *sorted((rd / "samples").glob("fakes_*.png"))]:
         with Image.open(png) as im:
             assert im.mode == ("RGBA" if colorspace == "rgba" else "RGB")
+
+
+def test_prefer_named_length_unsets_the_length_not_named():
+    from omegaconf import OmegaConf
+
+    from src.callbacks.limits import prefer_named_length
+
+    def cfg(steps, kimg):
+        return OmegaConf.create({"trainer": {"max_steps": steps, "max_kimg": kimg}})
+
+    c = cfg(4, 20)
+    assert "replaces trainer.max_kimg=20" in prefer_named_length(c, ["trainer.max_steps=4"])
+    assert c.trainer.max_kimg is None and c.trainer.max_steps == 4
+    c = cfg(None, 0.5)  # a resume: the first launch named max_steps, this one max_kimg
+    assert prefer_named_length(c, ["trainer.max_kimg=0.5"], ["trainer.max_steps=4"]) is None  # nothing to unset
+    c = cfg(4, 0.5)
+    prefer_named_length(c, ["trainer.max_kimg=0.5"], ["trainer.max_steps=4"])
+    assert c.trainer.max_steps is None and c.trainer.max_kimg == 0.5  # today's wins
+    c = cfg(4, 20)  # a resume naming no length keeps the first launch's choice
+    prefer_named_length(c, ["ckpt_path=last"], ["trainer.max_steps=4"])
+    assert c.trainer.max_kimg is None
+    for both in (["trainer.max_steps=4", "trainer.max_kimg=1"], []):
+        c = cfg(4, 20)
+        assert prefer_named_length(c, both) is None and c.trainer.max_kimg == 20  # validation decides
+
+
+@pytest.mark.slow
+def test_a_length_named_on_the_command_line_replaces_the_experiments(log_dir):
+    """``experiment=quickstart trainer.max_steps=2`` (the experiment sets trainer.max_kimg=20) trains 2
+    iterations; its resume with trainer.max_kimg=0.016 trains to 16 images; both named is refused."""
+    tiny = [o for o in TINY if o != "trainer.max_kimg=null"]
+    env = {**os.environ, "GAMUT_LOG_DIR": str(log_dir)}
+    cmd = [sys.executable, "-m", "src.train", *tiny, "logger=none"]
+    first = subprocess.run(
+        [*cmd, "run_name=named", "trainer.max_steps=2"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "trainer.max_steps given on the command line replaces trainer.max_kimg=20" in first.stdout + first.stderr
+    assert _final_state(log_dir, "named")["gamut"]["iteration"] == 2
+    resumed = subprocess.run(
+        [*cmd, "run_name=named", "ckpt_path=last", "trainer.max_kimg=0.016"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert _final_state(log_dir, "named")["gamut"]["iteration"] == 4  # 16 images of batch 4
+    both = subprocess.run(
+        [*cmd, "run_name=both", "trainer.max_steps=2", "trainer.max_kimg=1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert both.returncode == 2 and "are both set" in both.stderr

@@ -5,6 +5,10 @@ devices together, as NVIDIA's ``--kimg`` (training/training_loop.py: ``done = cu
 total_kimg * 1000``): the run stops at the first iteration where ``cur_nimg >= max_kimg * 1000``.
 At most one of the two is set (src/utils/validation.py); neither (null, or ``max_steps=-1``)
 means no limit: the run goes on until ``trainer.max_time`` or Ctrl-C.
+
+A length named on the command line replaces the one an experiment or preset sets
+(:func:`prefer_named_length`): ``experiment=quickstart trainer.max_steps=4`` trains 4 iterations
+although the experiment sets ``trainer.max_kimg``. Both named on the command line stay an error.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
@@ -45,6 +49,30 @@ class Limits:
 
     def key(self) -> str:
         return "trainer.max_kimg" if self.max_kimg is not None else "trainer.max_steps"
+
+
+LENGTH_KEYS = ("trainer.max_steps", "trainer.max_kimg")
+
+
+def _named(overrides: list[str]) -> list[str]:
+    return [k for k in LENGTH_KEYS if any(o.split("=", 1)[0].lstrip("+~") == k for o in overrides)]
+
+
+def prefer_named_length(cfg: DictConfig, overrides: list[str], first_launch: list[str] | None = None) -> str | None:
+    """When ``overrides`` (this launch's command line) name exactly one of :data:`LENGTH_KEYS`, unset
+    the other in ``cfg`` (it came from an experiment, a preset, the defaults or, for a resume, the
+    first launch); when they name neither, the same for ``first_launch`` (a resume's first command
+    line). Returns a note for the log, or None when nothing changed."""
+    named = _named(overrides) or _named(first_launch or [])
+    if len(named) != 1 or cfg.get("trainer") is None:
+        return None
+    other = next(k for k in LENGTH_KEYS if k not in named).split(".")[1]
+    value = cfg.trainer.get(other)
+    if value is None or value == -1:
+        return None
+    with open_dict(cfg):
+        cfg.trainer[other] = None
+    return f"{named[0]} given on the command line replaces trainer.{other}={value} of the experiment or preset"
 
 
 def _number(value):

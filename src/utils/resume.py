@@ -37,6 +37,7 @@ __all__ = [
     "check_frozen",
     "check_resume",
     "find_source",
+    "first_launch_overrides",
     "frozen_values",
     "merge_overrides",
     "override_key",
@@ -232,6 +233,14 @@ def check_resume(cfg: DictConfig, run_dir: Path) -> dict | None:
         return None
     check_frozen(first, cfg, source.run_dir or source.checkpoint or str(cfg.ckpt_path))
     return changed_keys(first, cfg)
+
+
+def first_launch_overrides(cfg: DictConfig) -> list[str]:
+    """For a resume, the command line of the run's first launch (``.hydra/overrides.yaml``); else []."""
+    if cfg.get("ckpt_path") is None:
+        return []
+    source = find_source(cfg.ckpt_path, Path(cfg.paths.run_dir))
+    return (source.overrides() if source is not None else None) or []
 
 
 def resume_config(cfg: DictConfig, config_name: str = "train") -> DictConfig:
