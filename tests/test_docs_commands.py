@@ -7,7 +7,8 @@ anything:
 
 - composes ``src.train`` / ``src.eval`` commands with Hydra and asserts that every config group the
   command names is the one selected and every ``key=value`` it sets holds in the composed config (a
-  sweep is composed once per swept value);
+  sweep is composed once per swept value); a training command has a length (its own, its
+  experiment's or preset's; a resume keeps its run's) or says on its line that it runs until stopped;
 - parses the tools' ``key=value`` arguments with the parser of the tool's module (``src/tools/``)
   and asserts each key exists and holds its value (a ``scripts/`` wrapper or console script named
   by a command must exist too);
@@ -213,15 +214,26 @@ def test_hydra_command_composes_to_what_it_says(cmd, tmp_path, monkeypatch):
         if cmd.program == "src.train":  # the start-up checks too (a placeholder ckpt_path aside)
             from omegaconf import open_dict
 
+            from src.callbacks.limits import limits_from_config, prefer_named_length
             from src.utils.validation import ConfigError, validate
 
             checked = cfg.copy()
+            prefer_named_length(checked, overrides)  # as src.train's main does with the command line
             with open_dict(checked):
                 checked.ckpt_path = None
             try:
                 validate(checked)
             except ConfigError as e:
                 pytest.fail(f"{cmd.where}: refused at start-up: {e}: {cmd.raw}")
+            # a run states its length (a resume keeps the first launch's), or says that it runs until stopped
+            resume = any(a.startswith("ckpt_path=") for a in overrides)
+            elided = PLACEHOLDER in cmd.raw.split() or not cmd.args  # "-m hydra/launcher=slurm ...", prose
+            says_endless = re.search(r"until (it is )?stopped|Ctrl-C|no limit|until .*max_time", cmd.raw)
+            endless = limits_from_config(checked.trainer).unlimited
+            assert resume or elided or not endless or says_endless, (
+                f"{cmd.where}: trains until stopped without saying so; give trainer.max_kimg / max_steps or "
+                f"add '# runs until stopped': {cmd.raw}"
+            )
         choices = cfg.hydra.runtime.choices
         for o in OverridesParser.create().parse_overrides(overrides):
             key = o.key_or_group
