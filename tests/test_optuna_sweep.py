@@ -429,7 +429,7 @@ def test_a_pruned_gamut_trial_writes_its_marker_and_is_not_a_failure(tmp_path, w
 
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     exp = client.get_experiment_by_name("quickstart")
-    runs = client.search_runs([exp.experiment_id])
+    runs = client.search_runs([exp.experiment_id], filter_string="tags.sweep_job != ''")  # not the parent
     assert len(runs) == 2 and all(r.data.tags.get("optuna_pruned") == "true" for r in runs)
 
 

@@ -58,11 +58,18 @@ def test_failed_job_does_not_stop_the_sweep_and_relaunch_skips_and_resumes(tmp_p
     # each job is its own MLflow run, named <sweep>/<job> and tagged with the sweep and the job number
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     exp = client.get_experiment_by_name("quickstart")
-    runs = {r.data.tags["sweep_job"]: r for r in client.search_runs([exp.experiment_id])}
+    every = client.search_runs([exp.experiment_id])
+    parents = [r for r in every if r.data.tags.get("sweep_parent") == "true"]
+    runs = {r.data.tags["sweep_job"]: r for r in every if "sweep_job" in r.data.tags}
     assert set(runs) == {"1", "2"}  # job 0 stopped at validation, before any run was opened
+    # the sweep is one parent run with the jobs as its children (MLflow's UI nests them)
+    assert len(parents) == 1 and parents[0].info.run_name == "sw" and parents[0].data.tags["sweep"] == "sw"
+    parent_id = parents[0].info.run_id
+    assert (sweep / "mlflow_parent_run_id").read_text() == parent_id
     for job, run in runs.items():
         assert run.data.tags["sweep"] == "sw" and run.info.run_name == f"sw/{job}"
-        assert run.info.status == "FINISHED"
+        assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == parent_id
+        assert f"data.batch_size={ {'1': 4, '2': 8}[job] }" in run.data.tags["overrides"]
 
     # job 2 is "killed" after its first iteration: back to that checkpoint, no done marker
     done1 = (sweep / "1" / "done").read_bytes()
@@ -83,8 +90,8 @@ def test_failed_job_does_not_stop_the_sweep_and_relaunch_skips_and_resumes(tmp_p
     assert "already finished" in out
     state = torch.load(sweep / "2" / "checkpoints" / "last.ckpt", weights_only=True)
     assert state["gamut"]["iteration"] == 2 and (sweep / "2" / "done").is_file()
-    # the resumed job continued its MLflow run instead of opening a new one
-    assert len(client.search_runs([exp.experiment_id])) == 2
+    # the resumed job continued its MLflow run instead of opening a new one; still one parent
+    assert len(client.search_runs([exp.experiment_id])) == 3
 
 
 def _hydra_cfg(*overrides: str):

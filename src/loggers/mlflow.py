@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -25,12 +26,19 @@ from typing import Any
 import numpy as np
 from lightning_fabric.utilities.logger import _convert_params, _flatten_dict
 from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from src.loggers.extras import RunLogger
 from src.utils.io import atomic_write
+from src.utils.run_folder import MLFLOW_PARENT_RUN_ID_FILE as PARENT_ID_FILE
 from src.utils.run_folder import MLFLOW_RUN_ID_FILE as RUN_ID_FILE
+
+try:
+    import fcntl
+except ImportError:  # Windows: parallel jobs may each create a parent run
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +121,7 @@ class MLflowLogger(RunLogger, MLFlowLogger):
     ) -> None:
         self.keep_status = bool(keep_status)
         self.tracking_uri = tracking_uri  # for the messages when the store fails
+        self.experiment_name, self.artifact_location = experiment_name, artifact_location  # a sweep's parent run
         self.not_logged: Counter[str] = Counter()  # calls dropped because the store failed, by method
         self.store_down_until = 0.0  # monotonic time before which calls are dropped without trying
         self._warned = False
@@ -153,6 +162,9 @@ class MLflowLogger(RunLogger, MLFlowLogger):
         if not self._initialized:
             self._run_name = name
             self.tags = {**(self.tags or {}), **tags}
+            parent = self.sweep_parent(tags) if "sweep" in tags and _global_rank() == 0 else None
+            if parent is not None:  # MLflow's UI nests a run under the run this tag names
+                self.tags["mlflow.parentRunId"] = parent
         elif _global_rank() == 0:
             for k, v in tags.items():
                 self.experiment.set_tag(self.run_id, k, v)
@@ -171,6 +183,37 @@ class MLflowLogger(RunLogger, MLFlowLogger):
                 cause,
                 RETRY_AFTER_S,
             )
+
+    def sweep_parent(self, tags: Mapping[str, str]) -> str | None:
+        """The id of the sweep's parent run, created by the sweep's first job (a FINISHED run named
+        after the sweep, tagged ``sweep``) and kept in ``<sweep folder>/mlflow_parent_run_id``, so the
+        MLflow UI shows a ``-m`` sweep as one run with its jobs as children (relaunches reuse it)."""
+        if self._id_file is None:
+            return None
+        sweep_dir = self._id_file.parent.parent  # <run_name>/<job number>/mlflow_run_id
+        id_file = sweep_dir / PARENT_ID_FILE
+        fd = os.open(sweep_dir, os.O_RDONLY)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # parallel jobs (joblib, SLURM): one creates it
+            if id_file.is_file():
+                return id_file.read_text().strip() or None
+            client = MlflowClient(self.tracking_uri)
+            experiment = client.get_experiment_by_name(self.experiment_name)
+            if experiment is None:
+                experiment_id = client.create_experiment(
+                    self._experiment_name, artifact_location=self._artifact_location
+                )
+            else:
+                experiment_id = experiment.experiment_id
+            parent = client.create_run(
+                experiment_id, run_name=tags["sweep"], tags={"sweep": tags["sweep"], "sweep_parent": "true"}
+            )
+            client.set_terminated(parent.info.run_id, status="FINISHED")
+            atomic_write(id_file, lambda f: f.write(parent.info.run_id), mode="w")
+            return parent.info.run_id
+        finally:
+            os.close(fd)  # releases the lock
 
     @property
     def experiment(self):

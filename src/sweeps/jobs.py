@@ -94,8 +94,8 @@ def write_pruned(run_dir: Path, error: BaseException) -> None:
 
 
 def tracking_info(cfg: DictConfig) -> tuple[str, dict[str, str]]:
-    """The dashboard name and tags of a run: task, run name, user tags, sweep name and job number,
-    and for an Optuna trial the study's name and the trial number."""
+    """The dashboard name and tags of a run: task, run name, user tags, sweep name, job number and the
+    job's command-line overrides, and for an Optuna trial the study's name and the trial number."""
     tags = {"task": str(cfg.task_name), "run_name": str(cfg.run_name)}
     for t in cfg.get("tags") or []:
         tags[f"tag.{t}"] = "true"
@@ -103,6 +103,7 @@ def tracking_info(cfg: DictConfig) -> tuple[str, dict[str, str]]:
     job = sweep_job()
     if job is not None:
         tags["sweep"], tags["sweep_job"] = job[0], str(job[1])
+        tags["overrides"] = " ".join(HydraConfig.get().overrides.task)[:5000]  # what this job varies
         name = f"{job[0]}/{job[1]}"
     trial = cfg.get("optuna_trial")
     if trial is not None:

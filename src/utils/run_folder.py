@@ -17,7 +17,8 @@ name:
 - ``done`` / ``failed`` / ``pruned``: a run's outcome, written by src/sweeps/jobs.py; read by a relaunched
   sweep (``done``: skip the job), src/sweeps/report.py and the Optuna sweeper (hydra_plugins/).
 
-A sweep folder (``<run_name>/``) holds the jobs' folders and, for gamut's Optuna sweeper,
+A sweep folder (``<run_name>/``) holds the jobs' folders, :data:`MLFLOW_PARENT_RUN_ID_FILE` (the MLflow
+run the jobs' runs nest under, written by src/loggers/mlflow.py) and, for gamut's Optuna sweeper,
 :data:`RESULTS_FILE`. This module imports nothing from gamut (layer 1, below everything that uses it).
 """
 
@@ -35,6 +36,7 @@ __all__ = [
     "LAST_CHECKPOINT",
     "LOCK_FILE",
     "LOG_FILE",
+    "MLFLOW_PARENT_RUN_ID_FILE",
     "MLFLOW_RUN_ID_FILE",
     "NEPTUNE_RUN_ID_FILE",
     "OVERRIDES_FILE",
@@ -54,6 +56,7 @@ CHECKPOINT_DIR = "checkpoints"  # conf/callbacks/default.yaml: dirpath ${paths.r
 LAST_CHECKPOINT = "last.ckpt"  # always current; ckpt_path=last resumes it (each .ckpt has a .ckpt.sha256)
 LOCK_FILE = "lock"  # who trains the run now (pid, host, start); the lock itself is a flock on the folder
 MLFLOW_RUN_ID_FILE = "mlflow_run_id"  # the MLflow run a resume continues
+MLFLOW_PARENT_RUN_ID_FILE = "mlflow_parent_run_id"  # in a sweep folder: the sweep's parent MLflow run
 NEPTUNE_RUN_ID_FILE = "neptune_run_id"  # the Neptune run a resume continues
 DONE_FILE = "done"  # the run reached trainer.max_kimg / max_steps (JSON: iteration, kimg, finished, metrics)
 FAILED_FILE = "failed"  # a sweep job that stopped with an error (the error, the overrides, the traceback)
