@@ -262,3 +262,18 @@ def test_quickstart_counted_in_iterations_must_clear_its_kimg(log_dir):
     with pytest.raises(ConfigError, match=r"trainer.max_steps=100 and trainer.max_kimg=.*trainer.max_kimg=null"):
         validate(compose_cfg(["experiment=quickstart", "trainer.max_steps=100", "logger=none"]))
     validate(compose_cfg(["experiment=quickstart", "trainer.max_kimg=null", "trainer.max_steps=100", "logger=none"]))
+
+
+def test_peak_memory_without_getrusage(monkeypatch):
+    """Linux: getrusage's KiB as bytes. Where there is no ``resource`` module (Windows), psutil's peak
+    working set; where psutil has none either (this Linux, told there is no resource), None, and the
+    progress line shows 0 instead of failing."""
+    import resource
+    import sys as _sys
+
+    from src.callbacks.progress import peak_cpu_mem_gb
+    from src.profiling.measure import peak_rss_bytes
+
+    assert peak_rss_bytes() == resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    monkeypatch.setitem(_sys.modules, "resource", None)  # import resource -> ImportError
+    assert peak_rss_bytes() is None and peak_cpu_mem_gb() == 0

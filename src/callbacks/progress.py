@@ -24,7 +24,6 @@ is logged by the modules themselves). The length comes from the run's StopAtIter
 
 from __future__ import annotations
 
-import resource
 import sys
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ import torch
 from pytorch_lightning.callbacks import Callback, ProgressBar, TQDMProgressBar
 
 from src.callbacks.limits import Limits, StopAtIteration
+from src.profiling.measure import peak_rss_bytes
 
 
 def format_time(seconds: float) -> str:
@@ -49,9 +49,8 @@ def format_time(seconds: float) -> str:
 
 
 def peak_cpu_mem_gb() -> float:
-    """Peak resident memory of this process in GiB (getrusage ``ru_maxrss``: KiB on Linux, bytes on macOS)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**30 if sys.platform == "darwin" else rss / 2**20
+    """Peak resident memory of this process in GiB (0 where the OS does not say)."""
+    return (peak_rss_bytes() or 0) / 2**30
 
 
 def peak_gpu_mem_gb(device: torch.device | None) -> float:

@@ -192,9 +192,9 @@ class MLflowLogger(RunLogger, MLFlowLogger):
             return None
         sweep_dir = self._id_file.parent.parent  # <run_name>/<job number>/mlflow_run_id
         id_file = sweep_dir / PARENT_ID_FILE
-        fd = os.open(sweep_dir, os.O_RDONLY)
+        fd = os.open(sweep_dir, os.O_RDONLY) if fcntl is not None else None
         try:
-            if fcntl is not None:
+            if fcntl is not None and fd is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX)  # parallel jobs (joblib, SLURM): one creates it
             if id_file.is_file():
                 return id_file.read_text().strip() or None
@@ -213,7 +213,8 @@ class MLflowLogger(RunLogger, MLFlowLogger):
             atomic_write(id_file, lambda f: f.write(parent.info.run_id), mode="w")
             return parent.info.run_id
         finally:
-            os.close(fd)  # releases the lock
+            if fd is not None:
+                os.close(fd)  # releases the lock
 
     @property
     def experiment(self):

@@ -9,7 +9,7 @@ every backward, double backward included), from which it reports the fraction of
 
 from __future__ import annotations
 
-import resource
+import sys
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -185,6 +185,22 @@ def phase_report(rec: PhaseRecorder, intervals: dict[str, int], peak: float, sec
     return out
 
 
+def peak_rss_bytes() -> int | None:
+    """This process's peak resident memory in bytes: ``getrusage`` where the OS has it (``ru_maxrss`` is
+    KiB on Linux, bytes on macOS), the peak working set on Windows (through psutil), None if neither."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        try:
+            import psutil  # type: ignore[import-untyped]
+
+            return int(psutil.Process().memory_info().peak_wset)
+        except (ImportError, AttributeError):
+            return None
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss) if sys.platform == "darwin" else int(rss) * 1024
+
+
 def memory_report(device: torch.device) -> dict:
     if device.type == "cuda":
         return {
@@ -193,7 +209,7 @@ def memory_report(device: torch.device) -> dict:
         }
     # peak RSS of the process (covers everything this process ran before, too)
     return {
-        "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_memory_mb": round((peak_rss_bytes() or 0) / 2**20, 1),
         "cpu_threads": torch.get_num_threads(),
     }
 
