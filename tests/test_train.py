@@ -229,27 +229,17 @@ def test_a_length_named_on_the_command_line_replaces_the_experiments(log_dir):
     iterations; its resume with trainer.max_kimg=0.016 trains to 16 images; both named is refused."""
     tiny = [o for o in TINY if o != "trainer.max_kimg=null"]
     env = {**os.environ, "GAMUT_LOG_DIR": str(log_dir)}
-    cmd = [sys.executable, "-m", "src.train", *tiny, "logger=none"]
-    first = subprocess.run(
-        [*cmd, "run_name=named", "trainer.max_steps=2"], cwd=ROOT, env=env, capture_output=True, text=True
-    )
+
+    def launch(*overrides: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "src.train", *tiny, "logger=none", *overrides]
+        return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+
+    first = launch("run_name=named", "trainer.max_steps=2")
     assert first.returncode == 0, first.stderr[-2000:]
     assert "trainer.max_steps given on the command line replaces trainer.max_kimg=20" in first.stdout + first.stderr
     assert _final_state(log_dir, "named")["gamut"]["iteration"] == 2
-    resumed = subprocess.run(
-        [*cmd, "run_name=named", "ckpt_path=last", "trainer.max_kimg=0.016"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    resumed = launch("run_name=named", "ckpt_path=last", "trainer.max_kimg=0.016")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert _final_state(log_dir, "named")["gamut"]["iteration"] == 4  # 16 images of batch 4
-    both = subprocess.run(
-        [*cmd, "run_name=both", "trainer.max_steps=2", "trainer.max_kimg=1"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    both = launch("run_name=both", "trainer.max_steps=2", "trainer.max_kimg=1")
     assert both.returncode == 2 and "are both set" in both.stderr

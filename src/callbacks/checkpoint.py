@@ -104,15 +104,12 @@ class KimgCheckpoint(Callback, CheckpointSaver):
             trainer.save_checkpoint(path, weights_only=False)
         except OSError as e:
             last = self.dirpath / LAST_CHECKPOINT
-            kept = (
-                f"{last} from kimg {self._last_saved_nimg / 1000:.3f} is intact"
-                if self._last_saved_nimg is not None
-                else (
-                    f"{last} (from before this launch) is intact"
-                    if last.exists()
-                    else "no checkpoint had been written yet"
-                )
-            )
+            if self._last_saved_nimg is not None:
+                kept = f"{last} from kimg {self._last_saved_nimg / 1000:.3f} is intact"
+            elif last.exists():
+                kept = f"{last} (from before this launch) is intact"
+            else:
+                kept = "no checkpoint had been written yet"
             cause = f"{e.strerror or e} ({errno.errorcode.get(e.errno, 'no errno')})" if e.errno else str(e)
             raise CheckpointWriteFailed(
                 f"cannot write checkpoint {path}: {cause}; the run stops here and {kept} "

@@ -20,6 +20,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
+from src.utils.resume import override_key
+
 #: keys of ``trainer`` that gamut reads itself and that pytorch_lightning.Trainer does not take
 GAMUT_TRAINER_KEYS = ("max_kimg",)
 
@@ -55,7 +57,8 @@ LENGTH_KEYS = ("trainer.max_steps", "trainer.max_kimg")
 
 
 def _named(overrides: list[str]) -> list[str]:
-    return [k for k in LENGTH_KEYS if any(o.split("=", 1)[0].lstrip("+~") == k for o in overrides)]
+    given = {override_key(o) for o in overrides}
+    return [k for k in LENGTH_KEYS if k in given]
 
 
 def prefer_named_length(cfg: DictConfig, overrides: list[str], first_launch: list[str] | None = None) -> str | None:

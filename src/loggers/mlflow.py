@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -34,11 +33,7 @@ from src.loggers.extras import RunLogger
 from src.utils.io import atomic_write
 from src.utils.run_folder import MLFLOW_PARENT_RUN_ID_FILE as PARENT_ID_FILE
 from src.utils.run_folder import MLFLOW_RUN_ID_FILE as RUN_ID_FILE
-
-try:
-    import fcntl
-except ImportError:  # Windows: parallel jobs may each create a parent run
-    fcntl = None  # type: ignore[assignment]
+from src.utils.run_lock import folder_lock
 
 log = logging.getLogger(__name__)
 
@@ -192,18 +187,13 @@ class MLflowLogger(RunLogger, MLFlowLogger):
             return None
         sweep_dir = self._id_file.parent.parent  # <run_name>/<job number>/mlflow_run_id
         id_file = sweep_dir / PARENT_ID_FILE
-        fd = os.open(sweep_dir, os.O_RDONLY) if fcntl is not None else None
-        try:
-            if fcntl is not None and fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX)  # parallel jobs (joblib, SLURM): one creates it
+        with folder_lock(sweep_dir):  # parallel jobs (joblib, SLURM): one of them creates it
             if id_file.is_file():
                 return id_file.read_text().strip() or None
             client = MlflowClient(self.tracking_uri)
             experiment = client.get_experiment_by_name(self.experiment_name)
             if experiment is None:
-                experiment_id = client.create_experiment(
-                    self._experiment_name, artifact_location=self._artifact_location
-                )
+                experiment_id = client.create_experiment(self.experiment_name, artifact_location=self.artifact_location)
             else:
                 experiment_id = experiment.experiment_id
             parent = client.create_run(
@@ -212,9 +202,6 @@ class MLflowLogger(RunLogger, MLFlowLogger):
             client.set_terminated(parent.info.run_id, status="FINISHED")
             atomic_write(id_file, lambda f: f.write(parent.info.run_id), mode="w")
             return parent.info.run_id
-        finally:
-            if fd is not None:
-                os.close(fd)  # releases the lock
 
     @property
     def experiment(self):

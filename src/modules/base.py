@@ -63,6 +63,9 @@ from src.utils.faults import NonFiniteState
 
 __all__ = ["GANModule", "merge_options", "sanitize_grads", "DEFAULT_PERF"]
 
+#: room for phase indices in each iteration of the non-finite record (:meth:`GANModule.note_finite`)
+_PHASE_SLOTS = 64
+
 DEFAULT_PERF = dict(channels_last=False, compile=False)
 
 
@@ -151,9 +154,7 @@ class GANModule(pl.LightningModule, FamilyRules):
     colorspace: ColorSpace
     resolution: tuple[int, int]
     num_classes: int
-    _nonfinite: Tensor  # buffer: whether any loss since the last check was NaN/Inf
-    _nonfinite_phases: Tensor  # buffer: the bit of the phase of the first non-finite loss
-    _nonfinite_at: Tensor  # buffer: its iteration (1-based), -1 while none
+    _nonfinite: Tensor  # buffer: the first non-finite loss, iteration * _PHASE_SLOTS + phase index; -1 while none
 
     #: appended to the non-finite-loss error: what to change for this family
     nonfinite_advice = "Lower the learning rate or resume from an earlier checkpoint."
@@ -179,12 +180,9 @@ class GANModule(pl.LightningModule, FamilyRules):
         self.batch_gpu: int | None = None  # rows per forward/backward pass (None: the whole batch); families set it
         self._rounds: Rounds | None = None  # the accumulation round under way (see accumulate)
         self.loss_scalers = LossScalers()  # one loss scaler per optimizer (16-mixed)
-        self.register_buffer("_nonfinite", torch.zeros([], dtype=torch.bool), persistent=False)
-        # where the first non-finite loss since the last check came from (no host sync until a check):
-        # a bit per phase name (``_phase_bits``) and the iteration, -1 while none was seen
-        self.register_buffer("_nonfinite_phases", torch.zeros([], dtype=torch.int64), persistent=False)
-        self.register_buffer("_nonfinite_at", torch.full([], -1, dtype=torch.int64), persistent=False)
-        self._phase_bits: dict[str, int] = {}
+        # the first non-finite loss, where it came from, with no host sync until a check reads it
+        self.register_buffer("_nonfinite", torch.full([], -1, dtype=torch.int64), persistent=False)
+        self._phase_names: list[str] = []  # the phases seen, in order: their index is stored above
         self._phase_now: str | None = None
 
     # ------------------------------------------------------------------------------------------
@@ -457,15 +455,14 @@ class GANModule(pl.LightningModule, FamilyRules):
             self._phase_now = outer
 
     def note_finite(self, loss: Tensor) -> None:
-        """Record whether ``loss`` is finite, with the phase and iteration of the first one that is not
-        (tensor ops only: the host reads them at :meth:`check_finite`)."""
-        bad = ~torch.isfinite(loss.detach()).all()
-        bit = self._phase_bits.setdefault(self._phase_now or "(no phase)", len(self._phase_bits))
-        first = bad & ~self._nonfinite
-        at = self.iteration + 1  # 1-based, as checkpoints count iterations
-        self._nonfinite_at.copy_(torch.where(first, at, self._nonfinite_at))
-        self._nonfinite_phases.copy_(torch.where(first, 1 << bit, self._nonfinite_phases))
-        self._nonfinite |= bad
+        """Record the first non-finite ``loss`` (a scalar) with its phase and iteration (1-based, as
+        checkpoints count them), in tensor ops only: the host reads them at :meth:`check_finite`."""
+        name = self._phase_now or "(no phase)"
+        if name not in self._phase_names:
+            self._phase_names.append(name)
+        code = (self.iteration + 1) * _PHASE_SLOTS + self._phase_names.index(name)
+        first = ~torch.isfinite(loss.detach()) & (self._nonfinite < 0)
+        self._nonfinite.copy_(torch.where(first, code, self._nonfinite))
 
     def compiled(self, module: torch.nn.Module) -> Callable:
         """``module`` itself, or its ``torch.compile`` wrapper when ``model.perf.compile`` is on.
@@ -494,11 +491,11 @@ class GANModule(pl.LightningModule, FamilyRules):
         """Raise :class:`~src.utils.faults.NonFiniteState` if any loss since the start was NaN/Inf,
         naming the phase and iteration of the first (one host sync per call); ``weights``: also if a
         parameter (G, D, G_ema) is (before a checkpoint is written)."""
-        if bool(self._nonfinite):
-            bit = int(self._nonfinite_phases).bit_length() - 1
-            phase = next((name for name, b in self._phase_bits.items() if b == bit), "?")
+        code = int(self._nonfinite)
+        if code >= 0:
+            at, phase = divmod(code, _PHASE_SLOTS)
             raise NonFiniteState(
-                f"non-finite loss (NaN/Inf) in phase {phase} at iteration {int(self._nonfinite_at)} (found at "
+                f"non-finite loss (NaN/Inf) in phase {self._phase_names[phase]} at iteration {at} (found at "
                 f"iteration {self.iteration}, kimg {self.kimg:.3f}); training stopped instead of continuing on "
                 f"garbage, and nothing non-finite was saved. {self.nonfinite_advice}"
             )

@@ -98,12 +98,11 @@ def parse_subcommand(
     ``--help`` first prints ``doc`` and the subcommands; after a subcommand, its own documentation
     (``docs[name]``, else ``doc``) and keys.
     """
-    if not argv or argv[0] in HELP_FLAGS:
-        if argv:
-            _print_help_and_exit(
-                f"{plain_doc(doc)}\n\nusage: {prog} {kind} key=value ...   {kind}s: {', '.join(commands)}\n"
-                f"({prog} <{kind}> --help lists a {kind}'s keys)"
-            )
+    if argv and argv[0] in HELP_FLAGS:
+        _print_help_and_exit(
+            f"{plain_doc(doc)}\n\nusage: {prog} {kind} key=value ...   {kind}s: {', '.join(commands)}\n"
+            f"({prog} <{kind}> --help lists a {kind}'s keys)"
+        )
     if argv and argv[0] in commands and any(a in HELP_FLAGS for a in argv[1:]):
         name = argv[0]
         text = help_text(f"{prog} {name}", (docs or {}).get(name) or doc, commands[name], (required or {}).get(name))

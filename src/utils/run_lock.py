@@ -21,6 +21,8 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import TracebackType
 
@@ -33,7 +35,7 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["RunFolderBusy", "RunLock", "is_first_process"]
+__all__ = ["RunFolderBusy", "RunLock", "folder_lock", "is_first_process"]
 
 log = logging.getLogger("gamut.train")
 
@@ -51,6 +53,33 @@ def is_first_process() -> bool:
     return all(os.environ.get(key, "0") in ("", "0") for key in ("LOCAL_RANK", "NODE_RANK"))
 
 
+#: what flock raises where the filesystem has no locks (some network mounts)
+NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)
+
+
+@contextmanager
+def folder_lock(folder: Path, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive ``flock`` on ``folder`` (its directory descriptor) within the block; yields
+    False where there is no lock to take (no ``flock``: Windows; a filesystem without locks). With
+    ``wait=False``, a lock another process holds raises ``BlockingIOError`` at once."""
+    if fcntl is None:
+        yield False
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            locked = True
+        except OSError as e:
+            if isinstance(e, BlockingIOError) or e.errno not in NO_LOCKS:
+                raise
+            log.warning("%s: the filesystem has no locks (%s)", folder, e)
+            locked = False
+        yield locked
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def _owner(path: Path) -> str:
     try:
         info = json.loads(path.read_text())
@@ -65,33 +94,27 @@ class RunLock:
     def __init__(self, run_dir: str | os.PathLike) -> None:
         self.run_dir = Path(run_dir)
         self.file = self.run_dir / LOCK_FILE
-        self._fd: int | None = None
+        self._held: ExitStack | None = None
         self._existed: Path | None = None  # the deepest folder on the path that existed before the lock
 
     def __enter__(self) -> RunLock:
         if not is_first_process():
             return self
-        if fcntl is None:
-            log.warning("no flock on this platform: %s is not locked against a second launch", self.run_dir)
-            return self
         self._existed = next(p for p in (self.run_dir, *self.run_dir.parents) if p.exists())
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.run_dir, os.O_RDONLY)
+        held = ExitStack()
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = held.enter_context(folder_lock(self.run_dir, wait=False))
         except BlockingIOError:
-            os.close(fd)
             raise RunFolderBusy(
                 f"{self.run_dir} is being trained by another process ({_owner(self.file)}); wait for it "
                 "to end or stop it, or choose another run_name"
             ) from None
-        except OSError as e:
-            os.close(fd)
-            if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
-                raise
-            log.warning("%s: the filesystem has no locks (%s); not locked against a second launch", self.run_dir, e)
+        if not locked:
+            held.close()
+            log.warning("%s is not locked against a second launch (no flock here)", self.run_dir)
             return self
-        self._fd = fd
+        self._held = held
         if self.file.exists():
             log.warning(
                 "%s: stale lock of %s (that process ended without releasing it, e.g. killed); taking it over",
@@ -103,12 +126,9 @@ class RunLock:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        if self._fd is None:
-            return
-        self.file.unlink(missing_ok=True)
-        assert fcntl is not None, "a lock was taken, so flock exists"
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
-        self._fd = None
+        if self._held is not None:
+            self.file.unlink(missing_ok=True)
+            self._held.close()
+            self._held = None
         if error is not None and self._existed is not None:  # a refused launch leaves no folder it made
             remove_if_empty(self.run_dir, self._existed)
