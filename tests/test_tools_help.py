@@ -84,3 +84,12 @@ def test_help_from_a_shell(command):
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "keys and their defaults" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_help_into_a_pipe_that_closes_early_is_no_error():
+    """``gamut-generate --help | head -1``: the reader may leave before the text is written."""
+    tool = Path(sys.executable).parent / "gamut-generate"
+    proc = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {tool} --help | true"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr

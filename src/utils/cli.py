@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 import re
+import sys
 from collections.abc import Callable, Iterator
 
 from omegaconf import DictConfig, OmegaConf
@@ -52,7 +54,10 @@ def help_text(prog: str, doc: str | None, defaults: dict, required: dict[str, st
 
 
 def _print_help_and_exit(text: str) -> None:
-    print(text)
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # `--help | head`: the reader has what it wanted; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
     raise SystemExit(0)
 
 
