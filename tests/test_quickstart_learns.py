@@ -174,3 +174,53 @@ def test_quickstart_learns_the_shapes(log_dir):
     assert fd["final"] <= 0.7 * fd["early"], report  # and still improving after 4 kimg
     assert as_asked.float().mean() >= 0.6, report
     assert all(kinds[k] >= 0.1 * as_asked.sum() for k in data_kinds), report  # every kind, not one for every z
+
+
+@pytest.mark.slow
+def test_stylegan3_hsv_demo_learns_the_shapes(log_dir):
+    """experiment=stylegan3_hsv_shapes as configured (10 kimg of a 6-layer StyleGAN3-T in polar HSV):
+    decoded to RGB, the final G_ema is much closer to the real shapes than the untrained one in the
+    judge's feature space, draws every colour of the data's palette, and the judge recognises a fair
+    share of its images as the kind asked for, of more than one kind. The bounds are looser than the
+    StyleGAN2 demo's: 10 kimg of StyleGAN3 draw squares well and round circles and triangles towards
+    them (measured: FD 29.9 -> 13.2, 33% recognised as asked)."""
+    cfg = compose_cfg(
+        [
+            "experiment=stylegan3_hsv_shapes",
+            "logger=none",
+            "run_name=learns",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+        ]
+    )
+    train(cfg)
+    run = log_dir / "stylegan3_hsv_shapes" / "learns"
+    dataset_cfg = cfg.data.dataset
+    num_classes = len(ShapesDataset.CLASSES)
+    net = train_classifier(*real_images(dataset_cfg, seed=cfg.seed + 1001, n=4000), num_classes)
+    held_out, _ = real_images(dataset_cfg, seed=cfg.seed + 1002, n=NUM_GENERATED)
+    real_feats, _ = judge(net, held_out)
+
+    pl.seed_everything(cfg.seed)
+    initial = hydra.utils.instantiate(cfg.model).eval()
+    final = load_module(run / "checkpoints" / "last.ckpt")
+    assert final.colorspace.name == "hsv_polar" and final.G.synthesis.num_layers == 6
+    distribution = final.label_distribution.cpu()
+    fd = {}
+    for name, model in (("initial", initial), ("final", final)):
+        images, asked = generated_images(model, distribution)
+        feats, probs = judge(net, images)
+        fd[name] = frechet_distance(feats, real_feats)
+    as_asked = (probs.max(1).values >= CONFIDENT) & (probs.argmax(1) == asked)
+    kinds = torch.bincount(probs.argmax(1)[as_asked], minlength=num_classes)
+    # every palette colour among the shapes' pixels (those brighter than the grey background)
+    palette = torch.tensor(dataset_cfg.palette)
+    pixels = images.permute(0, 2, 3, 1).reshape(-1, 3)
+    nearest = torch.cdist(pixels[pixels.amax(1) > 0.4], palette).argmin(1)
+    share = torch.bincount(nearest, minlength=len(palette)).float() / len(nearest)
+    report = f"FD {fd}, as asked {as_asked.float().mean():.2f}, per kind {kinds.tolist()}, colour shares {share}"
+    print(report)
+    assert fd["final"] <= 0.5 * fd["initial"], report
+    assert as_asked.float().mean() >= 0.2, report
+    assert (kinds >= 10).sum() >= 2, report
+    assert share.min() >= 0.08, report  # each of the four is a quarter of the data's shapes
