@@ -39,6 +39,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from src.loggers.extras import RunLogger
 from src.utils.io import atomic_write
+from src.utils.optional import require
 from src.utils.run_folder import LAST_CHECKPOINT
 from src.utils.run_folder import NEPTUNE_RUN_ID_FILE as RUN_ID_FILE
 
@@ -91,6 +92,7 @@ class NeptuneLogger(RunLogger):
         **unexpected: Any,
     ) -> None:
         super().__init__()
+        require("neptune")  # one line naming the extra, before any run folder exists
         if "api_token" in unexpected:
             raise ValueError(
                 f"logger.neptune.api_token: the Neptune token is read only from the environment "
@@ -163,7 +165,7 @@ class NeptuneLogger(RunLogger):
         return self._run
 
     def _start(self):
-        import neptune
+        neptune = require("neptune")
 
         # The client reads its data folder from NEPTUNE_DATA_DIRECTORY when the run is created.
         previous = os.environ.get("NEPTUNE_DATA_DIRECTORY")

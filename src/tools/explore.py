@@ -21,6 +21,7 @@ import sys
 
 from src.pretrained.weights import DEFAULT_WEIGHTS_DIR, allow_downloads
 from src.utils.cli import console_entry, exit_on_bad_input, parse_key_values
+from src.utils.optional import MissingExtra, require
 
 PROG = "explore.py"
 DEFAULTS = dict(
@@ -43,6 +44,10 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < low or (high and value > high):
             raise SystemExit(f"{PROG}: {key}={value!r}: expected an integer in {low}..{high or 'any'}")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # nothing leaves the machine
+    try:
+        require("explorer")
+    except MissingExtra as e:
+        raise SystemExit(f"{PROG}: {e}") from None
     from src.explorer.app import serve
 
     with exit_on_bad_input(PROG):
