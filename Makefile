@@ -8,9 +8,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
+STUDY_PORT ?= 8080
 LOG_DIR ?= logs
 
-.PHONY: install train test lint format test-slow test-all test-gpu test-python lock dashboard explore benchmark clean-logs help
+.PHONY: install train test lint format test-slow test-all test-gpu test-python lock dashboard study explore benchmark clean-logs help
 
 help:
 	@echo "make install    create .venv and install gamut (editable) with its dependencies and tools (gamut-*)"
@@ -24,6 +25,7 @@ help:
 	@echo "make test-python PYTHON_OTHER=python3.13   the fast tests that matter on another Python, in .venv-3.13"
 	@echo "make lock       refresh requirements/lock.txt from the ranges in pyproject.toml"
 	@echo "make dashboard  serve the MLflow UI for $(LOG_DIR)/mlflow.db on http://$(HOST):$(PORT)"
+	@echo "make study [STUDY=NAME]  an Optuna search's study in optuna-dashboard on http://$(HOST):$(STUDY_PORT)"
 	@echo "make explore CKPT=PATH   the latent explorer for a checkpoint on http://$(HOST):$(EXPLORE_PORT) (docs/explorer.md)"
 
 $(STAMP): pyproject.toml $(LOCK)
@@ -89,6 +91,11 @@ explore: $(STAMP)
 dashboard: $(STAMP)
 	mkdir -p $(LOG_DIR)
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(abspath $(LOG_DIR))/mlflow.db --host $(HOST) --port $(PORT)
+
+# Over the sweeper's storage (conf/hydra/sweeper/optuna.yaml: $(LOG_DIR)/optuna.db); STUDY=NAME prints
+# that study's page (e.g. quickstart_stylegan2_optuna).
+study: $(STAMP)
+	$(PY) -m src.tools.study storage=sqlite:///$(abspath $(LOG_DIR))/optuna.db study="$(STUDY)" host=$(HOST) port=$(STUDY_PORT) $(ARGS)
 
 benchmark: $(STAMP)
 	$(PY) scripts/benchmark.py stylegan2 $(ARGS)

@@ -7,8 +7,8 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -17,14 +17,10 @@ from pathlib import Path
 import pytest
 
 from src.train import train
+from tests.browser import chromium, free_port, needs_chromium
+from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _post(url: str, body: dict) -> dict:
@@ -36,7 +32,7 @@ def _post(url: str, body: dict) -> dict:
 @contextlib.contextmanager
 def _dashboard(log_dir: Path):
     """``make dashboard`` on a free port for ``log_dir``; yields ``(base_url, experiments)`` once it answers."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         ["make", "-s", "dashboard", f"PORT={port}", f"LOG_DIR={log_dir}"],
         cwd=ROOT,
@@ -94,12 +90,6 @@ def test_make_dashboard_serves_the_run(tiny_cfg, log_dir):
             assert r.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-def _chromium() -> str | None:
-    import shutil
-
-    return next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser")) if p), None)
-
-
 def _chart_points(dom: str, metric: str) -> list[tuple[float, float]]:
     """The marker positions ``(x, y)`` (SVG pixels) of the data trace of the chart card titled ``metric``
     in an MLflow charts page dumped by Chromium; fails if that card has no drawn plot."""
@@ -118,7 +108,7 @@ def _chart_points(dom: str, metric: str) -> list[tuple[float, float]]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed (Debian: apt-get install chromium)")
+@needs_chromium
 def test_dashboard_in_headless_chromium(tiny_cfg, log_dir):
     """The MLflow UI rendered by headless Chromium shows the run, a chart of a logged metric drawn
     from its data, and a sample image.
@@ -141,7 +131,7 @@ def test_dashboard_in_headless_chromium(tiny_cfg, log_dir):
         def dom(url: str) -> str:
             out = subprocess.run(
                 [
-                    _chromium(),
+                    chromium(),
                     "--headless",
                     "--no-sandbox",
                     "--disable-gpu",
@@ -176,3 +166,32 @@ def test_dashboard_in_headless_chromium(tiny_cfg, log_dir):
             png = next(f["path"] for f in json.load(r)["files"] if f["path"].endswith(".png"))
         preview = dom(f"{run_url}/artifacts/{png}")
         assert f'<img alt="{png}"' in preview
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_a_sweep_is_one_parent_run_with_its_jobs_in_the_mlflow_ui(log_dir):
+    """A two-job ``-m`` sweep in the MLflow UI (headless Chromium): the experiment's runs table lists
+    one run, the sweep's parent ``sw``; expanding it shows its two jobs ``sw/0`` and ``sw/1``."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    cmd = [sys.executable, "-m", "src.train", "-m", *TINY, "logger=mlflow", "run_name=sw", "trainer.max_steps=2"]
+    cmd += ["callbacks.sample_grid.every_kimg=1", "callbacks.checkpoint.every_kimg=1", "data.batch_size=4,8"]
+    proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "GAMUT_LOG_DIR": str(log_dir)}, capture_output=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with _dashboard(log_dir) as (base, exps):
+        exp = next(e for e in exps if e["name"] == "quickstart")
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+            try:
+                page = browser.new_page(viewport={"width": 1600, "height": 1200})
+                page.goto(f"{base}/#/experiments/{exp['experiment_id']}/runs")
+                page.get_by_role("link", name="sw", exact=True).wait_for(timeout=60_000)
+                jobs = [page.get_by_role("link", name=f"sw/{j}", exact=True) for j in (0, 1)]
+                assert [j.count() for j in jobs] == [0, 0]  # nested under the parent, collapsed
+                # the expander of the parent's row (MLflow's run-name cell)
+                page.locator('button[data-component-id$="runnamecellrenderer.tsx_46"]').first.click()
+                for j in jobs:
+                    j.wait_for(timeout=30_000)
+                assert page.get_by_role("link", name="sw", exact=True).count() == 1
+            finally:
+                browser.close()

@@ -4,7 +4,6 @@ writes the same view, the caches and cancellation, the safety rules, and the pag
 from __future__ import annotations
 
 import contextlib
-import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -20,6 +19,7 @@ from src.explorer.views import Cancelled, Explorer, read_upload
 from src.metrics.lpips import LPIPS, _load_heads, heads_file
 from src.tools import colorize, explore, generate, project, traverse, visualize
 from src.visualize.interpolation import interpolation_frames
+from tests.browser import chromium, free_port, needs_chromium
 from tests.conftest import TINY, compose_cfg, logs_in
 from tests.test_chromagan import chroma_ckpt, vgg_dir  # noqa: F401 (fixtures)
 
@@ -221,12 +221,6 @@ def test_cli_refuses_bad_input(tmp_path):
 # The server: localhost, only its own files, a workspace that goes away.
 
 
-def free_port() -> int:
-    with contextlib.closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def running(segan_ckpt, lpips_net, host="127.0.0.1"):
     with workspace() as ws:
@@ -259,15 +253,6 @@ def test_server_serves_only_its_workspace_and_removes_it(segan_ckpt, lpips_net, 
 # The page in headless Chromium (installed by .ci/run, as for the dashboard test).
 
 
-def _chromium() -> str | None:
-    import shutil
-
-    for p in ("/usr/lib/chromium/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
-        if p and Path(p).is_file():
-            return p
-    return None
-
-
 def shot(page, path: Path, selector: str) -> np.ndarray:
     """A screenshot of the page (kept under ``path``) and of the image element ``selector`` as an array."""
     page.screenshot(path=str(path))
@@ -277,12 +262,12 @@ def shot(page, path: Path, selector: str) -> np.ndarray:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed (Debian: apt-get install chromium)")
+@needs_chromium
 def test_page_in_headless_chromium(segan_ckpt, lpips_net, tmp_path):
     """The seed grid draws, a SEGAN slider move redraws the edited image, a corrupt upload shows an error."""
     playwright = pytest.importorskip("playwright.sync_api")
     with running(segan_ckpt, lpips_net) as (base, _), playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
             page.goto(base)

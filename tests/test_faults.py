@@ -22,6 +22,7 @@ from src.utils.faults import CheckpointWriteFailed, NonFiniteState
 from src.utils.integrity import NoIntactCheckpoint, checksum_file, damage, record_checksum, resume_from, sha256_of
 from src.utils.run_lock import RunFolderBusy, RunLock
 from src.utils.validation import ConfigError
+from tests.browser import free_port
 from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -309,14 +310,6 @@ def test_an_image_that_becomes_unreadable_during_training_is_skipped_and_counted
 # --- a tracking store that fails ------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _not_logged(caplog) -> str:
     lines = [r.getMessage() for r in caplog.records if "not logged while it failed" in r.getMessage()]
     assert len(lines) == 1, [r.getMessage() for r in caplog.records if "MLflow" in r.getMessage()]
@@ -327,7 +320,7 @@ def test_an_unreachable_mlflow_server_lets_training_finish(tiny_cfg, log_dir, mo
     """No server listens at the URI: the run trains to its end, warns once when the store fails, and
     says at the end how many calls of each kind were not logged."""
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    uri = f"http://127.0.0.1:{_free_port()}/"
+    uri = f"http://127.0.0.1:{free_port()}/"
     with caplog.at_level(logging.WARNING):
         train(tiny_cfg("trainer.max_steps=2", f"paths.mlflow_uri={uri}", logger="mlflow"))
     assert (log_dir / "quickstart" / "test" / "done").is_file()

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,17 +17,12 @@ import pytest
 import torch
 
 from src.train import train
+from tests.browser import free_port
 from tests.conftest import TINY, compose_cfg
 from tests.test_ddp import FAMILIES, STEPS
 
 ROOT = Path(__file__).resolve().parents[1]
 DUMP = ["+callbacks.dump._target_=tests.test_ddp.DumpRankState"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _env(log_dir: Path) -> dict:
@@ -43,7 +37,7 @@ def test_two_nodes_on_loopback_train_like_one_process_with_twice_the_batch(tmp_p
         *FAMILIES["stylegan2"],
         f"trainer.max_steps={STEPS}",
     ]
-    port = _free_port()
+    port = free_port()
     dump = tmp_path / "ranks"
     procs = []
     for node in (0, 1):

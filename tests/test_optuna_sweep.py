@@ -35,6 +35,7 @@ from hydra_plugins.gamut_optuna_sweeper.optuna_sweeper import (
     parse_search_space,
 )
 from src.sweeps.optuna import report, study_name
+from tests.browser import chromium, free_port, needs_chromium, serving
 from tests.conftest import CONF, TINY, compose_cfg
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -453,3 +454,37 @@ def test_direction_auto_follows_the_metric(metric, direction):
     sweeper = OptunaSweeper(direction="auto")
     sweeper.config = OmegaConf.create({"optimized_metric": metric})
     assert sweeper._checked_direction() == direction
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_make_study_opens_the_search_in_optuna_dashboard(gamut_search):
+    """``make study`` over the search's storage prints the study's page; in headless Chromium its trial
+    list shows the four trials, each complete with the value the study holds."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    log_dir, proc = gamut_search
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    study = _study(log_dir, "quickstart_stylegan2_optuna")
+    port = free_port()
+    cmd = ["make", "-s", "study", f"LOG_DIR={log_dir}", "STUDY=quickstart_stylegan2_optuna", f"STUDY_PORT={port}"]
+    with serving(cmd, f"http://127.0.0.1:{port}/api/studies", ROOT, env=dict(os.environ)) as first_line:
+        address = first_line.split()[1]
+        study_id = optuna.storages.get_storage(f"sqlite:///{log_dir}/optuna.db").get_study_id_from_name(
+            study.study_name
+        )
+        assert address == f"http://127.0.0.1:{port}/dashboard/studies/{study_id}"
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(address)
+                page.get_by_text("quickstart_stylegan2_optuna").first.wait_for(timeout=60_000)
+                page.goto(f"{address}/trials")
+                page.get_by_text("4 Trials").wait_for(timeout=60_000)
+                text = page.inner_text("body")
+            finally:
+                browser.close()
+    for t in study.trials:
+        assert f"Trial {t.number}" in text
+    assert text.count("Complete") >= 4
+    assert repr(study.trials[0].value) in text  # the first trial's details are open: its value

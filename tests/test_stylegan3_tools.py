@@ -342,9 +342,10 @@ def test_rotate_slider_redraws_the_seed_grid_in_headless_chromium(sg3_ckpt, tmp_
     """A StyleGAN3 page shows the sliders; moving rotate redraws the grid (driven as in tests/test_explorer.py)."""
     from src.explorer.app import launch, workspace
     from src.explorer.views import Explorer
-    from tests.test_explorer import _chromium, free_port, shot
+    from tests.browser import chromium, free_port
+    from tests.test_explorer import shot
 
-    if _chromium() is None:
+    if chromium() is None:
         pytest.skip("headless Chromium not installed (Debian: apt-get install chromium)")
     playwright = pytest.importorskip("playwright.sync_api")
     with workspace() as ws:
@@ -352,7 +353,7 @@ def test_rotate_slider_redraws_the_seed_grid_in_headless_chromium(sg3_ckpt, tmp_
         demo = launch(Explorer.open(sg3_ckpt, ws), "127.0.0.1", port, block=False)
         try:
             with playwright.sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+                browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
                 try:
                     page = browser.new_page(viewport={"width": 1400, "height": 1100})
                     page.goto(f"http://127.0.0.1:{port}")
