@@ -6,7 +6,7 @@ and report to the run's loggers. Metrics follow NVIDIA's and SEGAN's protocols (
 Reporting goes through the interface training logs with (:class:`~src.loggers.extras.RunLogger`):
 the run's ``logger`` node (``<run>/.hydra/config.yaml``) is built again with
 :meth:`~src.loggers.extras.RunLogger.reopen` and each logger gets ``metrics/<name>`` at step = the
-checkpoint's images seen, as the in-training metrics callback logs them. MLflow and Neptune add the
+checkpoint's images seen, as the in-training metrics callback logs them. MLflow, W&B and Neptune add the
 results to the run they logged (its status unchanged), CSV writes a version folder ``eval_<time>``,
 TensorBoard an event file beside the run's.
 """

@@ -57,7 +57,7 @@ def test_training_needs_no_extra(tmp_path):
     assert list(tmp_path.glob("quickstart/*/checkpoints/last.ckpt"))
 
 
-@pytest.mark.parametrize("extra", ["neptune"])
+@pytest.mark.parametrize("extra", ["neptune", "wandb"])
 def test_a_logger_whose_extra_is_missing_stops_with_one_line(tmp_path, extra):
     proc = _train_without_extras(tmp_path, f"logger={extra}")
     assert proc.returncode == 2

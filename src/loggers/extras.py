@@ -13,10 +13,11 @@ extras, each a no-op by default so a logger implements only what its service can
   ``ModelCheckpoint``) goes to the Lightning logger's own handling;
 - :meth:`~RunLogger.reopen`: the logger as ``src.eval`` rebuilds it from the run's config to add
   evaluation results to the run it logged (MLflow and Neptune continue their run without changing
-  its status; CSV and TensorBoard write new files beside the run's).
+  its status, W&B its run without changing its name, group or tags; CSV and TensorBoard write new
+  files beside the run's).
 
-Every logger in ``conf/logger/*.yaml`` is a :class:`RunLogger` (src/loggers/: ``mlflow``, ``neptune``,
-``lightning`` for CSV and TensorBoard). Callers never probe a logger: :func:`run_loggers` keeps the
+Every logger in ``conf/logger/*.yaml`` is a :class:`RunLogger` (src/loggers/: ``mlflow``, ``wandb``,
+``neptune``, ``lightning`` for CSV and TensorBoard). Callers never probe a logger: :func:`run_loggers` keeps the
 :class:`RunLogger` instances of a list and skips any other (foreign) logger.
 """
 

@@ -12,8 +12,8 @@ name:
   checksum record ``<name>.ckpt.sha256`` (src/utils/integrity.py, which also sets a damaged
   ``last.ckpt`` aside as ``last.ckpt.damaged``).
 - ``lock``: the training process that holds the run folder (src/utils/run_lock.py), while it runs.
-- ``mlflow_run_id`` / ``neptune_run_id``: written by the loggers (src/loggers/), read by them on resume
-  and when src/eval.py reopens the run to report its results.
+- ``mlflow_run_id`` / ``neptune_run_id`` / ``wandb_run_id``: written by the loggers (src/loggers/), read
+  by them on resume and when src/eval.py reopens the run to report its results.
 - ``done`` / ``failed`` / ``pruned``: a run's outcome, written by src/sweeps/jobs.py; read by a relaunched
   sweep (``done``: skip the job), src/sweeps/report.py and the Optuna sweeper (hydra_plugins/).
 
@@ -42,6 +42,7 @@ __all__ = [
     "OVERRIDES_FILE",
     "PRUNED_FILE",
     "RESULTS_FILE",
+    "WANDB_RUN_ID_FILE",
     "last_checkpoint",
     "remove_if_empty",
     "run_dir_of",
@@ -58,6 +59,7 @@ LOCK_FILE = "lock"  # who trains the run now (pid, host, start); the lock itself
 MLFLOW_RUN_ID_FILE = "mlflow_run_id"  # the MLflow run a resume continues
 MLFLOW_PARENT_RUN_ID_FILE = "mlflow_parent_run_id"  # in a sweep folder: the sweep's parent MLflow run
 NEPTUNE_RUN_ID_FILE = "neptune_run_id"  # the Neptune run a resume continues
+WANDB_RUN_ID_FILE = "wandb_run_id"  # the W&B run a resume (and src/eval.py) continues
 DONE_FILE = "done"  # the run reached trainer.max_kimg / max_steps (JSON: iteration, kimg, finished, metrics)
 FAILED_FILE = "failed"  # a sweep job that stopped with an error (the error, the overrides, the traceback)
 PRUNED_FILE = "pruned"  # an Optuna trial stopped by the pruner: not a failure (the pruner's message)
