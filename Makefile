@@ -92,7 +92,7 @@ dashboard: $(STAMP)
 	mkdir -p $(LOG_DIR)
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(abspath $(LOG_DIR))/mlflow.db --host $(HOST) --port $(PORT)
 
-# Over the sweeper's storage (conf/hydra/sweeper/optuna.yaml: $(LOG_DIR)/optuna.db); STUDY=NAME prints
+# Over the sweeper's storage (src/conf/hydra/sweeper/optuna.yaml: $(LOG_DIR)/optuna.db); STUDY=NAME prints
 # that study's page (e.g. quickstart_stylegan2_optuna).
 study: $(STAMP)
 	$(PY) -m src.tools.study storage=sqlite:///$(abspath $(LOG_DIR))/optuna.db study="$(STUDY)" host=$(HOST) port=$(STUDY_PORT) $(ARGS)

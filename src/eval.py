@@ -1,4 +1,6 @@
-"""Evaluate a checkpoint: ``python -m src.eval ckpt_path=PATH [metrics=[fid50k_full,pr50k3_full]]`` (conf/eval.yaml).
+"""Evaluate a checkpoint: ``python -m src.eval ckpt_path=PATH [metrics=[fid50k_full,pr50k3_full]]``
+
+Its config: src/conf/eval.yaml.
 
 Compose -> validate -> instantiate (module, reals) -> evaluate -> write JSON next to the checkpoint
 and report to the run's loggers. Metrics follow NVIDIA's and SEGAN's protocols (src/metrics/).
@@ -283,7 +285,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     return flat
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="eval.yaml")
+@hydra.main(version_base="1.3", config_path="conf", config_name="eval.yaml")
 def main(cfg: DictConfig) -> float | None:
     try:
         flat = evaluate(cfg)

@@ -1,4 +1,4 @@
-"""Train a model: ``python -m src.train [overrides]`` (Hydra; see conf/train.yaml).
+"""Train a model: ``python -m src.train [overrides]`` (Hydra; see src/conf/train.yaml).
 
 Compose -> validate -> instantiate -> fit -> report, one function each below :func:`train`.
 Nothing is written to the run folder (src/utils/run_folder.py names its files) before the config
@@ -287,7 +287,7 @@ def _train_holding_the_folder(cfg: DictConfig, run_dir: Path, limits: Limits) ->
         handler.close()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train.yaml")
+@hydra.main(version_base="1.3", config_path="conf", config_name="train.yaml")
 def main(cfg: DictConfig) -> float | None:
     job = sweep_job()
     if job is not None:

@@ -18,7 +18,7 @@ import src.utils.resolvers  # noqa: F401
 from src.pretrained.weights import OFFLINE_ENV, WEIGHTS
 from tests.nvidia_standins import save_nvidia_vgg16, save_random_inception
 
-CONF = str(Path(__file__).resolve().parents[1] / "conf")
+CONF = str(Path(__file__).resolve().parents[1] / "src" / "conf")
 
 # A StyleGAN2 small enough for a CPU step in well under a second.
 TINY = [
@@ -46,7 +46,7 @@ TINY_MODULE = dict(resolution=16, z_dim=16, w_dim=16, map_depth=1, channel_base=
 
 
 def compose_cfg(overrides: list[str] | None = None, config_name: str = "train.yaml"):
-    """Compose ``conf/<config_name>`` with ``overrides`` (Hydra's compose API, fresh global state)."""
+    """Compose ``src/conf/<config_name>`` with ``overrides`` (Hydra's compose API, fresh global state)."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         return compose(config_name=config_name, overrides=list(overrides or []))

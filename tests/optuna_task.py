@@ -1,5 +1,5 @@
 """A Hydra app with a trivial task for tests/test_optuna_sweep.py: drives gamut's Optuna sweeper
-(conf/hydra/sweeper/optuna.yaml) through the basic launcher without training anything.
+(src/conf/hydra/sweeper/optuna.yaml) through the basic launcher without training anything.
 
 The job returns ``(x - 0.3) ** 2 + n``; ``script[optuna_trial % len(script)]`` says how trial
 ``optuna_trial`` ends: ``ok`` (that value), ``none`` (returns None), ``nonfinite`` (returns NaN),

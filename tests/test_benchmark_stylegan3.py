@@ -83,7 +83,7 @@ def test_subject_reports_every_phase_and_g_of_z(cfg, res, one_timed_iteration):
 
 @pytest.mark.parametrize("cfg", ["t", "r"])
 def test_module_settings_are_the_presets(cfg):
-    """At NVIDIA's widths and batch 32 the subject builds what conf/preset/stylegan3-<cfg>.yaml sets."""
+    """At NVIDIA's widths and batch 32 the subject builds what src/conf/preset/stylegan3-<cfg>.yaml sets."""
     preset = OmegaConf.load(Path(CONF) / "preset" / "stylegan3-t.yaml").model
     if cfg == "r":
         preset = OmegaConf.merge(preset, OmegaConf.load(Path(CONF) / "preset" / "stylegan3-r.yaml").model)

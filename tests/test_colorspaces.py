@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from src.colorspaces import COLORSPACE_NAMES, ColorSpace, get_colorspace
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "src" / "conf"
 
 # Round-trip tolerance per space (float32); Lab goes through pow/cbrt and XYZ matrices.
 TOLERANCE = {"rgb": 1e-6, "rgba": 1e-6, "hsv": 1e-5, "hsv_polar": 1e-5, "lab": 1e-4, "ycbcr": 1e-5}

@@ -19,7 +19,7 @@ from src.datamodules.image_datamodule import ImageDataModule
 from src.datamodules.sampler import InfiniteSampler
 from src.datamodules.shapes import ShapesDataset
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "src" / "conf"
 
 
 def take(iterable, n: int) -> list:

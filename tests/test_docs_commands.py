@@ -302,7 +302,7 @@ def test_the_repository_reads_on_its_own():
         "|".join([r"\.\./" + "shared", r"\bspecs/", r"\bspec(?:\s+[a-z]+)?\s*" + "\u00a7", r"\bDESIGN" + r"\.md"])
     )
     hits = []
-    for folder in ("src", "conf", "scripts", "tests", "docs", ".ci"):
+    for folder in ("src", "scripts", "tests", "docs", ".ci"):
         for path in sorted((ROOT / folder).rglob("*")):
             if (
                 path.suffix in (".py", ".yaml", ".md", ".txt", "")

@@ -1,4 +1,4 @@
-"""The logger contract (src/loggers/extras.py): every logger conf/logger/*.yaml builds is a ``RunLogger``;
+"""The logger contract (src/loggers/extras.py): every logger src/conf/logger/*.yaml builds is a ``RunLogger``;
 images, run info and checkpoints reach gamut's loggers through it, and foreign loggers are skipped."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def test_every_logger_config_builds_a_run_logger(name, log_dir, monkeypatch):
     built = [hydra.utils.instantiate(node) for node in (cfg.logger or {}).values()]
     assert len(built) == {"none": 0, "many": 3}.get(name, 1)
     for logger in built:
-        assert isinstance(logger, RunLogger), f"conf/logger/{name}.yaml builds {type(logger).__name__}"
+        assert isinstance(logger, RunLogger), f"src/conf/logger/{name}.yaml builds {type(logger).__name__}"
 
 
 class Recording(RunLogger):

@@ -1,4 +1,4 @@
-"""The five StyleGAN2-in-a-Nutshell experiments (conf/experiment/nutshell_*.yaml): each composes to the
+"""The five StyleGAN2-in-a-Nutshell experiments (src/conf/experiment/nutshell_*.yaml): each composes to the
 Nutshell's size, channels and colour space, and trains a few steps on tiny data of the kind it needs,
 written here in the real formats: IDX files, RGBA PNGs, catalogue and stamp PNGs, and a video clip packed
 by prepare_dataset.py. The stamps run then gives its grid, interpolation video and layer view at 48x80."""

@@ -6,7 +6,7 @@
 - the sweep itself, through a trivial Hydra app (tests/optuna_task.py) and the basic launcher: the
   best trial, a relaunch that continues the study, failed and pruned trials, pruning through
   ``report``, an in-memory study;
-- the conf/hparams_search configs compose;
+- the src/conf/hparams_search configs compose;
 - end to end with gamut (slow): tiny StyleGAN2 trials return PPL, are MLflow runs tagged with the
   study and the trial, and a pruner stops them.
 """
@@ -297,7 +297,7 @@ def test_bad_settings_stop_the_launch_with_one_line(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
-# conf/hparams_search
+# src/conf/hparams_search
 
 
 @pytest.mark.parametrize(

@@ -53,8 +53,11 @@ def test_wheel_carries_the_configs_and_trains_from_anywhere(tmp_path):
     _pip("wheel", "-q", "--no-deps", "-w", str(wheels), str(source))
     (wheel,) = wheels.glob("gamut-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    configs = {p.relative_to(ROOT).as_posix() for p in (ROOT / "conf").rglob("*.yaml")}
+    configs = {p.relative_to(ROOT).as_posix() for p in (ROOT / "src" / "conf").rglob("*.yaml")}
     assert configs and configs <= names, sorted(configs - names)[:5]
+    assert all(c.startswith("src/conf/") for c in configs)
+    top = {n.split("/")[0] for n in names if "/" in n and ".dist-info/" not in n}
+    assert top == {"src", "hydra_plugins"}  # no top-level conf
     assert {"src/train.py", "src/tools/generate.py", "hydra_plugins/gamut_optuna_sweeper/__init__.py"} <= names
 
     site = tmp_path / "site"

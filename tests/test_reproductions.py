@@ -213,7 +213,7 @@ CHROMAGAN_IMAGENET: list[Row] = [
     )
 ]
 JEN = "jeniasivets/chromagan"
-TINY_NOTE = "conf/experiment/chromagan_tinyimagenet.yaml 'Not copied from their code'; docs/chromagan.md"
+TINY_NOTE = "src/conf/experiment/chromagan_tinyimagenet.yaml 'Not copied from their code'; docs/chromagan.md"
 CHROMAGAN_TINY: list[Row] = [
     Row(("experiment=chromagan_tinyimagenet",), k, v, c)
     for k, v, c in [
@@ -369,7 +369,7 @@ def _preset_rows() -> list[Row]:
                 4,
                 f"{ADA_TRAIN}: num_fp16_res = 4",
                 None,
-                "conf/model/stylegan2.yaml: null resolves to NVIDIA's 4 (src/nn/precision.py)",
+                "src/conf/model/stylegan2.yaml: null resolves to NVIDIA's 4 (src/nn/precision.py)",
             ),
         ]
     # `auto`: cfg_specs['auto'] filled in from the resolution and the GPU count. Worked values:

@@ -149,7 +149,7 @@ def test_the_metrics_callback_is_found_by_its_class_not_its_name():
 
 
 def test_a_function_target_among_the_callbacks_is_skipped_quietly(caplog, capsys):
-    """conf/callbacks/default.yaml builds the progress callback with a factory function: looking for the
+    """src/conf/callbacks/default.yaml builds the progress callback with a factory function: looking for the
     metrics callback must pass over it without an error line (hydra's get_class logs one)."""
     factory = {"_target_": "src.callbacks.progress.make_progress"}
     with caplog.at_level("DEBUG"):

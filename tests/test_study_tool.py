@@ -48,7 +48,7 @@ def test_the_default_storage_is_the_sweepers(monkeypatch, tmp_path):
     monkeypatch.setenv("GAMUT_LOG_DIR", str(tmp_path))
     assert tool.default_storage() == f"sqlite:///{tmp_path}/optuna.db"
     monkeypatch.delenv("GAMUT_LOG_DIR")
-    assert tool.default_storage() == f"sqlite:///{ROOT}/logs/optuna.db"  # conf/paths/default.yaml's log_dir
+    assert tool.default_storage() == f"sqlite:///{ROOT}/logs/optuna.db"  # src/conf/paths/default.yaml's log_dir
 
 
 def test_without_the_study_extra_one_line_names_it(monkeypatch, storage):

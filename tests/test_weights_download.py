@@ -34,7 +34,7 @@ from src.pretrained.weights import (
     weights_path,
 )
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "src" / "conf"
 
 
 def _state_dict_bytes() -> bytes:

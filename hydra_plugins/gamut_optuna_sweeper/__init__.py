@@ -1,4 +1,4 @@
-"""gamut's Optuna sweeper for Hydra (config: conf/hydra/sweeper/optuna.yaml).
+"""gamut's Optuna sweeper for Hydra (config: src/conf/hydra/sweeper/optuna.yaml).
 
 - :mod:`.optuna_sweeper`: the sweeper (``OptunaSweeper``, the ``_target_`` of the config), and the
   plugin's public names;

@@ -13,7 +13,7 @@ The study is ``study_name`` in ``storage``, loaded when it exists, so launching 
 runs ``n_trials`` more trials numbered on from the last. After each batch the sweep writes
 ``<sweep dir>/optimization_results.yaml``: the study, the trial counts and the best trial so far.
 
-This is the module Hydra's plugin scan registers the sweeper from and conf/hydra/sweeper/optuna.yaml's
+This is the module Hydra's plugin scan registers the sweeper from and src/conf/hydra/sweeper/optuna.yaml's
 ``_target_`` names; it is also the plugin's public interface (the names in ``__all__``), its helpers
 being private modules the scan skips. Optuna is imported inside the functions that need it: Hydra
 imports this module at the start of every run (its plugin scan), Optuna sweep or not. For the same
@@ -108,7 +108,7 @@ def _write_text(path: Path, text: str) -> None:
 
 
 class OptunaSweeper(Sweeper):
-    """Hydra sweeper running an Optuna study; its options are conf/hydra/sweeper/optuna.yaml's."""
+    """Hydra sweeper running an Optuna study; its options are src/conf/hydra/sweeper/optuna.yaml's."""
 
     def __init__(
         self,

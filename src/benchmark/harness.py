@@ -29,7 +29,7 @@ from src.utils.resolution import parse_resolution
 __all__ = ["RandomImages", "IterationTimer", "device_of", "fit_timed", "resolution_of", "shapes_images"]
 
 #: the settings of ``data=shapes_easy`` (the shapes experiment=quickstart learns in minutes)
-SHAPES_EASY = Path(__file__).resolve().parents[2] / "conf" / "data" / "shapes_easy.yaml"
+SHAPES_EASY = Path(__file__).resolve().parents[1] / "conf" / "data" / "shapes_easy.yaml"
 
 
 class RandomImages(BaseImageDataset):

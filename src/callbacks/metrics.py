@@ -1,6 +1,6 @@
 """Metrics of G_ema every ``every_kimg`` during training and at its end (off by default).
 
-Enable with ``callbacks=[default,metrics]`` (conf/callbacks/metrics.yaml; add ``traversal`` etc. to
+Enable with ``callbacks=[default,metrics]`` (src/conf/callbacks/metrics.yaml; add ``traversal`` etc. to
 the list as needed) and set ``callbacks.metrics.every_kimg`` and ``callbacks.metrics.metrics``
 (e.g. ``[fid10k_full]``; names in :mod:`src.metrics.protocols`, any kind registered in
 :mod:`src.metrics.registry` included). Each evaluation goes
@@ -52,7 +52,7 @@ class GeneratorMetrics(Callback):
     ``optuna_trial``: the trial number set by the Optuna sweeper (None outside a search). Every other
     keyword is the suite's (``metrics``, ``weights_dir``, ``cache_dir``, ``num_gen``, ``num_real``,
     ``batch_size``, ``seed``, ``noise_mode``, ``kid``, ``ppl``, ``pr``, ``intra_fid``), set in
-    conf/callbacks/metrics.yaml as conf/eval.yaml sets them.
+    src/conf/callbacks/metrics.yaml as src/conf/eval.yaml sets them.
     """
 
     def __init__(

@@ -1,6 +1,6 @@
 """Training progress in kimg: a bar on a terminal, NVIDIA-style tick lines everywhere else.
 
-``callbacks.progress`` (conf/callbacks/default.yaml) builds one of:
+``callbacks.progress`` (src/conf/callbacks/default.yaml) builds one of:
 
 - on a terminal with ``trainer.enable_progress_bar=true``: :class:`KimgProgressBar`, Lightning's
   TQDM bar counting kimg, with the total, s/kimg and the ETA in its postfix;

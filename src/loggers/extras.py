@@ -16,7 +16,7 @@ extras, each a no-op by default so a logger implements only what its service can
   its status, W&B its run without changing its name, group or tags; CSV and TensorBoard write new
   files beside the run's).
 
-Every logger in ``conf/logger/*.yaml`` is a :class:`RunLogger` (src/loggers/: ``mlflow``, ``wandb``,
+Every logger in ``src/conf/logger/*.yaml`` is a :class:`RunLogger` (src/loggers/: ``mlflow``, ``wandb``,
 ``neptune``, ``lightning`` for CSV and TensorBoard). Callers never probe a logger: :func:`run_loggers` keeps the
 :class:`RunLogger` instances of a list and skips any other (foreign) logger.
 """

@@ -1,5 +1,5 @@
 """Lightning's CSV and TensorBoard loggers, each a :class:`~src.loggers.extras.RunLogger`
-(conf/logger/csv.yaml, conf/logger/tensorboard.yaml).
+(src/conf/logger/csv.yaml, src/conf/logger/tensorboard.yaml).
 
 Each takes Lightning's arguments unchanged and adds what its files can hold: TensorBoard shows the
 sample grids (``add_image`` at step = images seen); CSV holds numbers only (the grids are in

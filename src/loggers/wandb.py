@@ -1,4 +1,4 @@
-"""Weights & Biases logger: Lightning's ``WandbLogger`` with gamut's extras (conf/logger/wandb.yaml).
+"""Weights & Biases logger: Lightning's ``WandbLogger`` with gamut's extras (src/conf/logger/wandb.yaml).
 
 What a run shows in W&B:
 

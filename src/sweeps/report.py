@@ -1,6 +1,6 @@
 """After a multirun: the jobs that failed, listed, and the sweep's exit status.
 
-:class:`SweepReport` is a Hydra callback (``conf/hydra/default.yaml``: ``hydra.callbacks.sweep_report``).
+:class:`SweepReport` is a Hydra callback (``src/conf/hydra/default.yaml``: ``hydra.callbacks.sweep_report``).
 It reads the markers each job left in its folder (src/sweeps/jobs.py), so it works for every
 launcher, including those that run jobs in other processes (joblib) or machines (SLURM).
 """

@@ -8,7 +8,7 @@ Keys: ``storage`` (the Optuna storage URL the search wrote to; default the sweep
 ``sqlite:///<log dir>/optuna.db``, with ``<log dir>`` as training has it: ``GAMUT_LOG_DIR`` or the
 repository's ``logs``), ``study`` (a study name, e.g. ``quickstart_stylegan2_optuna``: the address of its
 page is printed; empty: the list of studies), ``host`` (127.0.0.1: only this machine), ``port``. A gamut
-search names its study ``<task_name>_<run_name>`` (conf/hydra/sweeper/optuna.yaml). Needs the ``study``
+search names its study ``<task_name>_<run_name>`` (src/conf/hydra/sweeper/optuna.yaml). Needs the ``study``
 extra (``pip install "gamut[study]"``; make installs it). Stop with Ctrl-C.
 """
 
@@ -27,8 +27,8 @@ DEFAULTS = dict(storage=None, study="", host="127.0.0.1", port=8080)
 
 
 def default_storage() -> str:
-    """The storage conf/hydra/sweeper/optuna.yaml gives a search: ``optuna.db`` in the log folder."""
-    log_dir = Path(os.environ.get("GAMUT_LOG_DIR") or ROOT / "logs")  # conf/paths/default.yaml's log_dir
+    """The storage src/conf/hydra/sweeper/optuna.yaml gives a search: ``optuna.db`` in the log folder."""
+    log_dir = Path(os.environ.get("GAMUT_LOG_DIR") or ROOT / "logs")  # src/conf/paths/default.yaml's log_dir
     return f"sqlite:///{log_dir.resolve()}/optuna.db"
 
 

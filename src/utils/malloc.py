@@ -7,7 +7,7 @@ activation is hundreds of MB, and an out-of-place elementwise op then costs seve
 in-place twin. :func:`keep_freed_cpu_memory` turns mmap off for ``malloc`` (every block comes from
 the heap) and stops heap trimming, so freed activations are reused without page faults, as the CUDA
 caching allocator does on a GPU. The cost: the process keeps its peak heap size until it exits.
-Measured in docs/benchmarks.md; on by default in training (``cpu_malloc_cache`` in conf/train.yaml).
+Measured in docs/benchmarks.md; on by default in training (``cpu_malloc_cache`` in src/conf/train.yaml).
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ CONFIG_FILE = "config.yaml"  # the composed config, unresolved (under HYDRA_DIR)
 OVERRIDES_FILE = "overrides.yaml"  # the launch's command-line overrides (under HYDRA_DIR)
 CHANGES_FILE = "changes.yaml"  # what a resume changed, key: [first launch, this launch] (under resume-<k>/)
 LOG_FILE = "train.log"  # the log of every launch
-CHECKPOINT_DIR = "checkpoints"  # conf/callbacks/default.yaml: dirpath ${paths.run_dir}/checkpoints
+CHECKPOINT_DIR = "checkpoints"  # src/conf/callbacks/default.yaml: dirpath ${paths.run_dir}/checkpoints
 LAST_CHECKPOINT = "last.ckpt"  # always current; ckpt_path=last resumes it (each .ckpt has a .ckpt.sha256)
 LOCK_FILE = "lock"  # who trains the run now (pid, host, start); the lock itself is a flock on the folder
 MLFLOW_RUN_ID_FILE = "mlflow_run_id"  # the MLflow run a resume continues

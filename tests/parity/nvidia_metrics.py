@@ -83,7 +83,7 @@ def build_module(resolution: int):
         "model.channel_max=32",
         "model.num_classes=0",  # unconditional: NVIDIA's loop then draws empty labels
     ]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(ROOT / "src" / "conf"), version_base="1.3"):
         cfg = compose(config_name="train.yaml", overrides=overrides)
     torch.manual_seed(1)
     module = instantiate(cfg.model, _convert_="partial")

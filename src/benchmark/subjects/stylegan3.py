@@ -1,7 +1,7 @@
 """``benchmark.py stylegan3 cfg=t|r``: one full StyleGAN3 training iteration in a real Trainer, and ``G(z)``.
 
 The module is :class:`~src.modules.stylegan3.module.StyleGAN3` with NVIDIA's ``train.py`` values for
-``--cfg=stylegan3-t`` / ``stylegan3-r`` (conf/preset/stylegan3-t.yaml, stylegan3-r.yaml): a 2-layer mapping
+``--cfg=stylegan3-t`` / ``stylegan3-r`` (src/conf/preset/stylegan3-t.yaml, stylegan3-r.yaml): a 2-layer mapping
 (``map_depth``), ``channel_base`` 32768 and ``channel_max`` 512 for D and config T's G, config R's G at
 twice both (the ratio of :data:`~src.modules.stylegan3.networks.STYLEGAN3_CONFIGS`), 3x3 (T) or 1x1 with
 radial filters (R); no path length and no style mixing; R1 every 16 (gamma

@@ -49,7 +49,7 @@ class SEGAN(StyleGAN2):
     w|sampled, U_init segan|orthonormal, L_init ones|eigengan}; ``g_channel_max`` / ``d_channel_max``
     (null = ``channel_max``); ``loss.orth_reg`` {weight, form half_fro_sum|mean, hard none|qr}. Every
     other keyword argument is :class:`StyleGAN2`'s, passed through unchanged (SEGAN's 64 px defaults
-    are in ``conf/model/segan.yaml``).
+    are in ``src/conf/model/segan.yaml``).
 
     What differs from StyleGAN2 is overridden here: the networks (:meth:`make_generator`,
     :meth:`make_discriminator`), Gmain's loss (:meth:`g_main_loss`), the training synthesis
