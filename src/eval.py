@@ -36,7 +36,7 @@ from src.metrics.protocols import parse_metrics
 from src.metrics.suite import MetricSuite, check_weights, flatten, needs_reals
 from src.pretrained.weights import MissingWeightsError, allow_downloads
 from src.utils.io import atomic_write
-from src.utils.run_folder import CONFIG_FILE, HYDRA_DIR, run_dir_of
+from src.utils.run_folder import CONFIG_FILE, HYDRA_DIR, latest_launch_config, run_dir_of
 from src.utils.validation import ConfigError, check_model_data
 
 log = logging.getLogger("gamut.eval")
@@ -201,9 +201,13 @@ def reopen_loggers(cfg: DictConfig, ckpt: Path) -> list[RunLogger]:
     if run is None:
         return []
     base = run_config(ckpt)
-    node = base.get("logger")
+    # the loggers of the latest launch: a run resumed with another logger reports there
+    latest_file = latest_launch_config(run)
+    latest = OmegaConf.load(latest_file) if latest_file.is_file() else None
+    node = latest.get("logger") if isinstance(latest, DictConfig) else None
     if not node:
         return []
+    base.logger = node
     if "paths" not in base:
         base.paths = {}
     base.paths.run_dir = str(run)  # where the checkpoint is, wherever the run folder moved

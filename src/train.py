@@ -63,9 +63,9 @@ from src.utils.run_folder import (
     CHANGES_FILE,
     CONFIG_FILE,
     DONE_FILE,
-    HYDRA_DIR,
     LOG_FILE,
     OVERRIDES_FILE,
+    next_launch_dir,
     remove_if_empty,
 )
 from src.utils.run_lock import RunLock
@@ -185,12 +185,7 @@ def _write_run_config(cfg: DictConfig, run_dir: Path, changes: dict | None = Non
     and adds ``.hydra/resume-<k>/`` with its own config, overrides and ``changes.yaml``: every key
     whose value differs from the first launch's, as ``key: [first launch, this launch]``.
     """
-    out = run_dir / HYDRA_DIR
-    if (out / CONFIG_FILE).exists():
-        k = 1
-        while (out / f"resume-{k}").exists():
-            k += 1
-        out = out / f"resume-{k}"
+    out = next_launch_dir(run_dir)
     # Unresolved, as composed: src/eval.py lays data.* overrides over this node and its interpolations
     # (data.dataset.resolution: ${data.resolution}) must follow them. Checkpoints record it resolved.
     atomic_write(out / CONFIG_FILE, lambda f: f.write(OmegaConf.to_yaml(cfg)), mode="w")

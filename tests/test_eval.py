@@ -311,3 +311,21 @@ def test_metrics_callback_checks_weights_at_start(tmp_path, monkeypatch):
             )
     finally:
         allow_downloads(True)
+
+
+def test_eval_reports_to_the_logger_of_the_runs_latest_launch(weights_dir, tmp_path):
+    """A run trained with CSV and resumed with TensorBoard (a run moved to another logger, e.g. off
+    Neptune): the results go to TensorBoard, the logger it logs to now, and no CSV version is added."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from src.train import train
+    from tests.conftest import TINY, compose_cfg, logs_in
+
+    rd = tiny_run(tmp_path / "logs", "moved", logger="csv")
+    with logs_in(tmp_path / "logs"):
+        train(compose_cfg([*TINY, "run_name=moved", "logger=tensorboard", "ckpt_path=last", "trainer.max_steps=3"]))
+    assert (rd / ".hydra" / "resume-1" / "config.yaml").is_file()
+    flat = evaluate(eval_cfg(rd, weights_dir, "metrics=[ppl_wend]", f"output={tmp_path / 'm.json'}"))
+    events = EventAccumulator(str(rd / "tensorboard")).Reload()
+    assert [(e.step, e.value) for e in events.Scalars("metrics/ppl_wend")] == [(12, pytest.approx(flat["ppl_wend"]))]
+    assert not list((rd / "csv").glob("eval_*"))

@@ -43,6 +43,8 @@ __all__ = [
     "PRUNED_FILE",
     "RESULTS_FILE",
     "WANDB_RUN_ID_FILE",
+    "latest_launch_config",
+    "next_launch_dir",
     "last_checkpoint",
     "remove_if_empty",
     "run_dir_of",
@@ -51,6 +53,7 @@ __all__ = [
 HYDRA_DIR = ".hydra"  # the launch record: config.yaml, overrides.yaml, resume-<k>/
 CONFIG_FILE = "config.yaml"  # the composed config, unresolved (under HYDRA_DIR)
 OVERRIDES_FILE = "overrides.yaml"  # the launch's command-line overrides (under HYDRA_DIR)
+RESUME_DIR = "resume-{k}"  # under HYDRA_DIR: the k-th resumed launch's config.yaml, overrides.yaml, changes.yaml
 CHANGES_FILE = "changes.yaml"  # what a resume changed, key: [first launch, this launch] (under resume-<k>/)
 LOG_FILE = "train.log"  # the log of every launch
 CHECKPOINT_DIR = "checkpoints"  # src/conf/callbacks/default.yaml: dirpath ${paths.run_dir}/checkpoints
@@ -90,3 +93,24 @@ def remove_if_empty(path: Path, stop: Path) -> None:
         except OSError:
             return
         path = path.parent
+
+
+def next_launch_dir(run_dir: Path) -> Path:
+    """Where this launch records its config: ``.hydra/`` for the first, ``.hydra/resume-<k>/`` after."""
+    out = run_dir / HYDRA_DIR
+    if not (out / CONFIG_FILE).exists():
+        return out
+    k = 1
+    while (out / RESUME_DIR.format(k=k)).exists():
+        k += 1
+    return out / RESUME_DIR.format(k=k)
+
+
+def latest_launch_config(run_dir: Path) -> Path:
+    """The config file of the run's latest launch (the last resume's, else the first launch's): what
+    the run logs to now, e.g. after it was resumed with another logger."""
+    out = run_dir / HYDRA_DIR
+    k = 1
+    while (out / RESUME_DIR.format(k=k) / CONFIG_FILE).is_file():
+        k += 1
+    return out / CONFIG_FILE if k == 1 else out / RESUME_DIR.format(k=k - 1) / CONFIG_FILE
