@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -38,8 +39,9 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serving(cmd: list[str], url: str, cwd: Path, env: dict | None = None, timeout: float = 120) -> Iterator[str]:
-    """Run ``cmd`` (a server) until ``url`` answers; yield its first line of output; stop it (and the
-    processes it started: ``make`` runs the server as a child) after the block."""
+    """Run ``cmd`` (a server) until ``url`` answers; yield its first line of output (the rest is read
+    and dropped); stop it (and the processes it started: ``make`` runs the server as a child) after
+    the block."""
     proc = subprocess.Popen(
         cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
@@ -55,7 +57,10 @@ def serving(cmd: list[str], url: str, cwd: Path, env: dict | None = None, timeou
                     raise AssertionError(f"{' '.join(cmd)} did not serve {url}: {out[-2000:]}") from None
                 time.sleep(0.5)
         assert proc.stdout is not None
-        yield proc.stdout.readline()
+        first = proc.stdout.readline()
+        # keep reading what the server prints (a line per request): a full pipe would stall it
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
+        yield first
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)

@@ -120,15 +120,12 @@ def generated_images(
     return torch.cat(images), labels
 
 
-@pytest.mark.slow
-def test_quickstart_learns_the_shapes(log_dir):
-    """The full quickstart run (nothing shortened); then, in the judge's feature space, the final
-    G_ema is much closer to real images than both the untrained G_ema and the 4-kimg snapshot, and
-    the judge confidently recognises most of its images as the kind each was asked for, with every
-    kind of the data among them."""
+def train_demo(experiment: str, log_dir):
+    """``experiment=<experiment>`` as configured (nothing shortened; no logger, no progress bar): its
+    composed config and run folder."""
     cfg = compose_cfg(
         [
-            "experiment=quickstart",
+            f"experiment={experiment}",
             "logger=none",
             "run_name=learns",
             "trainer.enable_progress_bar=false",
@@ -136,15 +133,31 @@ def test_quickstart_learns_the_shapes(log_dir):
         ]
     )
     train(cfg)
-    run = log_dir / "quickstart" / "learns"
+    return cfg, log_dir / cfg.task_name / "learns"
 
+
+def real_judge(cfg) -> tuple[ShapesNet, np.ndarray]:
+    """The judge trained on the run's kind of data (other seeds than the training data), checked to
+    know the shapes, and its features of held-out reals."""
     dataset_cfg = cfg.data.dataset
-    num_classes = len(ShapesDataset.CLASSES)
-    net = train_classifier(*real_images(dataset_cfg, seed=cfg.seed + 1001, n=4000), num_classes)
+    net = train_classifier(*real_images(dataset_cfg, seed=cfg.seed + 1001, n=4000), len(ShapesDataset.CLASSES))
     held_out, held_out_labels = real_images(dataset_cfg, seed=cfg.seed + 1002, n=NUM_GENERATED)
     real_feats, real_probs = judge(net, held_out)
     assert (real_probs.argmax(1) == held_out_labels).float().mean() >= 0.95  # the judge knows the shapes
     assert (real_probs.max(1).values >= CONFIDENT).float().mean() >= 0.9
+    return net, real_feats
+
+
+@pytest.mark.slow
+def test_quickstart_learns_the_shapes(log_dir):
+    """The full quickstart run (nothing shortened); then, in the judge's feature space, the final
+    G_ema is much closer to real images than both the untrained G_ema and the 4-kimg snapshot, and
+    the judge confidently recognises most of its images as the kind each was asked for, with every
+    kind of the data among them."""
+    cfg, run = train_demo("quickstart", log_dir)
+    dataset_cfg = cfg.data.dataset
+    num_classes = len(ShapesDataset.CLASSES)
+    net, real_feats = real_judge(cfg)
 
     pl.seed_everything(cfg.seed)
     initial = hydra.utils.instantiate(cfg.model).eval()  # what train() started from
@@ -184,22 +197,10 @@ def test_stylegan3_hsv_demo_learns_the_shapes(log_dir):
     share of its images as the kind asked for, of more than one kind. The bounds are looser than the
     StyleGAN2 demo's: 10 kimg of StyleGAN3 draw squares well and round circles and triangles towards
     them (measured: FD 29.9 -> 13.2, 33% recognised as asked)."""
-    cfg = compose_cfg(
-        [
-            "experiment=stylegan3_hsv_shapes",
-            "logger=none",
-            "run_name=learns",
-            "trainer.enable_progress_bar=false",
-            "trainer.enable_model_summary=false",
-        ]
-    )
-    train(cfg)
-    run = log_dir / "stylegan3_hsv_shapes" / "learns"
+    cfg, run = train_demo("stylegan3_hsv_shapes", log_dir)
     dataset_cfg = cfg.data.dataset
     num_classes = len(ShapesDataset.CLASSES)
-    net = train_classifier(*real_images(dataset_cfg, seed=cfg.seed + 1001, n=4000), num_classes)
-    held_out, _ = real_images(dataset_cfg, seed=cfg.seed + 1002, n=NUM_GENERATED)
-    real_feats, _ = judge(net, held_out)
+    net, real_feats = real_judge(cfg)
 
     pl.seed_everything(cfg.seed)
     initial = hydra.utils.instantiate(cfg.model).eval()

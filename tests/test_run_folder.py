@@ -156,3 +156,20 @@ def test_a_function_target_among_the_callbacks_is_skipped_quietly(caplog, capsys
         assert metric_keys(_cfg({"progress": factory})) == []
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")], caplog.records
     assert "Error getting class" not in capsys.readouterr().err
+
+
+def test_launch_records_are_numbered_and_the_latest_written_one_is_found(tmp_path):
+    """``.hydra/`` for the first launch, ``.hydra/resume-<k>/`` after; a resume folder left without its
+    config (a launch killed before writing it) is skipped when looking for the latest launch's config."""
+    hydra_dir = tmp_path / ".hydra"
+    assert run_folder.launch_dirs(tmp_path) == [] and run_folder.next_launch_dir(tmp_path) == hydra_dir
+    assert run_folder.latest_launch_config(tmp_path) == hydra_dir / "config.yaml"  # absent: the caller checks
+    for k, folder in enumerate([hydra_dir, hydra_dir / "resume-1"]):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.yaml").write_text(f"launch: {k}\n")
+        assert run_folder.latest_launch_config(tmp_path) == folder / "config.yaml"
+    assert run_folder.next_launch_dir(tmp_path) == hydra_dir / "resume-2"
+    (hydra_dir / "resume-2").mkdir()  # killed before its config was written
+    assert run_folder.launch_dirs(tmp_path) == [hydra_dir, hydra_dir / "resume-1", hydra_dir / "resume-2"]
+    assert run_folder.next_launch_dir(tmp_path) == hydra_dir / "resume-3"
+    assert run_folder.latest_launch_config(tmp_path) == hydra_dir / "resume-1" / "config.yaml"

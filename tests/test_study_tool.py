@@ -79,3 +79,12 @@ def test_the_dashboard_serves_the_studys_trials(storage):
     assert [(t["number"], t["state"], t["values"]) for t in detail["trials"]] == [
         (t.number, "Complete", [t.value]) for t in expected
     ]
+
+
+def test_a_storage_that_cannot_be_opened_is_one_line_without_its_password():
+    url = "postgresql+nosuchdriver://gamut:s3cret@127.0.0.1:1/optuna"
+    with pytest.raises(SystemExit) as e:
+        tool.main([f"storage={url}", "study=x"])
+    line = str(e.value)
+    assert line.startswith("study.py: storage=postgresql+nosuchdriver://gamut:***@127.0.0.1:1/optuna: ")
+    assert "s3cret" not in line and "\n" not in line

@@ -204,6 +204,7 @@ def test_disabled_mode_stores_nothing(tiny_cfg, log_dir):
         ("logger.wandb.mode=shared", r"logger\.wandb\.mode='shared' .*offline, online, disabled"),
         ("logger.wandb.mode=online", r"logger\.wandb\.mode=online: no W&B API key.*`wandb login`.*WANDB_API_KEY"),
         ("logger.wandb.project=", r"logger\.wandb\.project"),
+        ("logger.wandb.console=bogus", r"logger\.wandb\.console='bogus': allowed values are off, auto"),
     ],
 )
 def test_bad_wandb_config_is_one_clear_error(tiny_cfg, log_dir, override, message):

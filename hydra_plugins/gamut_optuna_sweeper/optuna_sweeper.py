@@ -56,6 +56,7 @@ __all__ = [
     "job_folder",
     "job_outcome",
     "parse_search_space",
+    "storage_display",
 ]
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def consecutive_runs(numbers: Sequence[int]) -> list[tuple[int, int]]:
     return runs
 
 
-def _display(url: str | None) -> str:
+def storage_display(url: str | None) -> str:
     """A storage URL for logs and files, password hidden."""
     if url is None:
         return "in memory"
@@ -185,7 +186,7 @@ class OptunaSweeper(Sweeper):
     def _check_study(self, study: Any, direction: str, space: SearchSpace) -> None:
         from optuna.distributions import check_distribution_compatibility
 
-        where = f"study {study.study_name!r} ({_display(self.storage)})"
+        where = f"study {study.study_name!r} ({storage_display(self.storage)})"
         if study.direction.name.lower() != direction:
             raise SweepConfigError(
                 f"hydra.sweeper.direction={direction}: the {where} was created to {study.direction.name.lower()}; "
@@ -223,7 +224,7 @@ class OptunaSweeper(Sweeper):
         shown = ", ".join(jobs[:5]) + (", ..." if len(jobs) > 5 else "")
         raise SweepConfigError(
             f"{sweep_dir} already holds job folders ({shown}) but the study {self.study_name!r} "
-            f"({_display(storage)}) has no trials, so its trials would reuse those numbers; "
+            f"({storage_display(storage)}) has no trials, so its trials would reuse those numbers; "
             "move the folders away or choose another run_name"
         )
 
@@ -257,7 +258,8 @@ class OptunaSweeper(Sweeper):
         except SweepConfigError:
             raise
         except Exception as e:  # a bad URL, a driver that is not installed, no server
-            raise SweepConfigError(f"hydra.sweeper.storage={_display(storage)}: {type(e).__name__}: {e}") from None
+            where = storage_display(storage)
+            raise SweepConfigError(f"hydra.sweeper.storage={where}: {type(e).__name__}: {e}") from None
         self._check_study(study, direction, space)
         previous = len(study.get_trials(deepcopy=False))
         seed = self.sampler.get("seed") if isinstance(self.sampler, Mapping) else None
@@ -269,7 +271,7 @@ class OptunaSweeper(Sweeper):
         log.info(
             "Optuna study %r (%s): %d trial(s) so far; %d more, %d at a time, in %s",
             study.study_name,
-            _display(storage),
+            storage_display(storage),
             previous,
             self.n_trials,
             self.n_jobs,
@@ -350,7 +352,7 @@ class OptunaSweeper(Sweeper):
         assert self.config is not None
         record: dict[str, Any] = {
             "study_name": study.study_name,
-            "storage": _display(self.storage),
+            "storage": storage_display(self.storage),
             "direction": study.direction.name.lower(),
             "optimized_metric": OmegaConf.select(self.config, "optimized_metric", default=None),
             "trials": {

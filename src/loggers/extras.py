@@ -24,12 +24,13 @@ Every logger in ``src/conf/logger/*.yaml`` is a :class:`RunLogger` (src/loggers/
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 from pytorch_lightning.loggers.logger import Logger
 
-__all__ = ["SavedCheckpoint", "CheckpointSaver", "RunLogger", "run_loggers"]
+__all__ = ["SavedCheckpoint", "CheckpointSaver", "RunLogger", "recorded_run", "run_loggers"]
 
 
 class SavedCheckpoint(NamedTuple):
@@ -73,6 +74,14 @@ class RunLogger(Logger):
         ``run_dir`` pointing at the run folder) to add results to the run it logged; None when there
         is no such run to add to. Default: ``cls(**options)``, which writes beside the run's files."""
         return cls(**options)
+
+
+def recorded_run(options: Mapping[str, Any], id_file: str) -> Path | None:
+    """For :meth:`RunLogger.reopen` of a service that keeps its run id in the run folder: the file
+    ``<run_dir>/<id_file>`` when the options' run folder has it, else None (no run to add to)."""
+    run_dir = options.get("run_dir")
+    path = Path(str(run_dir)) / id_file if run_dir else None
+    return path if path is not None and path.is_file() else None
 
 
 def run_loggers(loggers: Iterable[object] | None) -> list[RunLogger]:

@@ -29,7 +29,7 @@ from mlflow.tracking import MlflowClient
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from src.loggers.extras import RunLogger
+from src.loggers.extras import RunLogger, recorded_run
 from src.utils.io import atomic_write
 from src.utils.run_folder import MLFLOW_PARENT_RUN_ID_FILE as PARENT_ID_FILE
 from src.utils.run_folder import MLFLOW_RUN_ID_FILE as RUN_ID_FILE
@@ -138,9 +138,8 @@ class MLflowLogger(RunLogger, MLFlowLogger):
     def reopen(cls, **options: Any) -> MLflowLogger | None:
         """The run's MLflow run, to add results to without changing its status; None when the run
         folder names no MLflow run or its SQLite store does not exist (none is created)."""
-        run_dir = options.get("run_dir")
-        id_file = Path(run_dir) / RUN_ID_FILE if run_dir else None
-        if id_file is None or not id_file.is_file():
+        id_file = recorded_run(options, RUN_ID_FILE)
+        if id_file is None:
             return None
         uri = str(options.get("tracking_uri") or "")
         if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():

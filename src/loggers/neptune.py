@@ -37,7 +37,7 @@ from lightning_fabric.utilities.logger import _convert_params, _flatten_dict
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from src.loggers.extras import RunLogger
+from src.loggers.extras import RunLogger, recorded_run
 from src.utils.io import atomic_write
 from src.utils.optional import require
 from src.utils.run_folder import LAST_CHECKPOINT
@@ -144,8 +144,7 @@ class NeptuneLogger(RunLogger):
     def reopen(cls, **options: Any) -> NeptuneLogger | None:
         """The run's Neptune run, to add results to without changing its status; None when the run
         folder names no Neptune run."""
-        run_dir = options.get("run_dir")
-        if not run_dir or not (Path(run_dir) / RUN_ID_FILE).is_file():
+        if recorded_run(options, RUN_ID_FILE) is None:
             return None
         return cls(**{**options, "keep_status": True})
 

@@ -43,7 +43,7 @@ from pytorch_lightning.loggers import WandbLogger as LightningWandbLogger
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from src.loggers.extras import RunLogger
+from src.loggers.extras import RunLogger, recorded_run
 from src.utils.io import atomic_write
 from src.utils.optional import require
 from src.utils.run_folder import WANDB_RUN_ID_FILE as RUN_ID_FILE
@@ -51,6 +51,7 @@ from src.utils.run_folder import WANDB_RUN_ID_FILE as RUN_ID_FILE
 __all__ = ["MODES", "RUN_ID_FILE", "STEP_KEY", "WandbLogger", "has_credentials"]
 
 MODES = ("offline", "online", "disabled")
+CONSOLES = ("off", "auto", "wrap", "redirect", "wrap_raw", "wrap_emu")  # wandb.Settings(console=...)
 MAX_TAG = 64  # W&B's limit on a tag's length
 STEP_KEY = "trainer/global_step"  # the x-axis Lightning's WandbLogger defines (gamut logs images seen there)
 
@@ -108,6 +109,8 @@ class WandbLogger(RunLogger):
         require("wandb")  # one line naming the extra, before any run folder exists
         if mode not in MODES:
             raise ValueError(f"logger.wandb.mode={mode!r} (or WANDB_MODE): allowed values are {', '.join(MODES)}")
+        if console not in CONSOLES:
+            raise ValueError(f"logger.wandb.console={console!r}: allowed values are {', '.join(CONSOLES)}")
         if not project:
             raise ValueError("logger.wandb.project is empty: name a W&B project (or set WANDB_PROJECT)")
         self.project, self.mode, self.run_dir = str(project), mode, Path(run_dir)
@@ -198,8 +201,7 @@ class WandbLogger(RunLogger):
     def reopen(cls, **options: Any) -> WandbLogger | None:
         """The run's W&B run, to add results to without changing its name, group or tags; None when
         the run folder names no W&B run."""
-        run_dir = options.get("run_dir")
-        if not run_dir or not (Path(run_dir) / RUN_ID_FILE).is_file():
+        if recorded_run(options, RUN_ID_FILE) is None:
             return None
         return cls(**{**options, "keep_info": True})
 

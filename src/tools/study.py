@@ -18,6 +18,7 @@ import os
 import sys
 from pathlib import Path
 
+from hydra_plugins.gamut_optuna_sweeper.optuna_sweeper import storage_display
 from src.utils.cli import console_entry, parse_key_values
 from src.utils.optional import MissingExtra, require
 from src.utils.resolvers import ROOT
@@ -40,11 +41,12 @@ def study_address(storage: str, study: str, host: str, port: int) -> str:
     base = f"http://{host}:{port}/dashboard"
     if not study:
         return base
-    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    opened = optuna.storages.get_storage(storage)
+    names = [s.study_name for s in opened.get_all_studies()]
     if study not in names:
-        raise ValueError(f"study={study!r} is not in {storage}; it holds: {', '.join(names) or 'no study'}")
-    study_id = optuna.storages.get_storage(storage).get_study_id_from_name(study)
-    return f"{base}/studies/{study_id}"
+        where = storage_display(storage)
+        raise ValueError(f"study={study!r} is not in {where}; it holds: {', '.join(names) or 'no study'}")
+    return f"{base}/studies/{opened.get_study_id_from_name(study)}"
 
 
 def check_storage(storage: str) -> None:
@@ -52,7 +54,7 @@ def check_storage(storage: str) -> None:
     prefix = "sqlite:///"
     if storage.startswith(prefix) and not Path(storage[len(prefix) :]).is_file():
         raise ValueError(
-            f"storage={storage}: no such file; a search writes it when it starts "
+            f"storage={storage_display(storage)}: no such file; a search writes it when it starts "
             "(python -m src.train hparams_search=...), or name another with storage=URL"
         )
 
@@ -72,7 +74,9 @@ def main(argv: list[str] | None = None) -> None:
         address = study_address(storage, str(cfg.study or ""), str(cfg.host), port)
     except ValueError as e:
         raise SystemExit(f"{PROG}: {e}") from None
-    print(f"study: {address} (storage {storage}); Ctrl-C stops", flush=True)
+    except Exception as e:  # a bad URL, a database driver that is not installed, no server
+        raise SystemExit(f"{PROG}: storage={storage_display(storage)}: {type(e).__name__}: {e}") from None
+    print(f"study: {address} (storage {storage_display(storage)}); Ctrl-C stops", flush=True)
     dashboard.run_server(storage, host=str(cfg.host), port=port)
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "RESULTS_FILE",
     "WANDB_RUN_ID_FILE",
     "latest_launch_config",
+    "launch_dirs",
     "next_launch_dir",
     "last_checkpoint",
     "remove_if_empty",
@@ -95,22 +96,23 @@ def remove_if_empty(path: Path, stop: Path) -> None:
         path = path.parent
 
 
+def launch_dirs(run_dir: Path) -> list[Path]:
+    """The launches recorded so far, in order: ``.hydra/`` (the first) and each ``.hydra/resume-<k>/``."""
+    out = run_dir / HYDRA_DIR
+    dirs = [out] if (out / CONFIG_FILE).is_file() else []
+    while dirs and (out / RESUME_DIR.format(k=len(dirs))).exists():
+        dirs.append(out / RESUME_DIR.format(k=len(dirs)))
+    return dirs
+
+
 def next_launch_dir(run_dir: Path) -> Path:
     """Where this launch records its config: ``.hydra/`` for the first, ``.hydra/resume-<k>/`` after."""
-    out = run_dir / HYDRA_DIR
-    if not (out / CONFIG_FILE).exists():
-        return out
-    k = 1
-    while (out / RESUME_DIR.format(k=k)).exists():
-        k += 1
-    return out / RESUME_DIR.format(k=k)
+    k = len(launch_dirs(run_dir))
+    return run_dir / HYDRA_DIR if k == 0 else run_dir / HYDRA_DIR / RESUME_DIR.format(k=k)
 
 
 def latest_launch_config(run_dir: Path) -> Path:
     """The config file of the run's latest launch (the last resume's, else the first launch's): what
     the run logs to now, e.g. after it was resumed with another logger."""
-    out = run_dir / HYDRA_DIR
-    k = 1
-    while (out / RESUME_DIR.format(k=k) / CONFIG_FILE).is_file():
-        k += 1
-    return out / CONFIG_FILE if k == 1 else out / RESUME_DIR.format(k=k - 1) / CONFIG_FILE
+    written = [d / CONFIG_FILE for d in launch_dirs(run_dir) if (d / CONFIG_FILE).is_file()]
+    return written[-1] if written else run_dir / HYDRA_DIR / CONFIG_FILE
