@@ -110,8 +110,9 @@ def measured_peak_gflops(
 ) -> float:
     """The best GFLOP/s of a square matmul on ``device`` (what "peak" means on a CPU here).
 
-    The best over every measurement this process has made, so two reports in one run (gamut's and
-    NVIDIA's) share one reference, and a busy moment cannot lower it.
+    The best over every measurement this process has made, so a busy moment cannot lower it. A report
+    written earlier saw fewer measurements: :func:`src.benchmark.report.on_common_peak` puts the reports
+    of one run on the same peak afterwards.
     """
     device = torch.device(device)
     size = size or (2048 if device.type == "cpu" else 8192)

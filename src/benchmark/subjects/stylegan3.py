@@ -184,12 +184,13 @@ def run(args: types.SimpleNamespace) -> dict:
     flops = dict(recorder.flops)
     del model, recorder
     theirs = nvidia_stylegan3.time_training(args.nvidia, args.cfg, data, args, device, steps, flops, quality)
-    out = side_by_side(ours, theirs, "sec_per_iteration")
     if args.infer_steps:
         model_flops = ours["inference"]["flops_per_batch"]
         theirs["inference"] = nvidia_stylegan3.time_inference(
             args.nvidia, args.cfg, infer, device, res, time_generator, model_flops
         )
+    out = side_by_side(ours, theirs, "sec_per_iteration")
+    if args.infer_steps:
         out["inference_speedup"] = round(theirs["inference"]["sec_per_batch"] / ours["inference"]["sec_per_batch"], 3)
     return out
 
