@@ -269,6 +269,29 @@ def test_noise_mode_ignored_fused_equal_and_truncation():
         G.synthesis(torch.zeros(1, 15, 32))
 
 
+@pytest.mark.parametrize(("cfg", "layout"), [("t", torch.contiguous_format), ("r", torch.channels_last)])
+def test_layers_see_the_layout_their_convolution_runs_fastest_in(cfg, layout):
+    """T's padded 3x3 convolutions get contiguous activations (oneDNN's channels-last backward of them
+    is up to 3.5x slower on the CPU, docs/benchmarks.md), R's 1x1 ones channels-last; the other layout
+    computes the same image and gradients (a speed choice only)."""
+    G = small(cfg)
+    seen = []
+    for layer in G.synthesis.layers:
+        layer.register_forward_pre_hook(lambda module, args: seen.append(args[0].is_contiguous(memory_format=layout)))
+    ws = G.mapping(torch.randn(2, 32), None).detach().requires_grad_()
+    image = G.synthesis(ws)
+    assert len(seen) == len(G.synthesis.layers) and all(seen)
+    (grad,) = torch.autograd.grad(image.square().sum(), ws)
+    other = torch.channels_last if layout == torch.contiguous_format else torch.contiguous_format
+    G.synthesis.layout = other
+    seen.clear()
+    image2 = G.synthesis(ws)
+    assert len(seen) == len(G.synthesis.layers) and not any(seen)  # the layers now see the other one
+    (grad2,) = torch.autograd.grad(image2.square().sum(), ws)
+    torch.testing.assert_close(image2, image, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad2, grad, rtol=1e-4, atol=1e-5 * float(grad.abs().max()))  # summation order
+
+
 def test_modulated_conv_matches_per_sample_weights():
     """Both paths = NVIDIA's per-sample weights: w / rms(w), s / rms(s over the batch), demodulated,
     times the input gain; padding k - 1 grows the output by k - 1."""

@@ -389,6 +389,10 @@ class SynthesisNetwork(StyleSynthesis):
             for spec in sched.layers
         )
         self.layer_names = [spec.name for spec in sched.layers]
+        # The activations' layout between layers (every layer keeps its input's). oneDNN's backward of a
+        # padded 3x3 convolution is slow in channels-last on the CPU (6.7 s against 1.9 s for a 512-channel
+        # 148x148 map, docs/benchmarks.md); a 1x1 one is faster there (88 against 120 ms at 256 channels).
+        self.layout = torch.channels_last if conv_kernel == 1 else torch.contiguous_format
 
     def configure_magnitude_ema(self, beta: float, world_size: int = 1) -> None:
         """Every layer's ``magnitude_ema`` decay per update (``update_emas``) and the processes whose
@@ -438,6 +442,7 @@ class SynthesisNetwork(StyleSynthesis):
                 x = self.input(per_layer[0])
         else:
             x = self.input(per_layer[0])
+        x = x.contiguous(memory_format=self.layout)  # the input's features come channels-last
         for layer, w in zip(self.typed_layers(), per_layer[1:]):
             x = layer(x, w, update_emas=update_emas, fused=fused)
         if self.output_scale != 1:
